@@ -1,0 +1,219 @@
+"""Lead intake: POST /api/v1/leads and GET /api/v1/leads/{id}.
+
+Web forms, ad platforms and call centres send whatever fields they have, in JSON, form-urlencoded
+or multipart. Nothing they send is lost: known fields fill columns, everything else lands in
+`extra` verbatim, and a malformed phone or email is stored as given and flagged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+from typing import Any
+
+from aiohttp import web
+from aiohttp import BodyPartReader
+
+from bot.context import AppContext, ctx_of
+from bot.http_errors import json_error
+from crm_bridge.dto import LeadInput
+
+# Canonical lead fields and the spellings sources commonly use for them.
+FIELD_ALIASES: dict[str, str] = {
+    "name": "name", "contact_name": "name",
+    "phone": "phone", "mobile": "phone", "tel": "phone", "telephone": "phone",
+    "email": "email", "mail": "email",
+    "company": "company", "company_name": "company", "corp_name": "company",
+    "title": "title", "job_title": "title", "position": "title",
+    "region": "region", "province": "region",
+    "city": "city",
+    "product_line": "product_line", "product": "product_line",
+    "language": "language", "lang": "language",
+    "amount": "amount", "budget": "amount",
+    "campaign": "campaign", "utm_campaign": "campaign",
+    "source_ref": "source_ref",
+    "note": "note", "remark": "note", "message": "note", "comment": "note",
+}
+CHANNEL_KEYS = ("source_channel", "channel", "source", "utm_source")
+INLINE_FILE_BYTES = 64 * 1024
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def authorized(ctx: AppContext, request: web.Request) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    # Compare against every token in constant time, so timing does not reveal a valid prefix.
+    found = False
+    for candidate in ctx.settings.intake.api_tokens:
+        found |= hmac.compare_digest(candidate.encode(), token.strip().encode())
+    return found
+
+
+def _unauthorized() -> web.Response:
+    resp = json_error(401, "unauthorized", "missing or invalid Bearer token")
+    resp.headers["WWW-Authenticate"] = 'Bearer realm="leadbot"'
+    return resp
+
+
+async def _read_body(request: web.Request, limit: int) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    ctype = request.content_type
+    if ctype == "multipart/form-data":
+        return await _read_multipart(request, limit)
+    raw = await request.read()
+    if len(raw) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
+    if not raw.strip():
+        raise BadRequest("empty body: send a JSON object or form fields")
+    if ctype == "application/x-www-form-urlencoded":
+        from urllib.parse import parse_qsl
+
+        charset = request.charset or "utf-8"
+        try:
+            pairs = parse_qsl(raw.decode(charset), keep_blank_values=True, strict_parsing=False)
+        except (UnicodeDecodeError, LookupError):
+            raise BadRequest(f"form body is not valid {charset}") from None
+        return _collapse(pairs)
+    # JSON is the default: many sources omit or mislabel the content type.
+    charset = request.charset or "utf-8"
+    try:
+        text = raw.decode(charset)
+    except (UnicodeDecodeError, LookupError):
+        raise BadRequest(f"body is not valid {charset} text") from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise BadRequest("JSON nests too deeply") from None
+    except ValueError as e:
+        hint = "" if ctype == "application/json" else f" (content type was {ctype or 'missing'})"
+        raise BadRequest(f"body is not valid JSON: {e}{hint}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"expected a JSON object with the lead's fields, got {type(data).__name__}")
+    return data
+
+
+def _collapse(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Form fields: a key sent once is a value, a key sent several times keeps every value."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            prev = out[key]
+            out[key] = (prev if isinstance(prev, list) else [prev]) + [value]
+        else:
+            out[key] = value
+    return out
+
+
+async def _read_multipart(request: web.Request, limit: int) -> dict[str, Any]:
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError) as e:
+        raise BadRequest(f"malformed multipart body: {e}") from None
+    pairs: list[tuple[str, Any]] = []
+    total = 0
+    try:
+        async for part in reader:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                continue  # nested multiparts and nameless parts carry no lead field
+            data = await part.read(decode=True)
+            total += len(data)
+            if total > limit:
+                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=total)
+            if part.filename:
+                entry: dict[str, Any] = {"filename": part.filename,
+                                         "content_type": part.headers.get("Content-Type", ""),
+                                         "size": len(data)}
+                if len(data) <= INLINE_FILE_BYTES:
+                    entry["content_base64"] = base64.b64encode(data).decode()
+                pairs.append((part.name, entry))
+            else:
+                charset = part.get_charset(default="utf-8")
+                try:
+                    pairs.append((part.name, data.decode(charset)))
+                except (UnicodeDecodeError, LookupError):
+                    raise BadRequest(f"field {part.name!r} is not valid {charset}") from None
+    except web.HTTPException:
+        raise
+    except (ValueError, AssertionError) as e:
+        raise BadRequest(f"malformed multipart body: {e}") from None
+    return _collapse(pairs)
+
+
+def split_fields(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Known fields (by alias) and extras; the channel the lead came from."""
+    fields: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    channel = "api"
+    for key, value in data.items():
+        norm = key.strip().lower() if isinstance(key, str) else key
+        if norm in CHANNEL_KEYS and isinstance(value, str) and value and channel == "api":
+            channel = value.strip()[:64]
+            continue
+        canonical = FIELD_ALIASES.get(norm)
+        if canonical and canonical not in fields and isinstance(value, (str, int, float)) \
+                and not isinstance(value, bool):
+            fields[canonical] = value if canonical == "amount" else str(value)
+        else:
+            extra[key] = value
+    return fields, extra, channel
+
+
+async def post_lead(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    if not authorized(ctx, request):
+        ctx.metrics.leads.labels("unauthorized", "").inc()
+        return _unauthorized()
+    try:
+        data = await _read_body(request, ctx.settings.intake.max_body_bytes)
+    except BadRequest as e:
+        ctx.metrics.leads.labels("rejected", "").inc()
+        ctx.log.info("intake.rejected", reason=e.message)
+        return json_error(400, "bad_request", e.message)
+    fields, extra, channel = split_fields(data)
+    idem = request.headers.get("Idempotency-Key", "").strip()
+    if idem:
+        intake_key = f"idem:{idem}"[:300]
+    elif fields.get("source_ref"):
+        intake_key = f"ref:{channel}:{fields['source_ref']}"[:300]
+    else:
+        intake_key = None
+    lead, created = await ctx.store.create_lead(
+        LeadInput(fields=fields, extra=extra, intake_key=intake_key, source_channel=channel))
+    ctx.metrics.leads.labels("created" if created else "replayed", lead.source_channel).inc()
+    ctx.log.info("intake.lead", lead_id=lead.id, created=created, channel=lead.source_channel,
+                 flags=list(lead.flags))
+    if created:
+        on_new = ctx.services.get("on_new_lead")
+        if on_new is not None:
+            await on_new(lead)
+    body = lead.to_json()
+    body["created"] = created
+    return web.json_response(body, status=201 if created else 200, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+async def get_lead(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    if not authorized(ctx, request):
+        return _unauthorized()
+    raw_id = request.match_info["lead_id"]
+    if not raw_id.isdigit() or len(raw_id) > 18:
+        return json_error(404, "not_found", f"no lead with id {raw_id!r}")
+    lead = await ctx.store.get_lead(int(raw_id))
+    if lead is None:
+        return json_error(404, "not_found", f"no lead with id {raw_id}")
+    return web.json_response(lead.to_json(), dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+def setup_intake(app: web.Application) -> None:
+    app.router.add_post("/api/v1/leads", post_lead, name="leads")
+    app.router.add_get("/api/v1/leads/{lead_id}", get_lead, name="lead")
+

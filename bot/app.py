@@ -1,0 +1,115 @@
+"""The only composition root: create_app(settings) wires every part of leadbot together."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.api.health import setup_health
+from bot.api.intake import setup_intake
+from bot.context import CTX, AppContext
+from bot.http_errors import json_error
+from bot.inbound import InboxProcessor
+from bot.metrics import Metrics
+from crm_bridge.db import create_engine
+from crm_bridge.inbox import Inbox
+from crm_bridge.sql_store import SqlCRMStore
+from leadbot.clock import Clock, SystemClock
+from leadbot.logs import get_logger
+from leadbot.settings import Settings
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info
+    route = info.route if info else None
+    resource = route.resource if route else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Metrics for every request, and the guarantee that bad input never becomes a 500:
+    HTTP errors pass through, a database outage answers 503 (platforms retry), anything else
+    is logged as the bug it is."""
+    ctx = request.app[CTX]
+    route = _route_name(request)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        if e.status == 413:
+            ctx.log.info("http.too_large", route=route, path=request.path)
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=ctx.settings.server.max_body_bytes, actual_size=request.content_length or 0,
+                text='{"error": "too_large", "message": "request body exceeds the size cap"}',
+                content_type="application/json") from None
+        raise
+    except (OperationalError, DBAPIError, ConnectionError, OSError) as e:
+        status = 503
+        ctx.log.warning("http.store_unavailable", route=route, error=type(e).__name__)
+        resp = json_error(503, "unavailable", "the store is briefly unavailable; retry")
+        resp.headers["Retry-After"] = "2"
+        return resp
+    except asyncio.CancelledError:
+        status = 499
+        raise
+    except Exception:
+        ctx.log.exception("http.unhandled", route=route, path=request.path)
+        return json_error(500, "internal", "internal error")
+    finally:
+        ctx.metrics.requests.labels(route, request.method, str(status)).inc()
+        ctx.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None,
+               start_workers: bool = True) -> web.Application:
+    """Builds the aiohttp application. The engine is created here unless one is injected (tests
+    share one); background workers start with the app unless `start_workers` is False."""
+    clock = clock or SystemClock()
+    own_engine = engine is None
+    engine = engine or create_engine(settings.database.url, settings.database.echo)
+    cap = max(settings.server.max_body_bytes, settings.intake.max_body_bytes)
+    app = web.Application(middlewares=[observe], client_max_size=cap)
+    ctx = AppContext(settings=settings, clock=clock, engine=engine,
+                     store=SqlCRMStore(engine, clock), inbox=Inbox(engine, clock), metrics=Metrics(),
+                     log=get_logger("leadbot"))
+    app[CTX] = ctx
+    processor = InboxProcessor(ctx)
+    ctx.services["processor"] = processor
+
+    setup_health(app)
+    setup_intake(app)
+    _setup_features(app, ctx)
+
+    async def _start(_: web.Application) -> None:
+        if start_workers:
+            await processor.start()
+
+    async def _stop(_: web.Application) -> None:
+        await processor.stop()
+        for stop in reversed(ctx.services.get("on_shutdown", [])):
+            await stop()
+        if own_engine:
+            await engine.dispose()
+
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    return app
+
+
+def _setup_features(app: web.Application, ctx: AppContext) -> None:
+    """Feature packages register their routes, services and workers here, one line each."""
+    hooks: list[Callable[[web.Application, AppContext], Any]] = []
+    for hook in hooks:
+        hook(app, ctx)

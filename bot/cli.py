@@ -1,0 +1,187 @@
+"""The `leadbot` command line. Every command takes --config FILE, else $LEADBOT_CONFIG, else
+./config.toml when present, else built-in defaults (a SQLite file in the current folder)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from leadbot.settings import ConfigError, Settings, load_settings
+
+config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                             help="Config file (default: $LEADBOT_CONFIG, else ./config.toml, else built-in defaults).")
+
+
+def _settings(config_path: str | None) -> Settings:
+    try:
+        return load_settings(config_path)
+    except ConfigError as e:
+        click.echo(str(e), err=True)
+        sys.exit(2)
+
+
+def _logging(settings: Settings) -> None:
+    from leadbot.logs import configure_logging
+
+    configure_logging(settings.server.log_format, settings.server.log_level)
+
+
+async def _upgrade(settings: Settings) -> str:
+    from crm_bridge.db import create_engine
+    from crm_bridge.migrate import current_revision, upgrade
+
+    engine = create_engine(settings.database.url)
+    try:
+        await upgrade(engine)
+        return await current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="leadbot")
+def main() -> None:
+    """leadbot: lead cards, one-tap actions and SLA escalations for sales teams on WeCom and DingTalk."""
+
+
+@main.command()
+@config_option
+@click.option("--host", default=None, help="Override [server] host.")
+@click.option("--port", type=int, default=None, help="Override [server] port.")
+def serve(config_path: str | None, host: str | None, port: int | None) -> None:
+    """Bring the schema up to date and serve the callback, intake and action-page routes."""
+    from aiohttp import web
+
+    from bot.app import create_app
+
+    settings = _settings(config_path)
+    _logging(settings)
+    try:
+        revision = asyncio.run(_upgrade(settings))
+    except Exception as e:
+        click.echo(f"database: cannot prepare {settings.database.url.split('@')[-1]}: {e}", err=True)
+        sys.exit(1)
+    host = host or settings.server.host
+    port = port or settings.server.port
+    platforms = [p for p in ("wecom", "dingtalk") if getattr(settings, p) is not None]
+    click.echo(f"leadbot serving on http://{host}:{port} (schema {revision}; config {settings.source}; "
+               f"platforms: {', '.join(platforms) or 'none'})", err=True)
+    web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None,
+                handle_signals=True)
+
+
+@main.command()
+@config_option
+@click.option("--port", type=int, default=8080, show_default=True, help="Port of the sandbox page.")
+def demo(config_path: str | None, port: int) -> None:
+    """Start the sandbox: leadbot plus simulated WeCom and DingTalk, in your browser."""
+    try:
+        from sandbox.demo import run_demo
+    except ImportError:
+        click.echo("the sandbox is not part of this build yet (issue 10); `leadbot serve` runs leadbot itself",
+                   err=True)
+        sys.exit(1)
+    run_demo(config_path, port)
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@config_option
+def db_upgrade(config_path: str | None) -> None:
+    """Apply every pending migration."""
+    settings = _settings(config_path)
+    try:
+        revision = asyncio.run(_upgrade(settings))
+    except Exception as e:
+        click.echo(f"database: upgrade failed: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"database is at revision {revision}")
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """UTF-8 (with or without Excel's BOM), else GB18030, which Chinese Excel exports often are."""
+    raw = path.read_bytes()
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = raw.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise click.ClickException(f"{path}: neither UTF-8 nor GB18030 text")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if not reader.fieldnames:
+        raise click.ClickException(f"{path}: no header row")
+    return [dict(r) for r in reader]
+
+
+def _with_progress(label: str, total: int, work: Callable[[Callable[[int], None]], Any]) -> Any:
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True) as bar:
+        return work(bar.update)
+
+
+@main.command("import")
+@click.argument("kind", type=click.Choice(["customers", "reps"]))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@config_option
+def import_(kind: str, file: Path, config_path: str | None) -> None:
+    """Import customers or reps from a CSV file (columns: see README)."""
+    from crm_bridge.db import create_engine
+    from crm_bridge.migrate import upgrade
+    from crm_bridge.sql_store import SqlCRMStore
+
+    settings = _settings(config_path)
+    rows = read_csv(file)
+
+    async def run(progress: Callable[[int], None]) -> Any:
+        engine = create_engine(settings.database.url)
+        try:
+            await upgrade(engine)
+            store = SqlCRMStore(engine)
+            if kind == "reps":
+                return await store.import_reps(rows, progress=progress)
+            return await store.import_customers(rows, progress=progress)
+        finally:
+            await engine.dispose()
+
+    summary = _with_progress(f"importing {kind}", len(rows), lambda p: asyncio.run(run(p)))
+    click.echo(f"{kind}: {summary.created} created, {summary.updated} updated, {len(summary.rejected)} rejected "
+               f"({len(rows)} rows)")
+    for r in summary.rejected:
+        click.echo(f"  line {r.line}: rejected{' (' + r.key + ')' if r.key else ''}: {r.reason}")
+    for note in summary.notes:
+        click.echo(f"  {note}")
+    if rows and len(summary.rejected) == len(rows):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("input_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_csv", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the pairs (id_a,id_b,score,reason).")
+@config_option
+def dedupe(input_csv: Path, out_csv: Path, config_path: str | None) -> None:
+    """Find every pair of rows in a customer CSV that are the same customer."""
+    try:
+        from crm_bridge.identity.dedupe import run_dedupe
+    except ImportError:
+        click.echo("dedupe is not part of this build yet (issue 6)", err=True)
+        sys.exit(1)
+    _settings(config_path)
+    rows = read_csv(input_csv)
+    stats = _with_progress("comparing", len(rows), lambda p: run_dedupe(rows, out_csv, p))
+    click.echo(f"{stats}")
+
+
+if __name__ == "__main__":
+    main()

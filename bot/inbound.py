@@ -1,0 +1,99 @@
+"""Processing from the inbox: raw payload -> neutral event (by the platform's parser) -> handler.
+
+Routes store and acknowledge; this worker does the work. Rows left pending by a crash are
+picked up at start and by a periodic sweep, so an acknowledged event is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+
+if TYPE_CHECKING:
+    from bot.context import AppContext
+
+Parser = Callable[[Mapping[str, Any]], Any]
+Dispatch = Callable[[Any, "AppContext"], Awaitable[Any]]
+
+
+class InboxProcessor:
+    SWEEP_SECONDS = 5.0
+
+    def __init__(self, ctx: "AppContext") -> None:
+        self.ctx = ctx
+        self.parsers: dict[str, Parser] = {}
+        self.dispatch: Dispatch | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def register_parser(self, platform: str, parser: Parser) -> None:
+        self.parsers[platform] = parser
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        await self.ctx.inbox.requeue_stale()
+        self._task = asyncio.create_task(self._run(), name="inbox-processor")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.ctx.log.exception("inbox.drain_failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.SWEEP_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def drain(self) -> int:
+        """Processes every pending row; returns how many were handled."""
+        handled = 0
+        async with self._lock:
+            while True:
+                batch = await self.ctx.inbox.pending(limit=100)
+                if not batch:
+                    return handled
+                for entry in batch:
+                    if await self.process(entry.id) is not None:
+                        handled += 1
+
+    async def process(self, entry_id: int) -> Any:
+        """Claims and handles one row; returns the handler's result (None if another worker won)."""
+        inbox = self.ctx.inbox
+        if not await inbox.claim(entry_id):
+            return None
+        entry = await inbox.get(entry_id)
+        if entry is None:
+            return None
+        parser = self.parsers.get(entry.platform)
+        try:
+            event = parser(entry.payload) if parser else None
+            result: Any = True
+            if event is not None and self.dispatch is not None:
+                result = await self.dispatch(event, self.ctx)
+            await inbox.done(entry_id)
+            self.ctx.metrics.events.labels(entry.kind or entry.platform, "ok").inc()
+            return True if result is None else result
+        except asyncio.CancelledError:
+            await inbox.failed(entry_id, "cancelled")
+            raise
+        except Exception as e:
+            self.ctx.log.exception("inbox.handler_failed", entry_id=entry_id, kind=entry.kind)
+            self.ctx.metrics.events.labels(entry.kind or entry.platform, "error").inc()
+            await inbox.failed(entry_id, f"{type(e).__name__}: {e}")
+            return None

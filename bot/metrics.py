@@ -1,0 +1,30 @@
+"""Prometheus metrics, one registry per app (no module-level globals, so tests stay independent)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("leadbot_http_requests_total", "HTTP requests by route and status",
+                                ["route", "method", "status"], registry=r)
+        self.latency = Histogram("leadbot_http_request_seconds", "HTTP request latency by route",
+                                 ["route"], buckets=LATENCY_BUCKETS, registry=r)
+        self.leads = Counter("leadbot_intake_leads_total", "Leads received by outcome (created, replayed, rejected)",
+                             ["outcome", "channel"], registry=r)
+        self.callbacks = Counter("leadbot_callbacks_total", "Platform callbacks by platform and outcome",
+                                 ["platform", "outcome"], registry=r)
+        self.events = Counter("leadbot_events_processed_total", "Inbox events processed by kind and outcome",
+                              ["kind", "outcome"], registry=r)
+        self.inbox_pending = Gauge("leadbot_inbox_pending", "Inbox rows waiting to be processed", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Identity resolution: normalisation, matching, merge (crm_bridge's de-duplication)."""

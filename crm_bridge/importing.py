@@ -1,0 +1,229 @@
+"""CSV imports of reps and customers: row by row, each row created, updated or rejected with a
+reason, so a 50,000-row export with a few bad lines still imports and says which lines failed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from sqlalchemy import select
+
+from crm_bridge import dto
+from crm_bridge.identity.normalize import normalize_email, normalize_phone
+from crm_bridge.models import Customer, Identity, Rep, Team
+
+if TYPE_CHECKING:
+    from crm_bridge.sql_store import SqlCRMStore
+
+REP_COLUMNS = ("id", "name", "wecom_userid", "dingtalk_userid", "team", "role", "manager", "regions",
+               "product_lines", "weight", "capacity", "status", "delivery")
+CUSTOMER_COLUMNS = ("id", "name", "phone", "email", "company", "title", "wechat_unionid",
+                    "wecom_external_userid", "id_number", "address", "city", "owner")
+BATCH = 500
+
+
+class RowError(ValueError):
+    pass
+
+
+def _clean(row: Mapping[str, Any]) -> dict[str, str]:
+    return {(k or "").strip().lower(): (v or "").strip() if isinstance(v, str) else ("" if v is None else str(v))
+            for k, v in row.items() if k is not None}
+
+
+def _rep_values(row: dict[str, str]) -> dict[str, Any]:
+    from crm_bridge.sql_store import DELIVERY_PROFILES, REP_ROLES, REP_STATUSES, _split_list
+
+    if not row.get("id"):
+        raise RowError("id is empty")
+    if not row.get("name"):
+        raise RowError("name is empty")
+    role = (row.get("role") or "rep").lower()
+    if role not in REP_ROLES:
+        raise RowError(f"role {role!r} is not one of {', '.join(REP_ROLES)}")
+    status = (row.get("status") or "active").lower()
+    if status not in REP_STATUSES:
+        raise RowError(f"status {status!r} is not one of {', '.join(REP_STATUSES)}")
+    delivery = (row.get("delivery") or "auto").lower()
+    if delivery not in DELIVERY_PROFILES:
+        raise RowError(f"delivery {delivery!r} is not one of {', '.join(DELIVERY_PROFILES)}")
+    try:
+        weight = float(row.get("weight") or 1)
+        capacity = int(float(row.get("capacity") or 0))
+    except ValueError:
+        raise RowError("weight and capacity must be numbers") from None
+    if weight < 0 or capacity < 0:
+        raise RowError("weight and capacity must not be negative")
+    if not row.get("wecom_userid") and not row.get("dingtalk_userid"):
+        raise RowError("needs a wecom_userid or a dingtalk_userid to reach the rep")
+    return dict(external_id=row["id"], name=row["name"], wecom_userid=row.get("wecom_userid") or None,
+                dingtalk_userid=row.get("dingtalk_userid") or None, role=role, status=status,
+                delivery=delivery, weight=weight, capacity=capacity,
+                regions=_split_list(row.get("regions")), product_lines=_split_list(row.get("product_lines")),
+                attributes={k: v for k, v in row.items() if k not in REP_COLUMNS and v})
+
+
+async def import_reps(store: "SqlCRMStore", rows: Sequence[Mapping[str, Any]], *,
+                      progress: Callable[[int], None] | None = None) -> dto.ImportSummary:
+    created = updated = 0
+    rejected: list[dto.RowOutcome] = []
+    now = store.clock.now()
+    managers: list[tuple[str, str]] = []  # (rep external id, manager external id)
+    seen_ids: dict[str, int] = {}
+    async with store.sessions() as session, session.begin():
+        teams = {t.name: t for t in (await session.execute(select(Team))).scalars()}
+        for n, raw in enumerate(rows, start=2):  # line 1 is the header
+            row = _clean(raw)
+            try:
+                if row.get("id") in seen_ids:
+                    raise RowError(f"id {row['id']!r} repeats line {seen_ids[row['id']]}")
+                values = _rep_values(row)
+                for col in ("wecom_userid", "dingtalk_userid"):
+                    if values[col]:
+                        other = (await session.execute(select(Rep.external_id).where(
+                            getattr(Rep, col) == values[col]))).scalar_one_or_none()
+                        if other and other != values["external_id"]:
+                            raise RowError(f"{col} {values[col]!r} already belongs to rep {other}")
+            except RowError as e:
+                rejected.append(dto.RowOutcome(line=n, outcome="rejected", reason=str(e), key=row.get("id", "")))
+                if progress:
+                    progress(1)
+                continue
+            seen_ids[values["external_id"]] = n
+            team_name = row.get("team") or ""
+            team = None
+            if team_name:
+                team = teams.get(team_name)
+                if team is None:
+                    team = Team(name=team_name, created_at=now)
+                    session.add(team)
+                    await session.flush()
+                    teams[team_name] = team
+            rep = (await session.execute(select(Rep).where(Rep.external_id == values["external_id"]))).scalar_one_or_none()
+            if rep is None:
+                rep = Rep(created_at=now, updated_at=now, team_id=team.id if team else None, **values)
+                session.add(rep)
+                created += 1
+            else:
+                for k, v in values.items():
+                    setattr(rep, k, v)
+                rep.team_id = team.id if team else None
+                rep.updated_at = now
+                updated += 1
+            await session.flush()
+            if row.get("manager"):
+                managers.append((values["external_id"], row["manager"]))
+            if team is not None and values["role"] == "manager":
+                team.manager_id = rep.id
+            if progress:
+                progress(1)
+        notes = []
+        by_external = {r.external_id: r for r in (await session.execute(select(Rep))).scalars()}
+        for rep_ext, manager_ext in managers:
+            manager = by_external.get(manager_ext)
+            if manager is None:
+                notes.append(f"rep {rep_ext}: manager {manager_ext!r} is not a known rep id; left empty")
+                continue
+            by_external[rep_ext].manager_id = manager.id
+    return dto.ImportSummary(created=created, updated=updated, rejected=tuple(rejected), notes=tuple(notes))
+
+
+def customer_identities(row: Mapping[str, str]) -> tuple[list[tuple[str, str, bool, str]], list[str]]:
+    """(kind, value, strong, raw) for a CSV row, plus warnings for identifiers that do not parse."""
+    out: list[tuple[str, str, bool, str]] = []
+    warnings: list[str] = []
+    phone = row.get("phone", "")
+    for part in [p for p in phone.replace("；", ";").replace("/", ";").split(";") if p.strip()]:
+        normalized = normalize_phone(part)
+        if normalized:
+            out.append(("phone", normalized[1], normalized[0] == "mobile", part.strip()))
+        else:
+            warnings.append(f"phone {part.strip()!r} is not a valid number (kept as an attribute)")
+    if row.get("email"):
+        mail = normalize_email(row["email"])
+        if mail:
+            out.append(("email", mail, True, row["email"]))
+        else:
+            warnings.append(f"email {row['email']!r} is not valid (kept as an attribute)")
+    for column, kind in (("wechat_unionid", "unionid"), ("wecom_external_userid", "external_userid"),
+                         ("id_number", "id_number")):
+        if row.get(column):
+            value = row[column].strip()
+            out.append((kind, value.upper() if kind == "id_number" else value, True, value))
+    return out, warnings
+
+
+async def import_customers(store: "SqlCRMStore", rows: Sequence[Mapping[str, Any]], *,
+                           progress: Callable[[int], None] | None = None) -> dto.ImportSummary:
+    created = updated = 0
+    rejected: list[dto.RowOutcome] = []
+    notes: list[str] = []
+    now = store.clock.now()
+    async with store.sessions() as session, session.begin():
+        reps = {r.external_id: r.id for r in (await session.execute(select(Rep))).scalars()}
+        for n, raw in enumerate(rows, start=2):
+            row = _clean(raw)
+            if progress:
+                progress(1)
+            if not any(row.get(c) for c in ("name", "phone", "email", "company", "wechat_unionid",
+                                             "wecom_external_userid", "id_number")):
+                rejected.append(dto.RowOutcome(line=n, outcome="rejected", key=row.get("id", ""),
+                                               reason="no name, company or identifier: nothing to import"))
+                continue
+            owner_id = None
+            if row.get("owner"):
+                owner_id = reps.get(row["owner"])
+                if owner_id is None:
+                    notes.append(f"line {n}: owner {row['owner']!r} is not a known rep id; left unowned")
+            ids, warnings = customer_identities(row)
+            notes.extend(f"line {n}: {w}" for w in warnings)
+            attributes = {k: v for k, v in row.items() if k not in CUSTOMER_COLUMNS and v}
+            for w_col in ("phone", "email"):
+                if row.get(w_col) and not any(i[3] == row[w_col] for i in ids):
+                    attributes.setdefault(f"raw_{w_col}", row[w_col])
+            customer = None
+            if row.get("id"):
+                customer = (await session.execute(
+                    select(Customer).where(Customer.external_id == row["id"]))).scalar_one_or_none()
+            if customer is None:
+                for kind, value, strong, _ in ids:
+                    if not strong:
+                        continue
+                    cid = (await session.execute(select(Identity.customer_id).where(
+                        Identity.kind == kind, Identity.value == value, Identity.strong.is_(True)))).scalar_one_or_none()
+                    if cid:
+                        customer = await session.get(Customer, cid)
+                        notes.append(f"line {n}: same {kind} as customer {customer.external_id or customer.id}; merged into it")
+                        break
+            fields = dict(display_name=row.get("name", "")[:256], company=row.get("company", "")[:256],
+                          title=row.get("title", "")[:128], city=row.get("city", "")[:64],
+                          address=row.get("address", "")[:512])
+            if customer is None:
+                customer = Customer(external_id=row.get("id") or None, owner_id=owner_id, attributes=attributes,
+                                    created_at=now, updated_at=now, **fields)
+                session.add(customer)
+                created += 1
+            else:
+                for k, v in fields.items():
+                    if v:
+                        setattr(customer, k, v)
+                if owner_id:
+                    customer.owner_id = owner_id
+                customer.attributes = {**(customer.attributes or {}), **attributes}
+                customer.updated_at = now
+                customer.version += 1
+                updated += 1
+            await session.flush()
+            for kind, value, strong, raw_value in ids:
+                existing = (await session.execute(select(Identity).where(
+                    Identity.kind == kind, Identity.value == value, Identity.customer_id == customer.id))).scalar_one_or_none()
+                if existing is None:
+                    if strong:
+                        holder = (await session.execute(select(Identity.customer_id).where(
+                            Identity.kind == kind, Identity.value == value, Identity.strong.is_(True)))).scalar_one_or_none()
+                        if holder is not None:
+                            notes.append(f"line {n}: {kind} already belongs to customer {holder}; not linked twice")
+                            continue
+                    session.add(Identity(customer_id=customer.id, kind=kind, value=value, strong=strong,
+                                         raw=raw_value[:256], created_at=now))
+                    await session.flush()
+    return dto.ImportSummary(created=created, updated=updated, rejected=tuple(rejected), notes=tuple(notes))

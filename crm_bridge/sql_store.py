@@ -1,0 +1,316 @@
+"""SqlCRMStore: the CRMStore protocol on SQLAlchemy (SQLite through aiosqlite, or PostgreSQL)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Mapping, Sequence
+
+from sqlalchemy import String, func, or_, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from crm_bridge import dto
+from crm_bridge.db import session_factory
+from crm_bridge.identity.normalize import normalize_email, normalize_phone
+from crm_bridge.models import AuditEntry, Customer, Identity, Lead, Rep, Team
+from leadbot.clock import Clock, SystemClock
+
+LEAD_TEXT_FIELDS = ("source_ref", "campaign", "name", "phone", "email", "company", "title", "region",
+                    "city", "product_line", "language", "note")
+REP_ROLES = ("rep", "manager", "admin")
+REP_STATUSES = ("active", "on_leave", "left")
+DELIVERY_PROFILES = ("card", "text", "both", "auto")
+STRONG_KINDS = ("phone", "email", "unionid", "external_userid", "dingtalk_id", "id_number")
+_LIST_SPLIT = re.compile(r"[;,|、，；]")
+
+
+def _column_limit(model: type, name: str) -> int | None:
+    col_type = model.__table__.c[name].type
+    return col_type.length if isinstance(col_type, String) else None
+
+
+def _split_list(value: str | None) -> list[str]:
+    return [v.strip() for v in _LIST_SPLIT.split(value or "") if v.strip()]
+
+
+def lead_dto(row: Lead) -> dto.Lead:
+    return dto.Lead(
+        id=row.id, customer_id=row.customer_id, source_channel=row.source_channel,
+        source_ref=row.source_ref, campaign=row.campaign, name=row.name, phone=row.phone,
+        email=row.email, company=row.company, title=row.title, region=row.region, city=row.city,
+        product_line=row.product_line, language=row.language, amount=row.amount, note=row.note,
+        stage=row.stage, status=row.status, owner_id=row.owner_id, team_id=row.team_id,
+        extra=dict(row.extra or {}), flags=tuple(row.flags or ()), created_at=row.created_at,
+        updated_at=row.updated_at, assigned_at=row.assigned_at, claimed_at=row.claimed_at,
+        first_contact_at=row.first_contact_at, stage_entered_at=row.stage_entered_at,
+        last_activity_at=row.last_activity_at, version=row.version)
+
+
+def rep_dto(row: Rep, team_name: str = "") -> dto.Rep:
+    return dto.Rep(
+        id=row.id, external_id=row.external_id, name=row.name, wecom_userid=row.wecom_userid,
+        dingtalk_userid=row.dingtalk_userid, team_id=row.team_id, team=team_name, role=row.role,
+        manager_id=row.manager_id, regions=tuple(row.regions or ()),
+        product_lines=tuple(row.product_lines or ()), weight=row.weight, capacity=row.capacity,
+        status=row.status, delivery=row.delivery, backup_id=row.backup_id, daily_cap=row.daily_cap,
+        working_hours=row.working_hours, sidelined=row.sidelined, miss_streak=row.miss_streak,
+        last_active_at=row.last_active_at)
+
+
+def team_dto(row: Team) -> dto.Team:
+    return dto.Team(id=row.id, name=row.name, manager_id=row.manager_id,
+                    wecom_robot_key=row.wecom_robot_key, wecom_pool_chat=row.wecom_pool_chat,
+                    dingtalk_robot_webhook=row.dingtalk_robot_webhook,
+                    dingtalk_robot_secret=row.dingtalk_robot_secret,
+                    dingtalk_pool_conversation=row.dingtalk_pool_conversation)
+
+
+def customer_dto(row: Customer, identities: Sequence[Identity] = ()) -> dto.Customer:
+    return dto.Customer(
+        id=row.id, external_id=row.external_id, display_name=row.display_name, company=row.company,
+        owner_id=row.owner_id, status=row.status, merged_into=row.merged_into,
+        attributes=dict(row.attributes or {}), identities=tuple((i.kind, i.value) for i in identities),
+        title=row.title, city=row.city, address=row.address, do_not_contact=row.do_not_contact,
+        version=row.version)
+
+
+def identities_for(phone: str = "", email: str = "") -> list[tuple[str, str, bool]]:
+    """(kind, normalised value, strong) for the identifiers a lead or row carries."""
+    out: list[tuple[str, str, bool]] = []
+    normalized = normalize_phone(phone)
+    if normalized:
+        kind, e164 = normalized
+        # A landline is often a switchboard shared by a whole company: weak evidence only.
+        out.append(("phone", e164, kind == "mobile"))
+    mail = normalize_email(email)
+    if mail:
+        out.append(("email", mail, True))
+    return out
+
+
+class SqlCRMStore:
+    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self.sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
+
+    async def ping(self) -> bool:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+
+    # ---- leads -------------------------------------------------------------------------------
+
+    async def create_lead(self, lead: dto.LeadInput) -> tuple[dto.Lead, bool]:
+        if lead.intake_key:
+            existing = await self._lead_by_intake_key(lead.intake_key)
+            if existing:
+                return existing, False
+        now = self.clock.now()
+        fields = dict(lead.fields)
+        extra = dict(lead.extra)
+        flags: list[str] = []
+        values: dict[str, Any] = {}
+        for name in LEAD_TEXT_FIELDS:
+            raw = fields.get(name)
+            if raw is None:
+                continue
+            value = raw if isinstance(raw, str) else str(raw)
+            limit = _column_limit(Lead, name)
+            if limit and len(value) > limit:
+                # Keep the whole value: the column gets a prefix, extra the original.
+                extra.setdefault(name, value)
+                flags.append(f"{name}_truncated")
+                value = value[:limit]
+            values[name] = value
+        amount = fields.get("amount")
+        if amount not in (None, ""):
+            parsed = parse_amount(amount)
+            if parsed is None:
+                extra.setdefault("amount", amount)
+                flags.append("amount_invalid")
+            else:
+                values["amount"] = parsed
+        if values.get("phone") and not normalize_phone(values["phone"]):
+            flags.append("phone_invalid")
+        if values.get("email") and not normalize_email(values["email"]):
+            flags.append("email_invalid")
+        for known in fields:
+            if known not in LEAD_TEXT_FIELDS and known != "amount":
+                extra.setdefault(known, fields[known])
+        async with self.sessions() as session:
+            try:
+                async with session.begin():
+                    customer_id = await self._link_customer(session, values, now)
+                    row = Lead(intake_key=lead.intake_key, customer_id=customer_id,
+                               source_channel=(lead.source_channel or "api")[:64], extra=extra,
+                               flags=flags, status="new", created_at=now, updated_at=now,
+                               last_activity_at=now, **values)
+                    session.add(row)
+                    await session.flush()
+                    session.add(AuditEntry(at=now, actor=lead.actor, action="lead.created",
+                                           subject_type="lead", subject_id=str(row.id),
+                                           data={"channel": row.source_channel, "flags": flags}))
+                return lead_dto(row), True
+            except IntegrityError:
+                if not lead.intake_key:
+                    raise
+        # Lost a race with a concurrent resend of the same key: answer with the winner's lead.
+        existing = await self._lead_by_intake_key(lead.intake_key)
+        if existing is None:
+            raise RuntimeError("lead vanished after an idempotency conflict")
+        return existing, False
+
+    async def _lead_by_intake_key(self, key: str) -> dto.Lead | None:
+        async with self.sessions() as session:
+            row = (await session.execute(select(Lead).where(Lead.intake_key == key))).scalar_one_or_none()
+            return lead_dto(row) if row else None
+
+    async def _link_customer(self, session: AsyncSession, values: Mapping[str, Any], now: Any) -> int:
+        """Finds the customer a strong identifier already names, else creates one."""
+        ids = identities_for(values.get("phone", ""), values.get("email", ""))
+        for kind, value, strong in ids:
+            if not strong:
+                continue
+            found = (await session.execute(
+                select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value,
+                                                   Identity.strong.is_(True)))).scalar_one_or_none()
+            if found:
+                return await self._survivor(session, found)
+        customer = Customer(display_name=values.get("name", "")[:256], company=values.get("company", "")[:256],
+                            title=values.get("title", "")[:128], city=values.get("city", "")[:64],
+                            attributes={}, created_at=now, updated_at=now)
+        session.add(customer)
+        await session.flush()
+        for kind, value, strong in ids:
+            session.add(Identity(customer_id=customer.id, kind=kind, value=value, strong=strong,
+                                 raw=values.get(kind, "")[:256], created_at=now))
+        await session.flush()
+        return customer.id
+
+    async def _survivor(self, session: AsyncSession, customer_id: int) -> int:
+        """Follows merge tombstones to the customer that lives on."""
+        seen = set()
+        while customer_id not in seen:
+            seen.add(customer_id)
+            merged_into = (await session.execute(
+                select(Customer.merged_into).where(Customer.id == customer_id))).scalar_one_or_none()
+            if not merged_into:
+                return customer_id
+            customer_id = merged_into
+        return customer_id
+
+    async def get_lead(self, lead_id: int) -> dto.Lead | None:
+        async with self.sessions() as session:
+            row = await session.get(Lead, lead_id)
+            return lead_dto(row) if row else None
+
+    async def list_leads(self, *, owner_id: int | None = None, status: str | None = None,
+                         limit: int = 50) -> Sequence[dto.Lead]:
+        query = select(Lead).order_by(Lead.id.desc()).limit(limit)
+        if owner_id is not None:
+            query = query.where(Lead.owner_id == owner_id)
+        if status is not None:
+            query = query.where(Lead.status == status)
+        async with self.sessions() as session:
+            return [lead_dto(r) for r in (await session.execute(query)).scalars()]
+
+    async def search_leads(self, text_query: str, limit: int = 10) -> Sequence[dto.Lead]:
+        text_query = text_query.strip()
+        if not text_query:
+            return []
+        conditions = [Lead.name.contains(text_query), Lead.company.contains(text_query)]
+        digits = re.sub(r"\D", "", text_query)
+        if len(digits) >= 4:
+            conditions.append(func.replace(func.replace(Lead.phone, "-", ""), " ", "").contains(digits))
+        query = select(Lead).where(or_(*conditions)).order_by(Lead.id.desc()).limit(limit)
+        async with self.sessions() as session:
+            return [lead_dto(r) for r in (await session.execute(query)).scalars()]
+
+    # ---- customers, reps, teams --------------------------------------------------------------
+
+    async def get_customer(self, customer_id: int) -> dto.Customer | None:
+        async with self.sessions() as session:
+            row = await session.get(Customer, customer_id)
+            if row is None:
+                return None
+            ids = (await session.execute(select(Identity).where(Identity.customer_id == row.id))).scalars().all()
+            return customer_dto(row, ids)
+
+    async def get_rep(self, rep_id: int) -> dto.Rep | None:
+        async with self.sessions() as session:
+            row = await session.get(Rep, rep_id)
+            if row is None:
+                return None
+            team = await session.get(Team, row.team_id) if row.team_id else None
+            return rep_dto(row, team.name if team else "")
+
+    async def rep_by_platform_id(self, platform: str, user_id: str) -> dto.Rep | None:
+        column = {"wecom": Rep.wecom_userid, "dingtalk": Rep.dingtalk_userid}.get(platform)
+        if column is None or not user_id:
+            return None
+        async with self.sessions() as session:
+            row = (await session.execute(select(Rep).where(column == user_id))).scalar_one_or_none()
+            if row is None:
+                return None
+            team = await session.get(Team, row.team_id) if row.team_id else None
+            return rep_dto(row, team.name if team else "")
+
+    async def list_reps(self, *, team_id: int | None = None, status: str | None = None) -> Sequence[dto.Rep]:
+        query = select(Rep, Team.name).outerjoin(Team, Team.id == Rep.team_id).order_by(Rep.id)
+        if team_id is not None:
+            query = query.where(Rep.team_id == team_id)
+        if status is not None:
+            query = query.where(Rep.status == status)
+        async with self.sessions() as session:
+            return [rep_dto(r, name or "") for r, name in (await session.execute(query)).all()]
+
+    async def get_team(self, team_id: int) -> dto.Team | None:
+        async with self.sessions() as session:
+            row = await session.get(Team, team_id)
+            return team_dto(row) if row else None
+
+    async def list_teams(self) -> Sequence[dto.Team]:
+        async with self.sessions() as session:
+            return [team_dto(r) for r in (await session.execute(select(Team).order_by(Team.id))).scalars()]
+
+    # ---- imports -----------------------------------------------------------------------------
+
+    async def import_reps(self, rows: Sequence[Mapping[str, str]], *,
+                          progress: Callable[[int], None] | None = None) -> dto.ImportSummary:
+        from crm_bridge.importing import import_reps
+
+        return await import_reps(self, rows, progress=progress)
+
+    async def import_customers(self, rows: Sequence[Mapping[str, str]], *,
+                               progress: Callable[[int], None] | None = None) -> dto.ImportSummary:
+        from crm_bridge.importing import import_customers
+
+        return await import_customers(self, rows, progress=progress)
+
+    # ---- audit -------------------------------------------------------------------------------
+
+    async def audit(self, actor: str, action: str, subject_type: str = "", subject_id: str = "",
+                    data: Mapping[str, Any] | None = None) -> None:
+        async with self.sessions() as session, session.begin():
+            session.add(AuditEntry(at=self.clock.now(), actor=actor, action=action,
+                                   subject_type=subject_type, subject_id=subject_id, data=dict(data or {})))
+
+
+_WAN = re.compile(r"^\s*([\d.,]+)\s*(万|w|W)\s*$")
+
+
+def parse_amount(value: Any) -> float | None:
+    """12000, "12,000", "1.2万", "¥12000" -> 12000.0; anything else -> None (kept as given)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    text_value = str(value).strip().replace("¥", "").replace("￥", "").replace("元", "")
+    wan = _WAN.match(text_value)
+    try:
+        if wan:
+            return float(wan.group(1).replace(",", "")) * 10000
+        return float(text_value.replace(",", ""))
+    except ValueError:
+        return None

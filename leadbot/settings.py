@@ -1,0 +1,415 @@
+"""Typed, frozen settings loaded once from TOML plus ``LEADBOT_<SECTION>_<KEY>`` overrides.
+
+Every key is declared here with its type and default, so a typo or a wrong type is caught at
+start-up with one line that names the key (``ConfigError``), instead of surfacing hours later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from leadbot.durations import DurationError, parse_duration
+
+
+class ConfigError(ValueError):
+    """A configuration problem; str() is the one line shown to the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    language: str = "zh"
+    replay_window_seconds: int = 300
+    max_body_bytes: int = 1024 * 1024
+    secret_key: str = ""
+    log_format: str = "auto"
+    log_level: str = "info"
+
+    def validate(self) -> None:
+        _check(self.language in ("zh", "en"), "server", "language", "must be \"zh\" or \"en\"")
+        _check(0 < self.port < 65536, "server", "port", "must be between 1 and 65535")
+        _check(self.replay_window_seconds >= 0, "server", "replay_window_seconds", "must be >= 0")
+        _check(self.max_body_bytes >= 1024, "server", "max_body_bytes", "must be at least 1024")
+        _check(self.log_format in ("auto", "json", "console"), "server", "log_format",
+               "must be auto, json or console")
+        _check(self.log_level in ("debug", "info", "warning", "error"), "server", "log_level",
+               "must be debug, info, warning or error")
+        _check(not self.public_url or self.public_url.startswith(("http://", "https://")),
+               "server", "public_url", "must start with http:// or https://")
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = "sqlite+aiosqlite:///leadbot.db"
+    echo: bool = False
+
+    def validate(self) -> None:
+        _check(self.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")),
+               "database", "url", "must be sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB")
+
+
+@dataclass(frozen=True, slots=True)
+class WeComSettings:
+    corp_id: str
+    token: str
+    encoding_aes_key: str
+    agent_id: int = 0
+    secret: str = ""
+    api_base: str = "https://qyapi.weixin.qq.com"
+    manager_robot_key: str = ""
+
+    def validate(self) -> None:
+        _check(len(self.encoding_aes_key) == 43, "wecom", "encoding_aes_key", "must be 43 characters")
+        _check(bool(self.token), "wecom", "token", "must not be empty")
+        _check(bool(self.corp_id), "wecom", "corp_id", "must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class DingTalkSettings:
+    app_key: str
+    app_secret: str
+    token: str = ""
+    aes_key: str = ""
+    corp_id: str = ""
+    robot_code: str = ""
+    agent_id: int = 0
+    card_template_id: str = ""
+    card_callback_secret: str = ""
+    api_base: str = "https://api.dingtalk.com"
+    oapi_base: str = "https://oapi.dingtalk.com"
+    manager_robot_webhook: str = ""
+    manager_robot_secret: str = ""
+    stream: bool = False
+
+    def validate(self) -> None:
+        _check(not self.aes_key or len(self.aes_key) == 43, "dingtalk", "aes_key", "must be 43 characters")
+        _check(bool(self.app_key), "dingtalk", "app_key", "must not be empty")
+
+    @property
+    def receive_ids(self) -> tuple[str, ...]:
+        """Console subscriptions encrypt with the AppKey, legacy ones with the CorpId."""
+        return tuple(x for x in (self.app_key, self.corp_id) if x)
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeSettings:
+    api_tokens: tuple[str, ...] = ()
+    max_body_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentSettings:
+    rules: tuple[Mapping[str, Any], ...] = ()
+    default_strategy: str = "weighted_round_robin"
+    miss_streak_limit: int = 3
+    miss_streak_recover: int = 2
+    active_within_minutes: int = 0
+
+    def validate(self) -> None:
+        _check(self.default_strategy in ("weighted_round_robin", "least_loaded", "capped"),
+               "assignment", "default_strategy", "must be weighted_round_robin, least_loaded or capped")
+        for i, rule in enumerate(self.rules):
+            if not isinstance(rule, Mapping):
+                raise ConfigError(f"config: [assignment] rules[{i}]: must be a table")
+
+
+@dataclass(frozen=True, slots=True)
+class SlaSettings:
+    first_touch_remind: str = "2m"
+    first_touch_escalate: str = "4m"
+    first_touch_reassign: str = "30m"
+    pool_return: str = "24h"
+    working_time: bool = True
+    silence_flag: str = "72h"
+    stage_limits: Mapping[str, str] = field(default_factory=dict)
+    sweep_interval_seconds: float = 1.0
+
+    def validate(self) -> None:
+        for key in ("first_touch_remind", "first_touch_escalate", "first_touch_reassign",
+                    "pool_return", "silence_flag"):
+            _duration("sla", key, getattr(self, key))
+        for stage, value in self.stage_limits.items():
+            _duration("sla", f"stage_limits.{stage}", value)
+
+    def seconds(self, key: str) -> float:
+        return parse_duration(getattr(self, key)).total_seconds()
+
+
+DEFAULT_STAGES: tuple[Mapping[str, Any], ...] = (
+    {"name": "线索验证", "gates": []},
+    {"name": "痛点诊断", "gates": ["needs_document"]},
+    {"name": "方案共创", "gates": ["decision_chain"]},
+    {"name": "价值共识", "gates": ["proposal"]},
+    {"name": "签约交付", "gates": ["contract"]},
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    stages: tuple[Mapping[str, Any], ...] = DEFAULT_STAGES
+
+    def validate(self) -> None:
+        names = [s.get("name") for s in self.stages if isinstance(s, Mapping)]
+        _check(len(names) == len(self.stages) and all(isinstance(n, str) and n for n in names),
+               "pipeline", "stages", "every stage needs a name")
+        _check(len(set(names)) == len(names), "pipeline", "stages", "stage names must be unique")
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(s["name"] for s in self.stages)
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarSettings:
+    timezone: str = "Asia/Shanghai"
+    working_hours: str = "09:00-18:00"
+    working_days: tuple[int, ...] = (1, 2, 3, 4, 5)
+    holidays: tuple[str, ...] = ()
+    extra_workdays: tuple[str, ...] = ()
+    quiet_hours_break_for_escalations: bool = True
+
+    def validate(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"config: [calendar] timezone: unknown timezone {self.timezone!r}") from None
+        start, sep, end = self.working_hours.partition("-")
+        ok = bool(sep) and all(_is_hhmm(x) for x in (start, end)) and start < end
+        _check(ok, "calendar", "working_hours", 'must look like "09:00-18:00"')
+        _check(all(1 <= d <= 7 for d in self.working_days), "calendar", "working_days",
+               "days are 1 (Monday) to 7 (Sunday)")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    wecom: WeComSettings | None = None
+    dingtalk: DingTalkSettings | None = None
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
+    assignment: AssignmentSettings = field(default_factory=AssignmentSettings)
+    sla: SlaSettings = field(default_factory=SlaSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    calendar: CalendarSettings = field(default_factory=CalendarSettings)
+    source: str = "built-in defaults"
+
+    def replace(self, **sections: Any) -> "Settings":
+        return dataclasses.replace(self, **sections)
+
+
+_SECTIONS: dict[str, type] = {
+    "server": ServerSettings,
+    "database": DatabaseSettings,
+    "wecom": WeComSettings,
+    "dingtalk": DingTalkSettings,
+    "intake": IntakeSettings,
+    "assignment": AssignmentSettings,
+    "sla": SlaSettings,
+    "pipeline": PipelineSettings,
+    "calendar": CalendarSettings,
+}
+# Sections whose absence switches a platform off rather than taking defaults.
+_OPTIONAL_SECTIONS = {"wecom", "dingtalk"}
+
+
+def _check(ok: bool, section: str, key: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(f"config: [{section}] {key}: {problem}")
+
+
+def _duration(section: str, key: str, value: str) -> None:
+    try:
+        parse_duration(value)
+    except DurationError as e:
+        raise ConfigError(f"config: [{section}] {key}: {e}") from None
+
+
+def _is_hhmm(text: str) -> bool:
+    hh, sep, mm = text.partition(":")
+    return bool(sep) and hh.isdigit() and mm.isdigit() and 0 <= int(hh) <= 24 and 0 <= int(mm) < 60
+
+
+def _coerce(section: str, key: str, hint: Any, value: Any, from_env: bool) -> Any:
+    """Turns a TOML (or environment string) value into the declared type, or names the key."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    where = f"config: [{section}] {key}"
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(section, key, inner[0], value, from_env)
+    if hint is bool:
+        if from_env and isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if hint is int or hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, (int, float)) and (hint is float or isinstance(value, int)):
+            return hint(value)
+        if from_env and isinstance(value, str):
+            try:
+                return hint(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected {'an integer' if hint is int else 'a number'}, got {value!r}")
+    if hint is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not from_env:
+            # TOML users write port-like ids unquoted (agent_id = 1000002 is declared int, but
+            # e.g. corp_id must be text); accepting numbers as text avoids a pointless error.
+            return str(value)
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    if origin is tuple:
+        if from_env and isinstance(value, str):
+            value = _env_list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = args[0] if args else Any
+        return tuple(value if item is Any else [_coerce(section, key, item, v, from_env) for v in value])
+    if origin in (Mapping, dict) or hint is Mapping or typing.get_origin(hint) is typing.Mapping:
+        if from_env and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a JSON object in the environment variable") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return _freeze(value)
+    return value
+
+
+def _env_list(value: str) -> list[Any]:
+    value = value.strip()
+    if value.startswith("["):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise ConfigError("config: environment list is not valid JSON") from None
+        return parsed
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return types.MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _build_section(name: str, raw: Mapping[str, Any], env_keys: set[str]) -> Any:
+    cls = _SECTIONS[name]
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            close = _closest(key, fields)
+            hint = f" (did you mean {close}?)" if close else ""
+            raise ConfigError(f"config: [{name}] {key}: unknown key{hint}")
+        kwargs[key] = _coerce(name, key, hints[key], value, from_env=key in env_keys)
+    for f in fields.values():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and f.name not in kwargs:
+            raise ConfigError(f"config: [{name}] {f.name}: missing (required when [{name}] is present)")
+    section = cls(**kwargs)
+    validate = getattr(section, "validate", None)
+    if validate:
+        validate()
+    return section
+
+
+def _closest(key: str, options: Mapping[str, Any]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(key, list(options), n=1, cutoff=0.7)
+    return found[0] if found else None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for var, value in environ.items():
+        if not var.startswith("LEADBOT_"):
+            continue
+        rest = var[len("LEADBOT_"):].lower()
+        for section in _SECTIONS:
+            if rest.startswith(section + "_"):
+                out.setdefault(section, {})[rest[len(section) + 1:]] = value
+                break
+    return out
+
+
+def settings_from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = None,
+                          source: str = "built-in defaults") -> Settings:
+    environ = os.environ if environ is None else environ
+    for name in data:
+        if name not in _SECTIONS:
+            close = _closest(name, _SECTIONS)
+            hint = f" (did you mean [{close}]?)" if close else ""
+            raise ConfigError(f"config: [{name}]: unknown section{hint}")
+    overrides = _env_overrides(environ)
+    sections: dict[str, Any] = {}
+    for name in _SECTIONS:
+        raw = dict(data.get(name) or {})
+        if name in data and not isinstance(data[name], dict):
+            raise ConfigError(f"config: [{name}]: must be a table")
+        env = overrides.get(name, {})
+        raw.update(env)
+        if name in _OPTIONAL_SECTIONS and name not in data and not env:
+            sections[name] = None
+            continue
+        sections[name] = _build_section(name, raw, set(env))
+    return Settings(**sections, source=source)
+
+
+def resolve_config_path(explicit: str | os.PathLike[str] | None,
+                        environ: Mapping[str, str] | None = None) -> Path | None:
+    """--config FILE, else $LEADBOT_CONFIG, else ./config.toml when present, else None."""
+    environ = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if environ.get("LEADBOT_CONFIG"):
+        return Path(environ["LEADBOT_CONFIG"])
+    local = Path("config.toml")
+    return local if local.exists() else None
+
+
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    resolved = resolve_config_path(path, environ)
+    if resolved is None:
+        return settings_from_mapping({}, environ)
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config: {resolved}: file not found") from None
+    except OSError as e:
+        raise ConfigError(f"config: {resolved}: cannot be read ({e.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config: {resolved}: not valid TOML ({e})") from None
+    return settings_from_mapping(data, environ, source=str(resolved))

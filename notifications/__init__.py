@@ -1,0 +1,1 @@
+"""Durable delivery: the outbox, delivery workers, per-recipient throttling, channel fallback."""

@@ -1,0 +1,1 @@
+"""Simulated WeCom and DingTalk platforms for `leadbot demo` and the tests."""

@@ -1,0 +1,1 @@
+"""Time: durable SLA timers, escalation ladders, stagnation scans and digests on APScheduler."""

@@ -1,0 +1,96 @@
+"""Shared fixtures. The suite runs on SQLite always and on PostgreSQL when
+LEADBOT_TEST_DATABASE_URL is set (CI sets it): every DB test goes through `engine`."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crm_bridge.db import create_engine
+from crm_bridge.migrate import upgrade
+from leadbot.clock import ManualClock
+from leadbot.settings import Settings, settings_from_mapping
+
+PG_URL = os.environ.get("LEADBOT_TEST_DATABASE_URL", "")
+INTAKE_TOKEN = "test-intake-token"
+
+
+async def _fresh_pg_engine() -> tuple[AsyncEngine, str]:
+    """A schema of its own per test, so tests never see each other's rows."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    await admin.dispose()
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(PG_URL, connect_args={"server_settings": {"search_path": schema}},
+                                 pool_size=5, max_overflow=10)
+    return engine, schema
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return PG_URL or f"sqlite+aiosqlite:///{tmp_path}/leadbot.db"
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if PG_URL:
+        eng, schema = await _fresh_pg_engine()
+        await upgrade(eng)
+        yield eng
+        await eng.dispose()
+        admin = create_engine(PG_URL)
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+    else:
+        eng = create_engine(f"sqlite+aiosqlite:///{tmp_path}/leadbot.db")
+        await upgrade(eng)
+        yield eng
+        await eng.dispose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    # A Monday 10:00 in Shanghai: inside default working hours, so SLA tests start on the clock.
+    return ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+
+
+def make_settings(**sections: dict) -> Settings:
+    base: dict = {"intake": {"api_tokens": [INTAKE_TOKEN]}, "server": {"replay_window_seconds": 300}}
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    return settings_from_mapping(base, environ={})
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def store(engine: AsyncEngine, clock: ManualClock):
+    from crm_bridge.sql_store import SqlCRMStore
+
+    return SqlCRMStore(engine, clock)
+
+
+@pytest.fixture
+async def client(aiohttp_client, engine: AsyncEngine, clock: ManualClock, settings: Settings):
+    """The whole leadbot app over HTTP, on the test database and the manual clock."""
+    from bot.app import create_app
+
+    app = create_app(settings, clock=clock, engine=engine)
+    return await aiohttp_client(app)
+
+
+AUTH = {"Authorization": f"Bearer {INTAKE_TOKEN}"}
