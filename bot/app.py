@@ -14,6 +14,7 @@ from bot.api.health import setup_health
 from bot.api.intake import setup_intake
 from bot.context import CTX, AppContext
 from bot.http_errors import json_error
+from bot.handlers import dispatch
 from bot.inbound import InboxProcessor
 from bot.metrics import Metrics
 from crm_bridge.db import create_engine
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
                      log=get_logger("leadbot"))
     app[CTX] = ctx
     processor = InboxProcessor(ctx)
+    processor.dispatch = dispatch
     ctx.services["processor"] = processor
 
     setup_health(app)
