@@ -28,9 +28,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _route_name(request: web.Request) -> str:
-    info = request.match_info
-    route = info.route if info else None
-    resource = route.resource if route else None
+    # match_info is a dict of URL parameters: empty (falsy) for routes without any.
+    route = getattr(request.match_info, "route", None)
+    resource = route.resource if route is not None else None
     return resource.canonical if resource is not None else "unmatched"
 
 

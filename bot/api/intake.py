@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp import BodyPartReader
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.context import AppContext, ctx_of
 from bot.http_errors import json_error
@@ -116,7 +117,7 @@ def _collapse(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 async def _read_multipart(request: web.Request, limit: int) -> dict[str, Any]:
     try:
         reader = await request.multipart()
-    except (ValueError, AssertionError) as e:
+    except (ValueError, AssertionError, HttpProcessingError) as e:
         raise BadRequest(f"malformed multipart body: {e}") from None
     pairs: list[tuple[str, Any]] = []
     total = 0
@@ -143,7 +144,7 @@ async def _read_multipart(request: web.Request, limit: int) -> dict[str, Any]:
                     raise BadRequest(f"field {part.name!r} is not valid {charset}") from None
     except web.HTTPException:
         raise
-    except (ValueError, AssertionError) as e:
+    except (ValueError, AssertionError, HttpProcessingError) as e:
         raise BadRequest(f"malformed multipart body: {e}") from None
     return _collapse(pairs)
 

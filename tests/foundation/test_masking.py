@@ -1,0 +1,13 @@
+from leadbot.masking import mask_phone, mask_phones_in
+
+
+def test_mask_phone_keeps_prefix_and_suffix() -> None:
+    assert mask_phone("13812345678") == "138****5678"
+    assert mask_phone("+86 138-1234-5678") == "138****5678"
+    assert mask_phone("") == ""
+
+
+def test_mask_phones_inside_text() -> None:
+    out = mask_phones_in("call 13812345678 or +86 139-0000-1111 today")
+    assert "13812345678" not in out and "138****5678" in out
+    assert "139****1111" in out
