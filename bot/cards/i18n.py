@@ -1,0 +1,251 @@
+"""The one catalogue of user-facing text. Chinese is the default; English when lang="en".
+
+Every entry carries both languages side by side so a new text cannot be added in one only, and a
+test checks that both use the same placeholders. Short labels (``field.*``) stay within 5 字 in
+Chinese and about 10 Latin letters in English: WeCom cuts card labels beyond that.
+
+Stage names and routing-rule names are not here: sales ops write them in config in their own
+language, and they are shown as written (see :func:`stage_name`).
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Mapping
+
+LANGUAGES: tuple[str, ...] = ("zh", "en")
+DEFAULT_LANGUAGE = "zh"
+
+_CATALOGUE: dict[str, dict[str, str]] = {
+    # --- separators and small words -------------------------------------------------------
+    "sep.label": {"zh": "：", "en": ": "},
+    "sep.list": {"zh": "、", "en": ", "},
+    "value.none": {"zh": "无", "en": "none"},
+    "value.unknown": {"zh": "未填写", "en": "not given"},
+    "customer.unnamed": {"zh": "未留名客户", "en": "Unnamed customer"},
+    "brand": {"zh": "leadbot", "en": "leadbot"},
+    "footer.lead": {"zh": "线索 #{lead_id}", "en": "Lead #{lead_id}"},
+    "footer.customer": {"zh": "客户 #{customer_id}", "en": "Customer #{customer_id}"},
+    # --- field labels (≤5 字) -------------------------------------------------------------
+    "field.phone": {"zh": "电话", "en": "Phone"},
+    "field.company": {"zh": "公司", "en": "Company"},
+    "field.channel": {"zh": "来源", "en": "Source"},
+    "field.region": {"zh": "地区", "en": "Region"},
+    "field.amount": {"zh": "金额", "en": "Amount"},
+    "field.history": {"zh": "历史", "en": "History"},
+    "field.duplicate": {"zh": "疑似重复", "en": "Duplicate"},
+    "field.sla": {"zh": "跟进时限", "en": "Due"},
+    "field.owner": {"zh": "负责人", "en": "Owner"},
+    "field.stage": {"zh": "阶段", "en": "Stage"},
+    "field.last_activity": {"zh": "最近跟进", "en": "Last touch"},
+    "field.open_leads": {"zh": "进行中", "en": "Open leads"},
+    "field.contact": {"zh": "微信昵称", "en": "Contact"},
+    "field.match": {"zh": "匹配依据", "en": "Matched on"},
+    "field.note": {"zh": "提示", "en": "Note"},
+    "field.incoming": {"zh": "新录入", "en": "New"},
+    "field.existing": {"zh": "已有客户", "en": "Existing"},
+    "field.score": {"zh": "相似度", "en": "Similarity"},
+    "field.reason": {"zh": "原因", "en": "Reason"},
+    "field.from": {"zh": "原负责人", "en": "From"},
+    "field.to": {"zh": "新负责人", "en": "To"},
+    "field.overdue": {"zh": "已超时", "en": "Overdue"},
+    "field.level": {"zh": "升级级别", "en": "Level"},
+    "field.claimed_by": {"zh": "认领人", "en": "Claimed by"},
+    # --- lead cards -----------------------------------------------------------------------
+    "lead.title": {"zh": "新线索：{name}", "en": "New lead: {name}"},
+    "lead.history": {"zh": "此前 {leads} 条线索 · {activities} 次跟进",
+                     "en": "{leads} earlier leads · {activities} activities"},
+    "lead.first_contact": {"zh": "首次咨询", "en": "First contact"},
+    "claimed.by": {"zh": "已被 {name} 认领", "en": "Claimed by {name}"},
+    "claimed.self": {"zh": "你已认领：{name}", "en": "You claimed {name}"},
+    "pool.title": {"zh": "公海线索：{name}", "en": "Pool lead: {name}"},
+    "pool.subtitle": {"zh": "无人认领 · 先到先得", "en": "Unclaimed · first to claim gets it"},
+    "duplicate.question": {"zh": "可能与 {name} 重复 — 合并?",
+                           "en": "Possible duplicate of {name} — merge?"},
+    "reminder.title": {"zh": "提醒：{name} 还在等你跟进", "en": "Reminder: {name} is waiting"},
+    "escalation.title": {"zh": "升级：{name} 超时未跟进", "en": "Escalation: {name} not followed up"},
+    "escalation.subtitle": {"zh": "{owner} 已超时 {overdue}", "en": "{owner} is {overdue} overdue"},
+    "escalation.subtitle_plain": {"zh": "负责人：{owner}", "en": "Owner: {owner}"},
+    "escalation.level": {"zh": "第 {level} 级", "en": "Level {level}"},
+    "reassign.title": {"zh": "线索已改派：{name}", "en": "Lead reassigned: {name}"},
+    "reassign.body": {"zh": "从 {from_name} 改派给 {to_name}",
+                      "en": "From {from_name} to {to_name}"},
+    "rollup.title": {"zh": "你有 {n} 条新线索", "en": "You have {n} new leads"},
+    "rollup.more": {"zh": "另有 {n} 条", "en": "and {n} more"},
+    "rollup.subtitle": {"zh": "消息较多，已合并为一条", "en": "Grouped into one message"},
+    "friend.title": {"zh": "新好友是已有客户：{name}", "en": "New contact is customer {name}"},
+    "friend.owned_by_other": {"zh": "该客户由 {owner} 负责", "en": "Owned by another rep: {owner}"},
+    "friend.owned_by_you": {"zh": "你是该客户的负责人", "en": "You own this customer"},
+    "friend.no_owner": {"zh": "该客户暂无负责人", "en": "This customer has no owner"},
+    "friend.no_activity": {"zh": "暂无跟进记录", "en": "No activity yet"},
+    # --- SLA countdown and durations ------------------------------------------------------
+    "sla.remaining": {"zh": "还剩 {duration}", "en": "{duration} left"},
+    "sla.due_within": {"zh": "{minutes} 分钟内跟进", "en": "Follow up within {minutes} min"},
+    "sla.overdue": {"zh": "已超时 {duration}", "en": "Overdue by {duration}"},
+    "sla.just_overdue": {"zh": "刚刚超时", "en": "Just overdue"},
+    "duration.minutes": {"zh": "{minutes} 分钟", "en": "{minutes} min"},
+    "duration.hours": {"zh": "{hours} 小时 {minutes} 分钟", "en": "{hours} h {minutes} min"},
+    "duration.days": {"zh": "{days} 天 {hours} 小时", "en": "{days} d {hours} h"},
+    "ago.just_now": {"zh": "刚刚", "en": "just now"},
+    "ago.minutes": {"zh": "{n} 分钟前", "en": "{n} min ago"},
+    "ago.hours": {"zh": "{n} 小时前", "en": "{n} h ago"},
+    "ago.days": {"zh": "{n} 天前", "en": "{n} days ago"},
+    # --- badges ---------------------------------------------------------------------------
+    "badge.silent": {"zh": "沉默客户", "en": "Silent"},
+    "badge.duplicate": {"zh": "疑似重复", "en": "Duplicate?"},
+    "badge.overdue": {"zh": "已超时", "en": "Overdue"},
+    "badge.other_owner": {"zh": "他人客户", "en": "Other rep"},
+    "badge.pool": {"zh": "公海", "en": "Pool"},
+    "badge.escalated": {"zh": "已升级", "en": "Escalated"},
+    # --- match reasons (identity resolution codes; unknown codes pass through) ------------
+    "match.phone": {"zh": "手机号相同", "en": "same phone"},
+    "match.email": {"zh": "邮箱相同", "en": "same email"},
+    "match.unionid": {"zh": "微信相同", "en": "same WeChat"},
+    "match.external_userid": {"zh": "企业微信好友相同", "en": "same WeCom contact"},
+    "match.dingtalk_id": {"zh": "钉钉账号相同", "en": "same DingTalk account"},
+    "match.id_number": {"zh": "证件号相同", "en": "same ID number"},
+    "match.name_company": {"zh": "姓名与公司相近", "en": "similar name and company"},
+    "match.name": {"zh": "姓名相近", "en": "similar name"},
+    # --- source channels (unknown codes pass through) -------------------------------------
+    "channel.api": {"zh": "接口", "en": "API"},
+    "channel.web": {"zh": "官网", "en": "Website"},
+    "channel.web_form": {"zh": "官网表单", "en": "Web form"},
+    "channel.ads": {"zh": "广告投放", "en": "Ads"},
+    "channel.call_center": {"zh": "呼叫中心", "en": "Call center"},
+    "channel.phone": {"zh": "电话", "en": "Phone"},
+    "channel.wecom": {"zh": "企业微信", "en": "WeCom"},
+    "channel.dingtalk": {"zh": "钉钉", "en": "DingTalk"},
+    "channel.referral": {"zh": "转介绍", "en": "Referral"},
+    "channel.import": {"zh": "导入", "en": "Import"},
+    "channel.event": {"zh": "展会活动", "en": "Event"},
+    # --- stage gates (config codes; unknown codes pass through) ---------------------------
+    "gate.needs_document": {"zh": "需求文档", "en": "needs document"},
+    "gate.decision_chain": {"zh": "决策链", "en": "decision chain"},
+    "gate.proposal": {"zh": "方案书", "en": "proposal"},
+    "gate.contract": {"zh": "合同", "en": "contract"},
+    "stage.current": {"zh": "当前阶段：{stage}", "en": "Stage: {stage}"},
+    "stage.moved": {"zh": "已推进到 {stage}", "en": "Moved to {stage}"},
+    # --- buttons (≤10 字; WeCom textcard btntxt ≤4 chars) --------------------------------
+    "button.claim": {"zh": "认领", "en": "Claim"},
+    "button.advance": {"zh": "推进阶段", "en": "Advance"},
+    "button.merge": {"zh": "合并", "en": "Merge"},
+    "button.distinct": {"zh": "不是同一人", "en": "Not the same"},
+    "button.reassign": {"zh": "改派", "en": "Reassign"},
+    "button.snooze": {"zh": "稍后提醒", "en": "Snooze"},
+    "button.pass": {"zh": "放弃", "en": "Pass"},
+    "button.undo": {"zh": "撤销", "en": "Undo"},
+    "button.details": {"zh": "详情", "en": "Open"},
+    "button.act": {"zh": "去处理", "en": "Act"},
+    # --- card states (WeCom shows them on the greyed-out button) --------------------------
+    "state.open": {"zh": "待处理", "en": "Open"},
+    "state.claimed": {"zh": "已认领", "en": "Claimed"},
+    "state.closed": {"zh": "已关闭", "en": "Closed"},
+    "state.merged": {"zh": "已合并", "en": "Merged"},
+    "state.distinct": {"zh": "已标记不同", "en": "Kept apart"},
+    "state.reassigned": {"zh": "已改派", "en": "Reassigned"},
+    "state.passed": {"zh": "已放弃", "en": "Passed"},
+    "state.snoozed": {"zh": "已推迟", "en": "Snoozed"},
+    "state.advanced": {"zh": "已推进", "en": "Advanced"},
+    "state.expired": {"zh": "已过期", "en": "Expired"},
+    "state.undone": {"zh": "已撤销", "en": "Undone"},
+    "state.info": {"zh": "已读", "en": "Read"},
+    # --- results of a tap -----------------------------------------------------------------
+    "result.claimed": {"zh": "认领成功，请尽快联系客户", "en": "Claimed. Contact the customer soon."},
+    "result.passed": {"zh": "已放弃，线索将转给其他同事", "en": "Passed. The lead goes to a colleague."},
+    "result.merged": {"zh": "已合并到 {name}", "en": "Merged into {name}"},
+    "result.distinct": {"zh": "已标记为不同客户", "en": "Marked as different customers"},
+    "result.snoozed": {"zh": "将在 {duration}后再提醒你", "en": "We will remind you in {duration}"},
+    "result.reassigned": {"zh": "已改派给 {name}", "en": "Reassigned to {name}"},
+    "result.undone": {"zh": "已撤销", "en": "Undone"},
+    # --- errors ---------------------------------------------------------------------------
+    "error.token_expired": {"zh": "操作已过期，请在最新的卡片上重试",
+                            "en": "This action has expired. Please use the latest card."},
+    "error.token_forged": {"zh": "操作校验失败，请勿转发或修改链接",
+                           "en": "This action could not be verified. Do not forward or edit the link."},
+    "error.not_allowed": {"zh": "你没有权限执行此操作", "en": "You are not allowed to do this."},
+    "error.already_claimed": {"zh": "已被 {name} 认领", "en": "Already claimed by {name}"},
+    "error.missing_gate": {"zh": "推进到「{stage}」前需要先补充：{evidence}",
+                           "en": "Before moving to “{stage}”, add: {evidence}"},
+    "error.already_done": {"zh": "该操作已处理过", "en": "This was already done."},
+    "error.not_found": {"zh": "没有找到这条线索", "en": "Lead not found."},
+    "error.unknown_command": {"zh": "没听懂。发送“帮助”查看可用命令",
+                              "en": "Sorry, I did not get that. Send “help” to see what I can do."},
+    "error.internal": {"zh": "出错了，请稍后再试", "en": "Something went wrong. Please try again later."},
+    # --- text commands --------------------------------------------------------------------
+    "cmd.help": {"zh": "帮助", "en": "help"},
+    "cmd.my_leads": {"zh": "我的线索", "en": "my leads"},
+    "cmd.text_mode": {"zh": "文本模式", "en": "text mode"},
+    "cmd.card_mode": {"zh": "卡片模式", "en": "card mode"},
+    "cmd.why": {"zh": "为什么是我", "en": "why"},
+    "help.title": {"zh": "leadbot 使用帮助", "en": "leadbot help"},
+    "help.body": {
+        "zh": ("· 帮助 — 显示本说明\n"
+               "· 我的线索 — 列出等你跟进的线索\n"
+               "· 文本模式 / 卡片模式 — 切换通知样式（看不到卡片时用文本模式）\n"
+               "· 为什么是我 — 说明最近一条线索为什么分给你\n"
+               "· 直接发送客户姓名或手机号 — 搜索客户"),
+        "en": ("· help — show this message\n"
+               "· my leads — list the leads waiting for you\n"
+               "· text mode / card mode — switch how notifications look (text mode if cards do not show)\n"
+               "· why — explain why the latest lead was routed to you\n"
+               "· send a customer name or phone number — search customers"),
+    },
+    "mode.text_on": {"zh": "已切换为文本模式：通知将以文字和链接发送。发送“卡片模式”可切回。",
+                     "en": "Text mode on: notifications come as text with a link. Send “card mode” to switch back."},
+    "mode.card_on": {"zh": "已切换为卡片模式。发送“文本模式”可切回文字通知。",
+                     "en": "Card mode on. Send “text mode” to get plain-text notifications."},
+    "my_leads.title": {"zh": "你的待跟进线索（{n}）", "en": "Your open leads ({n})"},
+    "my_leads.empty": {"zh": "你目前没有待跟进的线索", "en": "You have no open leads."},
+    "why.title": {"zh": "为什么分给你：{name}", "en": "Why {name} went to you"},
+    "why.rule": {"zh": "匹配规则：{rule}", "en": "Rule: {rule}"},
+    "why.candidates": {"zh": "候选人：{names}", "en": "Candidates: {names}"},
+    "why.none": {"zh": "最近没有分配给你的线索", "en": "No lead was routed to you recently."},
+    "search.title": {"zh": "“{query}”：找到 {n} 个客户", "en": "“{query}”: {n} customers found"},
+    "search.none": {"zh": "没有找到与“{query}”匹配的客户", "en": "No customer matches “{query}”."},
+    "search.too_short": {"zh": "请至少输入 2 个字或 4 位数字", "en": "Type at least 2 letters or 4 digits."},
+    # --- text fallback --------------------------------------------------------------------
+    "text.act_link": {"zh": "{actions} → {url}", "en": "{actions} → {url}"},
+    "text.open_link": {"zh": "详情 → {url}", "en": "Details → {url}"},
+}
+
+
+def normalize_lang(lang: str | None) -> str:
+    """Any language we do not have falls back to Chinese, the product's home language."""
+    if not lang:
+        return DEFAULT_LANGUAGE
+    short = lang.lower().replace("_", "-").split("-")[0]
+    return short if short in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def t(key: str, lang: str = DEFAULT_LANGUAGE, **params: object) -> str:
+    """The text for ``key`` in ``lang``. An unknown key is a bug and raises KeyError."""
+    entry = _CATALOGUE[key]
+    return entry[normalize_lang(lang)].format(**params)
+
+
+def has(key: str) -> bool:
+    return key in _CATALOGUE
+
+
+def lookup(prefix: str, code: str, lang: str) -> str:
+    """``t(prefix + code)`` when the catalogue knows the code, else the code as given."""
+    key = f"{prefix}.{code}"
+    return t(key, lang) if key in _CATALOGUE else code
+
+
+def stage_name(stage: str, lang: str = DEFAULT_LANGUAGE) -> str:  # noqa: ARG001 - uniform API
+    """Stage names come from config in the team's own language: shown exactly as configured."""
+    return stage
+
+
+def keys() -> tuple[str, ...]:
+    return tuple(_CATALOGUE)
+
+
+def catalogue() -> Mapping[str, Mapping[str, str]]:
+    """Read-only view for tests and tooling (a completeness check, a translator's export)."""
+    return {k: dict(v) for k, v in _CATALOGUE.items()}
+
+
+def placeholders(text: str) -> frozenset[str]:
+    return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
