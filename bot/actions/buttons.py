@@ -1,0 +1,46 @@
+"""Which buttons a recipient gets for a lead in its current state, each with its own signed key,
+and the H5 link that offers the same buttons to clients that cannot show cards."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Mapping
+
+from bot.actions.tokens import ActionSigner
+from crm_bridge import dto
+
+BUTTON_TTL = timedelta(days=3)  # WeCom keeps response_code 72 h; a button older than that is dead anyway
+LINK_TTL = timedelta(days=3)
+
+
+def actions_for(lead: dto.Lead, rep: dto.Rep, *, pool: bool = False) -> tuple[str, ...]:
+    """The buttons that make sense for this rep on this lead right now."""
+    if lead.status not in ("new", "assigned", "pool", "claimed"):
+        return ()
+    if lead.claimed_at is None:
+        if pool or lead.owner_id is None:
+            return ("claim",)
+        if lead.owner_id == rep.id:
+            return ("claim", "pass")
+        return ()
+    if lead.owner_id == rep.id:
+        return ("advance", "snooze")
+    return ()
+
+
+class ButtonFactory:
+    def __init__(self, signer: ActionSigner, public_url: str) -> None:
+        self.signer = signer
+        self.public_url = public_url.rstrip("/")
+
+    def keys(self, lead: dto.Lead, audience: str, actions: tuple[str, ...], now: datetime,
+             args: Mapping[str, Mapping[str, object]] | None = None) -> dict[str, str]:
+        """{action: "<action>:<token>"}; `args` adds per-action claims (e.g. advance "from")."""
+        extra = dict(args or {})
+        if "advance" in actions and "advance" not in extra:
+            extra["advance"] = {"from": lead.stage or ""}
+        return {a: self.signer.key(a, lead.id, audience, now + BUTTON_TTL, extra.get(a)) for a in actions}
+
+    def link(self, lead_id: int, audience: str, now: datetime) -> str:
+        token = self.signer.sign("open", lead_id, audience, now + LINK_TTL)
+        return f"{self.public_url}/a/{token}"

@@ -1,0 +1,127 @@
+"""GET /a/{token} shows the lead with the same buttons the card has; POST /a/{token} performs one.
+
+The link's token is bound to one recipient; every button on the page carries its own signed key
+for that same recipient, and a key for anyone else is refused even if pasted into the form.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from bot.actions.buttons import actions_for
+from bot.actions.service import ActionOutcome, Actor
+from bot.actions.tokens import ActionClaims, TokenError
+from bot.cards.builders import build_claimed_card, build_lead_card, make_buttons
+from bot.cards.i18n import t
+from bot.context import AppContext, ctx_of
+from bot.lead_views import lead_card_view
+from crm_bridge.leads import stages_from_settings
+
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                          autoescape=True, trim_blocks=True, lstrip_blocks=True)
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _html(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8",
+                        headers=_SECURITY_HEADERS)
+
+
+def _error_page(ctx: AppContext, message: str, status: int) -> web.Response:
+    from bot.cards.builders import build_notice_card
+
+    card = build_notice_card(t("brand", ctx.lang), message, lang=ctx.lang)
+    return _html(_ENV.get_template("action.html").render(card=card, buttons=[], gates=[], lang=ctx.lang,
+                                                         message=message, ok=False, code="error"), status)
+
+
+async def _verify(ctx: AppContext, token: str) -> ActionClaims | web.Response:
+    signer = ctx.services["signer"]
+    try:
+        return signer.verify(token, ctx.clock.now(), action="open")
+    except TokenError as e:
+        await ctx.store.audit("h5", "action.refused", "", "", {"reason": f"link_{e.kind}"})
+        key = "error.token_expired" if e.kind == "expired" else "error.token_forged"
+        return _error_page(ctx, t(key, ctx.lang), 410 if e.kind == "expired" else 403)
+
+
+async def _render(ctx: AppContext, claims: ActionClaims, outcome: ActionOutcome | None = None) -> web.Response:
+    lead = await ctx.store.get_lead(claims.lead_id)
+    rep = await ctx.store.get_rep(claims.rep_id) if claims.rep_id else None
+    if lead is None or rep is None:
+        return _error_page(ctx, t("error.not_found", ctx.lang), 404)
+    now = ctx.clock.now()
+    view = await lead_card_view(ctx, lead)
+    actions = actions_for(lead, rep)
+    keys = ctx.services["buttons"].keys(lead, claims.audience, actions, now)
+    buttons = make_buttons(keys, ctx.lang)
+    mine = lead.owner_id == rep.id and lead.claimed_at is not None
+    if lead.claimed_at and not mine:
+        names = await ctx.services["lead_actions"].rep_names([lead.owner_id] if lead.owner_id else [])
+        card = build_claimed_card(view, claimer_name=names.get(lead.owner_id or 0, ""), now=now, lang=ctx.lang)
+    else:
+        card = build_lead_card(view, now=now, lang=ctx.lang, claimed_by_viewer=mine)
+    gates = []
+    if "advance" in actions:
+        stages = stages_from_settings(ctx.settings.pipeline.stages)
+        names = [s.name for s in stages]
+        nxt = names.index(lead.stage) + 1 if lead.stage in names else 0
+        if nxt < len(stages):
+            for g in stages[nxt].gates:
+                try:
+                    label = t(f"gate.{g}", ctx.lang)
+                except KeyError:
+                    label = g
+                gates.append({"code": g, "label": label})
+    page = _ENV.get_template("action.html").render(
+        card=card, buttons=[{"key": b.key, "text": b.text, "style": b.style, "action": b.action} for b in buttons],
+        gates=gates, lang=ctx.lang, message=outcome.message if outcome else "",
+        ok=outcome.ok if outcome else True, code=outcome.code if outcome else "")
+    return _html(page)
+
+
+async def get_action_page(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    claims = await _verify(ctx, request.match_info["token"])
+    if isinstance(claims, web.Response):
+        return claims
+    return await _render(ctx, claims)
+
+
+async def post_action_page(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    claims = await _verify(ctx, request.match_info["token"])
+    if isinstance(claims, web.Response):
+        return claims
+    try:
+        form: Any = await request.post()
+    except ValueError:
+        return _error_page(ctx, t("error.not_allowed", ctx.lang), 400)
+    key = str(form.get("key", ""))
+    signer = ctx.services["signer"]
+    try:
+        action_claims = signer.parse_key(key, ctx.clock.now())
+    except TokenError:
+        action_claims = None
+    if action_claims is not None and (action_claims.audience != claims.audience
+                                      or action_claims.lead_id != claims.lead_id):
+        # A key from someone else's card pasted into this page.
+        await ctx.store.audit("h5", "action.refused", "lead", str(claims.lead_id), {"reason": "audience_mismatch"})
+        return _error_page(ctx, t("error.not_allowed", ctx.lang), 403)
+    params = {k: str(v) for k, v in form.items() if k != "key" and isinstance(v, str)}
+    outcome = await ctx.services["actions"].perform(key, Actor("h5"), params=params)
+    return await _render(ctx, claims, outcome)
+
+
+def setup_h5(app: web.Application) -> None:
+    app.router.add_get("/a/{token}", get_action_page, name="action_page")
+    app.router.add_post("/a/{token}", post_action_page)

@@ -1,0 +1,45 @@
+"""From CRM DTOs to the card views the builders take (bot/cards stays pure; the lookups are here)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from bot.cards.views import LeadCardView
+from crm_bridge import dto
+from crm_bridge.leads import LeadActions
+
+if TYPE_CHECKING:
+    from bot.context import AppContext
+
+
+async def lead_card_view(ctx: "AppContext", lead: dto.Lead, *, sla_due_at: datetime | None = None,
+                         state: str | None = None) -> LeadCardView:
+    actions: LeadActions = ctx.services["lead_actions"]
+    customer = await ctx.store.get_customer(lead.customer_id) if lead.customer_id else None
+    earlier, activities = await actions.history_counts(lead.customer_id, exclude_lead=lead.id)
+    owner_name = ""
+    if lead.owner_id and lead.claimed_at:
+        owner_name = (await actions.rep_names([lead.owner_id])).get(lead.owner_id, "")
+    silent = False
+    silence = ctx.services.get("is_silent")
+    if silence is not None:
+        silent = bool(silence(lead, ctx.clock.now()))
+    return LeadCardView(
+        lead_id=lead.id,
+        customer_name=lead.name or (customer.display_name if customer else ""),
+        company=lead.company or (customer.company if customer else ""),
+        phone=lead.phone,
+        source_channel=lead.source_channel,
+        campaign=lead.campaign,
+        region=" ".join(x for x in (lead.region, lead.city) if x),
+        amount=lead.amount,
+        earlier_leads=earlier,
+        activities=activities,
+        duplicate_of=None,
+        sla_due_at=sla_due_at,
+        owner_name=owner_name,
+        stage=lead.stage,
+        silent_flag=silent,
+        state=state or ("claimed" if lead.claimed_at else "open"),
+    )
