@@ -1,0 +1,410 @@
+"""The durable outbox: every outbound message is a row under a UNIQUE idempotency key.
+
+States: ``pending`` (waiting for ``next_attempt_at``) -> ``sending`` (leased by a worker until
+``next_attempt_at``, which doubles as the lease expiry) -> ``sent`` | ``pending`` (retry) |
+``dead`` | ``rolled_up`` (folded into a digest row named in ``result.rolled_into``) |
+``fallback`` (replaced by another row, named in ``result.superseded_by``: the text copy of a card
+the client cannot show, or the same message on the rep's other platform).
+
+A leased row whose worker crashed comes back by itself when the lease expires, and is then
+handed out with ``redelivery=True``. Every state change after the lease is fenced on
+``(state='sending', attempts=<the lease's attempt>)``, so a worker that lost its lease cannot
+overwrite the outcome of the worker that took the row over.
+
+On PostgreSQL rows are leased with ``FOR UPDATE SKIP LOCKED``, so several processes share one
+outbox without handing the same row to two of them; SQLite has one process and one connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from crm_bridge.db import session_factory
+from crm_bridge.models import CardCopy, KeyValue, OutboxItem, Rep
+from leadbot.clock import Clock, SystemClock
+
+DELIVERY_PROFILES = ("card", "text", "both", "auto")
+OUTBOX_STATES = ("pending", "sending", "sent", "dead", "rolled_up", "fallback")
+DEAD_INCIDENT_KEY = "outbox.dead_incident"
+
+
+@dataclass(frozen=True, slots=True)
+class NewOutboxItem:
+    """One message to enqueue. ``key`` is deterministic (``f"lead:{id}:offer:{rep}"``), so the
+    same cause enqueued twice is stored once."""
+
+    key: str
+    channel: str  # wecom | dingtalk | wecom_robot | dingtalk_robot
+    kind: str  # card | text | card_update | robot
+    recipient: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    rep_id: int | None = None
+    lead_id: int | None = None
+    urgent: bool = False
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    id: int
+    idempotency_key: str
+    channel: str
+    kind: str
+    recipient: str
+    rep_id: int | None
+    lead_id: int | None
+    payload: Mapping[str, Any]
+    state: str
+    attempts: int
+    urgent: bool
+    next_attempt_at: datetime
+    last_error: str
+    result: Mapping[str, Any]
+    created_at: datetime
+    sent_at: datetime | None
+    # True when the row came back after an expired lease: the platform may already have it.
+    redelivery: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RepContact:
+    id: int
+    name: str
+    role: str
+    status: str
+    delivery: str
+    wecom_userid: str | None
+    dingtalk_userid: str | None
+
+    def userid_on(self, channel: str) -> str | None:
+        return {"wecom": self.wecom_userid, "dingtalk": self.dingtalk_userid}.get(channel)
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    """What is needed later to update or revoke a delivered card (the ``cards`` table)."""
+
+    card_kind: str
+    platform: str
+    recipient: str
+    card_ref: str  # WeCom task_id | DingTalk outTrackId
+    lead_id: int | None = None
+    msgid: str = ""
+    response_code: str = ""
+
+
+class _LeaseLost(Exception):
+    """Rolls a transaction back when a row's lease went to another worker meanwhile."""
+
+
+def _entry(row: Any, redelivery: bool = False) -> OutboxEntry:
+    return OutboxEntry(
+        id=row.id, idempotency_key=row.idempotency_key, channel=row.channel, kind=row.kind,
+        recipient=row.recipient, rep_id=row.rep_id, lead_id=row.lead_id, payload=dict(row.payload or {}),
+        state=row.state, attempts=row.attempts, urgent=bool(row.urgent), next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error, result=dict(row.result or {}), created_at=row.created_at,
+        sent_at=row.sent_at, redelivery=redelivery)
+
+
+def _contact(row: Any) -> RepContact:
+    return RepContact(id=row.id, name=row.name, role=row.role, status=row.status, delivery=row.delivery,
+                      wecom_userid=row.wecom_userid, dingtalk_userid=row.dingtalk_userid)
+
+
+def _dialect(conn: AsyncConnection | AsyncSession) -> str:
+    if isinstance(conn, AsyncSession):
+        return conn.get_bind().dialect.name
+    return conn.dialect.name
+
+
+def _insert_for(dialect: str) -> Any:
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+def _values(item: NewOutboxItem, now: datetime, *, state: str = "pending", attempts: int = 0,
+            next_at: datetime | None = None) -> dict[str, Any]:
+    return dict(idempotency_key=item.key[:400], channel=item.channel[:32], kind=item.kind[:32],
+                recipient=item.recipient[:256], rep_id=item.rep_id, lead_id=item.lead_id,
+                payload=dict(item.payload), state=state, attempts=attempts, urgent=item.urgent,
+                next_attempt_at=next_at or item.not_before or now, last_error="", result={},
+                created_at=now, sent_at=None)
+
+
+async def enqueue_in(conn: AsyncConnection | AsyncSession, item: NewOutboxItem, now: datetime) -> int | None:
+    """Enqueues inside the caller's transaction (a session or a connection), so the message
+    commits or rolls back with the change that caused it. Returns the new row id, or None when
+    the key was already there (insert-or-ignore)."""
+    stmt = (_insert_for(_dialect(conn))(OutboxItem).values(**_values(item, now))
+            .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(OutboxItem.id))
+    return (await conn.execute(stmt)).scalar_one_or_none()
+
+
+def digest_key(channel: str, recipient: str, ids: Iterable[int]) -> str:
+    digest = hashlib.sha1(",".join(str(i) for i in sorted(ids)).encode()).hexdigest()[:16]
+    return f"digest:{channel}:{recipient}:{digest}"
+
+
+class OutboxRepo:
+    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self.sessions = session_factory(engine)
+        self.is_pg = engine.dialect.name == "postgresql"
+        self._insert = _insert_for(engine.dialect.name)
+
+    # ---- enqueue -----------------------------------------------------------------------------
+
+    async def enqueue(self, item: NewOutboxItem, conn: AsyncConnection | AsyncSession | None = None) -> int | None:
+        """Same transaction as the caller's change when ``conn`` is given, else one of its own."""
+        if conn is not None:
+            return await enqueue_in(conn, item, self.clock.now())
+        async with self.engine.begin() as own:
+            return await enqueue_in(own, item, self.clock.now())
+
+    async def enqueue_many(self, items: Sequence[NewOutboxItem],
+                           conn: AsyncConnection | AsyncSession | None = None) -> list[int | None]:
+        """One multi-row insert-or-ignore per 500 items; ids in input order (None = already there)."""
+        if conn is None:
+            async with self.engine.begin() as own:
+                return await self.enqueue_many(items, own)
+        now = self.clock.now()
+        ids: dict[str, int] = {}
+        insert = _insert_for(_dialect(conn))
+        for i in range(0, len(items), 500):
+            chunk = items[i:i + 500]
+            stmt = (insert(OutboxItem).values([_values(item, now) for item in chunk])
+                    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                    .returning(OutboxItem.idempotency_key, OutboxItem.id))
+            ids.update({k: v for k, v in (await conn.execute(stmt)).all()})
+        seen: set[str] = set()
+        out: list[int | None] = []
+        for item in items:
+            key = item.key[:400]
+            out.append(ids.get(key) if key not in seen else None)
+            seen.add(key)
+        return out
+
+    # ---- leasing -----------------------------------------------------------------------------
+
+    async def take_due(self, limit: int = 100, now: datetime | None = None, *, lease_seconds: float = 60.0,
+                       channel: str | None = None, recipient: str | None = None) -> list[OutboxEntry]:
+        """Leases up to ``limit`` due rows (pending and due, or leased and expired): urgent first,
+        then oldest. A leased row is ``sending`` until ``next_attempt_at`` = now + lease."""
+        now = now or self.clock.now()
+        query = (select(OutboxItem)
+                 .where(OutboxItem.state.in_(("pending", "sending")), OutboxItem.next_attempt_at <= now)
+                 .order_by(OutboxItem.urgent.desc(), OutboxItem.next_attempt_at, OutboxItem.id)
+                 .limit(limit))
+        if channel is not None:
+            query = query.where(OutboxItem.channel == channel)
+        if recipient is not None:
+            query = query.where(OutboxItem.recipient == recipient)
+        if self.is_pg:
+            query = query.with_for_update(skip_locked=True)
+        lease_until = now + timedelta(seconds=lease_seconds)
+        async with self.sessions() as session, session.begin():
+            rows = (await session.execute(query)).scalars().all()
+            if not rows:
+                return []
+            taken = [(_entry(r, redelivery=r.state == "sending")) for r in rows]
+            ids = [e.id for e in taken]
+            await session.execute(update(OutboxItem).where(OutboxItem.id.in_(ids))
+                                  .values(state="sending", attempts=OutboxItem.attempts + 1,
+                                          next_attempt_at=lease_until)
+                                  .execution_options(synchronize_session=False))
+        return [_leased(e, lease_until) for e in taken]
+
+    def _fenced(self, entry: OutboxEntry) -> Any:
+        return update(OutboxItem).where(OutboxItem.id == entry.id, OutboxItem.state == "sending",
+                                        OutboxItem.attempts == entry.attempts)
+
+    async def mark_sent(self, entry: OutboxEntry, result: Mapping[str, Any], card: CardRecord | None = None) -> bool:
+        """Records the platform's ids and, for a card, the copy needed to update it later.
+        False when the lease was lost (another worker owns the row now)."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            done = await session.execute(self._fenced(entry).values(
+                state="sent", result=dict(result), sent_at=now, last_error=""))
+            if done.rowcount != 1:
+                return False
+            if card is not None:
+                session.add(CardCopy(lead_id=card.lead_id, card_kind=card.card_kind[:32], platform=card.platform[:16],
+                                     recipient=card.recipient[:256], card_ref=card.card_ref[:256],
+                                     msgid=card.msgid[:128], response_code=card.response_code[:256],
+                                     state="open", created_at=now, updated_at=now))
+        return True
+
+    async def mark_retry(self, entry: OutboxEntry, error: str, next_at: datetime) -> bool:
+        async with self.engine.begin() as conn:
+            done = await conn.execute(self._fenced(entry).values(
+                state="pending", last_error=error[:2000], next_attempt_at=next_at))
+            return done.rowcount == 1
+
+    async def defer(self, entry: OutboxEntry, until: datetime, reason: str = "") -> bool:
+        """Gives the lease back without spending an attempt (quiet hours, throttle window)."""
+        async with self.engine.begin() as conn:
+            values: dict[str, Any] = dict(state="pending", next_attempt_at=until, attempts=OutboxItem.attempts - 1)
+            if reason:
+                values["last_error"] = reason[:2000]
+            done = await conn.execute(self._fenced(entry).values(**values))
+            return done.rowcount == 1
+
+    async def supersede(self, entry: OutboxEntry, replacement: NewOutboxItem, error: str) -> bool:
+        """Replaces a row that failed permanently by another one (text copy, other platform),
+        in one transaction: the message is never in neither row."""
+        now = self.clock.now()
+        async with self.engine.begin() as conn:
+            done = await conn.execute(self._fenced(entry).values(
+                state="fallback", last_error=error[:2000], result={"superseded_by": replacement.key}))
+            if done.rowcount != 1:
+                return False
+            await enqueue_in(conn, replacement, now)
+        return True
+
+    async def roll_up(self, entries: Sequence[OutboxEntry], digest: NewOutboxItem, *,
+                      lease_seconds: float = 60.0) -> OutboxEntry | None:
+        """Folds leased rows into one digest row, created already leased by the caller. Returns
+        the digest, or None (nothing changed) when any of the rows' leases was lost."""
+        now = self.clock.now()
+        ids = [e.id for e in entries]
+        lease_until = now + timedelta(seconds=lease_seconds)
+        try:
+            async with self.sessions() as session, session.begin():
+                stmt = (self._insert(OutboxItem)
+                        .values(**_values(digest, now, state="sending", attempts=1, next_at=lease_until))
+                        .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(OutboxItem.id))
+                digest_id = (await session.execute(stmt)).scalar_one_or_none()
+                if digest_id is None:
+                    raise _LeaseLost
+                done = await session.execute(
+                    update(OutboxItem).where(OutboxItem.id.in_(ids), OutboxItem.state == "sending")
+                    .values(state="rolled_up", result={"rolled_into": digest.key}, last_error="")
+                    .execution_options(synchronize_session=False))
+                if done.rowcount != len(ids):
+                    raise _LeaseLost
+                row = await session.get(OutboxItem, digest_id)
+                return _entry(row)
+        except _LeaseLost:
+            return None
+
+    async def mark_dead(self, entry: OutboxEntry, error: str, *,
+                        alerts: Callable[[str, Sequence[RepContact]], Sequence[NewOutboxItem]] | None = None,
+                        incident_ttl: timedelta = timedelta(hours=24)) -> str | None:
+        """Dead-letters the row. When ``alerts`` is given and no dead-letter incident is open,
+        opens one and enqueues ``alerts(incident_id, admins)`` in the same transaction, so many
+        dead messages raise one alert. Returns the new incident id, else None."""
+        now = self.clock.now()
+        async with self.engine.begin() as conn:
+            done = await conn.execute(self._fenced(entry).values(state="dead", last_error=error[:2000]))
+            if done.rowcount != 1 or alerts is None:
+                return None
+            await conn.execute(delete(KeyValue).where(KeyValue.key == DEAD_INCIDENT_KEY, KeyValue.expires_at < now))
+            incident = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{entry.id}"
+            opened = (await conn.execute(
+                self._insert(KeyValue).values(key=DEAD_INCIDENT_KEY, value=incident, expires_at=now + incident_ttl)
+                .on_conflict_do_nothing(index_elements=["key"]).returning(KeyValue.key))).scalar_one_or_none()
+            if opened is None:
+                return None
+            admins = (await conn.execute(
+                select(Rep.id, Rep.name, Rep.role, Rep.status, Rep.delivery, Rep.wecom_userid, Rep.dingtalk_userid)
+                .where(Rep.role == "admin", Rep.status == "active").order_by(Rep.id))).all()
+            for item in alerts(incident, [_contact(a) for a in admins]):
+                await enqueue_in(conn, item, now)
+            return incident
+
+    async def requeue_dead(self, ids: Sequence[int] | None = None) -> int:
+        """Gives dead rows another chance (operator action) and closes the open incident."""
+        now = self.clock.now()
+        async with self.engine.begin() as conn:
+            stmt = update(OutboxItem).where(OutboxItem.state == "dead")
+            if ids is not None:
+                stmt = stmt.where(OutboxItem.id.in_(list(ids)))
+            done = await conn.execute(stmt.values(state="pending", attempts=0, next_attempt_at=now))
+            await conn.execute(delete(KeyValue).where(KeyValue.key == DEAD_INCIDENT_KEY))
+            return done.rowcount
+
+    # ---- reading -----------------------------------------------------------------------------
+
+    async def get(self, entry_id: int) -> OutboxEntry | None:
+        async with self.sessions() as session:
+            row = await session.get(OutboxItem, entry_id)
+            return _entry(row) if row else None
+
+    async def get_by_key(self, key: str) -> OutboxEntry | None:
+        async with self.sessions() as session:
+            row = (await session.execute(select(OutboxItem).where(OutboxItem.idempotency_key == key))).scalar_one_or_none()
+            return _entry(row) if row else None
+
+    async def counts(self) -> dict[str, int]:
+        async with self.sessions() as session:
+            rows = (await session.execute(select(OutboxItem.state, func.count()).group_by(OutboxItem.state))).all()
+            return {state: n for state, n in rows}
+
+    async def list(self, states: Sequence[str] = ("pending", "sending"), limit: int = 50, *,
+                   rep_id: int | None = None, lead_id: int | None = None) -> list[OutboxEntry]:
+        query = select(OutboxItem).where(OutboxItem.state.in_(list(states))).order_by(OutboxItem.id).limit(limit)
+        if rep_id is not None:
+            query = query.where(OutboxItem.rep_id == rep_id)
+        if lead_id is not None:
+            query = query.where(OutboxItem.lead_id == lead_id)
+        async with self.sessions() as session:
+            return [_entry(r) for r in (await session.execute(query)).scalars()]
+
+    async def recent_sends(self, since: datetime) -> list[tuple[str, str, datetime]]:
+        """(channel, recipient, sent_at) of rows sent since then: seeds the per-recipient
+        throttle at start, so a restart does not forget the last hour's sends."""
+        query = (select(OutboxItem.channel, OutboxItem.recipient, OutboxItem.sent_at)
+                 .where(OutboxItem.state == "sent", OutboxItem.sent_at >= since).order_by(OutboxItem.sent_at))
+        async with self.sessions() as session:
+            return [(c, r, t) for c, r, t in (await session.execute(query)).all()]
+
+    async def cards_for_lead(self, lead_id: int) -> list[CardRecord]:
+        async with self.sessions() as session:
+            rows = (await session.execute(select(CardCopy).where(CardCopy.lead_id == lead_id)
+                                          .order_by(CardCopy.id))).scalars().all()
+            return [CardRecord(card_kind=r.card_kind, platform=r.platform, recipient=r.recipient,
+                               card_ref=r.card_ref, lead_id=r.lead_id, msgid=r.msgid,
+                               response_code=r.response_code) for r in rows]
+
+    # ---- reps: delivery profile and contacts -------------------------------------------------
+
+    async def rep_contacts(self, rep_ids: Iterable[int]) -> dict[int, RepContact]:
+        ids = sorted({i for i in rep_ids if i is not None})
+        if not ids:
+            return {}
+        async with self.sessions() as session:
+            rows = (await session.execute(select(Rep).where(Rep.id.in_(ids)))).scalars().all()
+            return {r.id: _contact(r) for r in rows}
+
+    async def set_delivery(self, rep_id: int, profile: str) -> bool:
+        """The text commands 文本模式 / 卡片模式 land here. False when the rep is unknown."""
+        if profile not in DELIVERY_PROFILES:
+            raise ValueError(f"delivery profile must be one of {', '.join(DELIVERY_PROFILES)}")
+        async with self.engine.begin() as conn:
+            done = await conn.execute(update(Rep).where(Rep.id == rep_id)
+                                      .values(delivery=profile, updated_at=self.clock.now()))
+            return done.rowcount == 1
+
+    async def switch_auto_to_both(self, rep_id: int) -> bool:
+        """`auto` becomes `both` once the platform says a card could not be shown; an explicit
+        choice of the rep (card/text/both) is never overridden."""
+        async with self.engine.begin() as conn:
+            done = await conn.execute(update(Rep).where(Rep.id == rep_id, Rep.delivery == "auto")
+                                      .values(delivery="both", updated_at=self.clock.now()))
+            return done.rowcount == 1
+
+
+def _leased(e: OutboxEntry, lease_until: datetime) -> OutboxEntry:
+    return OutboxEntry(
+        id=e.id, idempotency_key=e.idempotency_key, channel=e.channel, kind=e.kind, recipient=e.recipient,
+        rep_id=e.rep_id, lead_id=e.lead_id, payload=e.payload, state="sending", attempts=e.attempts + 1,
+        urgent=e.urgent, next_attempt_at=lease_until, last_error=e.last_error, result=e.result,
+        created_at=e.created_at, sent_at=e.sent_at, redelivery=e.redelivery)

@@ -1,0 +1,447 @@
+"""DeliveryWorker: takes due outbox rows, sends them through the injected Sender, records the
+outcome. Nothing is lost (every row ends sent, rolled up into a digest, replaced by a fallback
+row, or dead-lettered and alerted) and nothing is sent twice by the worker itself (leases are
+fenced; the platform-side guard for the crash window is described in notifications/sender.py).
+
+One tick:
+1. lease due rows (urgent first); hold non-urgent ones back during quiet hours;
+2. per recipient, compare the burst with the platform budget (look-ahead): within budget every
+   row goes out; beyond it, the rest of that recipient's backlog is leased too and the excess
+   rolled into ONE digest, so the platform never silently drops the overflow;
+3. send: the delivery profile picks the form (card | text | both | auto), text carries the H5
+   link; permanent failures fall back to text (auto switches the rep to both), then to the
+   rep's other platform, then to dead-letter, which alerts the admins once per incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Callable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from crm_bridge.outbox import CardRecord, NewOutboxItem, OutboxEntry, OutboxRepo, RepContact, digest_key
+from leadbot.clock import Clock
+from leadbot.logs import get_logger
+from leadbot.settings import Settings
+from leadbot.workcal import WorkCalendar
+from notifications.digest import DigestRenderer, make_text_digest, summary_of
+from notifications.quiet_hours import quiet_until
+from notifications.sender import DeliveryResult, OutboundMessage, Sender, dedupe_id
+from notifications.throttle import RecipientThrottle
+
+LinkFor = Callable[[OutboxEntry, "RepContact | None"], "str | None | Awaitable[str | None]"]
+TextFor = Callable[[OutboxEntry], str]
+
+PLATFORM_OF = {"wecom": "wecom", "wecom_robot": "wecom", "dingtalk": "dingtalk", "dingtalk_robot": "dingtalk"}
+OTHER_PLATFORM = {"wecom": "dingtalk", "dingtalk": "wecom"}
+ROLLABLE_KINDS = ("card", "text", "robot")
+TEXT_LIMIT_BYTES = 2048  # WeCom text content and DingTalk work notice msg are both capped at 2048 B
+
+
+class DeliveryMetrics:
+    """Registered on the app's registry (never the global one)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry if registry is not None else CollectorRegistry()
+        self.registry = r
+        self.sent = Counter("leadbot_outbox_sent_total", "Outbox messages delivered, by channel and form",
+                            ["channel", "form"], registry=r)
+        self.failures = Counter("leadbot_outbox_failures_total", "Failed delivery attempts, by channel and error kind",
+                                ["channel", "error_kind"], registry=r)
+        self.rolled_up = Counter("leadbot_outbox_rolled_up_total", "Messages folded into a digest, by channel",
+                                 ["channel"], registry=r)
+        self.fallbacks = Counter("leadbot_outbox_fallbacks_total", "Messages replaced by a text copy or another platform",
+                                 ["channel", "to"], registry=r)
+        self.dead = Gauge("leadbot_outbox_dead", "Outbox messages in dead-letter", registry=r)
+        self.pending = Gauge("leadbot_outbox_pending", "Outbox messages waiting to be delivered", registry=r)
+
+
+def exponential_backoff(attempt: int, rng: Callable[[], float], *, base: float = 2.0, cap: float = 900.0) -> float:
+    """base·2^(n-1), capped, with jitter in [50 %, 100 %] so a platform outage does not make every
+    worker retry in lockstep."""
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    return delay * (0.5 + 0.5 * rng())
+
+
+def compose_text(body: str, link: str | None, lang: str = "zh", limit: int = TEXT_LIMIT_BYTES) -> str:
+    """Plain text that reads well on a lock screen, the link last, and never truncated by the
+    platform's byte cap in the middle of the link."""
+    tail = f"\n{'点击处理' if lang == 'zh' else 'Open'}: {link}" if link else ""
+    room = limit - len(tail.encode("utf-8"))
+    raw = body.encode("utf-8")
+    if len(raw) > room:
+        body = raw[:max(0, room - 3)].decode("utf-8", errors="ignore") + "…"
+    return body + tail
+
+
+class DeliveryWorker:
+    def __init__(self, engine: Any, sender: Sender, clock: Clock, settings: Settings,
+                 throttle: RecipientThrottle | None = None, *,
+                 registry: CollectorRegistry | None = None,
+                 render_digest: DigestRenderer | None = None,
+                 link_for: LinkFor | None = None,
+                 text_for: TextFor | None = None,
+                 rng: Callable[[], float] = random.random,
+                 backoff: Callable[[int, Callable[[], float]], float] = exponential_backoff,
+                 quiet_hours: bool = True,
+                 batch_size: int = 100,
+                 lookahead_limit: int = 5000,
+                 lease_seconds: float = 60.0,
+                 send_timeout: float = 20.0,
+                 max_attempts: int = 8,
+                 concurrency: int = 8,
+                 poll_interval: float = 1.0,
+                 gauge_interval: float = 10.0,
+                 incident_ttl: timedelta = timedelta(hours=24),
+                 log: Any = None) -> None:
+        if send_timeout >= lease_seconds:
+            raise ValueError("send_timeout must be shorter than the lease, or a slow send could be repeated")
+        self.repo = OutboxRepo(engine, clock)
+        self.sender = sender
+        self.clock = clock
+        self.settings = settings
+        self.throttle = throttle or RecipientThrottle()
+        self.metrics = DeliveryMetrics(registry)
+        self.lang = settings.server.language
+        self.render_digest = render_digest or make_text_digest(self.lang)
+        self.link_for = link_for
+        self.text_for = text_for
+        self.rng = rng
+        self.backoff = backoff
+        self.quiet_hours = quiet_hours
+        self.calendar = WorkCalendar.from_settings(settings.calendar)
+        self.batch_size = batch_size
+        self.lookahead_limit = lookahead_limit
+        self.lease_seconds = lease_seconds
+        self.send_timeout = send_timeout
+        self.max_attempts = max_attempts
+        self.poll_interval = poll_interval
+        self.gauge_interval = gauge_interval
+        self.incident_ttl = incident_ttl
+        self.log = log or get_logger("leadbot.outbox")
+        self._sem = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._gauges_at: datetime | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def seed_throttle(self) -> None:
+        """Restores the sliding windows from the outbox, so a restart does not forget them."""
+        since = self.clock.now() - timedelta(seconds=self.throttle.longest_window)
+        self.throttle.seed(await self.repo.recent_sends(since))
+
+    async def start(self) -> None:
+        await self.seed_throttle()
+        self._stopping = False
+        self._task = asyncio.create_task(self._loop(), name="leadbot-outbox")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    def wake(self) -> None:
+        """Call after enqueueing, so the message does not wait for the next poll."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                done = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.exception("outbox.tick_failed")
+                done = 0
+            if done == 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                except asyncio.TimeoutError:
+                    pass
+                self._wake.clear()
+
+    async def drain(self, max_ticks: int = 1000) -> int:
+        """Runs ticks until nothing is due now (tests, bench, the CLI)."""
+        total = 0
+        for _ in range(max_ticks):
+            n = await self.run_once()
+            if n == 0:
+                break
+            total += n
+        return total
+
+    # ---- one tick ----------------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        now = self.clock.now()
+        entries = await self.repo.take_due(self.batch_size, now, lease_seconds=self.lease_seconds)
+        if not entries:
+            await self._refresh_gauges(now)
+            return 0
+        reps = await self.repo.rep_contacts(e.rep_id for e in entries if e.rep_id is not None)
+        groups: dict[tuple[str, str], list[OutboxEntry]] = {}
+        for e in entries:
+            until = self._quiet(e, now)
+            if until is not None:
+                await self.repo.defer(e, until, "quiet hours")
+                continue
+            groups.setdefault((e.channel, e.recipient), []).append(e)
+        await asyncio.gather(*(self._run_group(ch, rcpt, group, reps, now)
+                               for (ch, rcpt), group in groups.items()))
+        await self._refresh_gauges(now)
+        return len(entries)
+
+    async def _run_group(self, channel: str, recipient: str, group: list[OutboxEntry],
+                         reps: dict[int, RepContact], now: datetime) -> None:
+        async with self._sem:
+            send, later = await self._plan(channel, recipient, group, reps, now)
+            for e in send:
+                await self._deliver(e, reps)
+            if later:
+                at = self.throttle.next_free(channel, recipient, self.clock.now())
+                for e in later:
+                    await self.repo.defer(e, at, "throttled: over the platform's per-recipient limit")
+
+    def _counts(self, e: OutboxEntry) -> bool:
+        # Card updates go through a different API and do not count against message/send limits.
+        return e.kind != "card_update" and e.channel in self.throttle.limits
+
+    @staticmethod
+    def _rollable(e: OutboxEntry) -> bool:
+        return (not e.urgent and e.kind in ROLLABLE_KINDS and bool(e.payload.get("rollup", True))
+                and not e.payload.get("alert") and not e.payload.get("digest"))
+
+    async def _plan(self, channel: str, recipient: str, group: list[OutboxEntry], reps: dict[int, RepContact],
+                    now: datetime) -> tuple[list[OutboxEntry], list[OutboxEntry]]:
+        counted = [e for e in group if self._counts(e)]
+        free = [e for e in group if not self._counts(e)]
+        budget = self.throttle.budget(channel, recipient, now)
+        if budget is None or len(counted) <= budget:
+            return free + counted, []
+        if budget > 0:
+            # Look-ahead: the whole backlog for this recipient decides the roll-up, not just
+            # the slice this batch happened to lease.
+            more = await self.repo.take_due(self.lookahead_limit, now, lease_seconds=self.lease_seconds,
+                                            channel=channel, recipient=recipient)
+            missing = {m.rep_id for m in more if m.rep_id is not None and m.rep_id not in reps}
+            if missing:
+                reps.update(await self.repo.rep_contacts(missing))
+            for m in more:
+                until = self._quiet(m, now)
+                if until is not None:
+                    await self.repo.defer(m, until, "quiet hours")
+                elif self._counts(m):
+                    counted.append(m)
+                else:
+                    free.append(m)
+        send: list[OutboxEntry] = list(free)
+        later: list[OutboxEntry] = []
+        slots = budget
+        must_go = [e for e in counted if not self._rollable(e)]
+        rollable = sorted((e for e in counted if self._rollable(e)), key=lambda e: e.id)
+        for e in must_go:
+            if slots > 0:
+                send.append(e)
+                slots -= 1
+            else:
+                later.append(e)
+        if len(rollable) <= slots:
+            send.extend(rollable)
+        elif slots >= 1:
+            individual, rolled = rollable[:slots - 1], rollable[slots - 1:]
+            send.extend(individual)
+            digest = await self._roll_up(channel, recipient, rolled, reps)
+            if digest is not None:
+                send.append(digest)
+        else:
+            later.extend(rollable)
+        return send, later
+
+    async def _roll_up(self, channel: str, recipient: str, rolled: Sequence[OutboxEntry],
+                       reps: dict[int, RepContact]) -> OutboxEntry | None:
+        rep_ids = {e.rep_id for e in rolled}
+        rep_id = next(iter(rep_ids)) if len(rep_ids) == 1 else None
+        rep = reps.get(rep_id) if rep_id is not None else None
+        kind, payload = self.render_digest(channel, recipient, rolled, rep)
+        payload = dict(payload)
+        payload.setdefault("text", "\n".join(summary_of(e, self.lang) for e in rolled))
+        payload.update(digest=True, rollup=False, count=len(rolled),
+                       lead_ids=[e.lead_id for e in rolled if e.lead_id is not None],
+                       rolled_keys=[e.idempotency_key for e in rolled])
+        item = NewOutboxItem(key=digest_key(channel, recipient, (e.id for e in rolled)), channel=channel,
+                             kind=kind, recipient=recipient, payload=payload, rep_id=rep_id)
+        digest = await self.repo.roll_up(rolled, item, lease_seconds=self.lease_seconds)
+        if digest is None:
+            self.log.warning("outbox.rollup_lease_lost", channel=channel, count=len(rolled))
+            return None
+        self.metrics.rolled_up.labels(channel).inc(len(rolled))
+        self.log.info("outbox.rolled_up", channel=channel, count=len(rolled), digest=digest.id)
+        return digest
+
+    def _quiet(self, e: OutboxEntry, now: datetime) -> datetime | None:
+        if not self.quiet_hours or e.kind == "card_update" or e.payload.get("alert"):
+            return None
+        if e.urgent and self.settings.calendar.quiet_hours_break_for_escalations:
+            return None
+        return quiet_until(now, self.calendar)
+
+    # ---- one message -------------------------------------------------------------------------
+
+    @staticmethod
+    def _form(e: OutboxEntry, rep: RepContact | None) -> str:
+        if e.kind == "card":
+            return "text" if rep is not None and rep.delivery == "text" else "card"
+        return e.kind
+
+    def _text_copy(self, e: OutboxEntry) -> NewOutboxItem:
+        return NewOutboxItem(key=f"{e.idempotency_key}:text", channel=e.channel, kind="text", recipient=e.recipient,
+                             payload={**e.payload, "copy_of": e.idempotency_key}, rep_id=e.rep_id,
+                             lead_id=e.lead_id, urgent=e.urgent)
+
+    def _other_platform(self, e: OutboxEntry, rep: RepContact | None) -> NewOutboxItem | None:
+        if rep is None or e.kind == "card_update" or e.payload.get("fallback_from"):
+            return None
+        other = OTHER_PLATFORM.get(e.channel)
+        userid = rep.userid_on(other) if other else None
+        if not other or not userid:
+            return None
+        return NewOutboxItem(key=f"{e.idempotency_key}:via:{other}", channel=other, kind=e.kind, recipient=userid,
+                             payload={**e.payload, "fallback_from": e.channel}, rep_id=e.rep_id,
+                             lead_id=e.lead_id, urgent=e.urgent)
+
+    async def _message(self, e: OutboxEntry, form: str, rep: RepContact | None) -> OutboundMessage:
+        text, link = "", None
+        if form == "text":
+            body = self.text_for(e) if self.text_for else str(e.payload.get("text") or summary_of(e, self.lang))
+            link = e.payload.get("link") or None
+            if link is None and self.link_for is not None:
+                got = self.link_for(e, rep)
+                link = await got if inspect.isawaitable(got) else got
+            text = compose_text(body, link, self.lang)
+        return OutboundMessage(key=e.idempotency_key, dedupe_id=dedupe_id(e.idempotency_key), channel=e.channel,
+                               kind=e.kind, form=form, recipient=e.recipient, payload=e.payload, text=text,
+                               link=link, rep_id=e.rep_id, lead_id=e.lead_id, attempt=e.attempts,
+                               redelivery=e.redelivery, urgent=e.urgent)
+
+    async def _deliver(self, e: OutboxEntry, reps: dict[int, RepContact]) -> None:
+        rep = reps.get(e.rep_id) if e.rep_id is not None else None
+        form = self._form(e, rep)
+        if form == "card" and rep is not None and rep.delivery == "both":
+            await self.repo.enqueue(self._text_copy(e))  # insert-or-ignore: safe on every retry
+        now = self.clock.now()
+        if self._counts(e) and not self.throttle.try_acquire(e.channel, e.recipient, now):
+            await self.repo.defer(e, self.throttle.next_free(e.channel, e.recipient, now), "throttled")
+            return
+        msg = await self._message(e, form, rep)
+        try:
+            result = await asyncio.wait_for(self.sender.send(msg), self.send_timeout)
+        except asyncio.TimeoutError:
+            result = DeliveryResult.failed("retry", "send timed out")
+        except Exception as exc:  # a bug or a network error in an adapter: retry, then dead-letter
+            self.log.warning("outbox.send_raised", channel=e.channel, key=e.idempotency_key,
+                             error=type(exc).__name__)
+            result = DeliveryResult.failed("retry", f"{type(exc).__name__}: {exc}")
+        await self._record(e, form, msg, result, rep)
+
+    async def _record(self, e: OutboxEntry, form: str, msg: OutboundMessage, result: DeliveryResult,
+                      rep: RepContact | None) -> None:
+        if result.ok:
+            ids = {**dict(result.platform_ids), "form": form}
+            card = None
+            if form == "card":
+                card = CardRecord(card_kind=str(e.payload.get("card_kind") or ("digest" if e.payload.get("digest") else e.kind)),
+                                  platform=PLATFORM_OF.get(e.channel, e.channel), recipient=e.recipient,
+                                  card_ref=str(ids.get("task_id") or ids.get("outTrackId") or msg.dedupe_id),
+                                  lead_id=e.lead_id, msgid=str(ids.get("msgid") or ""),
+                                  response_code=str(ids.get("response_code") or ""))
+            if await self.repo.mark_sent(e, ids, card):
+                self.metrics.sent.labels(e.channel, form).inc()
+            else:
+                self.log.warning("outbox.lease_lost_after_send", key=e.idempotency_key)
+            return
+        kind = result.error_kind or "retry"
+        self.metrics.failures.labels(e.channel, kind).inc()
+        error = f"{kind}: {result.message}".strip()
+        if kind in ("retry", "throttle"):
+            if e.attempts >= self.max_attempts:
+                await self._dead(e, f"gave up after {e.attempts} attempts: {error}")
+                return
+            delay = self.backoff(e.attempts, self.rng)
+            if kind == "throttle":
+                delay = max(delay, 60.0)
+            if result.retry_after:
+                delay = max(delay, result.retry_after)
+            await self.repo.mark_retry(e, error, self.clock.now() + timedelta(seconds=delay))
+            return
+        if kind == "card_unsupported" and form == "card":
+            if rep is not None and rep.delivery == "auto" and await self.repo.switch_auto_to_both(rep.id):
+                self.log.info("outbox.rep_switched_to_both", rep=rep.id)
+            if await self.repo.supersede(e, self._text_copy(e), error):
+                self.metrics.fallbacks.labels(e.channel, "text").inc()
+            return
+        alt = self._other_platform(e, rep)
+        if alt is not None:
+            if await self.repo.supersede(e, alt, error):
+                self.metrics.fallbacks.labels(e.channel, alt.channel).inc()
+            return
+        await self._dead(e, error)
+
+    # ---- dead-letter -------------------------------------------------------------------------
+
+    def _alert_channels(self) -> list[str]:
+        configured = [c for c in ("wecom", "dingtalk") if getattr(self.settings, c, None) is not None]
+        return configured or ["wecom", "dingtalk"]
+
+    def _alerts(self, first_error: str) -> Callable[[str, Sequence[RepContact]], list[NewOutboxItem]]:
+        def build(incident: str, admins: Sequence[RepContact]) -> list[NewOutboxItem]:
+            if self.lang == "zh":
+                text = ("【leadbot 投递告警】有消息无法送达，已进入死信队列（同一事件只提醒一次）。\n"
+                        f"首个错误：{first_error[:200]}\n请在服务器上运行 leadbot outbox 查看并处理。")
+            else:
+                text = ("[leadbot delivery alert] Messages could not be delivered and are dead-lettered "
+                        f"(one alert per incident).\nFirst error: {first_error[:200]}\nRun `leadbot outbox` to review.")
+            items = []
+            for admin in admins:
+                for channel in self._alert_channels():
+                    userid = admin.userid_on(channel)
+                    if userid:
+                        items.append(NewOutboxItem(
+                            key=f"alert:outbox-dead:{incident}:{admin.id}", channel=channel, kind="text",
+                            recipient=userid, rep_id=admin.id, urgent=True,
+                            payload={"text": text, "alert": True, "rollup": False, "incident": incident}))
+                        break
+            if not items:
+                self.log.error("outbox.dead_no_admin_to_alert", incident=incident)
+            return items
+
+        return build
+
+    async def _dead(self, e: OutboxEntry, error: str) -> None:
+        alerts = None if e.payload.get("alert") else self._alerts(error)
+        incident = await self.repo.mark_dead(e, error, alerts=alerts, incident_ttl=self.incident_ttl)
+        self.log.error("outbox.dead", key=e.idempotency_key, channel=e.channel, error=error[:300],
+                       incident=incident)
+        if incident:
+            self.wake()
+        self._gauges_at = None
+
+    async def _refresh_gauges(self, now: datetime) -> None:
+        if self._gauges_at is not None and (now - self._gauges_at).total_seconds() < self.gauge_interval:
+            return
+        self._gauges_at = now
+        counts = await self.repo.counts()
+        self.metrics.dead.set(counts.get("dead", 0))
+        self.metrics.pending.set(counts.get("pending", 0) + counts.get("sending", 0))
+
