@@ -12,13 +12,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.api.health import setup_health
 from bot.api.intake import setup_intake
+from bot.api.dingtalk_callbacks import setup_dingtalk
+from bot.api.wecom_callback import setup_wecom
+from bot.actions.buttons import ButtonFactory
+from bot.actions.secret import action_secret
+from bot.actions.service import ActionService
+from bot.actions.tokens import ActionSigner
 from bot.context import CTX, AppContext
+from bot.flow import Flow
+from bot.h5.page import setup_h5
 from bot.http_errors import json_error
 from bot.handlers import dispatch
 from bot.inbound import InboxProcessor
 from bot.metrics import Metrics
 from crm_bridge.db import create_engine
 from crm_bridge.inbox import Inbox
+from crm_bridge.kv import KeyValueStore
+from crm_bridge.leads import LeadActions
 from crm_bridge.sql_store import SqlCRMStore
 from leadbot.clock import Clock, SystemClock
 from leadbot.logs import get_logger
@@ -97,9 +107,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     async def _start(_: web.Application) -> None:
         if start_workers:
             await processor.start()
+            for worker in ctx.services.get("workers", []):
+                await worker.start()
 
     async def _stop(_: web.Application) -> None:
         await processor.stop()
+        for worker in reversed(ctx.services.get("workers", [])):
+            await worker.stop()
         for stop in reversed(ctx.services.get("on_shutdown", [])):
             await stop()
         if own_engine:
@@ -112,6 +126,42 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
 
 def _setup_features(app: web.Application, ctx: AppContext) -> None:
     """Feature packages register their routes, services and workers here, one line each."""
-    hooks: list[Callable[[web.Application, AppContext], Any]] = []
+    hooks: list[Callable[[web.Application, AppContext], Any]] = [
+        setup_wecom, setup_dingtalk, setup_actions, setup_delivery, setup_h5]
     for hook in hooks:
         hook(app, ctx)
+
+
+def setup_actions(app: web.Application, ctx: AppContext) -> None:
+    """Action tokens, lead actions and the flow behind every button; the signer needs the
+    secret from the database, so it is made at start-up."""
+    ctx.services["lead_actions"] = LeadActions(ctx.engine, ctx.clock)
+    ctx.services["kv"] = KeyValueStore(ctx.engine, ctx.clock)
+
+    async def _start(_: web.Application) -> None:
+        secret = await action_secret(ctx.settings.server.secret_key, ctx.services["kv"])
+        signer = ActionSigner(secret)
+        public = ctx.settings.server.public_url or f"http://{ctx.settings.server.host}:{ctx.settings.server.port}"
+        buttons = ButtonFactory(signer, public)
+        flow = Flow(ctx, buttons)
+        ctx.services.update(signer=signer, buttons=buttons, flow=flow,
+                            actions=ActionService(ctx, signer, ctx.services["lead_actions"], flow))
+        ctx.services["on_new_lead"] = flow.on_new_lead
+
+    app.on_startup.insert(0, _start)
+
+
+def setup_delivery(app: web.Application, ctx: AppContext) -> None:
+    """The outbox and its delivery worker over whichever platform clients are configured."""
+    from bot.delivery_adapters import PlatformSender
+    from notifications.worker import DeliveryWorker
+
+    dingtalk = ctx.settings.dingtalk
+    sender = PlatformSender(ctx.services.get("wecom_client"), ctx.services.get("dingtalk_client"),
+                            robot_secret_for=lambda hook: dingtalk.manager_robot_secret if dingtalk else "")
+    worker = DeliveryWorker(ctx.engine, sender, ctx.clock, ctx.settings, registry=ctx.metrics.registry,
+                            link_for=lambda entry, rep: entry.payload.get("link") or None,
+                            quiet_hours=ctx.services.get("quiet_hours", True))
+    ctx.services["outbox"] = worker.repo
+    ctx.services["delivery_worker"] = worker
+    ctx.services.setdefault("workers", []).append(worker)

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from sqlalchemy import select
 
 from crm_bridge import dto
+from crm_bridge.identity.matcher import POSSIBLE, SAME
 from crm_bridge.identity.normalize import normalize_email, normalize_phone
-from crm_bridge.models import Customer, Identity, Rep, Team
+from crm_bridge.models import Customer, Rep, Team
 
 if TYPE_CHECKING:
     from crm_bridge.sql_store import SqlCRMStore
@@ -154,9 +155,14 @@ def customer_identities(row: Mapping[str, str]) -> tuple[list[tuple[str, str, bo
 
 async def import_customers(store: "SqlCRMStore", rows: Sequence[Mapping[str, Any]], *,
                            progress: Callable[[int], None] | None = None) -> dto.ImportSummary:
+    from crm_bridge.identity.service import (CustomerImportSummary, _suggestions, link_identity_in,
+                                             normalized_columns)
+
     created = updated = 0
     rejected: list[dto.RowOutcome] = []
     notes: list[str] = []
+    merged: list[dto.RowOutcome] = []  # rows that were an existing customer (a strong identifier)
+    suspected: list[dto.RowOutcome] = []  # rows imported as new that may be an existing customer
     now = store.clock.now()
     async with store.sessions() as session, session.begin():
         reps = {r.external_id: r.id for r in (await session.execute(select(Rep))).scalars()}
@@ -180,28 +186,58 @@ async def import_customers(store: "SqlCRMStore", rows: Sequence[Mapping[str, Any
             for w_col in ("phone", "email"):
                 if row.get(w_col) and not any(i[3] == row[w_col] for i in ids):
                     attributes.setdefault(f"raw_{w_col}", row[w_col])
-            customer = None
-            if row.get("id"):
-                customer = (await session.execute(
-                    select(Customer).where(Customer.external_id == row["id"]))).scalar_one_or_none()
-            if customer is None:
-                for kind, value, strong, _ in ids:
-                    if not strong:
-                        continue
-                    cid = (await session.execute(select(Identity.customer_id).where(
-                        Identity.kind == kind, Identity.value == value, Identity.strong.is_(True)))).scalar_one_or_none()
-                    if cid:
-                        customer = await session.get(Customer, cid)
-                        notes.append(f"line {n}: same {kind} as customer {customer.external_id or customer.id}; merged into it")
-                        break
+            # Identity resolution (crm_bridge.identity): the same id updates; a strong identifier
+            # shared with a customer merges the row into it; weak evidence only flags it.
+            customer, decision = await _match_customer_row(session, row)
             fields = dict(display_name=row.get("name", "")[:256], company=row.get("company", "")[:256],
                           title=row.get("title", "")[:128], city=row.get("city", "")[:64],
                           address=row.get("address", "")[:512])
             if customer is None:
+                if decision is not None and decision.kind == POSSIBLE:
+                    attributes["possible_duplicates"] = _suggestions(decision.candidates)
+                    best = decision.candidates[0]
+                    reason = (f"possible duplicate of customer {await _label(session, best.customer_id)} "
+                              f"({best.score:.2f}: {best.reason})")
+                    suspected.append(dto.RowOutcome(line=n, outcome="suspected", reason=reason, key=row.get("id", "")))
+                    notes.append(f"line {n}: {reason}; imported as a new customer, to be confirmed")
                 customer = Customer(external_id=row.get("id") or None, owner_id=owner_id, attributes=attributes,
-                                    created_at=now, updated_at=now, **fields)
+                                    created_at=now, updated_at=now, **fields,
+                                    **normalized_columns(fields["display_name"], fields["company"]))
                 session.add(customer)
                 created += 1
+            elif decision is not None:
+                # Merged into an existing customer: fill its blanks, keep differing values aside.
+                reason = f"same customer as {await _label(session, customer.id)} ({decision.reason})"
+                merged.append(dto.RowOutcome(line=n, outcome="merged", reason=reason, key=row.get("id", "")))
+                notes.append(f"line {n}: {reason}; merged into it")
+                aside: dict[str, Any] = {}
+                for k, v in fields.items():
+                    if v and not getattr(customer, k):
+                        setattr(customer, k, v)
+                    elif v and getattr(customer, k) != v:
+                        aside[k] = v
+                if owner_id and not customer.owner_id:
+                    customer.owner_id = owner_id
+                elif owner_id and owner_id != customer.owner_id:
+                    aside["owner_id"] = owner_id
+                attrs = dict(customer.attributes or {})
+                for k, v in attributes.items():
+                    if k not in attrs:
+                        attrs[k] = v
+                    elif attrs[k] != v:
+                        aside.setdefault("attributes", {})[k] = v
+                if aside:
+                    history = dict(attrs.get("merged_from") or {})
+                    history[f"import line {n}" + (f" ({row['id']})" if row.get("id") else "")] = aside
+                    attrs["merged_from"] = history
+                if row.get("id") and not customer.external_id:
+                    customer.external_id = row["id"]
+                customer.attributes = attrs
+                for col, value in normalized_columns(customer.display_name, customer.company).items():
+                    setattr(customer, col, value)
+                customer.updated_at = now
+                customer.version += 1
+                updated += 1
             else:
                 for k, v in fields.items():
                     if v:
@@ -209,21 +245,42 @@ async def import_customers(store: "SqlCRMStore", rows: Sequence[Mapping[str, Any
                 if owner_id:
                     customer.owner_id = owner_id
                 customer.attributes = {**(customer.attributes or {}), **attributes}
+                for col, value in normalized_columns(customer.display_name, customer.company).items():
+                    setattr(customer, col, value)
                 customer.updated_at = now
                 customer.version += 1
                 updated += 1
             await session.flush()
             for kind, value, strong, raw_value in ids:
-                existing = (await session.execute(select(Identity).where(
-                    Identity.kind == kind, Identity.value == value, Identity.customer_id == customer.id))).scalar_one_or_none()
-                if existing is None:
-                    if strong:
-                        holder = (await session.execute(select(Identity.customer_id).where(
-                            Identity.kind == kind, Identity.value == value, Identity.strong.is_(True)))).scalar_one_or_none()
-                        if holder is not None:
-                            notes.append(f"line {n}: {kind} already belongs to customer {holder}; not linked twice")
-                            continue
-                    session.add(Identity(customer_id=customer.id, kind=kind, value=value, strong=strong,
-                                         raw=raw_value[:256], created_at=now))
-                    await session.flush()
-    return dto.ImportSummary(created=created, updated=updated, rejected=tuple(rejected), notes=tuple(notes))
+                result = await link_identity_in(session, customer.id, kind, value, raw=raw_value, now=now,
+                                                strong=strong)
+                if result.conflict_customer_id is not None:
+                    notes.append(f"line {n}: {kind} already belongs to customer "
+                                 f"{await _label(session, result.conflict_customer_id)}; not linked twice")
+    return CustomerImportSummary(created=created, updated=updated, rejected=tuple(rejected), notes=tuple(notes),
+                                 merged=tuple(merged), suspected=tuple(suspected))
+
+
+async def _match_customer_row(session: Any, row: Mapping[str, str]) -> tuple[Customer | None, Any]:
+    """(customer, decision): the customer with this row's id (decision None: a plain update), or
+    the one a strong identifier names (decision "same"), or None with the matcher's decision."""
+    from crm_bridge.identity.dedupe import record_from_row
+    from crm_bridge.identity.service import _survivor, sql_decide
+
+    if row.get("id"):
+        customer = (await session.execute(
+            select(Customer).where(Customer.external_id == row["id"]))).scalar_one_or_none()
+        if customer is not None:
+            if customer.status == "merged":
+                customer = await session.get(Customer, await _survivor(session, customer.id))
+            return customer, None
+    decision = await sql_decide(session, record_from_row(None, row))
+    if decision.kind == SAME:
+        return await session.get(Customer, decision.customer_id), decision
+    return None, decision
+
+
+async def _label(session: Any, customer_id: Any) -> str:
+    external = (await session.execute(
+        select(Customer.external_id).where(Customer.id == customer_id))).scalar_one_or_none()
+    return f"{external} (#{customer_id})" if external else f"#{customer_id}"

@@ -198,6 +198,14 @@ class RoutingDecision(Base):
     chosen_rep_id: Mapped[int | None] = mapped_column(BigId)
     reason: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime]
+    # sticky|assigned|backup|manager|pool (crm_bridge.routing.decide.OUTCOMES)
+    outcome: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    team_id: Mapped[int | None] = mapped_column(BigId)
+    previous_owner_id: Mapped[int | None] = mapped_column(BigId)
+    # The inputs behind the decision (matched conditions, pointer before/after, trigger).
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Daily caps count today's decisions per rep.
+    __table_args__ = (Index("ix_routing_decisions_chosen_at", "chosen_rep_id", "at"),)
 
 
 class RoutingState(Base):

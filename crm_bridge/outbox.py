@@ -408,3 +408,16 @@ def _leased(e: OutboxEntry, lease_until: datetime) -> OutboxEntry:
         rep_id=e.rep_id, lead_id=e.lead_id, payload=e.payload, state="sending", attempts=e.attempts + 1,
         urgent=e.urgent, next_attempt_at=lease_until, last_error=e.last_error, result=e.result,
         created_at=e.created_at, sent_at=e.sent_at, redelivery=e.redelivery)
+
+
+async def remember_response_code(engine: AsyncEngine, card_ref: str, recipient: str, response_code: str,
+                                 now: datetime) -> bool:
+    """WeCom response codes are single-use: every tap brings a fresh one for that copy, which the
+    next update of that copy must use."""
+    if not card_ref or not response_code:
+        return False
+    async with engine.begin() as conn:
+        done = await conn.execute(update(CardCopy).where(CardCopy.card_ref == card_ref,
+                                                         CardCopy.recipient == recipient)
+                                  .values(response_code=response_code, updated_at=now))
+        return done.rowcount > 0

@@ -167,26 +167,11 @@ class SqlCRMStore:
             return lead_dto(row) if row else None
 
     async def _link_customer(self, session: AsyncSession, values: Mapping[str, Any], now: Any) -> int:
-        """Finds the customer a strong identifier already names, else creates one."""
-        ids = identities_for(values.get("phone", ""), values.get("email", ""))
-        for kind, value, strong in ids:
-            if not strong:
-                continue
-            found = (await session.execute(
-                select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value,
-                                                   Identity.strong.is_(True)))).scalar_one_or_none()
-            if found:
-                return await self._survivor(session, found)
-        customer = Customer(display_name=values.get("name", "")[:256], company=values.get("company", "")[:256],
-                            title=values.get("title", "")[:128], city=values.get("city", "")[:64],
-                            attributes={}, created_at=now, updated_at=now)
-        session.add(customer)
-        await session.flush()
-        for kind, value, strong in ids:
-            session.add(Identity(customer_id=customer.id, kind=kind, value=value, strong=strong,
-                                 raw=values.get(kind, "")[:256], created_at=now))
-        await session.flush()
-        return customer.id
+        """The customer this lead belongs to (identity resolution: crm_bridge.identity.service);
+        created when no strong identifier names one."""
+        from crm_bridge.identity.service import link_lead_customer
+
+        return await link_lead_customer(session, values, now)
 
     async def _survivor(self, session: AsyncSession, customer_id: int) -> int:
         """Follows merge tombstones to the customer that lives on."""

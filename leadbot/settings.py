@@ -134,11 +134,17 @@ class SlaSettings:
     silence_flag: str = "72h"
     stage_limits: Mapping[str, str] = field(default_factory=dict)
     sweep_interval_seconds: float = 1.0
+    stage_limit_default: str = "10d"  # for stages not in stage_limits; "0" turns the alert off
+    pool_recycle: str = "4h"  # unclaimed in the pool this long: routed again or escalated
+    digest_time: str = "18:00"  # daily manager digest, calendar timezone, on working days
 
     def validate(self) -> None:
         for key in ("first_touch_remind", "first_touch_escalate", "first_touch_reassign",
-                    "pool_return", "silence_flag"):
+                    "pool_return", "silence_flag", "stage_limit_default", "pool_recycle"):
             _duration("sla", key, getattr(self, key))
+        _check(_is_hhmm(self.digest_time) and int(self.digest_time.partition(":")[0]) < 24, "sla", "digest_time",
+               'must look like "18:00"')
+        _check(self.sweep_interval_seconds > 0, "sla", "sweep_interval_seconds", "must be > 0")
         for stage, value in self.stage_limits.items():
             _duration("sla", f"stage_limits.{stage}", value)
 
@@ -189,6 +195,12 @@ class CalendarSettings:
         _check(ok, "calendar", "working_hours", 'must look like "09:00-18:00"')
         _check(all(1 <= d <= 7 for d in self.working_days), "calendar", "working_days",
                "days are 1 (Monday) to 7 (Sunday)")
+        from leadbot.workcal import CalendarError, WorkCalendar
+
+        try:  # holidays / extra_workdays dates and ranges
+            WorkCalendar.from_settings(self)
+        except CalendarError as e:
+            raise ConfigError(str(e)) from None
 
     @property
     def tz(self) -> ZoneInfo:

@@ -122,6 +122,6 @@ async def post_action_page(request: web.Request) -> web.Response:
     return await _render(ctx, claims, outcome)
 
 
-def setup_h5(app: web.Application) -> None:
+def setup_h5(app: web.Application, ctx: AppContext | None = None) -> None:
     app.router.add_get("/a/{token}", get_action_page, name="action_page")
     app.router.add_post("/a/{token}", post_action_page)

@@ -1,0 +1,172 @@
+"""DingTalk's HTTP edge: event subscription, robot messages and card callbacks, plus the wiring
+of the DingTalk client and the Stream transport (`setup_dingtalk`).
+
+Every route verifies first (signature, timestamp window), stores to the inbox under a dedupe
+key, and answers at once; bad input is a 4xx with a log line, never a 500.
+
+- ``POST /callbacks/dingtalk/events``: ``?signature|msg_signature&timestamp|timeStamp&nonce``,
+  body ``{"encrypt"}``; answered with the encrypted "success" within DingTalk's 1.5 s.
+- ``POST /callbacks/dingtalk/robot``: headers ``timestamp`` + ``sign`` (HMAC-SHA256 with the
+  app secret; DingTalk allows one hour, leadbot also the replay window); answered ``{}``.
+- ``POST /callbacks/dingtalk/card``: headers ``x-ddpaas-signature-timestamp`` +
+  ``x-ddpaas-signature``; handled inline, answered with the card data to show (2 s).
+
+``replay_window_seconds = 0`` turns every timestamp check off (replaying recorded vectors);
+otherwise a robot message is accepted within min(window, 1 h).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from bot.context import AppContext, ctx_of
+from bot.http_errors import json_error
+from bot.platforms.dingtalk.client import DingTalkClient
+from bot.platforms.dingtalk.crypto import (CallbackRejected, EventCipher, card_sign, check_fresh, loads_object,
+                                           parse_epoch, robot_sign, same_sign)
+from bot.platforms.dingtalk.inbound import DingTalkInbound
+from bot.platforms.dingtalk.normalize import NotNormalisable, event_from_http, to_event
+from leadbot.settings import DingTalkSettings
+
+ROBOT_WINDOW_SECONDS = 3600
+# Answered "success" without an inbox row: DingTalk checking that the URL works.
+CHECK_EVENTS = frozenset({"check_url", "check_create_suite_url", "check_update_suite_url"})
+
+
+@dataclass
+class DingTalkEdge:
+    settings: DingTalkSettings
+    inbound: DingTalkInbound
+    client: DingTalkClient
+    cipher: EventCipher | None
+
+
+EDGE: web.AppKey[DingTalkEdge] = web.AppKey("dingtalk_edge", DingTalkEdge)
+
+
+def _reject(ctx: AppContext, route: str, e: CallbackRejected) -> web.Response:
+    ctx.metrics.callbacks.labels("dingtalk", "rejected").inc()
+    ctx.log.info("dingtalk.callback_rejected", route=route, reason=e.reason, status=e.status)
+    return json_error(e.status, e.reason, e.message)
+
+
+def _now_ms(ctx: AppContext) -> int:
+    return int(ctx.clock.now().timestamp() * 1000)
+
+
+async def events(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    edge = request.app[EDGE]
+    if edge.cipher is None:
+        return json_error(404, "not_configured", "set [dingtalk] token and aes_key to receive events")
+    q = request.query
+    signature = q.get("signature") or q.get("msg_signature") or ""
+    timestamp = q.get("timestamp") or q.get("timeStamp") or ""
+    nonce = q.get("nonce") or ""
+    try:
+        if not signature or not timestamp or not nonce:
+            raise CallbackRejected("missing_query", 400, "signature, timestamp and nonce are required")
+        check_fresh(parse_epoch(timestamp), ctx.clock.now(), ctx.settings.server.replay_window_seconds)
+        body = loads_object(await request.read())
+        encrypt = body.get("encrypt")
+        if not isinstance(encrypt, str) or not encrypt:
+            raise CallbackRejected("missing_encrypt", 400, "body has no encrypt field")
+        decrypted = edge.cipher.decrypt(signature, timestamp, nonce, encrypt)
+        plain = loads_object(decrypted.plaintext)
+        event_type = str(plain.get("EventType") or plain.get("eventType") or "")
+        if event_type in CHECK_EVENTS:
+            ctx.log.info("dingtalk.check_url", event_type=event_type)
+        else:
+            try:
+                item = event_from_http(plain, ctx.clock.now())
+            except NotNormalisable as e:
+                raise CallbackRejected("malformed_event", 400, str(e)) from None
+            await edge.inbound.accept(item, "http")
+    except CallbackRejected as e:
+        return _reject(ctx, "events", e)
+    reply = edge.cipher.encrypt_reply("success", decrypted.receive_id, str(_now_ms(ctx)))
+    return web.json_response(reply)
+
+
+async def robot(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    edge = request.app[EDGE]
+    timestamp = request.headers.get("timestamp", "").strip()
+    sign = request.headers.get("sign", "")
+    try:
+        if not timestamp or not sign:
+            raise CallbackRejected("missing_sign", 401, "timestamp and sign headers are required")
+        window = ctx.settings.server.replay_window_seconds
+        check_fresh(parse_epoch(timestamp), ctx.clock.now(), min(window, ROBOT_WINDOW_SECONDS) if window else 0)
+        if not same_sign(robot_sign(timestamp, edge.settings.app_secret), sign):
+            raise CallbackRejected("bad_signature", 403, "sign does not match")
+        body = loads_object(await request.read())
+        await edge.inbound.accept_robot(body, "http")
+    except CallbackRejected as e:
+        return _reject(ctx, "robot", e)
+    return web.json_response({})
+
+
+async def card(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    edge = request.app[EDGE]
+    timestamp = request.headers.get("x-ddpaas-signature-timestamp", "").strip()
+    sign = request.headers.get("x-ddpaas-signature", "")
+    secret = edge.settings.card_callback_secret or edge.settings.app_secret
+    try:
+        if not timestamp or not sign:
+            raise CallbackRejected("missing_sign", 401, "x-ddpaas-signature headers are required")
+        when = parse_epoch(timestamp)
+        check_fresh(when, ctx.clock.now(), ctx.settings.server.replay_window_seconds)
+        if not same_sign(card_sign(timestamp, secret), sign):
+            raise CallbackRejected("bad_signature", 403, "signature does not match")
+        body = loads_object(await request.read())
+        try:
+            response = await edge.inbound.accept_card(body, int(timestamp) if timestamp.isdigit() else None, "http")
+        except NotNormalisable as e:
+            raise CallbackRejected("malformed_card_callback", 400, str(e)) from None
+    except CallbackRejected as e:
+        return _reject(ctx, "card", e)
+    return web.json_response(response)
+
+
+def setup_dingtalk(app: web.Application, ctx: AppContext) -> None:
+    """Routes, the API client (``ctx.services["dingtalk_client"]``), the inbox parser and, with
+    ``[dingtalk] stream = true``, the Stream transport. Nothing when [dingtalk] is absent."""
+    dt = ctx.settings.dingtalk
+    if dt is None:
+        return
+    from crm_bridge.kv import KeyValueStore
+
+    client = DingTalkClient(dt, clock=ctx.clock, token_store=KeyValueStore(ctx.engine, ctx.clock), log=ctx.log)
+    inbound = DingTalkInbound(ctx)
+    cipher = EventCipher(dt.token, dt.aes_key, dt.receive_ids) if dt.token and dt.aes_key else None
+    app[EDGE] = DingTalkEdge(dt, inbound, client, cipher)
+    ctx.services["dingtalk_client"] = client
+    ctx.services["dingtalk_inbound"] = inbound
+    processor = ctx.services.get("processor")
+    if processor is not None:
+        processor.register_parser("dingtalk", to_event)
+
+    app.router.add_post("/callbacks/dingtalk/events", events, name="dingtalk_events")
+    app.router.add_post("/callbacks/dingtalk/robot", robot, name="dingtalk_robot")
+    app.router.add_post("/callbacks/dingtalk/card", card, name="dingtalk_card")
+
+    shutdown: list[Any] = ctx.services.setdefault("on_shutdown", [])
+    shutdown.append(client.close)
+    shutdown.append(inbound.drain_background)
+
+    if dt.stream:
+        from bot.platforms.dingtalk.stream import StreamTransport
+
+        transport = StreamTransport(client, inbound)
+        ctx.services["dingtalk_stream"] = transport
+
+        async def _start_stream(_: web.Application) -> None:
+            transport.start()
+
+        app.on_startup.append(_start_stream)
+        shutdown.append(transport.stop)

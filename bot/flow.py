@@ -1,0 +1,256 @@
+"""The lead's journey, wired: intake -> routing -> offer cards through the outbox -> SLA ladder,
+and the after-effects of every tap (the other copies of a card, timers, re-routing).
+
+Routing, timers and identity are optional services: when one is not wired (a minimal setup),
+the flow degrades (e.g. no router: the lead waits in the pool) instead of failing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from bot.actions.buttons import ButtonFactory, actions_for
+from bot.cards.builders import build_claimed_card, build_lead_card, build_notice_card, build_pool_card
+from bot.cards.model import Card
+from bot.cards.render_dingtalk import render_dingtalk_card
+from bot.cards.render_text import render_text
+from bot.cards.render_wecom import render_wecom_template_card
+from bot.lead_views import lead_card_view
+from crm_bridge import dto
+from crm_bridge.outbox import NewOutboxItem
+
+if TYPE_CHECKING:
+    from bot.context import AppContext
+
+
+def channel_of(rep: dto.Rep) -> tuple[str, str] | None:
+    """The platform a rep is reached on first (WeCom when known there), and their user id."""
+    if rep.wecom_userid:
+        return "wecom", rep.wecom_userid
+    if rep.dingtalk_userid:
+        return "dingtalk", rep.dingtalk_userid
+    return None
+
+
+class Flow:
+    def __init__(self, ctx: "AppContext", buttons: ButtonFactory) -> None:
+        self.ctx = ctx
+        self.buttons = buttons
+
+    @property
+    def lang(self) -> str:
+        return self.ctx.lang
+
+    # ---- outbound helpers --------------------------------------------------------------------
+
+    def payload_for(self, card: Card, channel: str, userid: str) -> dict[str, Any]:
+        payload: dict[str, Any] = {"text": render_text(card, self.lang), "link": card.link}
+        if channel == "wecom":
+            payload["wecom_card"] = render_wecom_template_card(card)
+        else:
+            payload["dingtalk_card"] = {"template_id": self.ctx.settings.dingtalk.card_template_id
+                                        if self.ctx.settings.dingtalk else "",
+                                        **_card_data(render_dingtalk_card(card, [userid]))}
+        return payload
+
+    async def _enqueue(self, items: Sequence[NewOutboxItem]) -> None:
+        outbox = self.ctx.services.get("outbox")
+        if outbox is None or not items:
+            return
+        await outbox.enqueue_many(list(items))
+        worker = self.ctx.services.get("delivery_worker")
+        if worker is not None:
+            worker.wake()
+
+    async def card_for(self, lead: dto.Lead, rep: dto.Rep, *, pool: bool = False) -> Card:
+        now = self.ctx.clock.now()
+        view = await lead_card_view(self.ctx, lead, sla_due_at=await self._sla_due(lead))
+        audience = f"rep:{rep.id}"
+        keys = self.buttons.keys(lead, audience, actions_for(lead, rep, pool=pool), now)
+        link = self.buttons.link(lead.id, audience, now)
+        mine = lead.claimed_at is not None and lead.owner_id == rep.id
+        if lead.claimed_at is not None and not mine:
+            names = await self.ctx.services["lead_actions"].rep_names([lead.owner_id] if lead.owner_id else [])
+            return build_claimed_card(view, claimer_name=names.get(lead.owner_id or 0, ""), now=now,
+                                      lang=self.lang, link=link)
+        if mine:
+            return build_claimed_card(view, claimer_name=rep.name, now=now, lang=self.lang,
+                                      claimed_by_viewer=True, buttons=keys, link=link)
+        if pool:
+            return build_pool_card(view, now=now, lang=self.lang, buttons=keys, link=link)
+        return build_lead_card(view, now=now, lang=self.lang, buttons=keys, link=link)
+
+    async def _sla_due(self, lead: dto.Lead) -> Any:
+        due = self.ctx.services.get("sla_due")
+        return await due(lead) if due is not None else None
+
+    async def offer(self, lead: dto.Lead, reps: Sequence[dto.Rep], *, pool: bool = False, round_: str = "1") -> int:
+        """Sends each rep their own copy of the lead card (their own signed buttons)."""
+        items = []
+        for rep in reps:
+            where = channel_of(rep)
+            if where is None or rep.status != "active":
+                continue
+            channel, userid = where
+            card = await self.card_for(lead, rep, pool=pool)
+            items.append(NewOutboxItem(key=f"lead:{lead.id}:offer:{round_}:{rep.id}", channel=channel, kind="card",
+                                       recipient=userid, payload=self.payload_for(card, channel, userid),
+                                       rep_id=rep.id, lead_id=lead.id))
+        await self._enqueue(items)
+        return len(items)
+
+    async def update_copies(self, lead: dto.Lead, reason: str) -> None:
+        """Every delivered copy of the lead's card, on both platforms, shows the lead as it is now."""
+        outbox = self.ctx.services.get("outbox")
+        if outbox is None:
+            return
+        copies = await outbox.cards_for_lead(lead.id)
+        if not copies:
+            return
+        reps_by_user: dict[tuple[str, str], dto.Rep] = {}
+        for rep in await self.ctx.store.list_reps():
+            if rep.wecom_userid:
+                reps_by_user[("wecom", rep.wecom_userid)] = rep
+            if rep.dingtalk_userid:
+                reps_by_user[("dingtalk", rep.dingtalk_userid)] = rep
+        items = []
+        for n, copy in enumerate(copies):
+            rep = reps_by_user.get((copy.platform, copy.recipient))
+            if rep is None:
+                continue
+            card = await self.card_for(lead, rep)
+            if copy.platform == "wecom":
+                if not copy.response_code:
+                    continue  # no code left to update this copy with (WeCom codes are single-use)
+                payload: dict[str, Any] = {"response_code": copy.response_code,
+                                           "wecom_card": render_wecom_template_card(card, for_update=True)}
+                payload["wecom_card"]["task_id"] = copy.card_ref
+            else:
+                payload = {"out_track_id": copy.card_ref, **_card_data(render_dingtalk_card(card, [copy.recipient]))}
+            items.append(NewOutboxItem(key=f"lead:{lead.id}:v{lead.version}:{reason}:{copy.platform}:{copy.card_ref}",
+                                       channel=copy.platform, kind="card_update", recipient=copy.recipient,
+                                       payload=payload, rep_id=rep.id, lead_id=lead.id, urgent=True))
+        await self._enqueue(items)
+
+    async def notify(self, rep: dto.Rep, key: str, card: Card, *, urgent: bool = False,
+                     lead_id: int | None = None) -> None:
+        where = channel_of(rep)
+        if where is None:
+            return
+        channel, userid = where
+        await self._enqueue([NewOutboxItem(key=key, channel=channel, kind="card", recipient=userid,
+                                           payload=self.payload_for(card, channel, userid), rep_id=rep.id,
+                                           lead_id=lead_id, urgent=urgent)])
+
+    # ---- the lead's journey ------------------------------------------------------------------
+
+    async def on_new_lead(self, lead: dto.Lead) -> None:
+        router = self.ctx.services.get("router")
+        if router is None:
+            return
+        decision = await router.assign(lead.id)
+        await self.after_routing(lead.id, decision)
+
+    async def after_routing(self, lead_id: int, decision: Any) -> None:
+        lead = await self.ctx.store.get_lead(lead_id)
+        if lead is None:
+            return
+        chosen = getattr(decision, "rep_id", None)
+        if chosen:
+            rep = await self.ctx.store.get_rep(chosen)
+            if rep is not None:
+                await self.offer(lead, [rep], round_=str(getattr(decision, "id", "") or lead.version))
+                ladder = self.ctx.services.get("ladder")
+                if ladder is not None:
+                    await ladder.start(lead)
+                return
+        # Pool (公海): every active member of the team gets a personal copy; first claim wins.
+        team_id = getattr(decision, "team_id", None) or lead.team_id
+        members = [r for r in await self.ctx.store.list_reps(team_id=team_id, status="active")] if team_id \
+            else [r for r in await self.ctx.store.list_reps(status="active") if r.role == "rep"]
+        await self.offer(lead, members, pool=True, round_=f"pool{lead.version}")
+
+    # ---- after-effects of taps (bot.actions.service.LeadFlow) --------------------------------
+
+    async def after_claim(self, lead: dto.Lead, rep: dto.Rep) -> Card | None:
+        ladder = self.ctx.services.get("ladder")
+        if ladder is not None:
+            await ladder.cancel(lead, "claimed")
+        await self.update_copies(lead, "claimed")
+        return await self.card_for(lead, rep)
+
+    async def after_pass(self, lead: dto.Lead, rep: dto.Rep, reason: str) -> None:
+        ladder = self.ctx.services.get("ladder")
+        if ladder is not None:
+            await ladder.cancel(lead, "passed")
+        await self.update_copies(lead, "passed")
+        router = self.ctx.services.get("router")
+        if router is not None:
+            decision = await router.next_candidate(lead.id, exclude=[rep.id], reason=reason)
+            await self.after_routing(lead.id, decision)
+
+    async def after_advance(self, lead: dto.Lead, rep: dto.Rep, from_stage: str, to_stage: str) -> Card | None:
+        ladder = self.ctx.services.get("ladder")
+        if ladder is not None:
+            await ladder.cancel(lead, "first_contact")
+        await self.update_copies(lead, f"stage-{to_stage}")
+        return await self.card_for(lead, rep)
+
+    async def reassign(self, lead: dto.Lead, actor: dto.Rep, to_rep_id: int | None, reason: str) -> dto.Rep | None:
+        actions = self.ctx.services["lead_actions"]
+        if to_rep_id is None:
+            router = self.ctx.services.get("router")
+            if router is None:
+                return None
+            exclude = [lead.owner_id] if lead.owner_id else []
+            decision = await router.next_candidate(lead.id, exclude=exclude, reason=reason)
+            to_rep_id = getattr(decision, "rep_id", None)
+            if not to_rep_id:
+                return None
+            updated = await self.ctx.store.get_lead(lead.id)
+        else:
+            updated = await actions.reassign(lead.id, to_rep_id, f"rep:{actor.id}", reason)
+        target = await self.ctx.store.get_rep(to_rep_id)
+        if updated is None or target is None:
+            return None
+        await self.update_copies(updated, "reassigned")
+        await self.offer(updated, [target], round_=f"re{updated.version}")
+        ladder = self.ctx.services.get("ladder")
+        if ladder is not None:
+            await ladder.cancel(updated, "reassigned")
+            await ladder.start(updated)
+        return target
+
+    async def snooze(self, lead: dto.Lead, rep: dto.Rep, delay: timedelta) -> None:
+        ladder = self.ctx.services.get("ladder")
+        if ladder is not None:
+            await ladder.snooze(lead, delay)
+
+    async def merge(self, lead: dto.Lead, actor: dto.Rep, args: Mapping[str, Any]) -> str:
+        identity = self.ctx.services.get("identity")
+        if identity is None:
+            raise RuntimeError("identity resolution is not wired")
+        return await identity.merge_from_card(lead, actor, args)
+
+    async def distinct(self, lead: dto.Lead, actor: dto.Rep, args: Mapping[str, Any]) -> None:
+        identity = self.ctx.services.get("identity")
+        if identity is not None:
+            await identity.distinct_from_card(lead, actor, args)
+
+    async def undo(self, lead: dto.Lead, actor: dto.Rep, args: Mapping[str, Any]) -> None:
+        identity = self.ctx.services.get("identity")
+        if identity is not None:
+            await identity.undo_from_card(lead, actor, args)
+
+    async def tell(self, rep: dto.Rep, key: str, title: str, body: str = "", *, urgent: bool = False) -> None:
+        await self.notify(rep, key, build_notice_card(title, body, lang=self.lang), urgent=urgent)
+
+
+def _card_data(rendered: Mapping[str, Any]) -> dict[str, Any]:
+    """render_dingtalk_card's shape -> the outbox payload's (card_data / private_data)."""
+    out: dict[str, Any] = {"card_data": rendered.get("cardData", {})}
+    if rendered.get("privateData"):
+        out["private_data"] = rendered["privateData"]
+    return out
+

@@ -1,0 +1,561 @@
+"""Async DingTalk API client (aiohttp). dingtalk-sdk's client is synchronous (requests) and only
+knows the old APIs through the TOP gateway; this one speaks both hosts itself, on the event loop:
+
+- ``api_base`` (api.dingtalk.com, v1.0): token in the ``x-acs-dingtalk-access-token`` header;
+  errors as HTTP 4xx/5xx with ``{code, message}``;
+- ``oapi_base`` (oapi.dingtalk.com): token in ``?access_token=``; errors as ``{errcode, errmsg}``.
+
+Tokens (v1.0 ``accessToken`` and old ``gettoken``) are cached until shortly before expiry, fetched
+by one coroutine at a time and, through a ``TokenStore`` (crm_bridge.kv), by one process at a
+time; a token DingTalk refuses is dropped and fetched again once. Throttle answers are retried
+with backoff (``sleep`` is injectable); everything else raises a classified ``DingTalkError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import urllib.parse
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence
+
+import aiohttp
+
+from bot.platforms.dingtalk import messages as m
+from bot.platforms.dingtalk.crypto import custom_robot_sign
+from bot.platforms.dingtalk.errors import (DingTalkError, PermanentError, ThrottleError, TokenError,
+                                           TransientError, classify_oapi, classify_text, classify_v1)
+from leadbot.clock import Clock, SystemClock
+from leadbot.settings import DingTalkSettings
+
+Sleep = Callable[[float], Awaitable[Any]]
+
+CUSTOM_ROBOT_PER_MINUTE = 20
+CUSTOM_ROBOT_PENALTY_SECONDS = 600.0  # DingTalk blocks a robot that went over for 10 minutes
+CUSTOM_ROBOT_THROTTLE_CODES = frozenset({130101, 660026, 90030})
+SESSION_WEBHOOK_MARGIN = timedelta(seconds=10)
+
+
+class TokenEntry(Protocol):
+    value: str
+    expires_at: datetime | None
+
+
+class TokenStore(Protocol):
+    """What the client needs from crm_bridge.kv.KeyValueStore."""
+
+    async def get(self, key: str) -> TokenEntry | None: ...
+    async def set(self, key: str, value: str, expires_at: datetime | None) -> None: ...
+    async def delete(self, key: str, *, only_if_value: str | None = None) -> bool: ...
+    async def try_lease(self, key: str, owner: str, ttl: timedelta) -> bool: ...
+    async def release_lease(self, key: str, owner: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkNoticeResult:
+    task_id: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSendResult:
+    process_query_keys: tuple[str, ...] = ()
+    invalid_staff_ids: tuple[str, ...] = ()
+    flow_controlled_staff_ids: tuple[str, ...] = ()
+    filtered_staff_ids: tuple[str, ...] = ()
+
+    @property
+    def process_query_key(self) -> str:
+        return self.process_query_keys[0] if self.process_query_keys else ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverResult:
+    space_type: str
+    space_id: str
+    success: bool
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CardDelivery:
+    out_track_id: str
+    results: tuple[DeliverResult, ...] = ()
+
+    @property
+    def failed(self) -> tuple[DeliverResult, ...]:
+        return tuple(r for r in self.results if not r.success)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and not self.failed
+
+
+@dataclass
+class _Token:
+    value: str = ""
+    usable_until: datetime | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _ids(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+
+def _param_map(values: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+            for k, v in values.items()}
+
+
+class DingTalkClient:
+    TOKEN_MARGIN_SECONDS = 300.0
+    LEASE_TTL = timedelta(seconds=15)
+    LEASE_POLLS = 40
+    LEASE_POLL_SECONDS = 0.05
+
+    def __init__(self, settings: DingTalkSettings, *, clock: Clock | None = None,
+                 token_store: TokenStore | None = None, session: aiohttp.ClientSession | None = None,
+                 sleep: Sleep = asyncio.sleep, log: Any = None, throttle_retries: int = 3,
+                 backoff_base: float = 0.5, backoff_cap: float = 8.0, timeout: float = 10.0) -> None:
+        self.settings = settings
+        self.api_base = settings.api_base.rstrip("/")
+        self.oapi_base = settings.oapi_base.rstrip("/")
+        self.robot_code = settings.robot_code or settings.app_key
+        self.clock = clock or SystemClock()
+        self.token_store = token_store
+        self.sleep = sleep
+        self.log = log
+        self.throttle_retries = throttle_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session = session
+        self._own_session = session is None
+        self._tokens = {"v1": _Token(), "oapi": _Token()}
+        digest = hashlib.sha256(settings.app_secret.encode()).hexdigest()[:12]
+        self._key_suffix = f"{settings.app_key}:{digest}"
+        self._owner = uuid.uuid4().hex
+        self._robot_sends: dict[str, deque[datetime]] = {}
+        self._robot_blocked_until: dict[str, datetime] = {}
+        self.token_fetches = {"v1": 0, "oapi": 0}
+
+    # ------------------------------------------------------------------------ plumbing
+
+    async def close(self) -> None:
+        if self._session is not None and self._own_session:
+            await self._session.close()
+        self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            self._own_session = True
+        return self._session
+
+    def _note(self, event: str, **fields: Any) -> None:
+        if self.log is not None:
+            self.log.info(event, **fields)
+
+    def _backoff(self, attempt: int, hint: float | None = None) -> float:
+        if hint is not None and hint > 0:
+            return min(hint, self.backoff_cap)
+        delay = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
+        return delay * random.uniform(0.8, 1.2)
+
+    async def _request(self, method: str, url: str, *, params: Mapping[str, Any] | None,
+                       body: Any, headers: Mapping[str, str] | None) -> tuple[int, Any, str]:
+        try:
+            async with self._http().request(method, url, params=dict(params or {}), json=body,
+                                            headers=dict(headers or {})) as resp:
+                text = await resp.text()
+                status = resp.status
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            raise TransientError(f"{type(e).__name__}: {e}"[:200], code="network") from None
+        try:
+            data = json.loads(text) if text.strip() else {}
+        except ValueError:
+            data = None
+        return status, data, text
+
+    def _error(self, host: str, status: int, data: Any, text: str) -> DingTalkError | None:
+        if not isinstance(data, dict):
+            return classify_text(status, text) if not (200 <= status < 300 and not text.strip()) else None
+        if host == "api":
+            return classify_v1(status, data)
+        if status != 200:
+            return classify_oapi(data, status) or classify_text(status, text)
+        return classify_oapi(data, status)
+
+    async def _call(self, method: str, host: str, path: str, *, params: Mapping[str, Any] | None = None,
+                    body: Any = None, auth: bool = True, retry_throttle: bool = True,
+                    url: str | None = None) -> dict[str, Any]:
+        """One API call with token refresh (once) and throttle backoff. ``host`` is "api" or
+        "oapi"; ``url`` overrides the address (webhooks)."""
+        token_retried = False
+        throttled = 0
+        transport_failures = 0
+        kind = "v1" if host == "api" else "oapi"
+        while True:
+            query = dict(params or {})
+            headers: dict[str, str] = {}
+            token = ""
+            if auth:
+                token = await self._token(kind)
+                if host == "api":
+                    headers["x-acs-dingtalk-access-token"] = token
+                else:
+                    query["access_token"] = token
+            target = url or (self.api_base if host == "api" else self.oapi_base) + path
+            try:
+                status, data, text = await self._request(method, target, params=query, body=body, headers=headers)
+            except TransientError:
+                # Only reads are repeated here: a POST may have been carried out already.
+                if method == "GET" and transport_failures < self.throttle_retries:
+                    await self.sleep(self._backoff(transport_failures))
+                    transport_failures += 1
+                    continue
+                raise
+            error = self._error(host, status, data, text)
+            if error is None:
+                return data if isinstance(data, dict) else {}
+            if isinstance(error, TokenError) and auth and not token_retried:
+                token_retried = True
+                self._note("dingtalk.token_rejected", path=path, code=error.code)
+                await self.invalidate_token(kind, token)
+                continue
+            if isinstance(error, ThrottleError) and retry_throttle and throttled < self.throttle_retries:
+                delay = self._backoff(throttled, error.retry_after)
+                self._note("dingtalk.throttled", path=path, code=error.code, retry_in=round(delay, 3))
+                await self.sleep(delay)
+                throttled += 1
+                continue
+            self._note("dingtalk.api_error", path=path, kind=error.kind, code=error.code)
+            raise error
+
+    # -------------------------------------------------------------------------- tokens
+
+    async def access_token(self, *, force: bool = False) -> str:
+        """The v1.0 token (api.dingtalk.com)."""
+        return await self._token("v1", force=force)
+
+    async def oapi_token(self, *, force: bool = False) -> str:
+        """The old gettoken token (oapi.dingtalk.com)."""
+        return await self._token("oapi", force=force)
+
+    def _fresh(self, t: _Token, now: datetime) -> bool:
+        return bool(t.value) and (t.usable_until is None or now < t.usable_until)
+
+    async def _token(self, kind: str, *, force: bool = False) -> str:
+        t = self._tokens[kind]
+        if not force and self._fresh(t, self.clock.now()):
+            return t.value
+        async with t.lock:
+            if not force and self._fresh(t, self.clock.now()):
+                return t.value  # fetched by another coroutine while this one waited
+            t.value, t.usable_until = await self._shared_token(kind, force)
+            return t.value
+
+    async def _shared_token(self, kind: str, force: bool) -> tuple[str, datetime]:
+        store = self.token_store
+        if store is None:
+            return await self._fetch_token(kind)
+        key = f"dingtalk:{kind}_token:{self._key_suffix}"
+        lease = f"dingtalk:{kind}_token_lease:{self._key_suffix}"
+        if not force:
+            entry = await store.get(key)
+            if entry is not None:
+                return entry.value, self._usable(entry.expires_at)
+        leased = await store.try_lease(lease, self._owner, self.LEASE_TTL)
+        if not leased:
+            # Another process is fetching: take its token rather than asking DingTalk again.
+            for _ in range(self.LEASE_POLLS):
+                await self.sleep(self.LEASE_POLL_SECONDS)
+                entry = await store.get(key)
+                if entry is not None:
+                    return entry.value, self._usable(entry.expires_at)
+        try:
+            if not force:
+                entry = await store.get(key)
+                if entry is not None:
+                    return entry.value, self._usable(entry.expires_at)
+            token, usable_until = await self._fetch_token(kind)
+            await store.set(key, token, usable_until)
+            return token, usable_until
+        finally:
+            if leased:
+                await store.release_lease(lease, self._owner)
+
+    def _usable(self, stored: datetime | None) -> datetime:
+        return stored or (self.clock.now() + timedelta(seconds=60))
+
+    async def _fetch_token(self, kind: str) -> tuple[str, datetime]:
+        self.token_fetches[kind] += 1
+        s = self.settings
+        if kind == "v1":
+            data = await self._call("POST", "api", "/v1.0/oauth2/accessToken", auth=False,
+                                    body={"appKey": s.app_key, "appSecret": s.app_secret})
+            token, expires_in = data.get("accessToken"), data.get("expireIn", 7200)
+        else:
+            data = await self._call("GET", "oapi", "/gettoken", auth=False,
+                                    params={"appkey": s.app_key, "appsecret": s.app_secret})
+            token, expires_in = data.get("access_token"), data.get("expires_in", 7200)
+        if not isinstance(token, str) or not token:
+            raise TransientError("token answer without a token", code="no_token")
+        try:
+            seconds = float(expires_in)
+        except (TypeError, ValueError):
+            seconds = 7200.0
+        margin = min(self.TOKEN_MARGIN_SECONDS, seconds / 10)
+        self._note("dingtalk.token_fetched", kind=kind, expires_in=seconds)
+        return token, self.clock.now() + timedelta(seconds=seconds - margin)
+
+    async def invalidate_token(self, kind: str, token: str) -> None:
+        """Forgets ``token`` (DingTalk refused it); a token already replaced by another
+        coroutine or process stays."""
+        t = self._tokens[kind]
+        if t.value == token:
+            t.value, t.usable_until = "", None
+        if self.token_store is not None and token:
+            await self.token_store.delete(f"dingtalk:{kind}_token:{self._key_suffix}", only_if_value=token)
+
+    # -------------------------------------------------------------------- work notices
+
+    async def send_work_notice(self, user_ids: Sequence[str] | str, msg: Mapping[str, Any]) -> WorkNoticeResult:
+        """asyncsend_v2 to at most 100 users. DingTalk drops the same content to the same user
+        after the first time in a day and caps 500 per user per day: build ``msg`` with a
+        ``ref`` (messages.short_ref of the outbox key) so distinct messages never read the same."""
+        users = [user_ids] if isinstance(user_ids, str) else list(user_ids)
+        if not users or len(users) > m.WORK_NOTICE_MAX_USERS:
+            raise ValueError("a work notice goes to 1 to 100 users")
+        body = {"agent_id": self.settings.agent_id, "userid_list": ",".join(users),
+                "msg": m.fit_work_notice(dict(msg))}
+        data = await self._call("POST", "oapi", "/topapi/message/corpconversation/asyncsend_v2", body=body)
+        return WorkNoticeResult(task_id=str(data.get("task_id", "")), request_id=str(data.get("request_id", "")))
+
+    async def send_work_text(self, user_ids: Sequence[str] | str, content: str, *, ref: str = "") -> WorkNoticeResult:
+        return await self.send_work_notice(user_ids, m.work_text(content, ref))
+
+    async def send_work_markdown(self, user_ids: Sequence[str] | str, title: str, text: str, *,
+                                 ref: str = "") -> WorkNoticeResult:
+        return await self.send_work_notice(user_ids, m.work_markdown(title, text, ref))
+
+    async def send_work_action_card(self, user_ids: Sequence[str] | str, title: str, markdown: str, *,
+                                    buttons: Sequence[m.Button] = (), single: m.Button | None = None,
+                                    vertical: bool = True, ref: str = "") -> WorkNoticeResult:
+        msg = m.work_action_card(title, markdown, buttons=buttons, single=single, vertical=vertical, ref=ref)
+        return await self.send_work_notice(user_ids, msg)
+
+    async def get_work_notice_result(self, task_id: str) -> dict[str, Any]:
+        """send_result: invalid/forbidden/failed/read/unread user lists and forbidden_list[{code,…}]
+        (143105: 500 a day reached, 143106: same content already sent today)."""
+        data = await self._call("POST", "oapi", "/topapi/message/corpconversation/getsendresult",
+                                body={"agent_id": self.settings.agent_id, "task_id": int(task_id)
+                                      if str(task_id).isdigit() else task_id})
+        result = data.get("send_result")
+        return result if isinstance(result, dict) else {}
+
+    # --------------------------------------------------------------------- robot OpenAPI
+
+    async def robot_batch_send(self, user_ids: Sequence[str], msg_key: str,
+                               msg_param: Mapping[str, Any]) -> BatchSendResult:
+        """One-to-one robot messages, 20 users per call (split here)."""
+        users = list(dict.fromkeys(user_ids))
+        if not users:
+            raise ValueError("robot_batch_send needs at least one user")
+        keys: list[str] = []
+        invalid: list[str] = []
+        flow: list[str] = []
+        filtered: list[str] = []
+        param = json.dumps(dict(msg_param), ensure_ascii=False)
+        for i in range(0, len(users), m.ROBOT_BATCH_MAX):
+            chunk = users[i:i + m.ROBOT_BATCH_MAX]
+            data = await self._call("POST", "api", "/v1.0/robot/oToMessages/batchSend",
+                                    body={"robotCode": self.robot_code, "userIds": chunk,
+                                          "msgKey": msg_key, "msgParam": param})
+            if data.get("processQueryKey"):
+                keys.append(str(data["processQueryKey"]))
+            invalid += _ids(data.get("invalidStaffIdList"))
+            flow += _ids(data.get("flowControlledStaffIdList"))
+            filtered += _ids(data.get("filteredStaffIdList"))
+        return BatchSendResult(tuple(keys), tuple(invalid), tuple(flow), tuple(filtered))
+
+    async def robot_group_send(self, open_conversation_id: str, msg_key: str, msg_param: Mapping[str, Any]) -> str:
+        """A robot message into a group the robot is in; returns processQueryKey."""
+        data = await self._call("POST", "api", "/v1.0/robot/groupMessages/send",
+                                body={"robotCode": self.robot_code, "openConversationId": open_conversation_id,
+                                      "msgKey": msg_key, "msgParam": json.dumps(dict(msg_param), ensure_ascii=False)})
+        return str(data.get("processQueryKey", ""))
+
+    async def send_session_webhook(self, webhook: str, payload: Mapping[str, Any]) -> None:
+        """Replies through a robot message's sessionWebhook (no token; valid ~90 minutes)."""
+        await self._call("POST", "oapi", "", url=webhook, body=dict(payload), auth=False, retry_throttle=False)
+
+    async def reply(self, command: Any, text: str | None = None, *, markdown: tuple[str, str] | None = None) -> str:
+        """Answers a robot TextCommand: through its sessionWebhook while that is valid, else
+        through the robot API (group send or one-to-one batchSend). Returns "session" or "api"."""
+        if (text is None) == (markdown is None):
+            raise ValueError("give text or markdown=(title, text)")
+        webhook = getattr(command, "reply_webhook", "")
+        expires = getattr(command, "reply_webhook_expires_at", None)
+        if webhook and (expires is None or self.clock.now() + SESSION_WEBHOOK_MARGIN < expires):
+            payload = m.robot_text(text) if text is not None else m.robot_markdown(*markdown)  # type: ignore[misc]
+            try:
+                await self.send_session_webhook(webhook, payload)
+                return "session"
+            except PermanentError as e:
+                self._note("dingtalk.session_webhook_refused", code=e.code)
+        msg_key, param = m.sample_text(text) if text is not None else m.sample_markdown(*markdown)  # type: ignore[misc]
+        if getattr(command, "is_group", False) and getattr(command, "conversation_id", ""):
+            await self.robot_group_send(command.conversation_id, msg_key, param)
+        else:
+            await self.robot_batch_send([command.sender_id], msg_key, param)
+        return "api"
+
+    # --------------------------------------------------------------- interactive cards
+
+    @property
+    def card_route_key(self) -> str:
+        return f"leadbot_{self.settings.app_key}"[:64]
+
+    async def register_card_callback(self, callback_url: str, *, route_key: str | None = None,
+                                     force: bool = True) -> None:
+        """Points HTTP card callbacks with our route key at ``callback_url``, signed with
+        card_callback_secret (or the app secret)."""
+        s = self.settings
+        await self._call("POST", "api", "/v1.0/card/callbacks/register",
+                         body={"callbackRouteKey": route_key or self.card_route_key, "callbackUrl": callback_url,
+                               "apiSecret": s.card_callback_secret or s.app_secret, "forceUpdate": force})
+
+    async def create_and_deliver_card(self, out_track_id: str, *, card_data: Mapping[str, Any],
+                                      user_ids: Sequence[str] = (), open_conversation_id: str = "",
+                                      private_data: Mapping[str, Mapping[str, Any]] | None = None,
+                                      template_id: str = "", callback_type: str | None = None,
+                                      callback_route_key: str | None = None,
+                                      at_user_ids: Mapping[str, str] | None = None,
+                                      support_forward: bool = False) -> CardDelivery:
+        """Creates the card instance ``out_track_id`` (shared ``card_data``, per-user
+        ``private_data``) and delivers it to each user's robot chat and/or one group."""
+        spaces = [f"IM_ROBOT.{u}" for u in dict.fromkeys(user_ids)]
+        if open_conversation_id:
+            spaces.append(f"IM_GROUP.{open_conversation_id}")
+        if not spaces:
+            raise ValueError("a card needs user_ids or open_conversation_id")
+        template = template_id or self.settings.card_template_id
+        if not template:
+            raise ValueError("no card template: set [dingtalk] card_template_id")
+        ctype = callback_type or ("STREAM" if self.settings.stream else "HTTP")
+        body: dict[str, Any] = {
+            "cardTemplateId": template, "outTrackId": out_track_id,
+            "openSpaceId": "dtv1.card//" + ";".join(spaces),
+            "cardData": {"cardParamMap": _param_map(card_data)},
+            "callbackType": ctype, "userIdType": 1,
+        }
+        if ctype == "HTTP":
+            body["callbackRouteKey"] = callback_route_key or self.card_route_key
+        if private_data:
+            body["privateData"] = {uid: {"cardParamMap": _param_map(v)} for uid, v in private_data.items()}
+        if user_ids:
+            body["imRobotOpenSpaceModel"] = {"supportForward": support_forward}
+            body["imRobotOpenDeliverModel"] = {"spaceType": "IM_ROBOT", "robotCode": self.robot_code}
+        if open_conversation_id:
+            body["imGroupOpenSpaceModel"] = {"supportForward": support_forward}
+            deliver: dict[str, Any] = {"robotCode": self.robot_code}
+            if at_user_ids:
+                deliver["atUserIds"] = dict(at_user_ids)
+            body["imGroupOpenDeliverModel"] = deliver
+        data = await self._call("POST", "api", "/v1.0/card/instances/createAndDeliver", body=body)
+        result = data.get("result") if isinstance(data.get("result"), dict) else {}
+        if data.get("success") is False:
+            raise PermanentError("createAndDeliver answered success=false", code="success_false", body=data)
+        results = tuple(DeliverResult(str(r.get("spaceType", "")), str(r.get("spaceId", "")), bool(r.get("success")),
+                                      str(r.get("errorMsg") or ""))
+                        for r in result.get("deliverResults") or [] if isinstance(r, dict))
+        return CardDelivery(str(result.get("outTrackId") or out_track_id), results)
+
+    async def update_card(self, out_track_id: str, *, card_data: Mapping[str, Any] | None = None,
+                          private_data: Mapping[str, Mapping[str, Any]] | None = None,
+                          by_key: bool = True) -> None:
+        """Updates the shared data and/or some users' private data of a delivered card.
+        ``by_key``: merge the given keys (True) or replace the whole map (False)."""
+        body: dict[str, Any] = {"outTrackId": out_track_id, "userIdType": 1,
+                                "cardUpdateOptions": {"updateCardDataByKey": by_key,
+                                                      "updatePrivateDataByKey": by_key}}
+        if card_data is not None:
+            body["cardData"] = {"cardParamMap": _param_map(card_data)}
+        if private_data:
+            body["privateData"] = {uid: {"cardParamMap": _param_map(v)} for uid, v in private_data.items()}
+        data = await self._call("PUT", "api", "/v1.0/card/instances", body=body)
+        if data.get("success") is False:
+            raise PermanentError("card update answered success=false", code="success_false", body=data)
+
+    # -------------------------------------------------------------- custom group robot
+
+    def signed_webhook(self, webhook: str, secret: str) -> str:
+        """The webhook URL with ``timestamp`` and ``sign`` (valid for an hour) appended."""
+        if not secret:
+            return webhook
+        ts = str(int(self.clock.now().timestamp() * 1000))
+        sign = urllib.parse.quote_plus(custom_robot_sign(ts, secret))
+        return f"{webhook}{'&' if '?' in webhook else '?'}timestamp={ts}&sign={sign}"
+
+    def _robot_slot(self, webhook: str) -> None:
+        """At most 20 messages a minute per robot: going over blocks the robot for 10 minutes,
+        so the 21st is refused here (ThrottleError with retry_after) instead of being sent."""
+        now = self.clock.now()
+        blocked = self._robot_blocked_until.get(webhook)
+        if blocked and now < blocked:
+            raise ThrottleError("custom robot is throttled", retry_after=(blocked - now).total_seconds(),
+                                code="local_penalty")
+        sent = self._robot_sends.setdefault(webhook, deque())
+        while sent and (now - sent[0]).total_seconds() >= 60:
+            sent.popleft()
+        if len(sent) >= CUSTOM_ROBOT_PER_MINUTE:
+            wait = 60 - (now - sent[0]).total_seconds()
+            raise ThrottleError("custom robot: 20 messages a minute", retry_after=max(wait, 0.001),
+                                code="local_rate")
+        sent.append(now)
+
+    async def send_custom_robot(self, payload: Mapping[str, Any], *, webhook: str | None = None,
+                                secret: str | None = None) -> None:
+        """A message to a group through a custom robot (the managers' escalation group)."""
+        hook = webhook if webhook is not None else self.settings.manager_robot_webhook
+        sec = secret if secret is not None else self.settings.manager_robot_secret
+        if not hook:
+            raise ValueError("no custom robot webhook configured")
+        self._robot_slot(hook)
+        try:
+            await self._call("POST", "oapi", "", url=self.signed_webhook(hook, sec), body=dict(payload),
+                             auth=False, retry_throttle=False)
+        except ThrottleError as e:
+            if e.code in CUSTOM_ROBOT_THROTTLE_CODES:
+                until = self.clock.now() + timedelta(seconds=CUSTOM_ROBOT_PENALTY_SECONDS)
+                self._robot_blocked_until[hook] = until
+                e.retry_after = CUSTOM_ROBOT_PENALTY_SECONDS
+            raise
+
+    async def send_custom_robot_text(self, content: str, *, at_user_ids: Iterable[str] = (),
+                                     webhook: str | None = None, secret: str | None = None) -> None:
+        await self.send_custom_robot(m.robot_text(content, list(at_user_ids)), webhook=webhook, secret=secret)
+
+    async def send_custom_robot_markdown(self, title: str, text: str, *, at_user_ids: Iterable[str] = (),
+                                         webhook: str | None = None, secret: str | None = None) -> None:
+        await self.send_custom_robot(m.robot_markdown(title, text, list(at_user_ids)), webhook=webhook, secret=secret)
+
+    # -------------------------------------------------------------------------- stream
+
+    async def open_stream_connection(self, subscriptions: Sequence[Mapping[str, str]],
+                                     ua: str = "leadbot") -> dict[str, str]:
+        """Asks for a Stream endpoint and its single-use ticket (valid 90 s)."""
+        s = self.settings
+        data = await self._call("POST", "api", "/v1.0/gateway/connections/open", auth=False,
+                                body={"clientId": s.app_key, "clientSecret": s.app_secret,
+                                      "subscriptions": [dict(x) for x in subscriptions], "ua": ua, "localIp": ""})
+        endpoint, ticket = data.get("endpoint"), data.get("ticket")
+        if not isinstance(endpoint, str) or not isinstance(ticket, str) or not endpoint or not ticket:
+            raise TransientError("connections/open answered without endpoint or ticket", code="no_ticket")
+        return {"endpoint": endpoint, "ticket": ticket}

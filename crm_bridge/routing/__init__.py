@@ -1,0 +1,14 @@
+"""Lead routing: rules from ``[assignment]``, sticky ownership, fair strategies, availability,
+miss streaks, and an explainable audit trail (routing_decisions).
+
+Public API: Router (engine.py), Decision / Candidate (decide.py), StreakEvent, parse_rules,
+explain_lead.
+"""
+
+from crm_bridge.routing.decide import Candidate, Decision
+from crm_bridge.routing.engine import RoutingConflict, Router, StreakEvent
+from crm_bridge.routing.explain import explain_lead
+from crm_bridge.routing.rules import Rule, RuleSet, parse_rules
+
+__all__ = ["Candidate", "Decision", "Router", "RoutingConflict", "StreakEvent", "Rule", "RuleSet",
+           "explain_lead", "parse_rules"]

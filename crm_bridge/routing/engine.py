@@ -1,0 +1,418 @@
+"""Router: assigns leads to reps and writes down why.
+
+One transaction per decision: read the lead (FOR UPDATE on PostgreSQL), the candidates and their
+loads and the round-robin pointer, decide (crm_bridge.routing.decide, pure), then write the
+pointer under a version check, the lead under a conditional update (its version, and no owner
+for a first assignment) and the routing_decisions row. A lost race rolls everything back and
+retries from fresh reads, so two processes never give one lead two owners and the pointer never
+counts a decision that did not happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+import structlog
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from crm_bridge import dto
+from crm_bridge.db import session_factory
+from crm_bridge.models import AuditEntry, Customer, Lead, Rep, RoutingDecision, RoutingState, Team
+from crm_bridge.routing.decide import Candidate, Context, Decision, Plan, RepSnapshot, plan
+from crm_bridge.routing.hours import WorkCalendar
+from crm_bridge.routing.rules import Rule, RuleSet, parse_rules
+from leadbot.clock import Clock
+from leadbot.settings import AssignmentSettings, CalendarSettings, ConfigError
+
+log = structlog.get_logger(__name__)
+
+# Lead statuses that are finished: such leads are never (re)routed and do not count as load.
+CLOSED_STATUSES = ("won", "lost", "closed", "merged", "invalid", "spam", "archived")
+# Decisions that hand a lead to a rep count towards that rep's daily cap.
+RECEIVING_OUTCOMES = ("sticky", "assigned", "backup", "manager")
+MAX_ATTEMPTS = 25
+
+
+class RoutingConflict(RuntimeError):
+    """Gave up after repeated lost races (only under pathological contention)."""
+
+
+class _Retry(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StreakEvent:
+    """A rep left or re-entered the priority rotation; tell ``manager_id``."""
+
+    kind: str  # sidelined | reinstated
+    rep_id: int
+    rep_name: str
+    manager_id: int | None
+    team_id: int | None
+    miss_streak: int
+    ontime_streak: int
+    actor: str = "system"
+
+
+def _snapshot(rep: Rep, open_leads: int = 0, today: int = 0) -> RepSnapshot:
+    return RepSnapshot(id=rep.id, name=rep.name, team_id=rep.team_id, role=rep.role, status=rep.status,
+                       weight=float(rep.weight), capacity=int(rep.capacity or 0),
+                       daily_cap=int(rep.daily_cap or 0), working_hours=rep.working_hours or "",
+                       sidelined=bool(rep.sidelined), last_active_at=rep.last_active_at,
+                       open_leads=open_leads, today=today)
+
+
+def decision_from_row(row: RoutingDecision, *, applied: bool = False) -> Decision:
+    return Decision(lead_id=row.lead_id, outcome=row.outcome or ("assigned" if row.chosen_rep_id else "pool"),
+                    rep_id=row.chosen_rep_id, team_id=row.team_id, rule=row.rule,
+                    rule_version=row.rule_version, strategy=row.strategy,
+                    candidates=tuple(Candidate.from_json(c) for c in row.candidates or ()),
+                    reason=row.reason, decision_id=row.id, applied=applied, at=row.at,
+                    previous_owner_id=row.previous_owner_id)
+
+
+class Router:
+    """The assignment engine. Construct once per process (create_app) and share."""
+
+    def __init__(self, engine: AsyncEngine, assignment: AssignmentSettings, calendar: CalendarSettings,
+                 clock: Clock) -> None:
+        self.engine = engine
+        self.settings = assignment
+        self.rules: RuleSet = parse_rules(assignment)
+        try:
+            self.calendar = WorkCalendar.from_settings(calendar)
+        except ValueError as e:
+            raise ConfigError(f"config: [calendar] holidays/extra_workdays: dates must be YYYY-MM-DD ({e})") from None
+        self.clock = clock
+        self.sessions = session_factory(engine)
+
+    # ---- public API --------------------------------------------------------------------------
+
+    async def assign(self, lead_id: int, *, from_pool: bool = False) -> Decision:
+        """Routes a new lead and sets its owner. Idempotent: a lead that already has an owner (or
+        waits in the pool, unless ``from_pool``) is left alone and the decision on record comes
+        back with ``applied=False``. Concurrent calls for one lead give one owner."""
+        return await self._route(lead_id, mode="assign", exclude=(), trigger="from_pool" if from_pool else "new")
+
+    async def next_candidate(self, lead_id: int, exclude: Iterable[int] = (), reason: str = "declined") -> Decision:
+        """Moves a lead on from its current owner (decline/pass, SLA reassignment): routes it
+        again with the current owner and ``exclude`` left out, and applies the result (another
+        rep, or the pool). ``reason`` is recorded (declined, sla_reassign, ...)."""
+        return await self._route(lead_id, mode="next", exclude=tuple(exclude), trigger=reason)
+
+    async def reroute_open_leads(self, rep_id: int) -> list[tuple[dto.Lead, Decision]]:
+        """A rep left: each open lead they own is routed again without them. Returns (lead after,
+        decision) pairs so the caller notifies the new owners and the manager and updates the
+        old cards. Leads that changed hands meanwhile are skipped."""
+        async with self.sessions() as session:
+            ids = (await session.execute(
+                select(Lead.id).where(Lead.owner_id == rep_id, Lead.status.not_in(CLOSED_STATUSES))
+                .order_by(Lead.id))).scalars().all()
+        out: list[tuple[dto.Lead, Decision]] = []
+        for lead_id in ids:
+            decision = await self._route(lead_id, mode="reroute", exclude=(rep_id,), trigger="rep_left",
+                                         expected_owner=rep_id)
+            if decision.applied:
+                lead = await self._lead_dto(lead_id)
+                if lead is not None:
+                    out.append((lead, decision))
+        return out
+
+    async def last_decision(self, lead_id: int) -> Decision | None:
+        async with self.sessions() as session:
+            row = await self._last_row(session, lead_id)
+            return decision_from_row(row) if row else None
+
+    async def explain(self, lead_id: int, lang: str = "zh") -> str:
+        from crm_bridge.routing.explain import explain_lead
+
+        return await explain_lead(self.engine, lead_id, lang)
+
+    async def record_first_touch(self, rep_id: int, on_time: bool) -> StreakEvent | None:
+        """Counts a first-touch SLA result (call once per lead). After ``miss_streak_limit``
+        misses in a row the rep leaves the priority rotation (event "sidelined": tell the
+        manager); after ``miss_streak_recover`` on-time responses while sidelined they return
+        (event "reinstated")."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            rep = (await session.execute(select(Rep).where(Rep.id == rep_id).with_for_update())).scalar_one_or_none()
+            if rep is None:
+                raise LookupError(f"rep {rep_id} not found")
+            event_kind = None
+            if on_time:
+                rep.miss_streak = 0
+                rep.ontime_streak = (rep.ontime_streak or 0) + 1
+                if rep.sidelined and rep.ontime_streak >= self.settings.miss_streak_recover:
+                    rep.sidelined = False
+                    rep.ontime_streak = 0
+                    event_kind = "reinstated"
+            else:
+                rep.ontime_streak = 0
+                rep.miss_streak = (rep.miss_streak or 0) + 1
+                if not rep.sidelined and rep.miss_streak >= self.settings.miss_streak_limit:
+                    rep.sidelined = True
+                    event_kind = "sidelined"
+            rep.updated_at = now
+            if event_kind is None:
+                return None
+            return await self._streak_event(session, rep, event_kind, "system", now)
+
+    async def reinstate(self, rep_id: int, actor: str) -> StreakEvent | None:
+        """A manager's tap brings a sidelined rep back into rotation (None if they were not out)."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            rep = (await session.execute(select(Rep).where(Rep.id == rep_id).with_for_update())).scalar_one_or_none()
+            if rep is None:
+                raise LookupError(f"rep {rep_id} not found")
+            if not rep.sidelined:
+                return None
+            rep.sidelined = False
+            rep.miss_streak = 0
+            rep.ontime_streak = 0
+            rep.updated_at = now
+            return await self._streak_event(session, rep, "reinstated", actor, now)
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    async def _streak_event(self, session: AsyncSession, rep: Rep, kind: str, actor: str,
+                            now: datetime) -> StreakEvent:
+        manager_id = rep.manager_id
+        if manager_id is None and rep.team_id is not None:
+            manager_id = (await session.execute(
+                select(Team.manager_id).where(Team.id == rep.team_id))).scalar_one_or_none()
+        event = StreakEvent(kind=kind, rep_id=rep.id, rep_name=rep.name, manager_id=manager_id,
+                            team_id=rep.team_id, miss_streak=rep.miss_streak, ontime_streak=rep.ontime_streak,
+                            actor=actor)
+        session.add(AuditEntry(at=now, actor=actor, action=f"rep.{kind}", subject_type="rep",
+                               subject_id=str(rep.id), data={"manager_id": manager_id,
+                                                             "miss_streak": rep.miss_streak}))
+        log.info("routing.rep_" + kind, rep_id=rep.id, manager_id=manager_id, actor=actor)
+        return event
+
+    async def _lead_dto(self, lead_id: int) -> dto.Lead | None:
+        from crm_bridge.sql_store import lead_dto
+
+        async with self.sessions() as session:
+            row = await session.get(Lead, lead_id)
+            return lead_dto(row) if row else None
+
+    async def _last_row(self, session: AsyncSession, lead_id: int) -> RoutingDecision | None:
+        return (await session.execute(
+            select(RoutingDecision).where(RoutingDecision.lead_id == lead_id)
+            .order_by(RoutingDecision.id.desc()).limit(1))).scalar_one_or_none()
+
+    async def _route(self, lead_id: int, *, mode: str, exclude: Sequence[int], trigger: str,
+                     expected_owner: int | None = None) -> Decision:
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return await self._route_once(lead_id, mode=mode, exclude=exclude, trigger=trigger,
+                                              expected_owner=expected_owner)
+            except (_Retry, IntegrityError):
+                # Someone else moved the pointer or the lead first: decide again on fresh reads.
+                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        raise RoutingConflict(f"lead {lead_id}: gave up after {MAX_ATTEMPTS} conflicting attempts")
+
+    async def _not_applied(self, session: AsyncSession, lead: Lead, outcome: str) -> Decision:
+        row = await self._last_row(session, lead.id)
+        if row is not None and (row.chosen_rep_id == lead.owner_id or outcome == "not_assignable"):
+            return decision_from_row(row, applied=False)
+        return Decision(lead_id=lead.id, outcome=outcome, rep_id=lead.owner_id, team_id=lead.team_id,
+                        rule="", rule_version="", strategy="", applied=False,
+                        reason=f"lead is {lead.status}" + (f", owned by rep {lead.owner_id}" if lead.owner_id else ""))
+
+    async def _route_once(self, lead_id: int, *, mode: str, exclude: Sequence[int], trigger: str,
+                          expected_owner: int | None) -> Decision:
+        now = self.clock.now()
+        async with self.sessions() as session:
+            async with session.begin():
+                lead = (await session.execute(
+                    select(Lead).where(Lead.id == lead_id).with_for_update())).scalar_one_or_none()
+                if lead is None:
+                    raise LookupError(f"lead {lead_id} not found")
+                if lead.status in CLOSED_STATUSES:
+                    return await self._not_applied(session, lead, "not_assignable")
+                if mode == "assign":
+                    if lead.owner_id is not None:
+                        return await self._not_applied(session, lead, "already_assigned")
+                    if lead.status == "pool" and trigger != "from_pool":
+                        return await self._not_applied(session, lead, "pool")
+                if mode == "reroute" and lead.owner_id != expected_owner:
+                    return await self._not_applied(session, lead, "already_assigned")
+
+                previous_owner = lead.owner_id
+                excluded = frozenset(set(exclude) | ({previous_owner} if previous_owner else set()))
+                p, state_row, meta = await self._plan(session, lead, excluded, now)
+                d = p.decision
+
+                if p.pointer_changed and p.pointer is not None:
+                    await self._save_pointer(session, meta["pointer_key"], state_row, p.pointer)
+
+                values: dict[str, Any] = {"version": Lead.version + 1, "updated_at": now}
+                if d.outcome == "pool":
+                    values.update(owner_id=None, status="pool", team_id=d.team_id)
+                else:
+                    values.update(owner_id=d.rep_id, status="assigned", team_id=d.team_id, assigned_at=now)
+                if previous_owner is not None and d.rep_id != previous_owner:
+                    values["claimed_at"] = None
+                cond = [Lead.id == lead.id, Lead.version == lead.version]
+                cond.append(Lead.owner_id.is_(None) if previous_owner is None else Lead.owner_id == previous_owner)
+                result = await session.execute(update(Lead).where(*cond).values(**values)
+                                               .execution_options(synchronize_session=False))
+                if result.rowcount != 1:
+                    raise _Retry()
+
+                if lead.customer_id and d.rep_id is not None and d.outcome != "sticky":
+                    # The customer follows the lead to its new owner when it had none, or when
+                    # it belonged to the rep this lead was taken from.
+                    owners = [Customer.owner_id.is_(None)]
+                    if previous_owner is not None:
+                        owners.append(Customer.owner_id == previous_owner)
+                    await session.execute(
+                        update(Customer).where(Customer.id == meta["customer_id"], or_(*owners))
+                        .values(owner_id=d.rep_id, updated_at=now).execution_options(synchronize_session=False))
+
+                data = {"trigger": trigger, "matched": meta["matched"], "team": meta["team_name"],
+                        "excluded": sorted(excluded), "customer_id": meta["customer_id"]}
+                for flag in ("team_missing", "pool_rule"):
+                    if meta.get(flag):
+                        data[flag] = True
+                if previous_owner is not None:
+                    data["previous_owner_name"] = meta.get("previous_owner_name", "")
+                if p.pointer_changed:
+                    data["pointer_key"] = meta["pointer_key"]
+                    data["pointer_before"] = meta["pointer_before"]
+                row = RoutingDecision(lead_id=lead.id, rule=d.rule, rule_version=d.rule_version,
+                                      strategy=d.strategy, candidates=[c.to_json() for c in d.candidates],
+                                      chosen_rep_id=d.rep_id, reason=d.reason, at=now, outcome=d.outcome,
+                                      team_id=d.team_id, previous_owner_id=previous_owner, data=data)
+                # routing_decisions is the audit trail of routing; no duplicate audit_log row.
+                session.add(row)
+                await session.flush()
+                decision_id = row.id
+        log.info("routing.decided", lead_id=lead_id, outcome=d.outcome, rep_id=d.rep_id, rule=d.rule,
+                 trigger=trigger)
+        return Decision(lead_id=d.lead_id, outcome=d.outcome, rep_id=d.rep_id, team_id=d.team_id,
+                        rule=d.rule, rule_version=d.rule_version, strategy=d.strategy,
+                        candidates=d.candidates, reason=d.reason, decision_id=decision_id, applied=True,
+                        at=now, previous_owner_id=previous_owner)
+
+    async def _plan(self, session: AsyncSession, lead: Lead, excluded: frozenset[int],
+                    now: datetime) -> tuple[Plan, RoutingState | None, dict[str, Any]]:
+        meta: dict[str, Any] = {"customer_id": None, "team_name": "", "pointer_key": "", "pointer_before": {}}
+
+        owner_row: Rep | None = None
+        if lead.customer_id:
+            customer_id, owner_id = await self._customer_owner(session, lead.customer_id)
+            meta["customer_id"] = customer_id
+            if owner_id is not None:
+                owner_row = await session.get(Rep, owner_id)
+
+        rule: Rule = self.rules.select(lead)
+        meta["matched"] = [c.describe() for c in rule.conditions]
+        meta["pool_rule"] = bool(rule.pool)
+        team: Team | None = None
+        if rule.target_team:
+            team = (await session.execute(select(Team).where(Team.name == rule.target_team))).scalar_one_or_none()
+            meta["team_name"] = rule.target_team
+            if team is None:
+                meta["team_missing"] = True
+        members: list[Rep] = []
+        if not rule.pool and (team is not None or not rule.target_team):
+            query = select(Rep).where(Rep.role == "rep").order_by(Rep.id)
+            if team is not None:
+                query = query.where(Rep.team_id == team.id)
+            members = list((await session.execute(query)).scalars())
+
+        backup_row: Rep | None = None
+        backup_missing = False
+        if rule.backup:
+            q = select(Rep).where(Rep.external_id == rule.backup)
+            backup_row = (await session.execute(q)).scalar_one_or_none()
+            if backup_row is None and rule.backup.isdigit():
+                backup_row = await session.get(Rep, int(rule.backup))
+            backup_missing = backup_row is None
+        manager_row: Rep | None = None
+        if team is not None and team.manager_id is not None:
+            manager_row = await session.get(Rep, team.manager_id)
+
+        prev_owner = lead.owner_id
+        if prev_owner is not None:
+            prev = await session.get(Rep, prev_owner)
+            meta["previous_owner_name"] = prev.name if prev else ""
+
+        everyone = {r.id: r for r in [*members, *(x for x in (owner_row, backup_row, manager_row) if x)]}
+        open_counts, today_counts = await self._loads(session, list(everyone), now)
+
+        def snap(r: Rep | None) -> RepSnapshot | None:
+            return None if r is None else _snapshot(r, open_counts.get(r.id, 0), today_counts.get(r.id, 0))
+
+        pointer: dict[str, int] = {}
+        state_row: RoutingState | None = None
+        if rule.strategy == "weighted_round_robin" and members:
+            key = f"wrr:{rule.name}:{team.id if team is not None else '*'}"
+            meta["pointer_key"] = key
+            state_row = (await session.execute(
+                select(RoutingState).where(RoutingState.key == key).with_for_update())).scalar_one_or_none()
+            if state_row is not None:
+                pointer = {str(k): int(v) for k, v in (state_row.data or {}).get("current", {}).items()}
+            meta["pointer_before"] = dict(pointer)
+
+        ctx = Context(now=now, calendar=self.calendar,
+                      active_within_minutes=self.settings.active_within_minutes, exclude=excluded)
+        result = plan(lead_id=lead.id, rule=rule, team_id=team.id if team is not None else None,
+                      team_name=meta["team_name"], ctx=ctx,
+                      members=[snap(r) for r in members],  # type: ignore[misc]
+                      owner=snap(owner_row), backup=snap(backup_row), backup_missing=backup_missing,
+                      manager=snap(manager_row), pointer=pointer, previous_owner_id=prev_owner)
+        return result, state_row, meta
+
+    async def _customer_owner(self, session: AsyncSession, customer_id: int) -> tuple[int, int | None]:
+        """(surviving customer id, its owner) following merge tombstones."""
+        seen: set[int] = set()
+        while customer_id not in seen:
+            seen.add(customer_id)
+            row = (await session.execute(
+                select(Customer.merged_into, Customer.owner_id).where(Customer.id == customer_id))).one_or_none()
+            if row is None:
+                return customer_id, None
+            merged_into, owner_id = row
+            if not merged_into:
+                return customer_id, owner_id
+            customer_id = merged_into
+        return customer_id, None
+
+    async def _loads(self, session: AsyncSession, rep_ids: list[int],
+                     now: datetime) -> tuple[dict[int, int], dict[int, int]]:
+        if not rep_ids:
+            return {}, {}
+        open_rows = await session.execute(
+            select(Lead.owner_id, func.count()).where(Lead.owner_id.in_(rep_ids),
+                                                      Lead.status.not_in(CLOSED_STATUSES))
+            .group_by(Lead.owner_id))
+        day_start = self.calendar.day_start(now)
+        today_rows = await session.execute(
+            select(RoutingDecision.chosen_rep_id, func.count())
+            .where(RoutingDecision.chosen_rep_id.in_(rep_ids), RoutingDecision.at >= day_start,
+                   RoutingDecision.outcome.in_(RECEIVING_OUTCOMES))
+            .group_by(RoutingDecision.chosen_rep_id))
+        return ({int(k): int(v) for k, v in open_rows.all()}, {int(k): int(v) for k, v in today_rows.all()})
+
+    async def _save_pointer(self, session: AsyncSession, key: str, row: RoutingState | None,
+                            pointer: dict[str, int]) -> None:
+        data = {"current": pointer}
+        if row is None:
+            # A concurrent first decision inserting the same key raises IntegrityError -> retry.
+            await session.execute(insert(RoutingState).values(key=key, data=data, version=1))
+            return
+        result = await session.execute(
+            update(RoutingState).where(RoutingState.key == key, RoutingState.version == row.version)
+            .values(data=data, version=row.version + 1).execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            raise _Retry()

@@ -1,0 +1,816 @@
+"""A simulated DingTalk: its APIs (tokens, work notices, robot messages, interactive cards, custom
+robots, Stream gateway) and its callbacks to leadbot (encrypted events, signed robot messages,
+signed card taps, Stream frames), on loopback.
+
+It plays the platform, so it shares no code with leadbot's adapter (bot.platforms.dingtalk): the
+event crypto is dingtalk-sdk's DingTalkCrypto and the HMAC signatures are written out from the
+documentation. Every API call is recorded in ``calls``; what a person would see lands in
+``work_notices``, ``robot_messages``, ``group_messages``, ``session_replies`` and ``cards``.
+
+Where DingTalk documents no error code for a refusal, the sandbox uses a descriptive one and says
+so in a comment ("sandbox code").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import string
+import urllib.parse
+import uuid
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Mapping
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from aiohttp import web
+from dingtalk.crypto import DingTalkCrypto
+
+from leadbot.clock import Clock, SystemClock
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
+CARD_TOPIC = "/v1.0/card/instances/callback"
+WORK_MSG_TYPES = {"text", "image", "voice", "file", "link", "oa", "markdown", "action_card"}
+ROBOT_MSG_KEYS = {
+    "sampleText": ("content",), "sampleMarkdown": ("title", "text"), "sampleImageMsg": ("photoURL",),
+    "sampleLink": ("text", "title", "picUrl", "messageUrl"),
+    "sampleActionCard": ("title", "text", "singleTitle", "singleURL"),
+    "sampleActionCard2": ("title", "text", "actionTitle1", "actionURL1", "actionTitle2", "actionURL2"),
+    "sampleActionCard3": ("title", "text", "actionTitle1", "actionURL1", "actionTitle3", "actionURL3"),
+    "sampleActionCard4": ("title", "text", "actionTitle1", "actionURL1", "actionTitle4", "actionURL4"),
+    "sampleActionCard5": ("title", "text", "actionTitle1", "actionURL1", "actionTitle5", "actionURL5"),
+    "sampleActionCard6": ("title", "text", "buttonTitle1", "buttonUrl1", "buttonTitle2", "buttonUrl2"),
+    "sampleAudio": ("mediaId", "duration"), "sampleFile": ("mediaId", "fileName", "fileType"),
+    "sampleVideo": ("duration", "videoMediaId", "videoType", "picMediaId"),
+}
+
+
+def _rand(n: int = 16) -> str:
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(n))
+
+
+def hmac_b64(secret: str, message: str) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()).decode()
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    status: int = 200
+    response: Any = None
+    at: datetime | None = None
+
+
+@dataclass
+class CardInstance:
+    out_track_id: str
+    template_id: str
+    card_data: dict[str, str]
+    private_data: dict[str, dict[str, str]]
+    spaces: list[str]
+    callback_type: str = ""
+    callback_route_key: str = ""
+    updates: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def view(self, user_id: str) -> dict[str, str]:
+        """What ``user_id`` sees: the shared data overlaid with their private data."""
+        return {**self.card_data, **self.private_data.get(user_id, {})}
+
+
+@dataclass
+class CallbackResult:
+    status: int
+    body: Any
+    reply: str | None = None  # events: the decrypted answer ("success")
+
+
+class DingTalkSandbox:
+    TOKEN_TTL = 7200
+    CUSTOM_ROBOT_PER_MINUTE = 20
+    CUSTOM_ROBOT_BLOCK = timedelta(minutes=10)
+
+    def __init__(self, *, app_key: str = "dingsandboxappkey", app_secret: str = "sandbox-app-secret-0123456789",
+                 corp_id: str = "dingsandboxcorp", token: str = "sandboxtoken",
+                 aes_key: str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", robot_code: str = "",
+                 agent_id: int = 3000001, card_template_id: str = "sandbox.lead.schema",
+                 card_callback_secret: str = "", users: Iterable[str] = (), clock: Clock | None = None,
+                 leadbot_url: str = "", host: str = "127.0.0.1", port: int = 0,
+                 work_notice_daily_cap: int = 500, robot_per_user_per_minute: int = 20) -> None:
+        self.app_key, self.app_secret, self.corp_id = app_key, app_secret, corp_id
+        self.token, self.aes_key = token, aes_key
+        self.robot_code = robot_code or app_key
+        self.agent_id = agent_id
+        self.card_template_id = card_template_id
+        self.card_callback_secret = card_callback_secret
+        self.users: set[str] = set(users)
+        self.clock = clock or SystemClock()
+        self.leadbot_url = leadbot_url.rstrip("/")
+        self.host, self.port = host, port
+        self.work_notice_daily_cap = work_notice_daily_cap
+        self.robot_per_user_per_minute = robot_per_user_per_minute
+
+        self.calls: list[Call] = []
+        self.tokens: dict[str, datetime] = {}
+        self._current_token: dict[str, str] = {}
+        self.work_notices: list[dict[str, Any]] = []
+        self.work_tasks: dict[int, dict[str, Any]] = {}
+        self._work_seen: dict[tuple[str, str], set[str]] = defaultdict(set)  # (user, day) -> content hashes
+        self._work_count: dict[tuple[str, str], int] = defaultdict(int)
+        self.robot_messages: list[dict[str, Any]] = []
+        self._robot_recent: dict[str, deque[datetime]] = defaultdict(deque)
+        self.flow_controlled: set[str] = set()
+        self.group_messages: list[dict[str, Any]] = []
+        self.custom_robots: dict[str, str] = {}  # access_token -> secret
+        self._custom_sent: dict[str, deque[datetime]] = defaultdict(deque)
+        self._custom_blocked: dict[str, datetime] = {}
+        self.sessions: dict[str, tuple[str, datetime]] = {}  # session -> (conversation, expiry)
+        self.session_replies: list[dict[str, Any]] = []
+        self.cards: dict[str, CardInstance] = {}
+        self.card_callbacks: dict[str, tuple[str, str]] = {}  # route key -> (url, apiSecret)
+        self.fail_next: list[tuple[str, int, Any]] = []  # (path, status, body) injected answers
+        self._task_seq = 0
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._tickets: set[str] = set()
+        self._stream_ws: web.WebSocketResponse | None = None
+        self._stream_waiting: dict[str, asyncio.Future[Any]] = {}
+        self.stream_connected = asyncio.Event()
+        self.stream_acks: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------------ lifecycle
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def dingtalk_settings(self, **overrides: Any) -> dict[str, Any]:
+        """The [dingtalk] section that points leadbot at this sandbox."""
+        section = {"app_key": self.app_key, "app_secret": self.app_secret, "corp_id": self.corp_id,
+                   "token": self.token, "aes_key": self.aes_key, "robot_code": self.robot_code,
+                   "agent_id": self.agent_id, "card_template_id": self.card_template_id,
+                   "card_callback_secret": self.card_callback_secret,
+                   "api_base": self.base, "oapi_base": self.base}
+        section.update(overrides)
+        return section
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        r = app.router
+        r.add_post("/v1.0/oauth2/accessToken", self._v1_token)
+        r.add_get("/gettoken", self._oapi_token)
+        r.add_post("/topapi/message/corpconversation/asyncsend_v2", self._asyncsend_v2)
+        r.add_post("/topapi/message/corpconversation/getsendresult", self._getsendresult)
+        r.add_post("/v1.0/robot/oToMessages/batchSend", self._batch_send)
+        r.add_post("/v1.0/robot/groupMessages/send", self._group_send)
+        r.add_post("/v1.0/card/instances/createAndDeliver", self._create_and_deliver)
+        r.add_put("/v1.0/card/instances", self._update_card)
+        r.add_post("/v1.0/card/callbacks/register", self._register_card_callback)
+        r.add_post("/robot/send", self._custom_robot)
+        r.add_post("/robot/sendBySession", self._send_by_session)
+        r.add_post("/v1.0/gateway/connections/open", self._stream_open)
+        r.add_get("/connect", self._stream_connect)
+        return app
+
+    async def start(self) -> "DingTalkSandbox":
+        self._runner = web.AppRunner(self._app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if not self.port:
+            self.port = self._runner.addresses[0][1]  # the port the OS picked
+        return self
+
+    async def stop(self) -> None:
+        for fut in self._stream_waiting.values():
+            fut.cancel()
+        if self._stream_ws is not None:
+            await self._stream_ws.close()
+        if self._http is not None:
+            await self._http.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> "DingTalkSandbox":
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    # -------------------------------------------------------------------------- helpers
+
+    def _now(self) -> datetime:
+        return self.clock.now()
+
+    def _now_ms(self) -> int:
+        return int(self._now().timestamp() * 1000)
+
+    def _day(self) -> str:
+        return self._now().astimezone(SHANGHAI).date().isoformat()
+
+    async def _record(self, request: web.Request) -> Call:
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {"_raw": raw.decode(errors="replace")}
+        call = Call(request.method, request.path, dict(request.query), body, at=self._now())
+        self.calls.append(call)
+        return call
+
+    def _answer(self, call: Call, body: Any, status: int = 200) -> web.Response:
+        call.status, call.response = status, body
+        return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+    def _injected(self, call: Call) -> web.Response | None:
+        for i, (path, status, body) in enumerate(self.fail_next):
+            if path == call.path:
+                del self.fail_next[i]
+                return self._answer(call, body, status)
+        return None
+
+    def calls_to(self, path: str) -> list[Call]:
+        return [c for c in self.calls if c.path == path]
+
+    def _token_ok(self, token: str | None) -> bool:
+        expires = self.tokens.get(token or "")
+        return expires is not None and self._now() < expires
+
+    def _v1_auth(self, request: web.Request, call: Call) -> web.Response | None:
+        if self._token_ok(request.headers.get("x-acs-dingtalk-access-token")):
+            return None
+        return self._answer(call, {"code": "InvalidAuthentication", "message": "不合法的access_token",
+                                   "requestid": uuid.uuid4().hex}, 401)
+
+    def _oapi_auth(self, request: web.Request, call: Call) -> web.Response | None:
+        if self._token_ok(request.query.get("access_token")):
+            return None
+        return self._answer(call, {"errcode": 88, "sub_code": "40014", "sub_msg": "不合法的access_token",
+                                   "errmsg": "ding talk error[subcode=40014,submsg=不合法的access_token]",
+                                   "request_id": uuid.uuid4().hex})
+
+    def expire_tokens(self) -> None:
+        """Every issued token stops working now (as if two hours had passed)."""
+        for token in self.tokens:
+            self.tokens[token] = self._now() - timedelta(seconds=1)
+
+    def _issue(self, kind: str) -> tuple[str, int]:
+        # Asking again while a token is valid returns the same token with a renewed life.
+        token = self._current_token.get(kind)
+        if not token or not self._token_ok(token):
+            token = f"{kind}-{_rand(24)}"
+            self._current_token[kind] = token
+        self.tokens[token] = self._now() + timedelta(seconds=self.TOKEN_TTL)
+        return token, self.TOKEN_TTL
+
+    # ---------------------------------------------------------------------------- tokens
+
+    async def _v1_token(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        body = call.body if isinstance(call.body, dict) else {}
+        if body.get("appKey") != self.app_key or body.get("appSecret") != self.app_secret:
+            return self._answer(call, {"code": "invalidClientIdOrSecret", "message": "无效的clientId或者clientSecret",
+                                       "requestid": uuid.uuid4().hex}, 400)
+        token, ttl = self._issue("v1")
+        return self._answer(call, {"accessToken": token, "expireIn": ttl})
+
+    async def _oapi_token(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        if request.query.get("appkey") != self.app_key or request.query.get("appsecret") != self.app_secret:
+            return self._answer(call, {"errcode": 40096, "errmsg": "不合法的appKey或appSecret"})
+        token, ttl = self._issue("oapi")
+        return self._answer(call, {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": ttl})
+
+    # ---------------------------------------------------------------------- work notices
+
+    async def _asyncsend_v2(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        denied = self._oapi_auth(request, call) or self._injected(call)
+        if denied:
+            return denied
+        body = call.body if isinstance(call.body, dict) else {}
+        msg = body.get("msg")
+        if isinstance(msg, str):
+            try:
+                msg = json.loads(msg)
+            except ValueError:
+                msg = None
+        users = [u for u in str(body.get("userid_list") or "").split(",") if u]
+        # Sandbox codes for parameter errors (DingTalk answers them with one "invalid param").
+        if str(body.get("agent_id")) != str(self.agent_id):
+            return self._answer(call, {"errcode": 400002, "errmsg": "agent_id 不合法"})
+        if not isinstance(msg, dict) or msg.get("msgtype") not in WORK_MSG_TYPES or msg["msgtype"] not in msg:
+            return self._answer(call, {"errcode": 400002, "errmsg": "msg 不合法"})
+        if len(json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode()) > 2048:
+            return self._answer(call, {"errcode": 400002, "errmsg": "msg 超过2048字节"})
+        if not users and not body.get("to_all_user") and not body.get("dept_id_list"):
+            return self._answer(call, {"errcode": 1430000, "errmsg": "接受者为空"})
+        if len(users) > 100:
+            return self._answer(call, {"errcode": 400002, "errmsg": "userid_list 超过100"})
+        self._task_seq += 1
+        task_id = 100000 + self._task_seq
+        content_hash = hashlib.sha256(json.dumps(msg, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        day = self._day()
+        result: dict[str, Any] = {"invalid_user_id_list": [], "forbidden_user_id_list": [], "failed_user_id_list": [],
+                                  "read_user_id_list": [], "unread_user_id_list": [], "forbidden_list": []}
+        for user in users:
+            if self.users and user not in self.users:
+                result["invalid_user_id_list"].append(user)
+            elif self._work_count[(user, day)] >= self.work_notice_daily_cap:
+                result["forbidden_user_id_list"].append(user)
+                result["forbidden_list"].append({"code": "143105", "count": self._work_count[(user, day)], "userid": user})
+            elif content_hash in self._work_seen[(user, day)]:
+                # Same content to the same user once a day: accepted, silently not delivered.
+                result["forbidden_user_id_list"].append(user)
+                result["forbidden_list"].append({"code": "143106", "count": 1, "userid": user})
+            else:
+                self._work_seen[(user, day)].add(content_hash)
+                self._work_count[(user, day)] += 1
+                result["unread_user_id_list"].append(user)
+                self.work_notices.append({"user": user, "msg": msg, "task_id": task_id, "at": self._now()})
+        self.work_tasks[task_id] = result
+        return self._answer(call, {"errcode": 0, "errmsg": "ok", "task_id": task_id, "request_id": _rand(12)})
+
+    async def _getsendresult(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        denied = self._oapi_auth(request, call)
+        if denied:
+            return denied
+        body = call.body if isinstance(call.body, dict) else {}
+        try:
+            result = self.work_tasks.get(int(body.get("task_id")))
+        except (TypeError, ValueError):
+            result = None
+        if result is None:
+            return self._answer(call, {"errcode": 400002, "errmsg": "task_id 不存在"})  # sandbox code
+        return self._answer(call, {"errcode": 0, "errmsg": "ok", "send_result": result})
+
+    def notices_for(self, user: str) -> list[dict[str, Any]]:
+        return [n for n in self.work_notices if n["user"] == user]
+
+    # -------------------------------------------------------------------- robot OpenAPI
+
+    def _robot_param(self, body: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        if body.get("robotCode") != self.robot_code:
+            return None, "robotCode 不存在"
+        key = body.get("msgKey")
+        if key not in ROBOT_MSG_KEYS:
+            return None, "msgKey 不合法"
+        try:
+            param = json.loads(body.get("msgParam") or "")
+        except (TypeError, ValueError):
+            return None, "msgParam 不是JSON"
+        if not isinstance(param, dict) or any(k not in param for k in ROBOT_MSG_KEYS[key][:2]):
+            return None, "msgParam 缺少字段"
+        return param, ""
+
+    async def _batch_send(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        denied = self._v1_auth(request, call) or self._injected(call)
+        if denied:
+            return denied
+        body = call.body if isinstance(call.body, dict) else {}
+        param, problem = self._robot_param(body)
+        users = body.get("userIds")
+        if not problem and (not isinstance(users, list) or not users or len(users) > 20):
+            problem = "userIds 为1到20个"
+        if problem:  # sandbox code: DingTalk answers parameter errors with 400 + a code
+            return self._answer(call, {"code": "invalidParameter", "message": problem,
+                                       "requestid": uuid.uuid4().hex}, 400)
+        invalid: list[str] = []
+        flow: list[str] = []
+        now = self._now()
+        for user in users:
+            recent = self._robot_recent[user]
+            while recent and (now - recent[0]).total_seconds() >= 60:
+                recent.popleft()
+            if self.users and user not in self.users:
+                invalid.append(user)
+            elif user in self.flow_controlled or len(recent) >= self.robot_per_user_per_minute:
+                flow.append(user)
+            else:
+                recent.append(now)
+                self.robot_messages.append({"user": user, "msgKey": body["msgKey"], "param": param, "at": now})
+        return self._answer(call, {"processQueryKey": _rand(20), "invalidStaffIdList": invalid,
+                                   "flowControlledStaffIdList": flow})
+
+    async def _group_send(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        denied = self._v1_auth(request, call) or self._injected(call)
+        if denied:
+            return denied
+        body = call.body if isinstance(call.body, dict) else {}
+        param, problem = self._robot_param(body)
+        if not problem and not body.get("openConversationId"):
+            problem = "openConversationId 为空"
+        if problem:
+            return self._answer(call, {"code": "invalidParameter", "message": problem,
+                                       "requestid": uuid.uuid4().hex}, 400)
+        self.group_messages.append({"conversation": body["openConversationId"], "via": "robot_api",
+                                    "msgKey": body["msgKey"], "param": param, "at": self._now()})
+        return self._answer(call, {"processQueryKey": _rand(20)})
+
+    # ------------------------------------------------------------------ custom robots
+
+    def add_custom_robot(self, secret: str = "") -> tuple[str, str]:
+        """A custom group robot: returns (webhook URL, SEC… secret)."""
+        token = _rand(32).lower()
+        secret = secret or "SEC" + _rand(40)
+        self.custom_robots[token] = secret
+        return f"{self.base}/robot/send?access_token={token}", secret
+
+    async def _custom_robot(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        token = request.query.get("access_token", "")
+        secret = self.custom_robots.get(token)
+        if secret is None:
+            return self._answer(call, {"errcode": 300005, "errmsg": "token is not exist"})
+        ts = request.query.get("timestamp", "")
+        sign = request.query.get("sign", "")
+        if secret:
+            expected = hmac_b64(secret, f"{ts}\n{secret}")
+            fresh = ts.isdigit() and abs(self._now_ms() - int(ts)) <= 3600 * 1000
+            if not fresh or not hmac.compare_digest(expected, sign):
+                return self._answer(call, {"errcode": 310000, "errmsg": "sign not match, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"})
+        now = self._now()
+        blocked = self._custom_blocked.get(token)
+        sent = self._custom_sent[token]
+        while sent and (now - sent[0]).total_seconds() >= 60:
+            sent.popleft()
+        if (blocked and now < blocked) or len(sent) >= self.CUSTOM_ROBOT_PER_MINUTE:
+            if not (blocked and now < blocked):
+                self._custom_blocked[token] = now + self.CUSTOM_ROBOT_BLOCK
+            return self._answer(call, {"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"})
+        body = call.body if isinstance(call.body, dict) else {}
+        if body.get("msgtype") not in {"text", "link", "markdown", "actionCard", "feedCard"}:
+            return self._answer(call, {"errcode": 40035, "errmsg": "缺少参数 json"})
+        sent.append(now)
+        self.group_messages.append({"conversation": f"custom:{token}", "via": "custom_robot", "msg": body, "at": now})
+        return self._answer(call, {"errcode": 0, "errmsg": "ok"})
+
+    async def _send_by_session(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        session = self.sessions.get(request.query.get("session", ""))
+        if session is None or self._now() >= session[1]:
+            return self._answer(call, {"errcode": 300005, "errmsg": "token is not exist"})
+        body = call.body if isinstance(call.body, dict) else {}
+        self.session_replies.append({"conversation": session[0], "msg": body, "at": self._now()})
+        return self._answer(call, {"errcode": 0, "errmsg": "ok"})
+
+    # -------------------------------------------------------------------------- cards
+
+    @staticmethod
+    def _param_map(value: Any) -> dict[str, str] | None:
+        params = value.get("cardParamMap") if isinstance(value, dict) else None
+        if params is None:
+            return {}
+        if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+            return None
+        return dict(params)
+
+    async def _create_and_deliver(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        denied = self._v1_auth(request, call) or self._injected(call)
+        if denied:
+            return denied
+        body = call.body if isinstance(call.body, dict) else {}
+        out_track_id = str(body.get("outTrackId") or "")
+        space_id = str(body.get("openSpaceId") or "")
+        card_data = self._param_map(body.get("cardData"))
+        private = body.get("privateData") or {}
+        private_maps = {uid: self._param_map(v) for uid, v in private.items()} if isinstance(private, dict) else None
+        problem = ""
+        if not body.get("cardTemplateId") or not out_track_id:
+            problem = "cardTemplateId 和 outTrackId 必填"
+        elif not space_id.startswith("dtv1.card//"):
+            problem = "openSpaceId 不合法"
+        elif card_data is None or private_maps is None or any(v is None for v in private_maps.values()):
+            problem = "cardParamMap 的值必须是字符串"
+        elif body.get("callbackType") == "HTTP" and not body.get("callbackRouteKey"):
+            problem = "HTTP 回调需要 callbackRouteKey"
+        if problem:  # sandbox code
+            return self._answer(call, {"code": "invalidParameter", "message": problem,
+                                       "requestid": uuid.uuid4().hex}, 400)
+        spaces = [s for s in space_id[len("dtv1.card//"):].split(";") if s]
+        card = self.cards.get(out_track_id)
+        if card is None:
+            # A second createAndDeliver with the same outTrackId does not make a second card.
+            card = CardInstance(out_track_id, str(body["cardTemplateId"]), card_data or {},
+                                {uid: v or {} for uid, v in private_maps.items()}, [],
+                                str(body.get("callbackType") or ""), str(body.get("callbackRouteKey") or ""))
+            self.cards[out_track_id] = card
+        results = []
+        for space in spaces:
+            kind, _, sid = space.partition(".")
+            ok, error = True, ""
+            if kind not in ("IM_ROBOT", "IM_GROUP") or not sid:
+                ok, error = False, "unsupported space"
+            elif kind == "IM_ROBOT" and self.users and sid not in self.users:
+                ok, error = False, "user not exist"
+            if ok and space not in card.spaces:
+                card.spaces.append(space)
+            entry = {"spaceType": kind, "spaceId": sid, "success": ok}
+            if ok:
+                entry["carrierId"] = hashlib.sha1(f"{out_track_id}{space}".encode()).hexdigest()[:16]
+            else:
+                entry["errorMsg"] = error
+            results.append(entry)
+        return self._answer(call, {"success": True, "result": {"outTrackId": out_track_id, "deliverResults": results}})
+
+    def _apply(self, card: CardInstance, card_data: dict[str, str] | None,
+               private: Mapping[str, dict[str, str]] | None, options: Mapping[str, Any]) -> None:
+        if card_data is not None:
+            if options.get("updateCardDataByKey"):
+                card.card_data.update(card_data)
+            else:
+                card.card_data = dict(card_data)
+        for uid, values in (private or {}).items():
+            if options.get("updatePrivateDataByKey"):
+                card.private_data.setdefault(uid, {}).update(values)
+            else:
+                card.private_data[uid] = dict(values)
+        card.updates += 1
+        card.history.append({"card_data": dict(card.card_data),
+                             "private_data": {k: dict(v) for k, v in card.private_data.items()}})
+
+    async def _update_card(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        denied = self._v1_auth(request, call) or self._injected(call)
+        if denied:
+            return denied
+        body = call.body if isinstance(call.body, dict) else {}
+        card = self.cards.get(str(body.get("outTrackId") or ""))
+        if card is None:  # sandbox code
+            return self._answer(call, {"code": "cardInstanceNotExist", "message": "卡片实例不存在",
+                                       "requestid": uuid.uuid4().hex}, 400)
+        card_data = self._param_map(body["cardData"]) if "cardData" in body else None
+        private = body.get("privateData") or {}
+        maps = {uid: self._param_map(v) for uid, v in private.items()} if isinstance(private, dict) else {"": None}
+        if ("cardData" in body and card_data is None) or any(v is None for v in maps.values()):
+            return self._answer(call, {"code": "invalidParameter", "message": "cardParamMap 的值必须是字符串",
+                                       "requestid": uuid.uuid4().hex}, 400)
+        self._apply(card, card_data, maps, body.get("cardUpdateOptions") or {})  # type: ignore[arg-type]
+        return self._answer(call, {"success": True, "result": True})
+
+    async def _register_card_callback(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        denied = self._v1_auth(request, call)
+        if denied:
+            return denied
+        body = call.body if isinstance(call.body, dict) else {}
+        key, url = str(body.get("callbackRouteKey") or ""), str(body.get("callbackUrl") or "")
+        if not key or not url:
+            return self._answer(call, {"code": "invalidParameter", "message": "callbackRouteKey 和 callbackUrl 必填",
+                                       "requestid": uuid.uuid4().hex}, 400)
+        if key in self.card_callbacks and not body.get("forceUpdate"):
+            return self._answer(call, {"code": "callbackRouteKeyExists", "message": "已存在",  # sandbox code
+                                       "requestid": uuid.uuid4().hex}, 400)
+        self.card_callbacks[key] = (url, str(body.get("apiSecret") or ""))
+        return self._answer(call, {"success": True, "result": {"callbackUrl": url, "apiSecret": body.get("apiSecret")}})
+
+    # ============================================================ callbacks to leadbot
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        return self._http
+
+    async def _post(self, url: str, *, params: Mapping[str, str] | None = None, data: bytes,
+                    headers: Mapping[str, str]) -> tuple[int, Any]:
+        async with self._client().post(url, params=params, data=data, headers=dict(headers)) as resp:
+            text = await resp.text()
+            try:
+                return resp.status, json.loads(text)
+            except ValueError:
+                return resp.status, text
+
+    def _need_leadbot(self) -> str:
+        if not self.leadbot_url:
+            raise RuntimeError("set DingTalkSandbox.leadbot_url to send callbacks")
+        return self.leadbot_url
+
+    def encrypt_event(self, plaintext: str, *, receive_id: str | None = None, timestamp: str | None = None,
+                      nonce: str | None = None) -> dict[str, str]:
+        """{msg_signature, encrypt, timeStamp, nonce} as DingTalk builds them."""
+        crypto = DingTalkCrypto(self.token, self.aes_key, receive_id or self.app_key)
+        return crypto.encrypt_message(plaintext, nonce or _rand(16), timestamp or str(self._now_ms()))
+
+    def decrypt_reply(self, reply: Mapping[str, Any], receive_id: str | None = None) -> str:
+        crypto = DingTalkCrypto(self.token, self.aes_key, receive_id or self.app_key)
+        return crypto.decrypt_message({"encrypt": reply["encrypt"]}, reply["msg_signature"],
+                                      reply["timeStamp"], reply["nonce"])
+
+    async def post_encrypted(self, plaintext: str, *, receive_id: str | None = None, timestamp: str | None = None,
+                             spelling: str = "signature", tamper: bool = False) -> CallbackResult:
+        """POSTs an encrypted event body to leadbot with the query in either spelling
+        (``signature``/``timestamp`` or ``msg_signature``/``timeStamp``)."""
+        rid = receive_id or self.app_key
+        enc = self.encrypt_event(plaintext, receive_id=rid, timestamp=timestamp)
+        sig = enc["msg_signature"]
+        if tamper:
+            sig = ("0" if sig[0] != "0" else "1") + sig[1:]
+        if spelling == "msg_signature":
+            query = {"msg_signature": sig, "timeStamp": enc["timeStamp"], "nonce": enc["nonce"]}
+        else:
+            query = {"signature": sig, "timestamp": enc["timeStamp"], "nonce": enc["nonce"]}
+        status, body = await self._post(self._need_leadbot() + "/callbacks/dingtalk/events", params=query,
+                                        data=json.dumps({"encrypt": enc["encrypt"]}).encode(),
+                                        headers={"Content-Type": "application/json"})
+        reply = None
+        if status == 200 and isinstance(body, dict) and "encrypt" in body:
+            reply = self.decrypt_reply(body, rid)
+        return CallbackResult(status, body, reply)
+
+    def event_plaintext(self, event_type: str, fields: Mapping[str, Any] | None = None, *,
+                        event_id: str | None = None, event_time_ms: int | None = None) -> dict[str, Any]:
+        plain: dict[str, Any] = {"EventType": event_type, "EventTime": event_time_ms or self._now_ms(),
+                                 "CorpId": self.corp_id}
+        if event_id != "":
+            plain["eventId"] = event_id or uuid.uuid4().hex
+        plain.update(fields or {})
+        return plain
+
+    async def send_event(self, event_type: str, fields: Mapping[str, Any] | None = None, *,
+                         event_id: str | None = None, event_time_ms: int | None = None,
+                         receive_id: str | None = None, spelling: str = "signature",
+                         timestamp: str | None = None, tamper: bool = False) -> CallbackResult:
+        """An HTTP event push (``event_id=""`` leaves eventId out, as legacy pushes do)."""
+        plain = self.event_plaintext(event_type, fields, event_id=event_id, event_time_ms=event_time_ms)
+        return await self.post_encrypted(json.dumps(plain, ensure_ascii=False), receive_id=receive_id,
+                                         timestamp=timestamp, spelling=spelling, tamper=tamper)
+
+    async def send_crm_event(self, change: str, object_type: str, data_id: str, **kw: Any) -> CallbackResult:
+        """ding_paas_object_data_create|update|delete (ids only, as DingTalk sends them)."""
+        fields = {"BizId": data_id, "ObjectType": object_type, "DataId": data_id, "DataType": "master"}
+        return await self.send_event(f"ding_paas_object_data_{change}", fields, **kw)
+
+    def robot_body(self, sender_staff_id: str, text: str, *, conversation_type: str = "1",
+                   conversation_id: str | None = None, msg_id: str | None = None, sender_nick: str = "",
+                   session_minutes: int = 90) -> dict[str, Any]:
+        now = self._now_ms()
+        conversation = conversation_id or ("cid" + hashlib.sha1(f"{sender_staff_id}".encode()).hexdigest()[:20])
+        session = _rand(32)
+        expires = now + session_minutes * 60 * 1000
+        self.sessions[session] = (conversation, datetime.fromtimestamp(expires / 1000, tz=timezone.utc))
+        return {
+            "conversationId": conversation, "conversationType": conversation_type,
+            "conversationTitle": "销售群" if conversation_type == "2" else "",
+            "msgId": msg_id or f"msg{uuid.uuid4().hex}", "msgtype": "text", "text": {"content": " " + text},
+            "createAt": now, "senderId": "$:LWCP_v1:$" + _rand(24), "senderNick": sender_nick or sender_staff_id,
+            "senderStaffId": sender_staff_id, "senderCorpId": self.corp_id, "chatbotCorpId": self.corp_id,
+            "chatbotUserId": "$:LWCP_v1:$" + _rand(24), "isAdmin": False, "isInAtList": True,
+            "robotCode": self.robot_code, "sessionWebhook": f"{self.base}/robot/sendBySession?session={session}",
+            "sessionWebhookExpiredTime": expires,
+        }
+
+    async def post_robot(self, body: Mapping[str, Any], *, timestamp: str | None = None,
+                         secret: str | None = None, sign: str | None = None) -> CallbackResult:
+        ts = timestamp or str(self._now_ms())
+        key = secret if secret is not None else self.app_secret
+        headers = {"Content-Type": "application/json", "timestamp": ts,
+                   "sign": sign if sign is not None else hmac_b64(key, f"{ts}\n{key}")}
+        status, resp = await self._post(self._need_leadbot() + "/callbacks/dingtalk/robot",
+                                        data=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
+        return CallbackResult(status, resp)
+
+    async def send_robot_text(self, sender_staff_id: str, text: str, **kw: Any) -> CallbackResult:
+        """A user @-mentions the app robot in a group (conversation_type "2") or DMs it ("1")."""
+        post_kw = {k: kw.pop(k) for k in ("timestamp", "secret", "sign") if k in kw}
+        return await self.post_robot(self.robot_body(sender_staff_id, text, **kw), **post_kw)
+
+    def card_tap_body(self, out_track_id: str, user_id: str, *, key: str | None = None,
+                      action_id: str | None = None, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        p = dict(params or {})
+        if key is not None:
+            p.setdefault("key", key)
+        action = action_id or (key.split(":", 1)[0] if key else "action")
+        content = {"cardPrivateData": {"actionIds": [action], "params": p}}
+        return {"type": "actionCallback", "outTrackId": out_track_id, "corpId": self.corp_id, "userId": user_id,
+                "content": json.dumps(content, ensure_ascii=False),
+                "extension": json.dumps({}), "spaceType": "im", "userIdType": 1}
+
+    async def tap_card(self, out_track_id: str, user_id: str, *, key: str | None = None,
+                       action_id: str | None = None, params: Mapping[str, Any] | None = None,
+                       timestamp: str | None = None, secret: str | None = None,
+                       sign: str | None = None) -> CallbackResult:
+        """A user taps a button of a delivered card: the signed HTTP callback, and the answer
+        applied to the card as DingTalk would show it."""
+        card = self.cards.get(out_track_id)
+        url = self._need_leadbot() + "/callbacks/dingtalk/card"
+        api_secret = self.card_callback_secret or self.app_secret
+        if card is not None and card.callback_route_key in self.card_callbacks:
+            url, api_secret = self.card_callbacks[card.callback_route_key]
+            api_secret = api_secret or self.app_secret
+        ts = timestamp or str(self._now_ms())
+        key_secret = secret if secret is not None else api_secret
+        headers = {"Content-Type": "application/json", "x-ddpaas-signature-timestamp": ts,
+                   "x-ddpaas-signature": sign if sign is not None else hmac_b64(key_secret, ts)}
+        body = self.card_tap_body(out_track_id, user_id, key=key, action_id=action_id, params=params)
+        status, resp = await self._post(url, data=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
+        if status == 200 and isinstance(resp, dict) and card is not None:
+            self.apply_callback_response(card, user_id, resp)
+        return CallbackResult(status, resp)
+
+    def apply_callback_response(self, card: CardInstance, user_id: str, resp: Mapping[str, Any]) -> None:
+        if not any(k in resp for k in ("cardData", "userPrivateData")):
+            return
+        card_data = self._param_map(resp["cardData"]) if "cardData" in resp else None
+        private = ({user_id: self._param_map(resp["userPrivateData"]) or {}}
+                   if "userPrivateData" in resp else None)
+        self._apply(card, card_data, private, resp.get("cardUpdateOptions") or {})
+
+    # ------------------------------------------------------------------------ Stream
+
+    async def _stream_open(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        body = call.body if isinstance(call.body, dict) else {}
+        if body.get("clientId") != self.app_key or body.get("clientSecret") != self.app_secret:
+            return self._answer(call, {"code": "invalidClientIdOrSecret", "message": "无效的clientId或者clientSecret",
+                                       "requestid": uuid.uuid4().hex}, 400)
+        ticket = _rand(32)
+        self._tickets.add(ticket)
+        return self._answer(call, {"endpoint": f"ws://{self.host}:{self.port}/connect", "ticket": ticket})
+
+    async def _stream_connect(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:
+            return web.json_response({"code": "invalidTicket"}, status=401)  # sandbox code
+        self._tickets.discard(ticket)  # single use
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._stream_ws = ws
+        self.stream_connected.set()
+        try:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                try:
+                    ack = json.loads(msg.data)
+                except ValueError:
+                    continue
+                self.stream_acks.append(ack)
+                fut = self._stream_waiting.pop(str((ack.get("headers") or {}).get("messageId")), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(ack)
+        finally:
+            if self._stream_ws is ws:
+                self._stream_ws = None
+                self.stream_connected.clear()
+        return ws
+
+    async def push_frame(self, frame: Mapping[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        """Sends one frame to the connected leadbot and returns its ack."""
+        if self._stream_ws is None:
+            raise RuntimeError("no Stream connection")
+        message_id = str(frame["headers"]["messageId"])
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._stream_waiting[message_id] = fut
+        await self._stream_ws.send_str(json.dumps(frame, ensure_ascii=False))
+        return await asyncio.wait_for(fut, timeout)
+
+    def stream_event_frame(self, event_type: str, data: Mapping[str, Any], *, event_id: str | None = None,
+                           born_ms: int | None = None) -> dict[str, Any]:
+        now = self._now_ms()
+        return {"specVersion": "1.0", "type": "EVENT",
+                "headers": {"appId": self.app_key, "connectionId": "conn-sandbox", "contentType": "application/json",
+                            "messageId": uuid.uuid4().hex, "time": str(now), "topic": "*",
+                            "eventType": event_type, "eventId": event_id or uuid.uuid4().hex,
+                            "eventBornTime": str(born_ms or now), "eventCorpId": self.corp_id,
+                            "eventUnifiedAppId": self.app_key},
+                "data": json.dumps(dict(data), ensure_ascii=False)}
+
+    def stream_callback_frame(self, topic: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {"specVersion": "1.0", "type": "CALLBACK",
+                "headers": {"appId": self.app_key, "connectionId": "conn-sandbox", "contentType": "application/json",
+                            "messageId": uuid.uuid4().hex, "time": str(self._now_ms()), "topic": topic},
+                "data": json.dumps(dict(data), ensure_ascii=False)}
+
+    def stream_ping_frame(self) -> dict[str, Any]:
+        return {"specVersion": "1.0", "type": "SYSTEM",
+                "headers": {"contentType": "application/json", "messageId": uuid.uuid4().hex,
+                            "time": str(self._now_ms()), "topic": "ping"},
+                "data": json.dumps({"opaque": _rand(16)})}
+
+    async def stream_robot_text(self, sender_staff_id: str, text: str, **kw: Any) -> dict[str, Any]:
+        return await self.push_frame(self.stream_callback_frame(ROBOT_TOPIC, self.robot_body(sender_staff_id, text, **kw)))
+
+    async def stream_tap_card(self, out_track_id: str, user_id: str, **kw: Any) -> dict[str, Any]:
+        ack = await self.push_frame(self.stream_callback_frame(CARD_TOPIC, self.card_tap_body(out_track_id, user_id, **kw)))
+        card = self.cards.get(out_track_id)
+        try:
+            response = json.loads(ack.get("data") or "{}").get("response")
+        except (ValueError, AttributeError):
+            response = None
+        if card is not None and isinstance(response, dict):
+            self.apply_callback_response(card, user_id, response)
+        return ack

@@ -1,0 +1,663 @@
+"""A simulated WeCom (企业微信) on loopback: its server API and its callbacks, protocol-faithful.
+
+The tests use it as their fake and `leadbot demo` shows it to people. It is deliberately built
+on wechatpy's WeChatCrypto and the documented shapes, never on leadbot's own protocol code
+(bot.platforms), so a bug there cannot hide itself here.
+
+API side (``/cgi-bin/...``): gettoken issues tokens that expire on the injected clock (42001 once
+expired, 40014 unknown, 41001 missing); message/send answers msgid (+ response_code for
+callback-capable template cards), 81013 when every recipient is invalid, and silently drops
+messages beyond 30 per member per minute or 1000 per hour (recorded in ``dropped``);
+update_template_card honours each response_code once; recall within 24 h;
+externalcontact/get (paged by cursor), send_welcome_msg (code valid 20 s, once, else 41051),
+remark, mark_tag; webhook/send with 20 per minute per robot (45009 beyond), 93000 for an unknown
+robot. Every call is recorded in ``calls``; delivered messages land in ``inbox[userid]``.
+
+Callback side: ``send_friend_added``, ``send_contact_changed``, ``send_card_event``,
+``send_text``, ``send_enter_agent`` and ``verify_url`` POST/GET real encrypted callbacks to
+``callback_url``; a passive reply to a card event is decrypted and applied to the user's card.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import secrets
+import string
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlencode
+
+import aiohttp
+import xmltodict
+from aiohttp import web
+from wechatpy.crypto import _get_signature
+from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
+
+from leadbot.clock import Clock, SystemClock
+
+# Errcodes the platform answers (doc/90313 global error codes; see reference/wecom.md).
+OK = 0
+BUSY = -1
+BAD_SECRET = 40001
+INVALID_USERID = 40003
+INVALID_MSGTYPE = 40008
+BAD_CORPID = 40013
+INVALID_TOKEN = 40014
+INVALID_PARAMETER = 40035  # WeCom names no specific code for a spent response_code; generic one
+INVALID_AGENTID = 40056
+MISSING_TOKEN = 41001
+WELCOME_CODE_INVALID = 41051
+EXPIRED_TOKEN = 42001
+FREQ_LIMIT = 45009
+ALL_INVALID = 81013
+NOT_EXTERNAL_CONTACT = 84061
+INVALID_WEBHOOK = 93000
+
+CALLBACK_CARD_TYPES = {"button_interaction", "vote_interaction", "multiple_interaction"}
+SUPPORTED_MSGTYPES = {"text", "image", "voice", "video", "file", "textcard", "news", "mpnews", "markdown",
+                      "miniprogram_notice", "template_card"}
+_NONCE_CHARS = string.ascii_letters + string.digits
+
+
+def _cdata(value: Any) -> str:
+    return "<![CDATA[" + str(value).replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def _xml(fields: Mapping[str, Any]) -> str:
+    """Plain callback XML the way WeCom writes it: strings in CDATA, numbers bare."""
+    def render(name: str, value: Any) -> str:
+        if isinstance(value, Mapping):
+            return f"<{name}>" + "".join(render(k, v) for k, v in value.items()) + f"</{name}>"
+        if isinstance(value, list):
+            return "".join(render(name, v) for v in value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"<{name}>{value}</{name}>"
+        return f"<{name}>{_cdata(value)}</{name}>"
+    return "<xml>" + "".join(render(k, v) for k, v in fields.items()) + "</xml>"
+
+
+@dataclass
+class ApiCall:
+    api: str
+    method: str
+    query: dict[str, str]
+    body: Any
+    response: dict[str, Any]
+    at: datetime
+
+
+@dataclass
+class CallbackResult:
+    """What leadbot answered to one simulated callback."""
+
+    status: int
+    body: str
+    plain: str  # the plaintext XML that was encrypted and sent
+    query: dict[str, str] = field(default_factory=dict)
+    reply_plain: str = ""  # decrypted passive reply, if any
+    reply: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    @property
+    def url_verified(self) -> bool:
+        """For verify_url: leadbot answered 200 with exactly the decrypted echostr."""
+        return self.status == 200 and self.body == self.plain
+
+
+class SimulatedWeCom:
+    TOKEN_TTL = timedelta(seconds=7200)
+    MEMBER_PER_MINUTE = 30
+    MEMBER_PER_HOUR = 1000
+    ROBOT_PER_MINUTE = 20
+    WELCOME_CODE_TTL = timedelta(seconds=20)
+    RESPONSE_CODE_TTL = timedelta(hours=72)
+    RECALL_WINDOW = timedelta(hours=24)
+
+    def __init__(self, *, corp_id: str = "wwsandbox0000000001", secret: str = "sandbox-secret",
+                 agent_id: int = 1000002, token: str = "sandboxtoken",
+                 encoding_aes_key: str = "", clock: Clock | None = None,
+                 users: Iterable[str] | None = None, robots: Iterable[str] | None = None,
+                 callback_url: str = "", page_size: int = 500) -> None:
+        self.corp_id = corp_id
+        self.secret = secret
+        self.agent_id = int(agent_id)
+        self.token = token
+        self.encoding_aes_key = encoding_aes_key or base64.b64encode(secrets.token_bytes(32)).decode()[:43]
+        self.clock = clock or SystemClock()
+        self.users: set[str] | None = set(users) if users is not None else None
+        self.robots: set[str] | None = set(robots) if robots is not None else None
+        self.callback_url = callback_url
+        self.page_size = page_size
+        self.crypto = WeChatCrypto(self.token, self.encoding_aes_key, self.corp_id)
+
+        self.calls: list[ApiCall] = []
+        self.inbox: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.dropped: list[dict[str, Any]] = []
+        self.robot_messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.contacts: dict[str, dict[str, Any]] = {}
+        self.welcome_messages: list[dict[str, Any]] = []
+        self.callbacks: list[CallbackResult] = []
+
+        self._tokens: dict[str, datetime] = {}
+        self._current_token = ""
+        self._token_seq = itertools.count(1)
+        self._msg_seq = itertools.count(1)
+        self._member_sends: dict[str, deque[datetime]] = defaultdict(deque)
+        self._robot_sends: dict[str, deque[datetime]] = defaultdict(deque)
+        self._response_codes: dict[str, dict[str, Any]] = {}
+        self._welcome_codes: dict[str, dict[str, Any]] = {}
+        self._forced: dict[str, deque[tuple[int, str]]] = defaultdict(deque)
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.base_url = ""
+
+    # ------------------------------------------------------------------ server lifecycle
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/cgi-bin/{api:.+}", self._handle)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner = web.AppRunner(self.make_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        bound = sockets[0].getsockname()[1] if sockets else port
+        self.base_url = f"http://{host}:{bound}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> "SimulatedWeCom":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ test controls
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def expire_tokens(self) -> None:
+        """WeCom may end a token early: every issued token answers 42001 from now on."""
+        now = self.now()
+        for tok in self._tokens:
+            self._tokens[tok] = min(self._tokens[tok], now)
+        self._current_token = ""
+
+    def revoke_tokens(self) -> None:
+        """Forget every token: they answer 40014 (unknown) from now on."""
+        self._tokens.clear()
+        self._current_token = ""
+
+    def fail_next(self, api: str, errcode: int, times: int = 1, errmsg: str = "") -> None:
+        """The next `times` calls of `api` answer `errcode` (e.g. 45009, -1) before any check."""
+        for _ in range(times):
+            self._forced[api].append((errcode, errmsg or f"sandbox injected errcode {errcode}"))
+
+    def add_users(self, *userids: str) -> None:
+        if self.users is None:
+            self.users = set()
+        self.users.update(userids)
+
+    def seed_contact(self, external_userid: str, *, name: str = "", type: int = 1, unionid: str = "",
+                     corp_name: str = "", follow_users: Iterable[str | Mapping[str, Any]] = (),
+                     **extra: Any) -> dict[str, Any]:
+        contact: dict[str, Any] = {"external_userid": external_userid, "name": name or external_userid,
+                                   "type": type, "gender": extra.pop("gender", 0), "avatar": extra.pop("avatar", "")}
+        if type == 1 and unionid:
+            contact["unionid"] = unionid
+        if type == 2:
+            contact["corp_name"] = corp_name
+            contact["corp_full_name"] = extra.pop("corp_full_name", corp_name)
+        contact.update(extra)
+        follows = []
+        for f in follow_users:
+            entry = {"userid": f} if isinstance(f, str) else dict(f)
+            entry.setdefault("remark", "")
+            entry.setdefault("description", "")
+            entry.setdefault("createtime", int(self.now().timestamp()))
+            entry.setdefault("tags", [])
+            entry.setdefault("remark_mobiles", [])
+            entry.setdefault("add_way", 1)
+            entry.setdefault("state", "")
+            follows.append(entry)
+        self.contacts[external_userid] = {"external_contact": contact, "follow_user": follows}
+        return self.contacts[external_userid]
+
+    def calls_to(self, api: str) -> list[ApiCall]:
+        return [c for c in self.calls if c.api == api]
+
+    def sent(self, api: str = "message/send") -> list[Any]:
+        return [c.body for c in self.calls if c.api == api]
+
+    def messages_for(self, userid: str) -> list[dict[str, Any]]:
+        return list(self.inbox.get(userid, []))
+
+    def issue_welcome_code(self, userid: str, external_userid: str) -> str:
+        code = "WC" + secrets.token_hex(12)
+        self._welcome_codes[code] = {"userid": userid, "external_userid": external_userid,
+                                     "issued_at": self.now(), "used": False}
+        return code
+
+    def issue_response_code(self, task_id: str, userids: Iterable[str], msgid: str = "") -> str:
+        code = "RC" + secrets.token_hex(16)
+        self._response_codes[code] = {"task_id": task_id, "userids": list(userids), "msgid": msgid,
+                                      "issued_at": self.now(), "used": False}
+        return code
+
+    # ------------------------------------------------------------------ API dispatch
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        api = request.match_info["api"]
+        query = dict(request.query)
+        body: Any = None
+        if request.method == "POST":
+            raw = await request.read()
+            try:
+                body = json.loads(raw.decode("utf-8")) if raw else {}
+            except (ValueError, UnicodeDecodeError):
+                body = None
+        response = self._answer(api, request.method, query, body)
+        self.calls.append(ApiCall(api, request.method, query, body, response, self.now()))
+        return web.json_response(response, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+    def _answer(self, api: str, method: str, query: dict[str, str], body: Any) -> dict[str, Any]:
+        if self._forced.get(api):
+            code, msg = self._forced[api].popleft()
+            return _err(code, msg)
+        if api == "gettoken":
+            return self._gettoken(query)
+        if api == "webhook/send":
+            return self._webhook_send(query, body)
+        token_error = self._check_token(query.get("access_token"))
+        if token_error is not None:
+            return token_error
+        if method == "POST" and not isinstance(body, dict):
+            return _err(47001, "data format error")
+        handler = {
+            "message/send": self._message_send,
+            "message/update_template_card": self._update_template_card,
+            "message/recall": self._recall,
+            "externalcontact/send_welcome_msg": self._send_welcome_msg,
+            "externalcontact/remark": self._remark,
+            "externalcontact/mark_tag": self._mark_tag,
+        }.get(api)
+        if api == "externalcontact/get":
+            return self._external_contact_get(query)
+        if handler is None:
+            return _err(60011 if api.startswith("externalcontact/") else 40035, f"sandbox has no api {api}")
+        return handler(body)
+
+    # ------------------------------------------------------------------ token
+
+    def _gettoken(self, query: dict[str, str]) -> dict[str, Any]:
+        if query.get("corpid") != self.corp_id:
+            return _err(BAD_CORPID, "invalid corpid")
+        if query.get("corpsecret") != self.secret:
+            return _err(BAD_SECRET, "invalid credential, secret is wrong")
+        now = self.now()
+        tok = self._current_token
+        if not tok or self._tokens.get(tok, now) <= now:
+            tok = f"SBXTOKEN{next(self._token_seq):04d}{secrets.token_hex(8)}"
+            self._tokens[tok] = now + self.TOKEN_TTL
+            self._current_token = tok
+        remaining = int((self._tokens[tok] - now).total_seconds())
+        return {"errcode": OK, "errmsg": "ok", "access_token": tok, "expires_in": remaining}
+
+    def _check_token(self, token: str | None) -> dict[str, Any] | None:
+        if not token:
+            return _err(MISSING_TOKEN, "access_token missing")
+        expires = self._tokens.get(token)
+        if expires is None:
+            return _err(INVALID_TOKEN, "invalid access_token")
+        if expires <= self.now():
+            return _err(EXPIRED_TOKEN, "access_token expired")
+        return None
+
+    # ------------------------------------------------------------------ app messages
+
+    def _message_send(self, body: dict[str, Any]) -> dict[str, Any]:
+        msgtype = body.get("msgtype")
+        if msgtype not in SUPPORTED_MSGTYPES or not isinstance(body.get(msgtype), dict):
+            return _err(INVALID_MSGTYPE, "invalid message type")
+        if str(body.get("agentid")) != str(self.agent_id):
+            return _err(INVALID_AGENTID, "invalid agentid")
+        content = body[msgtype]
+        if msgtype == "template_card":
+            problem = _template_card_problem(content)
+            if problem:
+                return _err(INVALID_PARAMETER, problem)
+        touser = str(body.get("touser", ""))
+        requested = [u for u in touser.split("|") if u]
+        if requested == ["@all"]:
+            requested = sorted(self.users or [])
+        valid = [u for u in requested if self.users is None or u in self.users]
+        invalid = [u for u in requested if u not in valid]
+        if not valid:
+            return {"errcode": ALL_INVALID, "errmsg": "all touser invalid", "invaliduser": "|".join(invalid)}
+        now = self.now()
+        msgid = f"sbxmsg{next(self._msg_seq):08d}{secrets.token_hex(4)}"
+        response_code = ""
+        if msgtype == "template_card" and (content.get("card_type") in CALLBACK_CARD_TYPES
+                                           or content.get("action_menu")):
+            response_code = self.issue_response_code(content.get("task_id", ""), valid, msgid)
+        record = {"msgid": msgid, "msgtype": msgtype, "content": content, "to": valid, "at": now,
+                  "recalled": False, "task_id": content.get("task_id", "") if msgtype == "template_card" else ""}
+        self.messages[msgid] = record
+        for user in valid:
+            if self._over_member_limit(user, now):
+                # WeCom drops the excess without telling the sender (doc/90236): errcode stays 0.
+                self.dropped.append({"userid": user, "msgid": msgid, "msgtype": msgtype, "at": now})
+                continue
+            self.inbox[user].append({"msgid": msgid, "msgtype": msgtype, "content": content, "at": now,
+                                     "task_id": record["task_id"], "recalled": False,
+                                     "replace_name": "", "card": content if msgtype == "template_card" else None})
+        resp: dict[str, Any] = {"errcode": OK, "errmsg": "ok", "invaliduser": "|".join(invalid),
+                                "invalidparty": "", "invalidtag": "", "unlicenseduser": "", "msgid": msgid}
+        if response_code:
+            resp["response_code"] = response_code
+        return resp
+
+    def _over_member_limit(self, user: str, now: datetime) -> bool:
+        sends = self._member_sends[user]
+        while sends and sends[0] <= now - timedelta(hours=1):
+            sends.popleft()
+        last_minute = sum(1 for t in sends if t > now - timedelta(minutes=1))
+        if last_minute >= self.MEMBER_PER_MINUTE or len(sends) >= self.MEMBER_PER_HOUR:
+            return True
+        sends.append(now)
+        return False
+
+    def _update_template_card(self, body: dict[str, Any]) -> dict[str, Any]:
+        if str(body.get("agentid")) != str(self.agent_id):
+            return _err(INVALID_AGENTID, "invalid agentid")
+        code = body.get("response_code")
+        entry = self._response_codes.get(code) if isinstance(code, str) else None
+        now = self.now()
+        if entry is None or entry["used"] or now - entry["issued_at"] > self.RESPONSE_CODE_TTL:
+            return _err(INVALID_PARAMETER, "invalid response_code: unknown, used or expired")
+        has_button = isinstance(body.get("button"), dict)
+        has_card = isinstance(body.get("template_card"), dict)
+        if has_button == has_card:
+            return _err(INVALID_PARAMETER, "give either button or template_card")
+        entry["used"] = True
+        targets = entry["userids"] if body.get("atall") else list(body.get("userids") or [])
+        for user in targets:
+            for msg in self.inbox.get(user, []):
+                if msg["msgtype"] == "template_card" and msg["task_id"] == entry["task_id"]:
+                    if has_button:
+                        msg["replace_name"] = body["button"].get("replace_name", "")
+                    else:
+                        msg["card"] = body["template_card"]
+        return {"errcode": OK, "errmsg": "ok", "invaliduser": []}
+
+    def _recall(self, body: dict[str, Any]) -> dict[str, Any]:
+        record = self.messages.get(body.get("msgid", ""))
+        if record is None or record["recalled"] or self.now() - record["at"] > self.RECALL_WINDOW:
+            return _err(INVALID_PARAMETER, "invalid msgid: unknown, recalled or older than 24 h")
+        record["recalled"] = True
+        for user in record["to"]:
+            for msg in self.inbox.get(user, []):
+                if msg["msgid"] == record["msgid"]:
+                    msg["recalled"] = True
+        return {"errcode": OK, "errmsg": "ok"}
+
+    # ------------------------------------------------------------------ customer contact
+
+    def _external_contact_get(self, query: dict[str, str]) -> dict[str, Any]:
+        contact = self.contacts.get(query.get("external_userid", ""))
+        if contact is None:
+            return _err(NOT_EXTERNAL_CONTACT, "not external contact")
+        start = int(query["cursor"]) if query.get("cursor", "").isdigit() else 0
+        follows = contact["follow_user"]
+        page = follows[start:start + self.page_size]
+        resp: dict[str, Any] = {"errcode": OK, "errmsg": "ok", "external_contact": contact["external_contact"],
+                                "follow_user": page}
+        if start + self.page_size < len(follows):
+            resp["next_cursor"] = str(start + self.page_size)
+        return resp
+
+    def _follow(self, userid: Any, external_userid: Any) -> dict[str, Any] | None:
+        contact = self.contacts.get(external_userid) if isinstance(external_userid, str) else None
+        if contact is None:
+            return None
+        return next((f for f in contact["follow_user"] if f.get("userid") == userid), None)
+
+    def _send_welcome_msg(self, body: dict[str, Any]) -> dict[str, Any]:
+        text = (body.get("text") or {}).get("content", "") if isinstance(body.get("text"), dict) else ""
+        attachments = body.get("attachments") or []
+        if not text and not attachments:
+            return _err(INVALID_PARAMETER, "text and attachments cannot both be empty")
+        if len(attachments) > 9:
+            return _err(INVALID_PARAMETER, "at most 9 attachments")
+        entry = self._welcome_codes.get(body.get("welcome_code", ""))
+        if entry is None or entry["used"] or self.now() - entry["issued_at"] > self.WELCOME_CODE_TTL:
+            return _err(WELCOME_CODE_INVALID, "welcome_code invalid, expired or already used")
+        entry["used"] = True
+        self.welcome_messages.append({"userid": entry["userid"], "external_userid": entry["external_userid"],
+                                      "text": text, "attachments": attachments, "at": self.now()})
+        return {"errcode": OK, "errmsg": "ok"}
+
+    def _remark(self, body: dict[str, Any]) -> dict[str, Any]:
+        fields = ("remark", "description", "remark_company", "remark_mobiles", "remark_pic_mediaid")
+        if not any(k in body for k in fields):
+            return _err(INVALID_PARAMETER, "nothing to remark")
+        follow = self._follow(body.get("userid"), body.get("external_userid"))
+        if follow is None:
+            return _err(NOT_EXTERNAL_CONTACT, "not external contact")
+        for k in fields:
+            if k in body:
+                follow[k] = body[k]
+        return {"errcode": OK, "errmsg": "ok"}
+
+    def _mark_tag(self, body: dict[str, Any]) -> dict[str, Any]:
+        add, remove = list(body.get("add_tag") or []), list(body.get("remove_tag") or [])
+        if not add and not remove:
+            return _err(INVALID_PARAMETER, "add_tag and remove_tag cannot both be empty")
+        follow = self._follow(body.get("userid"), body.get("external_userid"))
+        if follow is None:
+            return _err(NOT_EXTERNAL_CONTACT, "not external contact")
+        tags = [t for t in follow.get("tags", []) if t.get("tag_id") not in remove]
+        have = {t.get("tag_id") for t in tags}
+        tags += [{"tag_id": t, "type": 1, "tag_name": t, "group_name": ""} for t in add if t not in have]
+        follow["tags"] = tags
+        return {"errcode": OK, "errmsg": "ok"}
+
+    # ------------------------------------------------------------------ group robot
+
+    def _webhook_send(self, query: dict[str, str], body: Any) -> dict[str, Any]:
+        key = query.get("key", "")
+        if not key or (self.robots is not None and key not in self.robots):
+            return _err(INVALID_WEBHOOK, "invalid webhook url")
+        if not isinstance(body, dict) or body.get("msgtype") not in (
+                "text", "markdown", "markdown_v2", "image", "news", "file", "voice", "template_card"):
+            return _err(INVALID_MSGTYPE, "invalid message type")
+        now = self.now()
+        sends = self._robot_sends[key]
+        while sends and sends[0] <= now - timedelta(minutes=1):
+            sends.popleft()
+        if len(sends) >= self.ROBOT_PER_MINUTE:
+            return _err(FREQ_LIMIT, "api freq out of limit")
+        sends.append(now)
+        self.robot_messages[key].append({"msgtype": body["msgtype"], "body": body, "at": now})
+        return {"errcode": OK, "errmsg": "ok"}
+
+    # ------------------------------------------------------------------ callbacks to leadbot
+
+    def _nonce(self) -> str:
+        return "".join(secrets.choice(_NONCE_CHARS) for _ in range(10))
+
+    def encrypt_callback(self, plain_xml: str, *, timestamp: int | None = None,
+                         nonce: str | None = None) -> tuple[dict[str, str], bytes]:
+        """(query, body) exactly as WeCom POSTs an app callback."""
+        ts = str(timestamp if timestamp is not None else int(self.now().timestamp()))
+        nonce = nonce or self._nonce()
+        out = xmltodict.parse(self.crypto.encrypt_message(plain_xml, nonce, ts))["xml"]
+        body = (f"<xml><ToUserName>{_cdata(self.corp_id)}</ToUserName><Encrypt>{_cdata(out['Encrypt'])}</Encrypt>"
+                f"<AgentID>{_cdata(self.agent_id)}</AgentID></xml>")
+        return {"msg_signature": out["MsgSignature"], "timestamp": ts, "nonce": nonce}, body.encode()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        return self._session
+
+    async def post_raw(self, query: Mapping[str, str], body: bytes) -> tuple[int, str]:
+        if not self.callback_url:
+            raise RuntimeError("set callback_url to leadbot's /callbacks/wecom first")
+        url = f"{self.callback_url}?{urlencode(dict(query))}"
+        async with self._http().post(url, data=body, headers={"Content-Type": "text/xml"}) as resp:
+            return resp.status, await resp.text()
+
+    async def post_callback(self, plain_xml: str, *, timestamp: int | None = None) -> CallbackResult:
+        query, body = self.encrypt_callback(plain_xml, timestamp=timestamp)
+        status, text = await self.post_raw(query, body)
+        result = CallbackResult(status=status, body=text, plain=plain_xml, query=query)
+        if status == 200 and text.strip():
+            result.reply_plain, result.reply = self._open_reply(text)
+        self.callbacks.append(result)
+        return result
+
+    async def resend(self, previous: CallbackResult) -> CallbackResult:
+        """WeCom's retry of an unanswered callback: the same event, freshly encrypted."""
+        return await self.post_callback(previous.plain, timestamp=int(previous.query.get("timestamp") or 0) or None)
+
+    def _open_reply(self, text: str) -> tuple[str, dict[str, Any]]:
+        """Checks and decrypts leadbot's passive reply like WeCom would."""
+        envelope = xmltodict.parse(text)["xml"]
+        encrypt = envelope["Encrypt"]
+        expected = _get_signature(self.token, envelope["TimeStamp"], envelope["Nonce"], encrypt)
+        if expected != envelope["MsgSignature"]:
+            raise AssertionError("passive reply signature does not verify")
+        plain = PrpCrypto(self.crypto.key).decrypt(encrypt, self.corp_id)
+        return plain, xmltodict.parse(plain)["xml"]
+
+    def _event(self, from_user: str, event: str, **fields: Any) -> dict[str, Any]:
+        return {"ToUserName": self.corp_id, "FromUserName": from_user,
+                "CreateTime": int(self.now().timestamp()), "MsgType": "event", "Event": event, **fields}
+
+    async def send_friend_added(self, userid: str, external_userid: str, *, state: str = "",
+                                welcome_code: bool | str = True, half: bool = False) -> CallbackResult:
+        """A customer added `userid` (add_external_contact; half=True: add_half_external_contact)."""
+        code = welcome_code if isinstance(welcome_code, str) else (
+            self.issue_welcome_code(userid, external_userid) if welcome_code else "")
+        contact = self.contacts.get(external_userid)
+        if contact is not None and self._follow(userid, external_userid) is None:
+            contact["follow_user"].append({"userid": userid, "remark": "", "description": "",
+                                           "createtime": int(self.now().timestamp()), "tags": [],
+                                           "remark_mobiles": [], "add_way": 1, "state": state})
+        fields: dict[str, Any] = {"ChangeType": "add_half_external_contact" if half else "add_external_contact",
+                                  "UserID": userid, "ExternalUserID": external_userid}
+        if state:
+            fields["State"] = state
+        if code:
+            fields["WelcomeCode"] = code
+        return await self.post_callback(_xml(self._event("sys", "change_external_contact", **fields)))
+
+    async def send_contact_changed(self, change_type: str, userid: str, external_userid: str, *,
+                                   source: str = "", fail_reason: str = "") -> CallbackResult:
+        fields: dict[str, Any] = {"ChangeType": change_type, "UserID": userid, "ExternalUserID": external_userid}
+        if source:
+            fields["Source"] = source
+        if fail_reason:
+            fields["FailReason"] = fail_reason
+        return await self.post_callback(_xml(self._event("sys", "change_external_contact", **fields)))
+
+    async def send_card_event(self, userid: str, event_key: str, task_id: str, *,
+                              card_type: str = "button_interaction",
+                              selected: Iterable[tuple[str, Iterable[str]]] = (),
+                              menu: bool = False) -> CallbackResult:
+        """`userid` tapped a button (or a menu item) of the card `task_id`; a fresh single-use
+        ResponseCode comes with it. A passive reply updates that user's copy of the card."""
+        code = self.issue_response_code(task_id, [userid])
+        fields: dict[str, Any] = {"EventKey": event_key, "TaskId": task_id, "CardType": card_type,
+                                  "ResponseCode": code, "AgentID": self.agent_id}
+        items = [{"QuestionKey": q, "OptionIds": {"OptionId": list(opts)}} for q, opts in selected]
+        if items:
+            fields["SelectedItems"] = {"SelectedItem": items}
+        event = "template_card_menu_event" if menu else "template_card_event"
+        result = await self.post_callback(_xml(self._event(userid, event, **fields)))
+        if result.reply:
+            self._apply_passive_reply(userid, task_id, result.reply)
+        return result
+
+    def _apply_passive_reply(self, userid: str, task_id: str, reply: dict[str, Any]) -> None:
+        for msg in self.inbox.get(userid, []):
+            if msg["msgtype"] != "template_card" or msg["task_id"] != task_id:
+                continue
+            if reply.get("MsgType") == "update_button":
+                msg["replace_name"] = (reply.get("Button") or {}).get("ReplaceName", "")
+            elif reply.get("MsgType") == "update_template_card":
+                msg["card"] = reply.get("TemplateCard")
+
+    async def send_text(self, userid: str, content: str, *, msgid: str | None = None) -> CallbackResult:
+        fields = {"ToUserName": self.corp_id, "FromUserName": userid, "CreateTime": int(self.now().timestamp()),
+                  "MsgType": "text", "Content": content,
+                  "MsgId": msgid or str(secrets.randbelow(10 ** 19) + 10 ** 18), "AgentID": self.agent_id}
+        return await self.post_callback(_xml(fields))
+
+    async def send_enter_agent(self, userid: str) -> CallbackResult:
+        return await self.post_callback(_xml(self._event(userid, "enter_agent", EventKey="",
+                                                         AgentID=self.agent_id)))
+
+    async def verify_url(self, echo: str | None = None) -> CallbackResult:
+        """The GET check WeCom makes when the callback URL is saved; ok when leadbot answers
+        the decrypted echostr verbatim."""
+        echo = echo or str(secrets.randbelow(10 ** 19))
+        ts = str(int(self.now().timestamp()))
+        nonce = self._nonce()
+        echostr = PrpCrypto(self.crypto.key).encrypt(echo, self.corp_id).decode()
+        sig = _get_signature(self.token, ts, nonce, echostr)
+        query = {"msg_signature": sig, "timestamp": ts, "nonce": nonce, "echostr": echostr}
+        if not self.callback_url:
+            raise RuntimeError("set callback_url to leadbot's /callbacks/wecom first")
+        async with self._http().get(self.callback_url, params=query) as resp:
+            return CallbackResult(status=resp.status, body=await resp.text(), plain=echo, query=query)
+
+
+def _err(code: int, msg: str) -> dict[str, Any]:
+    return {"errcode": code, "errmsg": msg}
+
+
+def _template_card_problem(card: Mapping[str, Any]) -> str:
+    card_type = card.get("card_type")
+    if card_type not in ("text_notice", "news_notice", "button_interaction", "vote_interaction",
+                         "multiple_interaction"):
+        return f"invalid card_type {card_type!r}"
+    task_id = card.get("task_id")
+    if (card_type in CALLBACK_CARD_TYPES or card.get("action_menu")) and not task_id:
+        return "task_id required"
+    if task_id is not None:
+        ok = isinstance(task_id, str) and 0 < len(task_id.encode()) <= 128 and all(
+            c.isascii() and (c.isalnum() or c in "_-@") for c in task_id)
+        if not ok:
+            return "invalid task_id"
+    if card_type == "button_interaction" and not card.get("button_list"):
+        return "button_list required"
+    if len(card.get("button_list") or []) > 6:
+        return "at most 6 buttons"
+    if card_type == "text_notice" and not card.get("card_action"):
+        return "card_action required"
+    return ""
+
+
+__all__ = ["SimulatedWeCom", "CallbackResult", "ApiCall"]

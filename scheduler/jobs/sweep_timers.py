@@ -1,0 +1,66 @@
+"""The interval job: fire every due timer row, once.
+
+Cost per sweep follows the due rows, not the open ones: take_due walks the (state, due_at)
+index from its start and stops at `now`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Awaitable, Callable
+
+from crm_bridge.timers import TimerRow, TimerStore
+from scheduler.ladder import still_applies
+
+log = logging.getLogger("leadbot.scheduler")
+
+Dispatch = Callable[[TimerRow], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class SweepResult:
+    fired: int = 0
+    skipped: int = 0  # the lead moved on (claimed, advanced, closed): dropped without an action
+    failed: int = 0  # the action raised: retried later with the same key
+    requeued: int = 0  # stale `firing` rows of a dead process handed back
+
+    def add(self, other: "SweepResult") -> None:
+        self.fired += other.fired
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.requeued += other.requeued
+
+
+async def sweep_timers(timers: TimerStore, dispatch: Dispatch, now: datetime, *, batch: int = 500,
+                       max_batches: int = 50, lease: timedelta = timedelta(minutes=5)) -> SweepResult:
+    result = SweepResult()
+    result.requeued = await timers.requeue_stale(now, lease)
+    for _ in range(max_batches):
+        due = await timers.take_due(now, batch)
+        if not due:
+            break
+        leads = await timers.lead_clocks(t.lead_id for t in due if t.lead_id is not None)
+        done: list[int] = []
+        dropped: list[int] = []
+        for timer in due:
+            if not still_applies(timer, leads.get(timer.lead_id) if timer.lead_id is not None else None):
+                dropped.append(timer.id)
+                continue
+            try:
+                await dispatch(timer)
+            except Exception as e:  # noqa: BLE001 - one failing action must not stop the sweep
+                log.warning("timer action failed", extra={"timer": timer.key, "kind": timer.kind,
+                                                          "error": repr(e)[:300]})
+                await timers.retry_later(timer, now, repr(e))
+                result.failed += 1
+                continue
+            done.append(timer.id)
+        await timers.finish(done)
+        await timers.drop(dropped)
+        result.fired += len(done)
+        result.skipped += len(dropped)
+        if len(due) < batch:
+            break
+    return result

@@ -1,0 +1,217 @@
+"""The first-touch SLA ladder, stage stagnation, silence and pool recycling as durable timers.
+
+Ladder steps are counted from the assignment: remind at sla.first_touch_remind, escalate at
+first_touch_escalate, reassign at first_touch_reassign, return to the pool at pool_return, in
+working time from [calendar] when sla.working_time (else wall-clock time).
+
+Keys (one row per step, idempotent, shared with the notification the step sends):
+  ft:{lead}:{epoch}:{attempt}:{remind|escalate|reassign}   per owner in an assignment cycle
+  ft:{lead}:{epoch}:pool_return                             once per cycle, survives reassigns
+  stage:{lead}:{stage}:{entered}:{owner|manager}
+  pool:{lead}:{pooled}:recycle
+An epoch is one assignment cycle (from routing until claim, first contact or the pool); a
+reassign inside the cycle bumps the attempt, so the new owner gets a fresh remind/escalate/
+reassign while the cycle keeps its single pool_return deadline.
+
+Stage limits and silence are multi-day windows and are counted in calendar time: "10d" means ten
+days on the wall, whatever sla.working_time says (documented in config.example.toml).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any, Mapping
+
+from crm_bridge.reports import CLOSED_STATUSES
+from crm_bridge.timers import LeadClock, TimerRow, TimerSpec, TimerStore
+from leadbot.durations import parse_duration
+from leadbot.settings import CalendarSettings, Settings
+from leadbot.workcal import WorkCalendar
+from scheduler.actions import (ESCALATE, LADDER_KINDS, POOL_RECYCLE, POOL_RETURN, REASSIGN, REMIND,
+                               STAGE_KINDS, STAGE_MANAGER, STAGE_OWNER)
+
+# The manager hears about a stuck stage this much later than the owner (a fraction of the limit).
+MANAGER_AFTER = 0.5
+
+_STEPS = ((REMIND, "remind", "first_touch_remind"), (ESCALATE, "escalate", "first_touch_escalate"),
+          (REASSIGN, "reassign", "first_touch_reassign"), (POOL_RETURN, "pool_return", "pool_return"))
+
+
+@lru_cache(maxsize=8)
+def work_calendar(calendar: CalendarSettings) -> WorkCalendar:
+    return WorkCalendar.from_settings(calendar)
+
+
+def sla_add(start: datetime, delta: timedelta, settings: Settings) -> datetime:
+    """start + delta, in working time when sla.working_time; always an aware UTC instant."""
+    if start.tzinfo is None:
+        raise ValueError("naive datetime: pass an aware one")
+    if settings.sla.working_time:
+        return work_calendar(settings.calendar).add(start, delta)
+    return start.astimezone(timezone.utc) + delta
+
+
+def sla_elapsed(a: datetime, b: datetime, settings: Settings) -> timedelta:
+    if settings.sla.working_time:
+        return work_calendar(settings.calendar).between(a, b)
+    return b - a
+
+
+def epoch_of(assigned_at: datetime) -> str:
+    return assigned_at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
+
+
+# ---- first touch -----------------------------------------------------------------------------
+
+def plan_first_touch(lead_id: int, assigned_at: datetime, settings: Settings) -> list[tuple[str, datetime]]:
+    """[(kind, due_at)] of the ladder, in order: remind, escalate, reassign, pool_return."""
+    plan = [(kind, sla_add(assigned_at, parse_duration(getattr(settings.sla, key)), settings))
+            for kind, _, key in _STEPS]
+    # Misconfigured ladders (escalate before remind) still fire in ladder order.
+    for i in range(1, len(plan)):
+        if plan[i][1] < plan[i - 1][1]:
+            plan[i] = (plan[i][0], plan[i - 1][1])
+    return plan
+
+
+def ladder_specs(lead_id: int, assigned_at: datetime, settings: Settings, *, owner_id: int | None = None,
+                 epoch: str | None = None, attempt: int = 0) -> list[TimerSpec]:
+    epoch = epoch or epoch_of(assigned_at)
+    names = {kind: name for kind, name, _ in _STEPS}
+    specs = []
+    for kind, due in plan_first_touch(lead_id, assigned_at, settings):
+        name = names[kind]
+        key = (f"ft:{lead_id}:{epoch}:pool_return" if kind == POOL_RETURN
+               else f"ft:{lead_id}:{epoch}:{attempt}:{name}")
+        payload = {"step": name, "epoch": epoch, "attempt": attempt, "owner_id": owner_id,
+                   "since": assigned_at.astimezone(timezone.utc).isoformat()}
+        specs.append(TimerSpec(key, kind, lead_id, due, payload))
+    return specs
+
+
+async def start_ladder(timers: TimerStore, lead_id: int, assigned_at: datetime, settings: Settings, *,
+                       owner_id: int | None = None, epoch: str | None = None, attempt: int = 0) -> list[TimerSpec]:
+    """Schedules the ladder for a (re)assignment. Idempotent: a retried call adds nothing. For a
+    reassign, pass the epoch and attempt + 1 from the firing payload: the earlier owner's
+    remaining steps are cancelled, the cycle's pool_return stays."""
+    if attempt > 0:
+        await timers.cancel(lead_id, (REMIND, ESCALATE, REASSIGN))
+    specs = ladder_specs(lead_id, assigned_at, settings, owner_id=owner_id, epoch=epoch, attempt=attempt)
+    await timers.schedule_many(specs)
+    return specs
+
+
+async def cancel_ladder(timers: TimerStore, lead_id: int) -> int:
+    """On claim, first contact or a stage advance: the rest of the ladder (and any pool recycle)
+    never fires."""
+    return await timers.cancel(lead_id, (*LADDER_KINDS, POOL_RECYCLE))
+
+
+# ---- stagnation and silence ------------------------------------------------------------------
+
+def stage_limit(stage: str, settings: Settings) -> timedelta | None:
+    """The stage's limit, or the default for stages not listed; None when turned off ("0")."""
+    raw = settings.sla.stage_limits.get(stage, settings.sla.stage_limit_default)
+    limit = parse_duration(raw)
+    return limit if limit > timedelta(0) else None
+
+
+def plan_stagnation(lead_id: int, stage: str, entered_at: datetime, settings: Settings
+                    ) -> list[tuple[str, datetime]]:
+    limit = stage_limit(stage, settings)
+    if limit is None or not stage:
+        return []
+    entered_at = entered_at.astimezone(timezone.utc)
+    return [(STAGE_OWNER, entered_at + limit), (STAGE_MANAGER, entered_at + limit * (1 + MANAGER_AFTER))]
+
+
+async def start_stage_watch(timers: TimerStore, lead_id: int, stage: str, entered_at: datetime,
+                            settings: Settings) -> list[TimerSpec]:
+    """On entering a stage (and at lead creation): replaces the previous stage's alerts."""
+    await timers.cancel(lead_id, STAGE_KINDS)
+    stamp = epoch_of(entered_at)
+    limit = stage_limit(stage, settings)
+    specs = [TimerSpec(f"stage:{lead_id}:{stage}:{stamp}:{'owner' if kind == STAGE_OWNER else 'manager'}",
+                       kind, lead_id, due,
+                       {"stage": stage, "entered_at": entered_at.astimezone(timezone.utc).isoformat(),
+                        "level": "owner" if kind == STAGE_OWNER else "manager",
+                        "limit_seconds": limit.total_seconds() if limit else 0})
+             for kind, due in plan_stagnation(lead_id, stage, entered_at, settings)]
+    await timers.schedule_many(specs)
+    return specs
+
+
+def is_silent(lead: Any, now: datetime, settings: Settings) -> bool:
+    """True when an open lead has had no activity for sla.silence_flag: its card shows it red.
+    Takes any object with status and the lead times (crm_bridge.dto.Lead, LeadClock)."""
+    if getattr(lead, "status", "") in CLOSED_STATUSES:
+        return False
+    last = (getattr(lead, "last_activity_at", None) or getattr(lead, "stage_entered_at", None)
+            or getattr(lead, "claimed_at", None) or getattr(lead, "assigned_at", None)
+            or getattr(lead, "created_at", None))
+    if last is None:
+        return False
+    return now - last >= parse_duration(settings.sla.silence_flag)
+
+
+# ---- pool ------------------------------------------------------------------------------------
+
+async def start_pool_recycle(timers: TimerStore, lead_id: int, pooled_at: datetime,
+                             settings: Settings) -> TimerSpec | None:
+    """When a lead lands in the pool: if nobody claims it within sla.pool_recycle it is routed
+    again or escalated (actions.recycle_from_pool)."""
+    delay = parse_duration(settings.sla.pool_recycle)
+    if delay <= timedelta(0):
+        return None
+    spec = TimerSpec(f"pool:{lead_id}:{epoch_of(pooled_at)}:recycle", POOL_RECYCLE, lead_id,
+                     sla_add(pooled_at, delay, settings),
+                     {"pooled_at": pooled_at.astimezone(timezone.utc).isoformat()})
+    await timers.schedule_many([spec])
+    return spec
+
+
+# ---- does a claimed timer still apply? -------------------------------------------------------
+
+def still_applies(timer: TimerRow, lead: LeadClock | None) -> bool:
+    """A guard against a missed cancel: the lead moved on since the timer was planned, so the
+    timer is dropped instead of nagging someone about a lead they already handled."""
+    if timer.lead_id is None:
+        return True
+    if lead is None or lead.status in CLOSED_STATUSES:
+        return False
+    p = timer.payload
+    if timer.kind in LADDER_KINDS:
+        since = _parse(p.get("since"))
+        if _after(lead.claimed_at, since) or _after(lead.first_contact_at, since):
+            return False
+        if timer.kind == POOL_RETURN:  # the cycle's deadline, whoever holds the lead by then
+            return lead.owner_id is not None
+        owner = p.get("owner_id")
+        return owner is None or lead.owner_id == owner
+    if timer.kind == POOL_RECYCLE:
+        since = _parse(p.get("pooled_at"))
+        return lead.owner_id is None and not _after(lead.claimed_at, since)
+    if timer.kind in STAGE_KINDS:
+        if lead.stage != p.get("stage"):
+            return False
+        entered = _parse(p.get("entered_at"))
+        return (entered is None or lead.stage_entered_at is None
+                or abs((lead.stage_entered_at - entered).total_seconds()) < 1)
+    return True
+
+
+def _parse(value: Any) -> datetime | None:
+    if not value:
+        return None
+    dt = datetime.fromisoformat(str(value))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _after(t: datetime | None, since: datetime | None) -> bool:
+    return t is not None and (since is None or t >= since)
+
+
+def payload_of(timer: TimerRow) -> Mapping[str, Any]:
+    """The payload an action sees: internal bookkeeping entries removed."""
+    return {k: v for k, v in timer.payload.items() if not k.startswith("_")}

@@ -1,0 +1,63 @@
+"""LadderService: the `ladder` service bot/flow.py calls (start / cancel / snooze), plus the stage
+watch, the pool recycle and the silence flag, over one TimerStore."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+from crm_bridge.timers import PENDING, TimerStore
+from leadbot.clock import Clock
+from leadbot.settings import Settings
+from scheduler.actions import ESCALATE, REASSIGN, REMIND
+from scheduler.ladder import (cancel_ladder, epoch_of, is_silent, start_ladder, start_pool_recycle,
+                              start_stage_watch)
+
+
+class LadderService:
+    def __init__(self, timers: TimerStore, settings: Settings, clock: Clock) -> None:
+        self.timers = timers
+        self.settings = settings
+        self.clock = clock
+
+    async def start(self, lead: Any, *, cycle: Mapping[str, Any] | None = None) -> None:
+        """After routing gave the lead an owner. Counted from now (the assignment just happened).
+        The epoch is the lead's version, so a retried call adds nothing and a later assignment
+        (a new version) gets a ladder of its own. From the REASSIGN action pass its payload as
+        `cycle`: the new owner's steps join the running cycle and its single pool deadline."""
+        now = self.clock.now()
+        if cycle:
+            await start_ladder(self.timers, lead.id, now, self.settings, owner_id=lead.owner_id,
+                               epoch=str(cycle["epoch"]), attempt=int(cycle.get("attempt", 0)) + 1)
+        else:
+            await start_ladder(self.timers, lead.id, now, self.settings, owner_id=lead.owner_id,
+                               epoch=f"v{getattr(lead, 'version', 1)}-{epoch_of(now)[:8]}")
+
+    async def cancel(self, lead: Any, reason: str = "") -> int:
+        """Claim, pass, first contact, stage advance, reassign: the rest of the ladder is moot."""
+        return await cancel_ladder(self.timers, lead.id)
+
+    async def snooze(self, lead: Any, delay: timedelta) -> int:
+        """The owner asked for time: the next ladder step comes no sooner than now + delay and the
+        ones after it keep their spacing. The cycle's pool deadline does not move."""
+        steps = [t for t in await self.timers.for_lead(lead.id, [PENDING]) if t.kind in (REMIND, ESCALATE, REASSIGN)]
+        if not steps:
+            return 0
+        shift = self.clock.now() + delay - min(t.due_at for t in steps)
+        if shift <= timedelta(0):
+            return 0
+        moved = 0
+        for t in steps:
+            moved += await self.timers.reschedule(t.key, t.due_at + shift)
+        return moved
+
+    async def stage_entered(self, lead: Any, stage: str | None = None, at: datetime | None = None) -> None:
+        await start_stage_watch(self.timers, lead.id, stage or lead.stage,
+                                at or getattr(lead, "stage_entered_at", None) or self.clock.now(), self.settings)
+
+    async def pooled(self, lead: Any, at: datetime | None = None) -> None:
+        await cancel_ladder(self.timers, lead.id)
+        await start_pool_recycle(self.timers, lead.id, at or self.clock.now(), self.settings)
+
+    def is_silent(self, lead: Any) -> bool:
+        return is_silent(lead, self.clock.now(), self.settings)
