@@ -18,17 +18,19 @@ from bot.actions.buttons import ButtonFactory
 from bot.actions.secret import action_secret
 from bot.actions.service import ActionService
 from bot.actions.tokens import ActionSigner
+from bot.cards.i18n import t
 from bot.context import CTX, AppContext
 from bot.flow import Flow
 from bot.h5.page import setup_h5
 from bot.http_errors import json_error
-from bot.handlers import dispatch
+from bot.handlers import card_actions, commands, dispatch  # noqa: F401  (registers handlers)
 from bot.inbound import InboxProcessor
 from bot.metrics import Metrics
 from crm_bridge.db import create_engine
 from crm_bridge.inbox import Inbox
 from crm_bridge.kv import KeyValueStore
 from crm_bridge.leads import LeadActions
+from crm_bridge.routing.engine import Router
 from crm_bridge.sql_store import SqlCRMStore
 from leadbot.clock import Clock, SystemClock
 from leadbot.logs import get_logger
@@ -137,6 +139,14 @@ def setup_actions(app: web.Application, ctx: AppContext) -> None:
     secret from the database, so it is made at start-up."""
     ctx.services["lead_actions"] = LeadActions(ctx.engine, ctx.clock)
     ctx.services["kv"] = KeyValueStore(ctx.engine, ctx.clock)
+    router = Router(ctx.engine, ctx.settings.assignment, ctx.settings.calendar, ctx.clock)
+    ctx.services["router"] = router
+
+    async def explain_for_rep(rep: Any, lang: str) -> str:
+        leads = await ctx.store.list_leads(owner_id=rep.id, limit=1)
+        return await router.explain(leads[0].id, lang) if leads else t("why.none", lang)
+
+    ctx.services["explain_for_rep"] = explain_for_rep
 
     async def _start(_: web.Application) -> None:
         secret = await action_secret(ctx.settings.server.secret_key, ctx.services["kv"])

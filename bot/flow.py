@@ -19,6 +19,7 @@ from bot.cards.render_wecom import render_wecom_template_card
 from bot.lead_views import lead_card_view
 from crm_bridge import dto
 from crm_bridge.outbox import NewOutboxItem
+from notifications.sender import dedupe_id
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -63,7 +64,7 @@ class Flow:
         if worker is not None:
             worker.wake()
 
-    async def card_for(self, lead: dto.Lead, rep: dto.Rep, *, pool: bool = False) -> Card:
+    async def card_for(self, lead: dto.Lead, rep: dto.Rep, *, pool: bool = False, card_ref: str = "") -> Card:
         now = self.ctx.clock.now()
         view = await lead_card_view(self.ctx, lead, sla_due_at=await self._sla_due(lead))
         audience = f"rep:{rep.id}"
@@ -73,13 +74,13 @@ class Flow:
         if lead.claimed_at is not None and not mine:
             names = await self.ctx.services["lead_actions"].rep_names([lead.owner_id] if lead.owner_id else [])
             return build_claimed_card(view, claimer_name=names.get(lead.owner_id or 0, ""), now=now,
-                                      lang=self.lang, link=link)
+                                      lang=self.lang, link=link, card_ref=card_ref)
         if mine:
             return build_claimed_card(view, claimer_name=rep.name, now=now, lang=self.lang,
-                                      claimed_by_viewer=True, buttons=keys, link=link)
+                                      claimed_by_viewer=True, buttons=keys, link=link, card_ref=card_ref)
         if pool:
-            return build_pool_card(view, now=now, lang=self.lang, buttons=keys, link=link)
-        return build_lead_card(view, now=now, lang=self.lang, buttons=keys, link=link)
+            return build_pool_card(view, now=now, lang=self.lang, buttons=keys, link=link, card_ref=card_ref)
+        return build_lead_card(view, now=now, lang=self.lang, buttons=keys, link=link, card_ref=card_ref)
 
     async def _sla_due(self, lead: dto.Lead) -> Any:
         due = self.ctx.services.get("sla_due")
@@ -93,15 +94,19 @@ class Flow:
             if where is None or rep.status != "active":
                 continue
             channel, userid = where
-            card = await self.card_for(lead, rep, pool=pool)
-            items.append(NewOutboxItem(key=f"lead:{lead.id}:offer:{round_}:{rep.id}", channel=channel, kind="card",
+            key = f"lead:{lead.id}:offer:{round_}:{rep.id}"
+            # The copy's platform id (task_id / outTrackId) derives from the outbox key, so a
+            # redelivery after a crash is recognised by the platform as the same card.
+            card = await self.card_for(lead, rep, pool=pool, card_ref=dedupe_id(key))
+            items.append(NewOutboxItem(key=key, channel=channel, kind="card",
                                        recipient=userid, payload=self.payload_for(card, channel, userid),
                                        rep_id=rep.id, lead_id=lead.id))
         await self._enqueue(items)
         return len(items)
 
-    async def update_copies(self, lead: dto.Lead, reason: str) -> None:
-        """Every delivered copy of the lead's card, on both platforms, shows the lead as it is now."""
+    async def update_copies(self, lead: dto.Lead, reason: str, *, skip: tuple[str, str] | None = None) -> None:
+        """Every delivered copy of the lead's card, on both platforms, shows the lead as it is now.
+        `skip` is (platform, card_ref) of the copy the tap itself answers synchronously."""
         outbox = self.ctx.services.get("outbox")
         if outbox is None:
             return
@@ -117,9 +122,9 @@ class Flow:
         items = []
         for n, copy in enumerate(copies):
             rep = reps_by_user.get((copy.platform, copy.recipient))
-            if rep is None:
+            if rep is None or (copy.platform, copy.card_ref) == skip:
                 continue
-            card = await self.card_for(lead, rep)
+            card = await self.card_for(lead, rep, card_ref=copy.card_ref)
             if copy.platform == "wecom":
                 if not copy.response_code:
                     continue  # no code left to update this copy with (WeCom codes are single-use)
@@ -160,7 +165,7 @@ class Flow:
         if chosen:
             rep = await self.ctx.store.get_rep(chosen)
             if rep is not None:
-                await self.offer(lead, [rep], round_=str(getattr(decision, "id", "") or lead.version))
+                await self.offer(lead, [rep], round_=str(getattr(decision, "decision_id", None) or lead.version))
                 ladder = self.ctx.services.get("ladder")
                 if ladder is not None:
                     await ladder.start(lead)
@@ -173,11 +178,11 @@ class Flow:
 
     # ---- after-effects of taps (bot.actions.service.LeadFlow) --------------------------------
 
-    async def after_claim(self, lead: dto.Lead, rep: dto.Rep) -> Card | None:
+    async def after_claim(self, lead: dto.Lead, rep: dto.Rep, skip: tuple[str, str] | None = None) -> Card | None:
         ladder = self.ctx.services.get("ladder")
         if ladder is not None:
             await ladder.cancel(lead, "claimed")
-        await self.update_copies(lead, "claimed")
+        await self.update_copies(lead, "claimed", skip=skip)
         return await self.card_for(lead, rep)
 
     async def after_pass(self, lead: dto.Lead, rep: dto.Rep, reason: str) -> None:
@@ -190,11 +195,12 @@ class Flow:
             decision = await router.next_candidate(lead.id, exclude=[rep.id], reason=reason)
             await self.after_routing(lead.id, decision)
 
-    async def after_advance(self, lead: dto.Lead, rep: dto.Rep, from_stage: str, to_stage: str) -> Card | None:
+    async def after_advance(self, lead: dto.Lead, rep: dto.Rep, from_stage: str, to_stage: str,
+                            skip: tuple[str, str] | None = None) -> Card | None:
         ladder = self.ctx.services.get("ladder")
         if ladder is not None:
             await ladder.cancel(lead, "first_contact")
-        await self.update_copies(lead, f"stage-{to_stage}")
+        await self.update_copies(lead, f"stage-{to_stage}", skip=skip)
         return await self.card_for(lead, rep)
 
     async def reassign(self, lead: dto.Lead, actor: dto.Rep, to_rep_id: int | None, reason: str) -> dto.Rep | None:

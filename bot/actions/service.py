@@ -27,6 +27,11 @@ class Actor:
 
     platform: str
     user_id: str = ""
+    card_ref: str = ""  # the tapped copy (answered synchronously, so not updated again)
+
+    @property
+    def tapped_copy(self) -> tuple[str, str] | None:
+        return (self.platform, self.card_ref) if self.card_ref else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +48,12 @@ class ActionOutcome:
 class LeadFlow(Protocol):
     """After-effects of actions (card copies, timers, routing); implemented in bot/flow.py."""
 
-    async def after_claim(self, lead: dto.Lead, rep: dto.Rep) -> Card | None: ...
+    async def after_claim(self, lead: dto.Lead, rep: dto.Rep, skip: tuple[str, str] | None = None) -> Card | None: ...
 
     async def after_pass(self, lead: dto.Lead, rep: dto.Rep, reason: str) -> None: ...
 
-    async def after_advance(self, lead: dto.Lead, rep: dto.Rep, from_stage: str, to_stage: str) -> Card | None: ...
+    async def after_advance(self, lead: dto.Lead, rep: dto.Rep, from_stage: str, to_stage: str,
+                            skip: tuple[str, str] | None = None) -> Card | None: ...
 
     async def reassign(self, lead: dto.Lead, actor: dto.Rep, to_rep_id: int | None, reason: str) -> dto.Rep | None: ...
 
@@ -125,17 +131,18 @@ class ActionService:
         handler: Callable[..., Awaitable[ActionOutcome]] = getattr(self, f"_do_{claims.action}", None)  # type: ignore[assignment]
         if handler is None:
             return self._refuse("refused_unknown", "error.not_allowed", lead.id)
-        outcome = await handler(lead, rep, claims, dict(params or {}))
+        outcome = await handler(lead, rep, claims, dict(params or {}), actor)
         self.ctx.log.info("action.done", action=claims.action, lead_id=lead.id, rep_id=rep.id,
                           code=outcome.code, platform=actor.platform)
         return outcome
 
     # ---- actions ------------------------------------------------------------------------------
 
-    async def _do_claim(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict) -> ActionOutcome:
+    async def _do_claim(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
+                  actor: Actor) -> ActionOutcome:
         result = await self.leads.claim(lead.id, rep.id, f"rep:{rep.id}")
         if result.outcome == "claimed" and result.lead is not None:
-            card = await self.flow.after_claim(result.lead, rep)
+            card = await self.flow.after_claim(result.lead, rep, skip=actor.tapped_copy)
             return ActionOutcome(True, "claimed", t("result.claimed", self.lang), lead.id, rep.id, card)
         if result.outcome == "already_yours":
             return ActionOutcome(True, "already_yours", t("error.already_done", self.lang), lead.id, rep.id)
@@ -145,7 +152,8 @@ class ActionService:
                                                    name=names.get(result.owner_id or 0, "?")), lead.id, rep.id)
         return self._refuse(result.outcome, "error.not_found", lead.id)
 
-    async def _do_pass(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict) -> ActionOutcome:
+    async def _do_pass(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
+                  actor: Actor) -> ActionOutcome:
         reason = (params.get("reason") or claims.args.get("reason") or "declined")[:200]
         released = await self.leads.release(lead.id, rep.id, reason, f"rep:{rep.id}")
         if released is None:
@@ -153,7 +161,8 @@ class ActionService:
         await self.flow.after_pass(released, rep, reason)
         return ActionOutcome(True, "passed", t("result.passed", self.lang), lead.id, rep.id)
 
-    async def _do_advance(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict) -> ActionOutcome:
+    async def _do_advance(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
+                  actor: Actor) -> ActionOutcome:
         if lead.owner_id != rep.id and rep.role not in ("manager", "admin"):
             return self._refuse("refused_not_allowed", "error.not_allowed", lead.id)
         evidence = {k[len("evidence."):]: v for k, v in params.items() if k.startswith("evidence.") and v}
@@ -171,11 +180,13 @@ class ActionService:
             return ActionOutcome(False, "already_done", t("error.already_done", self.lang), lead.id, rep.id)
         if result.outcome != "advanced" or result.lead is None:
             return self._refuse(result.outcome, "error.not_found", lead.id)
-        card = await self.flow.after_advance(result.lead, rep, result.from_stage, result.to_stage)
+        card = await self.flow.after_advance(result.lead, rep, result.from_stage, result.to_stage,
+                                              skip=actor.tapped_copy)
         return ActionOutcome(True, "advanced", t("stage.moved", self.lang, stage=result.to_stage), lead.id,
                              rep.id, card, data={"stage": result.to_stage})
 
-    async def _do_reassign(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict) -> ActionOutcome:
+    async def _do_reassign(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
+                  actor: Actor) -> ActionOutcome:
         target = claims.args.get("to") or params.get("to")
         to_rep_id = int(target) if target not in (None, "") and str(target).isdigit() else None
         new_owner = await self.flow.reassign(lead, rep, to_rep_id, params.get("reason", "manager"))
@@ -184,7 +195,8 @@ class ActionService:
         return ActionOutcome(True, "reassigned", t("result.reassigned", self.lang, name=new_owner.name),
                              lead.id, rep.id)
 
-    async def _do_snooze(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict) -> ActionOutcome:
+    async def _do_snooze(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
+                  actor: Actor) -> ActionOutcome:
         minutes = claims.args.get("minutes", 30)
         delay = min(timedelta(minutes=int(minutes)), MAX_SNOOZE)
         await self.flow.snooze(lead, rep, delay)
@@ -193,19 +205,23 @@ class ActionService:
                                                            minutes=int(delay.total_seconds() // 60))),
                              lead.id, rep.id)
 
-    async def _do_merge(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict) -> ActionOutcome:
+    async def _do_merge(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
+                  actor: Actor) -> ActionOutcome:
         name = await self.flow.merge(lead, rep, claims.args)
         return ActionOutcome(True, "merged", t("result.merged", self.lang, name=name), lead.id, rep.id)
 
-    async def _do_distinct(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict) -> ActionOutcome:
+    async def _do_distinct(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
+                  actor: Actor) -> ActionOutcome:
         await self.flow.distinct(lead, rep, claims.args)
         return ActionOutcome(True, "distinct", t("result.distinct", self.lang), lead.id, rep.id)
 
-    async def _do_undo(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict) -> ActionOutcome:
+    async def _do_undo(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
+                  actor: Actor) -> ActionOutcome:
         await self.flow.undo(lead, rep, claims.args)
         return ActionOutcome(True, "undone", t("result.undone", self.lang), lead.id, rep.id)
 
-    async def _do_contact(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict) -> ActionOutcome:
+    async def _do_contact(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
+                  actor: Actor) -> ActionOutcome:
         await self.leads.first_contact(lead.id, f"rep:{rep.id}", params.get("how", "card"))
         return ActionOutcome(True, "contacted", t("error.already_done", self.lang), lead.id, rep.id)
 

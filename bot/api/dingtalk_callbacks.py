@@ -17,6 +17,7 @@ otherwise a robot message is accepted within min(window, 1 h).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +159,30 @@ def setup_dingtalk(app: web.Application, ctx: AppContext) -> None:
     shutdown: list[Any] = ctx.services.setdefault("on_shutdown", [])
     shutdown.append(client.close)
     shutdown.append(inbound.drain_background)
+
+    public_url = ctx.settings.server.public_url.rstrip("/")
+    if not dt.stream and public_url and dt.card_template_id:
+        # HTTP card callbacks reach leadbot only once its URL is registered under the route key
+        # the cards are created with; done at every start (forceUpdate) so a moved URL follows.
+        pending: list[asyncio.Task[None]] = []
+
+        async def _register() -> None:
+            try:
+                await client.register_card_callback(public_url + "/callbacks/dingtalk/card")
+                ctx.log.info("dingtalk.card_callback_registered", route_key=client.card_route_key)
+            except Exception as e:
+                ctx.log.warning("dingtalk.card_callback_register_failed", error=str(e)[:200])
+
+        async def _start_register(_: web.Application) -> None:
+            pending.append(asyncio.create_task(_register()))
+
+        async def _stop_register() -> None:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        app.on_startup.append(_start_register)
+        shutdown.append(_stop_register)
 
     if dt.stream:
         from bot.platforms.dingtalk.stream import StreamTransport

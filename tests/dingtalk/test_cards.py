@@ -186,3 +186,33 @@ async def test_group_card_and_unknown_user(leadbot):
     # The same outTrackId again (an outbox retry) does not make a second card.
     again = await leadbot.dingtalk.create_and_deliver_card("lead60", card_data={"title": "t"}, user_ids=["u1"])
     assert again.ok and len(sb.cards) == 1 and sb.cards["lead60"].spaces == ["IM_ROBOT.u1", "IM_GROUP.cidPool"]
+
+
+async def test_rendered_card_shapes_are_accepted(leadbot):
+    """bot.cards.render_dingtalk_card wraps maps in {"cardParamMap": …}; the client takes both."""
+    sb = leadbot.sandbox
+    await leadbot.dingtalk.create_and_deliver_card(
+        "lead70", card_data={"cardParamMap": {"title": "t", "n": 1}}, user_ids=["u1"],
+        private_data={"u1": {"cardParamMap": {"key": "claim:X"}}})
+    assert sb.cards["lead70"].view("u1") == {"title": "t", "n": "1", "key": "claim:X"}
+    await leadbot.dingtalk.update_card("lead70", card_data={"cardParamMap": {"title": "t2"}},
+                                       private_data={"u1": {"cardParamMap": {"key": ""}}})
+    assert sb.cards["lead70"].view("u1") == {"title": "t2", "n": "1", "key": ""}
+
+
+async def test_missing_template_is_a_permanent_error(make_leadbot):
+    from bot.platforms.dingtalk.errors import PermanentError
+
+    lb = await make_leadbot(dingtalk={"card_template_id": ""})
+    with pytest.raises(PermanentError):
+        await lb.dingtalk.create_and_deliver_card("x", card_data={"a": "b"}, user_ids=["u1"])
+
+
+async def test_card_callback_url_is_registered_at_start(make_leadbot):
+    lb = await make_leadbot(server={"public_url": "https://leadbot.example.com"})
+    for _ in range(100):
+        if lb.sandbox.card_callbacks:
+            break
+        await asyncio.sleep(0.01)
+    assert lb.sandbox.card_callbacks[lb.dingtalk.card_route_key][0] == \
+        "https://leadbot.example.com/callbacks/dingtalk/card"

@@ -108,6 +108,11 @@ def _ids(value: Any) -> tuple[str, ...]:
 
 
 def _param_map(values: Mapping[str, Any]) -> dict[str, str]:
+    """A cardParamMap (string -> string; lists and objects as JSON text). Accepts the flat map
+    or the wrapped ``{"cardParamMap": {…}}`` that bot.cards.render_dingtalk_card produces."""
+    inner = values.get("cardParamMap") if len(values) == 1 else None
+    if isinstance(inner, Mapping):
+        values = inner
     return {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
             for k, v in values.items()}
 
@@ -447,7 +452,8 @@ class DingTalkClient:
             raise ValueError("a card needs user_ids or open_conversation_id")
         template = template_id or self.settings.card_template_id
         if not template:
-            raise ValueError("no card template: set [dingtalk] card_template_id")
+            # A configuration gap, reported like a platform refusal so the outbox falls back.
+            raise PermanentError("no card template: set [dingtalk] card_template_id", code="no_card_template")
         ctype = callback_type or ("STREAM" if self.settings.stream else "HTTP")
         body: dict[str, Any] = {
             "cardTemplateId": template, "outTrackId": out_track_id,

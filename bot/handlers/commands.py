@@ -1,0 +1,84 @@
+"""Text commands to the app (WeCom) or robot (DingTalk): 帮助/help, 我的线索, 文本模式/卡片模式,
+为什么是我/why, and anything else as a search by customer name or phone."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import TYPE_CHECKING
+
+from bot.cards.i18n import t
+from bot.events import TextCommand
+from bot.handlers import handles
+from crm_bridge.outbox import NewOutboxItem
+from leadbot.masking import mask_phone
+
+if TYPE_CHECKING:
+    from bot.context import AppContext
+    from crm_bridge import dto
+
+MAX_LISTED = 10
+
+
+def _is(text: str, key: str) -> bool:
+    low = text.strip().lower()
+    return low in (t(key, "zh").lower(), t(key, "en").lower())
+
+
+async def reply(ctx: "AppContext", event: TextCommand, text: str) -> None:
+    outbox = ctx.services.get("outbox")
+    if outbox is None:
+        return
+    ref = event.message_id or hashlib.sha256(f"{event.sender_id}|{event.occurred_at.isoformat()}|{event.text}"
+                                             .encode()).hexdigest()[:24]
+    await outbox.enqueue(NewOutboxItem(key=f"cmd:{event.platform}:{ref}", channel=event.platform, kind="text",
+                                       recipient=event.sender_id, payload={"text": text}, urgent=True))
+    worker = ctx.services.get("delivery_worker")
+    if worker is not None:
+        worker.wake()
+
+
+def _line(lead: "dto.Lead") -> str:
+    who = " · ".join(x for x in (lead.name, lead.company) if x) or f"#{lead.id}"
+    phone = f" · {mask_phone(lead.phone)}" if lead.phone else ""
+    stage = f" · {lead.stage}" if lead.stage else ""
+    return f"#{lead.id} {who}{phone}{stage}"
+
+
+async def answer_command(ctx: "AppContext", event: TextCommand) -> str:
+    lang = ctx.lang
+    text = event.text.strip()
+    rep = await ctx.store.rep_by_platform_id(event.platform, event.sender_id)
+    if rep is None:
+        return t("error.not_allowed", lang)
+    if not text or _is(text, "cmd.help") or text in ("?", "？"):
+        return f"{t('help.title', lang)}\n{t('help.body', lang)}"
+    if _is(text, "cmd.text_mode") or _is(text, "cmd.card_mode"):
+        profile = "text" if _is(text, "cmd.text_mode") else "card"
+        await ctx.services["outbox"].set_delivery(rep.id, profile)
+        await ctx.store.audit(f"rep:{rep.id}", "rep.delivery_changed", "rep", str(rep.id), {"delivery": profile})
+        return t("mode.text_on" if profile == "text" else "mode.card_on", lang)
+    if _is(text, "cmd.my_leads"):
+        leads = [lead for lead in await ctx.store.list_leads(owner_id=rep.id, limit=50)
+                 if lead.status in ("assigned", "claimed")]
+        if not leads:
+            return t("my_leads.empty", lang)
+        lines = [_line(lead) for lead in leads[:MAX_LISTED]]
+        return "\n".join([t("my_leads.title", lang, n=len(leads)), *lines])
+    if _is(text, "cmd.why"):
+        explain = ctx.services.get("explain_for_rep")
+        if explain is None:
+            return t("why.none", lang)
+        return await explain(rep, lang)
+    digits = re.sub(r"\D", "", text)
+    if len(text) < 2 and len(digits) < 4:
+        return t("search.too_short", lang)
+    found = await ctx.store.search_leads(text, limit=MAX_LISTED)
+    if not found:
+        return t("search.none", lang, query=text[:20])
+    return "\n".join([t("search.title", lang, query=text[:20], n=len(found)), *(_line(lead) for lead in found)])
+
+
+@handles(TextCommand)
+async def handle_text_command(event: TextCommand, ctx: "AppContext") -> None:
+    await reply(ctx, event, await answer_command(ctx, event))

@@ -1,0 +1,62 @@
+"""End-to-end fixtures: leadbot wired to the simulated WeCom platform, with reps imported."""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+import pytest
+
+from sandbox.wecom import SimulatedWeCom
+from tests.conftest import make_settings
+
+CORP_ID = "wwsandboxcorp000001"
+SECRET = "sandbox-app-secret"
+AGENT_ID = 1000002
+TOKEN = "SbxCallbackToken"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+
+def rep_rows(n: int, team: str = "华东") -> list[dict[str, str]]:
+    return [{"id": f"r{i}", "name": f"销售{i}", "wecom_userid": f"user{i}", "team": team, "role": "rep",
+             "weight": "1"} for i in range(n)]
+
+
+@pytest.fixture
+async def wecom(clock) -> AsyncIterator[SimulatedWeCom]:
+    sb = SimulatedWeCom(corp_id=CORP_ID, secret=SECRET, agent_id=AGENT_ID, token=TOKEN,
+                        encoding_aes_key=AES_KEY, clock=clock)
+    await sb.start()
+    yield sb
+    await sb.stop()
+
+
+def e2e_settings(api_base: str, **sections: Any):
+    return make_settings(
+        wecom=dict(corp_id=CORP_ID, secret=SECRET, agent_id=AGENT_ID, token=TOKEN, encoding_aes_key=AES_KEY,
+                   api_base=api_base),
+        server={"public_url": "http://leadbot.test"}, **sections)
+
+
+async def start_leadbot(aiohttp_client, engine, clock, wecom: SimulatedWeCom, **sections: Any):
+    from bot.app import create_app
+
+    app = create_app(e2e_settings(wecom.base_url, **sections), clock=clock, engine=engine)
+    cli = await aiohttp_client(app)
+    wecom.callback_url = str(cli.make_url("/callbacks/wecom"))
+    return cli
+
+
+def ctx_of(cli):
+    from bot.context import CTX
+
+    return cli.app[CTX]
+
+
+async def deliver(cli) -> None:
+    """Runs the delivery worker until the outbox is empty (instead of waiting for its poll)."""
+    await ctx_of(cli).services["delivery_worker"].drain()
+
+
+def card_keys(message: dict[str, Any]) -> dict[str, str]:
+    card = message.get("card") or message.get("template_card") or {}
+    return {b["key"].split(":", 1)[0]: b["key"] for b in card.get("button_list", []) if b.get("key")}
