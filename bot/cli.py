@@ -183,5 +183,46 @@ def dedupe(input_csv: Path, out_csv: Path, config_path: str | None) -> None:
     click.echo(f"{stats}")
 
 
+async def _with_engine(settings: Settings, work: Callable[[Any], Any]) -> Any:
+    from crm_bridge.db import create_engine
+    from crm_bridge.migrate import upgrade
+
+    engine = create_engine(settings.database.url)
+    try:
+        await upgrade(engine)
+        return await work(engine)
+    finally:
+        await engine.dispose()
+
+
+@main.command()
+@click.option("--retry-dead", "retry_dead", is_flag=True, help="Put dead messages back in the queue.")
+@click.option("--id", "ids", type=int, multiple=True, help="With --retry-dead: only these message ids.")
+@click.option("--limit", type=int, default=20, show_default=True, help="Rows listed per state.")
+@config_option
+def outbox(retry_dead: bool, ids: tuple[int, ...], limit: int, config_path: str | None) -> None:
+    """List pending and dead outbound messages (and retry dead ones)."""
+    from notifications.cli_report import outbox_report, outbox_requeue_dead
+
+    settings = _settings(config_path)
+    if retry_dead:
+        n = asyncio.run(_with_engine(settings, lambda e: outbox_requeue_dead(e, list(ids) or None)))
+        click.echo(f"{n} dead message(s) back in the queue")
+    click.echo(asyncio.run(_with_engine(settings, lambda e: outbox_report(e, limit))))
+
+
+@main.command()
+@click.argument("lead_id", type=int)
+@click.option("--lang", type=click.Choice(["zh", "en"]), default=None, help="Default: [server] language.")
+@config_option
+def explain(lead_id: int, lang: str | None, config_path: str | None) -> None:
+    """Why a lead was routed where it was: every candidate, every skip reason, the winner."""
+    from crm_bridge.routing.explain import explain_lead
+
+    settings = _settings(config_path)
+    click.echo(asyncio.run(_with_engine(settings, lambda e: explain_lead(e, lead_id,
+                                                                       lang or settings.server.language))))
+
+
 if __name__ == "__main__":
     main()

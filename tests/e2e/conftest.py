@@ -40,7 +40,8 @@ def e2e_settings(api_base: str, **sections: Any):
 async def start_leadbot(aiohttp_client, engine, clock, wecom: SimulatedWeCom, **sections: Any):
     from bot.app import create_app
 
-    app = create_app(e2e_settings(wecom.base_url, **sections), clock=clock, engine=engine)
+    # Workers are driven by the test (deliver), so what happens when is deterministic.
+    app = create_app(e2e_settings(wecom.base_url, **sections), clock=clock, engine=engine, start_workers=False)
     cli = await aiohttp_client(app)
     wecom.callback_url = str(cli.make_url("/callbacks/wecom"))
     return cli
@@ -53,8 +54,10 @@ def ctx_of(cli):
 
 
 async def deliver(cli) -> None:
-    """Runs the delivery worker until the outbox is empty (instead of waiting for its poll)."""
-    await ctx_of(cli).services["delivery_worker"].drain()
+    """Processes the inbox and runs the delivery worker until both are empty."""
+    ctx = ctx_of(cli)
+    await ctx.services["processor"].drain()
+    await ctx.services["delivery_worker"].drain()
 
 
 def card_keys(message: dict[str, Any]) -> dict[str, str]:

@@ -116,3 +116,36 @@ def test_bad_env_override_stops_start_up(tmp_path: Path) -> None:
     result = _leadbot("db", "upgrade", cwd=tmp_path, env={"LEADBOT_SLA_FIRST_TOUCH_REMIND": "soon"})
     assert result.returncode == 2
     assert "[sla] first_touch_remind" in result.stderr
+
+
+def test_explain_and_outbox_commands(cfg: Path, tmp_path: Path) -> None:
+    if os.environ.get("LEADBOT_TEST_DATABASE_URL"):
+        pytest.skip("CLI commands use the configured database; covered on SQLite")
+    from crm_bridge.db import create_engine
+    from crm_bridge.dto import LeadInput
+    from crm_bridge.migrate import upgrade
+    from crm_bridge.routing.engine import Router
+    from crm_bridge.sql_store import SqlCRMStore
+    from leadbot.settings import settings_from_mapping
+
+    async def seed() -> int:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/leadbot.db")
+        await upgrade(engine)
+        store = SqlCRMStore(engine)
+        await store.import_reps([{"id": "r1", "name": "张三", "wecom_userid": "zs", "team": "T", "role": "rep"}])
+        lead, _ = await store.create_lead(LeadInput(fields={"name": "客户"}))
+        s = settings_from_mapping({"calendar": {"working_hours": "00:00-24:00", "working_days": [1, 2, 3, 4, 5, 6, 7]}},
+                                  environ={})
+        await Router(engine, s.assignment, s.calendar, store.clock).assign(lead.id)
+        await engine.dispose()
+        return lead.id
+
+    lead_id = asyncio.run(seed())
+    runner = CliRunner()
+    out = runner.invoke(main, ["explain", str(lead_id), "--config", str(cfg)])
+    assert out.exit_code == 0, out.output
+    assert "张三" in out.output
+    english = runner.invoke(main, ["explain", str(lead_id), "--lang", "en", "--config", str(cfg)])
+    assert "张三" in english.output and english.output != out.output
+    report = runner.invoke(main, ["outbox", "--config", str(cfg)])
+    assert report.exit_code == 0 and report.output.startswith("outbox:")
