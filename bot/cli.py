@@ -211,6 +211,36 @@ def outbox(retry_dead: bool, ids: tuple[int, ...], limit: int, config_path: str 
     click.echo(asyncio.run(_with_engine(settings, lambda e: outbox_report(e, limit))))
 
 
+@main.group()
+def reps() -> None:
+    """Rep maintenance (import them with `leadbot import reps`)."""
+
+
+@reps.command("leave")
+@click.argument("rep_id")
+@config_option
+def reps_leave(rep_id: str, config_path: str | None) -> None:
+    """Mark a rep as left: their open leads are re-routed, new owners and their manager told."""
+    from bot.offline import offline_context
+
+    settings = _settings(config_path)
+
+    async def run() -> tuple[str, int] | None:
+        async with offline_context(settings) as ctx:
+            rep = await ctx.store.rep_by_external_id(rep_id)
+            if rep is None and rep_id.isdigit():
+                rep = await ctx.store.get_rep(int(rep_id))
+            if rep is None:
+                return None
+            await ctx.store.set_rep_status(rep.id, "left", "cli")
+            return rep.name, await ctx.services["flow"].rep_left(rep.id, "cli")
+
+    result = asyncio.run(run())
+    if result is None:
+        raise click.ClickException(f"no rep with id {rep_id!r}")
+    click.echo(f"{result[0]} marked as left; {result[1]} open lead(s) re-routed (cards go out with the running server)")
+
+
 @main.command()
 @click.argument("lead_id", type=int)
 @click.option("--lang", type=click.Choice(["zh", "en"]), default=None, help="Default: [server] language.")

@@ -7,11 +7,13 @@ the flow degrades (e.g. no router: the lead waits in the pool) instead of failin
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from bot.actions.buttons import ButtonFactory, actions_for
 from bot.cards.builders import build_claimed_card, build_lead_card, build_notice_card, build_pool_card
+from bot.cards.i18n import t
 from bot.cards.model import Card
 from bot.cards.render_dingtalk import render_dingtalk_card
 from bot.cards.render_text import render_text
@@ -144,9 +146,15 @@ class Flow:
         if where is None:
             return
         channel, userid = where
-        await self._enqueue([NewOutboxItem(key=key, channel=channel, kind="card", recipient=userid,
-                                           payload=self.payload_for(card, channel, userid), rep_id=rep.id,
-                                           lead_id=lead_id, urgent=urgent)])
+        if not card.callback_buttons and not card.link:
+            # Nothing to tap and nowhere to go: a notice reads best (and everywhere) as text.
+            kind, payload = "text", {"text": render_text(card, self.lang)}
+        else:
+            if not card.card_ref:
+                card = replace(card, card_ref=dedupe_id(key))
+            kind, payload = "card", self.payload_for(card, channel, userid)
+        await self._enqueue([NewOutboxItem(key=key, channel=channel, kind=kind, recipient=userid,
+                                           payload=payload, rep_id=rep.id, lead_id=lead_id, urgent=urgent)])
 
     # ---- the lead's journey ------------------------------------------------------------------
 
@@ -248,6 +256,26 @@ class Flow:
         identity = self.ctx.services.get("identity")
         if identity is not None:
             await identity.undo_from_card(lead, actor, args)
+
+    async def rep_left(self, rep_id: int, actor: str) -> int:
+        """A rep left: their open leads go to new owners (with a card each), their old cards show
+        the new owner, and their manager gets one notice listing what moved."""
+        router = self.ctx.services.get("router")
+        leaving = await self.ctx.store.get_rep(rep_id)
+        if router is None or leaving is None:
+            return 0
+        moved = await router.reroute_open_leads(rep_id)
+        for lead, decision in moved:
+            await self.update_copies(lead, "rep-left")
+            await self.after_routing(lead.id, decision)
+        await self.ctx.store.audit(actor, "rep.left", "rep", str(rep_id), {"rerouted": [lead.id for lead, _ in moved]})
+        manager = await self.ctx.store.get_rep(leaving.manager_id) if leaving.manager_id else None
+        if manager is not None and moved:
+            lines = [f"#{lead.id} {lead.name or lead.company}" for lead, _ in moved[:20]]
+            await self.tell(manager, f"rep:{rep_id}:left:{len(moved)}",
+                            t("notice.rep_left", self.lang, name=leaving.name, n=len(moved)), "\n".join(lines),
+                            urgent=True)
+        return len(moved)
 
     async def tell(self, rep: dto.Rep, key: str, title: str, body: str = "", *, urgent: bool = False) -> None:
         await self.notify(rep, key, build_notice_card(title, body, lang=self.lang), urgent=urgent)

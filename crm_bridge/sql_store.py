@@ -43,7 +43,7 @@ def lead_dto(row: Lead) -> dto.Lead:
         extra=dict(row.extra or {}), flags=tuple(row.flags or ()), created_at=row.created_at,
         updated_at=row.updated_at, assigned_at=row.assigned_at, claimed_at=row.claimed_at,
         first_contact_at=row.first_contact_at, stage_entered_at=row.stage_entered_at,
-        last_activity_at=row.last_activity_at, version=row.version)
+        last_activity_at=row.last_activity_at, version=row.version, external_id=row.external_id)
 
 
 def rep_dto(row: Rep, team_name: str = "") -> dto.Rep:
@@ -249,6 +249,25 @@ class SqlCRMStore:
             query = query.where(Rep.status == status)
         async with self.sessions() as session:
             return [rep_dto(r, name or "") for r, name in (await session.execute(query)).all()]
+
+    async def rep_by_external_id(self, external_id: str) -> dto.Rep | None:
+        async with self.sessions() as session:
+            rep_id = (await session.execute(select(Rep.id).where(Rep.external_id == external_id))).scalar_one_or_none()
+        # Outside the first session: SQLite runs on one pooled connection.
+        return await self.get_rep(rep_id) if rep_id else None
+
+    async def set_rep_status(self, rep_id: int, status: str, actor: str) -> bool:
+        if status not in REP_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(REP_STATUSES)}")
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            row = await session.get(Rep, rep_id)
+            if row is None:
+                return False
+            previous, row.status, row.updated_at = row.status, status, now
+            session.add(AuditEntry(at=now, actor=actor, action="rep.status", subject_type="rep",
+                                   subject_id=str(rep_id), data={"from": previous, "to": status}))
+            return True
 
     async def get_team(self, team_id: int) -> dto.Team | None:
         async with self.sessions() as session:

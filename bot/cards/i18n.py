@@ -199,6 +199,7 @@ _CATALOGUE: dict[str, dict[str, str]] = {
     "why.title": {"zh": "为什么分给你：{name}", "en": "Why {name} went to you"},
     "why.rule": {"zh": "匹配规则：{rule}", "en": "Rule: {rule}"},
     "why.candidates": {"zh": "候选人：{names}", "en": "Candidates: {names}"},
+    "notice.rep_left": {"zh": "{name} 已离职：{n} 条线索已重新分配", "en": "{name} has left: {n} leads re-routed"},
     "why.none": {"zh": "最近没有分配给你的线索", "en": "No lead was routed to you recently."},
     "search.title": {"zh": "“{query}”：找到 {n} 个客户", "en": "“{query}”: {n} customers found"},
     "search.none": {"zh": "没有找到与“{query}”匹配的客户", "en": "No customer matches “{query}”."},
