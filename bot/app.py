@@ -10,6 +10,7 @@ from aiohttp import web
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.api.crm_api import setup_crm_bridge
 from bot.api.health import setup_health
 from bot.api.intake import setup_intake
 from bot.api.dingtalk_callbacks import setup_dingtalk
@@ -129,7 +130,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
 def _setup_features(app: web.Application, ctx: AppContext) -> None:
     """Feature packages register their routes, services and workers here, one line each."""
     hooks: list[Callable[[web.Application, AppContext], Any]] = [
-        setup_wecom, setup_dingtalk, setup_actions, setup_delivery, setup_h5]
+        setup_wecom, setup_dingtalk, setup_actions, setup_delivery, setup_h5, setup_scheduler, setup_crm_bridge]
     for hook in hooks:
         hook(app, ctx)
 
@@ -159,6 +160,33 @@ def setup_actions(app: web.Application, ctx: AppContext) -> None:
         ctx.services["on_new_lead"] = flow.on_new_lead
 
     app.on_startup.insert(0, _start)
+
+
+def setup_scheduler(app: web.Application, ctx: AppContext) -> None:
+    """Durable SLA timers and the APScheduler runner that sweeps them."""
+    from bot.sla_actions import SlaActions
+    from crm_bridge.timers import TimerStore
+    from scheduler.actions import ESCALATE, LADDER_KINDS
+    from scheduler.runner import SchedulerRunner
+    from scheduler.service import LadderService
+
+    timers = TimerStore(ctx.engine, ctx.clock)
+    ladder = LadderService(timers, ctx.settings, ctx.clock)
+    runner = SchedulerRunner(ctx.engine, ctx.settings, ctx.clock, SlaActions(ctx))
+
+    async def sla_due(lead: Any) -> Any:
+        """The deadline a card counts down to: the lead's next pending escalation step."""
+        pending = [r for r in await timers.for_lead(lead.id, ("pending",)) if r.kind in LADDER_KINDS]
+        escalate = [r.due_at for r in pending if r.kind == ESCALATE]
+        return escalate[0] if escalate else (pending[0].due_at if pending else None)
+
+    async def missed_first_touch(lead_id: int) -> bool:
+        return any(r.kind == ESCALATE for r in await timers.for_lead(lead_id, ("fired", "firing")))
+
+    ctx.services.update(timers=timers, ladder=ladder, scheduler=runner, sla_due=sla_due,
+                        missed_first_touch=missed_first_touch,
+                        is_silent=lambda lead, now: ladder.is_silent(lead))
+    ctx.services.setdefault("workers", []).append(runner)
 
 
 def setup_delivery(app: web.Application, ctx: AppContext) -> None:

@@ -89,7 +89,11 @@ class PlatformSender:
         assert self.wecom is not None
         p: Mapping[str, Any] = m.payload
         if m.channel == "wecom_robot":
-            if p.get("markdown"):
+            if p.get("image_base64"):
+                import base64
+
+                await self.wecom.webhook_send(m.recipient, image=base64.b64decode(str(p["image_base64"])))
+            elif p.get("markdown"):
                 await self.wecom.webhook_send(m.recipient, markdown=str(p["markdown"]),
                                               mentioned_list=p.get("mentions") or ())
             else:

@@ -165,7 +165,7 @@ class Flow:
         decision = await router.assign(lead.id)
         await self.after_routing(lead.id, decision)
 
-    async def after_routing(self, lead_id: int, decision: Any) -> None:
+    async def after_routing(self, lead_id: int, decision: Any, *, start_ladder: bool = True) -> None:
         lead = await self.ctx.store.get_lead(lead_id)
         if lead is None:
             return
@@ -175,7 +175,7 @@ class Flow:
             if rep is not None:
                 await self.offer(lead, [rep], round_=str(getattr(decision, "decision_id", None) or lead.version))
                 ladder = self.ctx.services.get("ladder")
-                if ladder is not None:
+                if ladder is not None and start_ladder:
                     await ladder.start(lead)
                 return
         # Pool (公海): every active member of the team gets a personal copy; first claim wins.
@@ -190,6 +190,10 @@ class Flow:
         ladder = self.ctx.services.get("ladder")
         if ladder is not None:
             await ladder.cancel(lead, "claimed")
+            await ladder.stage_entered(lead)
+        router, missed = self.ctx.services.get("router"), self.ctx.services.get("missed_first_touch")
+        if router is not None and missed is not None and not await missed(lead.id):
+            await router.record_first_touch(rep.id, on_time=True)  # counts towards leaving a miss streak
         await self.update_copies(lead, "claimed", skip=skip)
         return await self.card_for(lead, rep)
 
@@ -208,6 +212,7 @@ class Flow:
         ladder = self.ctx.services.get("ladder")
         if ladder is not None:
             await ladder.cancel(lead, "first_contact")
+            await ladder.stage_entered(lead)
         await self.update_copies(lead, f"stage-{to_stage}", skip=skip)
         return await self.card_for(lead, rep)
 

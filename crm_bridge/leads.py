@@ -95,6 +95,20 @@ class LeadActions:
                                    subject_id=str(lead_id), data={"rep_id": rep_id, "reason": reason}))
             return lead_dto(row)
 
+    async def to_pool(self, lead_id: int, actor: str) -> dto.Lead | None:
+        """The first-touch ladder ran out: an untouched lead goes to its team's pool (公海)."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(Lead).where(Lead.id == lead_id, Lead.claimed_at.is_(None), Lead.status.in_(("new", "assigned")))
+                .values(owner_id=None, status="pool", updated_at=now, version=Lead.version + 1))
+            if result.rowcount != 1:
+                return None
+            row = await session.get(Lead, lead_id, populate_existing=True)
+            session.add(AuditEntry(at=now, actor=actor, action="lead.to_pool", subject_type="lead",
+                                   subject_id=str(lead_id), data={}))
+            return lead_dto(row)
+
     async def reassign(self, lead_id: int, to_rep_id: int, actor: str, reason: str = "") -> dto.Lead | None:
         now = self.clock.now()
         async with self.sessions() as session, session.begin():

@@ -31,19 +31,18 @@ async def wecom(clock) -> AsyncIterator[SimulatedWeCom]:
 
 
 def e2e_settings(api_base: str, **sections: Any):
-    return make_settings(
-        wecom=dict(corp_id=CORP_ID, secret=SECRET, agent_id=AGENT_ID, token=TOKEN, encoding_aes_key=AES_KEY,
-                   api_base=api_base),
-        server={"public_url": "http://leadbot.test"}, **sections)
+    wecom = dict(corp_id=CORP_ID, secret=SECRET, agent_id=AGENT_ID, token=TOKEN, encoding_aes_key=AES_KEY,
+                 api_base=api_base, **sections.pop("wecom", {}))
+    return make_settings(wecom=wecom, server={"public_url": "http://leadbot.test"}, **sections)
 
 
-async def start_leadbot(aiohttp_client, engine, clock, wecom: SimulatedWeCom, **sections: Any):
+async def start_leadbot(aiohttp_client, engine, clock, sandbox: SimulatedWeCom, **sections: Any):
     from bot.app import create_app
 
     # Workers are driven by the test (deliver), so what happens when is deterministic.
-    app = create_app(e2e_settings(wecom.base_url, **sections), clock=clock, engine=engine, start_workers=False)
+    app = create_app(e2e_settings(sandbox.base_url, **sections), clock=clock, engine=engine, start_workers=False)
     cli = await aiohttp_client(app)
-    wecom.callback_url = str(cli.make_url("/callbacks/wecom"))
+    sandbox.callback_url = str(cli.make_url("/callbacks/wecom"))
     return cli
 
 
