@@ -254,5 +254,88 @@ def explain(lead_id: int, lang: str | None, config_path: str | None) -> None:
                                                                        lang or settings.server.language))))
 
 
+@main.group()
+def crm() -> None:
+    """CRM bridge: full resync with the CRM named in [crm_bridge] (docs/crm_bridge.md)."""
+
+
+def _crm_settings(config_path: str | None) -> Any:
+    settings = _settings(config_path)
+    if settings.crm_bridge is None:
+        click.echo("config: [crm_bridge]: missing (the CRM bridge is off)", err=True)
+        sys.exit(2)
+    return settings
+
+
+@crm.command("pull")
+@config_option
+def crm_pull(config_path: str | None) -> None:
+    """Page through [crm_bridge] pull_url and upsert every customer and lead (no echo back)."""
+    import aiohttp
+
+    from crm_bridge.sync.inbound import CrmInbound
+    from crm_bridge.sync.resync import PullError, http_fetcher, pull
+
+    settings = _crm_settings(config_path)
+    cfg = settings.crm_bridge
+    if not cfg.pull_url:
+        click.echo("config: [crm_bridge] pull_url: missing (where the CRM lists its records)", err=True)
+        sys.exit(2)
+    bind = http_fetcher(cfg.pull_url, cfg.pull_token, cfg.page_size)
+
+    with click.progressbar(length=0, label="pulling from the CRM", file=sys.stderr, show_pos=True) as bar:
+        def on_total(n: int) -> None:
+            bar.length = n
+
+        async def work(engine: Any) -> Any:
+            from leadbot.clock import SystemClock
+
+            inbound = CrmInbound(engine, SystemClock(), cfg.owners, settings.pipeline.stage_names)
+            async with aiohttp.ClientSession() as http:
+                return await pull(inbound, bind(http), progress=bar.update, on_total=on_total)
+
+        try:
+            summary = asyncio.run(_with_engine(settings, work))
+        except PullError as e:
+            click.echo(f"\ncrm pull: {e}", err=True)
+            sys.exit(1)
+    click.echo(f"crm pull: {summary.created} created, {summary.updated} updated, {summary.unchanged} unchanged, "
+               f"{len(summary.rejected)} rejected ({summary.pages} pages)")
+    for kind, ext, why in summary.rejected:
+        click.echo(f"  {kind} {ext or '?'}: {why}")
+
+
+@crm.command("push")
+@click.option("--since", "since", required=True, help="ISO time, e.g. 2026-11-01T00:00:00+08:00 (naive = UTC).")
+@config_option
+def crm_push(since: str, config_path: str | None) -> None:
+    """Re-emit a snapshot event for every customer and lead changed since --since; the running
+    server delivers them (in order, signed) to every webhook URL."""
+    from datetime import datetime, timezone
+
+    from crm_bridge.sync.resync import count_changed_since, push_since
+    from leadbot.clock import SystemClock
+
+    settings = _crm_settings(config_path)
+    try:
+        when = datetime.fromisoformat(since)
+    except ValueError:
+        raise click.BadParameter(f"{since!r} is not an ISO date or time", param_hint="--since") from None
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    urls = settings.crm_bridge.webhook_urls
+    if not urls:
+        click.echo("config: [crm_bridge] webhook_urls: empty (nowhere to push to)", err=True)
+        sys.exit(2)
+
+    async def work(engine: Any) -> int:
+        total = await count_changed_since(engine, when)
+        with click.progressbar(length=total, label="queueing change events", file=sys.stderr,
+                               show_pos=True) as bar:
+            return await push_since(engine, SystemClock(), urls, when, progress=bar.update)
+
+    n = asyncio.run(_with_engine(settings, work))
+    click.echo(f"crm push: {n} entities queued for {len(urls)} webhook URL(s); `leadbot serve` delivers them")
+
+
 if __name__ == "__main__":
     main()

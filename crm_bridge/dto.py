@@ -50,6 +50,7 @@ class Lead:
     stage_entered_at: datetime | None = None
     last_activity_at: datetime | None = None
     version: int = 1
+    external_id: str | None = None  # the CRM's id, when the CRM bridge knows it
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

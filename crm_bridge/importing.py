@@ -207,8 +207,11 @@ async def import_customers(store: "SqlCRMStore", rows: Sequence[Mapping[str, Any
                 created += 1
             elif decision is not None:
                 # Merged into an existing customer: fill its blanks, keep differing values aside.
-                reason = f"same customer as {await _label(session, customer.id)} ({decision.reason})"
-                merged.append(dto.RowOutcome(line=n, outcome="merged", reason=reason, key=row.get("id", "")))
+                kind = next((e.field for e in decision.evidence if e.weight == 1.0), "identifier")
+                kind = "phone" if kind == "mobile" else kind
+                reason = f"same {kind} as customer {customer.external_id or customer.id}"
+                merged.append(dto.RowOutcome(line=n, outcome="merged", reason=f"{reason} ({decision.reason})",
+                                             key=row.get("id", "")))
                 notes.append(f"line {n}: {reason}; merged into it")
                 aside: dict[str, Any] = {}
                 for k, v in fields.items():

@@ -109,7 +109,7 @@ class Customer(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class Identity(Base):
@@ -133,6 +133,7 @@ class Lead(Base):
     __tablename__ = "leads"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     intake_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)  # the CRM's id (crm_bridge.sync)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     source_channel: Mapped[str] = mapped_column(String(64), default="api")
     source_ref: Mapped[str] = mapped_column(String(256), default="")
@@ -160,7 +161,7 @@ class Lead(Base):
     stage_entered_at: Mapped[datetime | None]
     last_activity_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(index=True)
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 

@@ -29,13 +29,17 @@ def _scrub(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     json_lines = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    # Plain tracebacks only: rich/better-exceptions formatters print local variables, and
+    # locals hold settings with secrets.
     renderer: Any = (structlog.processors.JSONRenderer(ensure_ascii=False) if json_lines
-                     else structlog.dev.ConsoleRenderer(colors=False))
+                     else structlog.dev.ConsoleRenderer(colors=False,
+                                                        exception_formatter=structlog.dev.plain_traceback))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.dict_tracebacks if json_lines else structlog.processors.format_exc_info,
             _scrub,
             renderer,
         ],

@@ -207,6 +207,45 @@ class CalendarSettings:
         return ZoneInfo(self.timezone)
 
 
+DEFAULT_FIELD_OWNERS: Mapping[str, str] = types.MappingProxyType({
+    "name": "crm", "company": "crm", "title": "crm", "amount": "crm", "phone": "crm", "email": "crm",
+    "owner": "leadbot", "stage": "leadbot", "status": "leadbot", "sla": "leadbot",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class CrmBridgeSettings:
+    """[crm_bridge]: keeps an existing CRM in step (crm_bridge.sync). Absent = bridge off."""
+
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str = ""
+    webhook_timeout_seconds: float = 10.0
+    api_tokens: tuple[str, ...] = ()  # empty: the [intake] api_tokens are accepted
+    field_owners: Mapping[str, str] = field(default_factory=dict)  # merged over DEFAULT_FIELD_OWNERS
+    pull_url: str = ""
+    pull_token: str = ""
+    page_size: int = 100
+
+    def validate(self) -> None:
+        for url in self.webhook_urls:
+            _check(url.startswith(("http://", "https://")), "crm_bridge", "webhook_urls",
+                   f"{url!r} must start with http:// or https://")
+        _check(not self.webhook_urls or len(self.webhook_secret) >= 16, "crm_bridge", "webhook_secret",
+               "must be at least 16 characters when webhook_urls are set")
+        _check(0 < self.webhook_timeout_seconds < 20, "crm_bridge", "webhook_timeout_seconds",
+               "must be between 0 and 20 (below the outbox send timeout)")
+        for name, owner in self.field_owners.items():
+            _check(owner in ("crm", "leadbot", "shared"), "crm_bridge", f"field_owners.{name}",
+                   "must be crm, leadbot or shared")
+        _check(not self.pull_url or self.pull_url.startswith(("http://", "https://")), "crm_bridge", "pull_url",
+               "must start with http:// or https://")
+        _check(1 <= self.page_size <= 1000, "crm_bridge", "page_size", "must be between 1 and 1000")
+
+    @property
+    def owners(self) -> Mapping[str, str]:
+        return {**DEFAULT_FIELD_OWNERS, **self.field_owners}
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -218,6 +257,7 @@ class Settings:
     sla: SlaSettings = field(default_factory=SlaSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     calendar: CalendarSettings = field(default_factory=CalendarSettings)
+    crm_bridge: CrmBridgeSettings | None = None
     source: str = "built-in defaults"
 
     def replace(self, **sections: Any) -> "Settings":
@@ -234,9 +274,10 @@ _SECTIONS: dict[str, type] = {
     "sla": SlaSettings,
     "pipeline": PipelineSettings,
     "calendar": CalendarSettings,
+    "crm_bridge": CrmBridgeSettings,
 }
 # Sections whose absence switches a platform off rather than taking defaults.
-_OPTIONAL_SECTIONS = {"wecom", "dingtalk"}
+_OPTIONAL_SECTIONS = {"wecom", "dingtalk", "crm_bridge"}
 
 
 def _check(ok: bool, section: str, key: str, problem: str) -> None:

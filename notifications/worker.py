@@ -70,6 +70,8 @@ def exponential_backoff(attempt: int, rng: Callable[[], float], *, base: float =
 def compose_text(body: str, link: str | None, lang: str = "zh", limit: int = TEXT_LIMIT_BYTES) -> str:
     """Plain text that reads well on a lock screen, the link last, and never truncated by the
     platform's byte cap in the middle of the link."""
+    if link and link in body:
+        link = None  # the body already carries it (bot.cards.render_text puts it near the top)
     tail = f"\n{'点击处理' if lang == 'zh' else 'Open'}: {link}" if link else ""
     room = limit - len(tail.encode("utf-8"))
     raw = body.encode("utf-8")
@@ -291,7 +293,8 @@ class DeliveryWorker:
         return digest
 
     def _quiet(self, e: OutboxEntry, now: datetime) -> datetime | None:
-        if not self.quiet_hours or e.kind == "card_update" or e.payload.get("alert"):
+        # Machine-to-machine channels (CRM webhooks) wake nobody: no quiet hours for them.
+        if not self.quiet_hours or e.kind == "card_update" or e.payload.get("alert") or e.channel == "webhook":
             return None
         if e.urgent and self.settings.calendar.quiet_hours_break_for_escalations:
             return None
@@ -372,6 +375,10 @@ class DeliveryWorker:
                 self.log.warning("outbox.lease_lost_after_send", key=e.idempotency_key)
             return
         kind = result.error_kind or "retry"
+        if kind == "blocked":
+            await self.repo.defer(e, self.clock.now() + timedelta(seconds=result.retry_after or 1.0),
+                                  f"blocked: {result.message}")
+            return
         self.metrics.failures.labels(e.channel, kind).inc()
         error = f"{kind}: {result.message}".strip()
         if kind in ("retry", "throttle"):

@@ -135,10 +135,10 @@ def _latin(text: str) -> str:
 
 
 _LABELS = {
-    "zh": {"stuck": "各阶段停滞", "resp": "首次响应中位数（分钟）", "counts": "今日概况",
+    "zh": {"stuck": "各阶段停滞", "resp": "首次响应中位数（分钟）", "counts": "自上次日报",
            "new": "新线索", "claimed": "已认领", "overdue": "超时未跟进", "silent": "沉默", "nobody": "未分配",
            "none": "无"},
-    "en": {"stuck": "Stuck by stage", "resp": "Median first response (min)", "counts": "Today",
+    "en": {"stuck": "Stuck by stage", "resp": "Median first response (min)", "counts": "Since last digest",
            "new": "new", "claimed": "claimed", "overdue": "overdue", "silent": "silent", "nobody": "unassigned",
            "none": "none"},
 }
@@ -168,7 +168,7 @@ def render_chart(report: DigestReport, language: str = "zh") -> bytes:
         ax1.set_title(t["counts"])
         for i, v in enumerate(values):
             ax1.annotate(str(v), (i, v), ha="center", va="bottom", fontsize=8)
-        ax1.tick_params(axis="x", labelsize=8)
+        ax1.tick_params(axis="x", labelsize=8, rotation=30)
 
         stuck = report.stuck_by_stage or ((t["none"], 0),)
         ax2.barh([name(s) for s, _ in stuck][::-1], [n for _, n in stuck][::-1], color="#f28e2b")

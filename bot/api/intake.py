@@ -54,7 +54,7 @@ def authorized(ctx: AppContext, request: web.Request) -> bool:
     # Compare against every token in constant time, so timing does not reveal a valid prefix.
     found = False
     for candidate in ctx.settings.intake.api_tokens:
-        found |= hmac.compare_digest(candidate.encode(), token.strip().encode())
+        found |= hmac.compare_digest(candidate.encode(), token.strip().encode("utf-8", "replace"))
     return found
 
 
@@ -99,6 +99,11 @@ async def _read_body(request: web.Request, limit: int) -> dict[str, Any]:
         raise BadRequest(f"body is not valid JSON: {e}{hint}") from None
     if not isinstance(data, dict):
         raise BadRequest(f"expected a JSON object with the lead's fields, got {type(data).__name__}")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        # "\ud800" alone is valid JSON but not Unicode: nothing downstream could store or echo it.
+        raise BadRequest("body contains a lone surrogate escape (invalid Unicode)") from None
     return data
 
 
@@ -149,6 +154,12 @@ async def _read_multipart(request: web.Request, limit: int) -> dict[str, Any]:
     return _collapse(pairs)
 
 
+def storable(text: str) -> str:
+    """Text every database column accepts: lone surrogates (from JSON escapes, or invalid UTF-8 in a
+    header) become visible escapes, NUL (refused by PostgreSQL text) is dropped."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace").replace("\x00", "")
+
+
 def split_fields(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
     """Known fields (by alias) and extras; the channel the lead came from."""
     fields: dict[str, Any] = {}
@@ -157,12 +168,12 @@ def split_fields(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], 
     for key, value in data.items():
         norm = key.strip().lower() if isinstance(key, str) else key
         if norm in CHANNEL_KEYS and isinstance(value, str) and value and channel == "api":
-            channel = value.strip()[:64]
+            channel = storable(value).strip()[:64]
             continue
         canonical = FIELD_ALIASES.get(norm)
         if canonical and canonical not in fields and isinstance(value, (str, int, float)) \
                 and not isinstance(value, bool):
-            fields[canonical] = value if canonical == "amount" else str(value)
+            fields[canonical] = value if canonical == "amount" else storable(str(value))
         else:
             extra[key] = value
     return fields, extra, channel
@@ -180,7 +191,7 @@ async def post_lead(request: web.Request) -> web.Response:
         ctx.log.info("intake.rejected", reason=e.message)
         return json_error(400, "bad_request", e.message)
     fields, extra, channel = split_fields(data)
-    idem = request.headers.get("Idempotency-Key", "").strip()
+    idem = storable(request.headers.get("Idempotency-Key", "")).strip()
     if idem:
         intake_key = f"idem:{idem}"[:300]
     elif fields.get("source_ref"):

@@ -33,7 +33,7 @@ async def dispatch(event: Any, ctx: "AppContext") -> Any:
     use it to answer the platform synchronously). Unknown event types are logged and dropped."""
     fns = _REGISTRY.get(type(event))
     if not fns:
-        ctx.log.info("event.unhandled", event=type(event).__name__)
+        ctx.log.info("event.unhandled", event_type=type(event).__name__)
         return None
     result = None
     for fn in fns:

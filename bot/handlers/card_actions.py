@@ -27,7 +27,7 @@ class TapAnswer:
     def wecom_update(self) -> dict[str, Any] | None:
         return self._wecom
 
-    def dingtalk_reply(self) -> dict[str, Any] | None:
+    def dingtalk_callback_response(self) -> dict[str, Any] | None:
         return self.dingtalk
 
 
@@ -43,7 +43,9 @@ async def handle_tap_card(event: CardAction, ctx: "AppContext") -> TapAnswer:
     if outcome.card is not None:
         card = outcome.card
         wecom = {"template_card": render_wecom_template_card(card, for_update=True)}
-        dingtalk = render_dingtalk_callback_reply(card)
+        # Each DingTalk copy is a card instance of its own recipient: the tapper's own view is
+        # both the shared data and their private overlay.
+        dingtalk = render_dingtalk_callback_reply(card, card)
     elif outcome.code == "taken":
         wecom = {"replace_name": outcome.message[:10]}
     if not outcome.ok and outcome.code != "taken":

@@ -176,15 +176,17 @@ def cluster_pairs(n: int, edges: Sequence[tuple[int, int, float, str]]) -> list[
                     out.append((a, b, score, reason))
                 else:
                     weakest, via = best[b]
-                    out.append((a, b, round(weakest, 3), f"same cluster (transitive, via row {via})"))
+                    out.append((a, b, round(weakest, 3), f"same cluster (transitive, via {{{via}}})"))
     out.sort()
     return out
 
 
 def dedupe_rows(rows: Sequence[Mapping[str, Any]], progress: Callable[[int], None] | None = None, *,
-                config: MatchConfig | None = None, threshold: float | None = None) -> list[Pair]:
+                config: MatchConfig | None = None, threshold: float | None = None,
+                transitive: bool = True) -> list[Pair]:
     """Every pair of rows judged to be the same customer. Ids are the rows' `id` column, or
-    "line N" (N counting the header as line 1) where it is empty."""
+    "line N" (N counting the header as line 1) where it is empty. transitive=False: only the
+    direct matches, no cluster closure (for suggestions, which a person confirms one by one)."""
     config = config or DEFAULT_CONFIG
     index = IdentityIndex(config)
     records = []
@@ -195,7 +197,17 @@ def dedupe_rows(rows: Sequence[Mapping[str, Any]], progress: Callable[[int], Non
         index.add(rec)
         ids.append(_clean(row).get("id") or f"line {n + 2}")
     edges = find_edges(index, records, progress, threshold)
-    return [Pair(ids[a], ids[b], score, reason) for a, b, score, reason in cluster_pairs(len(records), edges)]
+    if not transitive:
+        return [Pair(ids[a], ids[b], score, reason) for a, b, score, reason in sorted(edges)]
+    return [Pair(ids[a], ids[b], score, _via(reason, ids))
+            for a, b, score, reason in cluster_pairs(len(records), edges)]
+
+
+def _via(reason: str, ids: Sequence[str]) -> str:
+    if reason.startswith("same cluster") and "{" in reason:
+        start, end = reason.index("{"), reason.index("}")
+        return reason[:start] + ids[int(reason[start + 1:end])] + reason[end + 1:]
+    return reason
 
 
 def read_rows(path: str | Path) -> list[dict[str, str]]:

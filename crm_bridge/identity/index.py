@@ -129,12 +129,16 @@ class IdentityIndex:
         c = self.config
         found: set[Id] = set()
         large: list[Any] = []
+        # A block past its criterion's frequency cap carries no evidence of its own: its members
+        # matter only where another key is shared too, so it is only intersected, never read whole.
+        limits = {"name": c.name_cap, "token": c.name_cap, "landline": c.landline_cap, "address": c.address_cap,
+                  "company": c.company_cap, "domain": c.domain_cap}
         for kind, key in probe.block_keys():
             held = self.blocks[kind].get(key)
             n = _size(held)
             if n == 0:
                 continue
-            if n <= c.block_limit:
+            if n <= c.block_limit and n <= limits[kind] + (1 if probe.id in self.records else 0):
                 found.update(_ids(held))
             else:
                 large.append(held)

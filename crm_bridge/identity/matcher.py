@@ -13,6 +13,7 @@ source in service.py; both hand this module Records and a frequency function.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
@@ -39,7 +40,7 @@ Id = Hashable
 @dataclass(frozen=True, slots=True)
 class MatchConfig:
     possible_threshold: float = 0.75  # weak evidence at or above: suggest "possible duplicate"
-    batch_threshold: float = 0.85  # `leadbot dedupe` and imports: weak evidence judged "same"
+    batch_threshold: float = 0.8  # `leadbot dedupe`: weak evidence judged "same"
     name_gate: float = 0.7  # names less alike than this: two people, whatever else agrees
     w_name: float = 0.5
     w_company: float = 0.35
@@ -47,9 +48,12 @@ class MatchConfig:
     w_org_both: float = 0.05
     w_landline: float = 0.35
     w_address: float = 0.4
+    address_min: float = 0.75  # address similarity below this is no evidence
     w_city: float = 0.05
     company_mismatch_penalty: float = 0.1
     mobile_conflict_penalty: float = 0.2
+    email_conflict_penalty: float = 0.2  # two different addresses at one employer's domain
+    weak_name_max: float = 0.79  # an honorific-only name (张总) is never judged "same" on its own
     single_value_conflict_penalty: float = 1.0
     # Frequency caps: a value carried by more records than this stops counting as evidence.
     strong_cap: int = 3  # e.g. a rep's own mobile typed into every customer of an export
@@ -262,7 +266,7 @@ def company_similarity(a: Record, b: Record) -> tuple[float, str]:
     if a.company == b.company:
         return 1.0, f"{a.company}"
     if a.company_key and a.company_key == b.company_key:
-        return 0.9, f"{a.company}≈{b.company}"
+        return 0.95, f"{a.company}≈{b.company}"
     shorter, longer = sorted((a.company, b.company), key=len)
     if len(shorter) >= 2 and longer.startswith(shorter):
         return 0.85, f"{a.company}≈{b.company}"
@@ -270,6 +274,26 @@ def company_similarity(a: Record, b: Record) -> tuple[float, str]:
     if a.company_key and b.company_key:
         sim = max(sim, Indel.normalized_similarity(a.company_key, b.company_key) * 0.95)
     return sim, f"{a.company}~{b.company}"
+
+
+_DIGIT_RUNS = re.compile(r"\d+")
+
+
+def address_similarity(a: str, b: str) -> float:
+    """Normalised addresses: edit similarity, containment (one writer adds the district, the other
+    does not), and house numbers, which must agree: 张江路88号 is not 张江路99号."""
+    if not a or not b:
+        return 0.0
+    if a == b:
+        return 1.0
+    sim = Indel.normalized_similarity(a, b)
+    shorter, longer = sorted((a, b), key=len)
+    if len(shorter) >= 8 and shorter in longer:
+        sim = max(sim, 0.9)
+    na, nb = set(_DIGIT_RUNS.findall(a)), set(_DIGIT_RUNS.findall(b))
+    if na and nb and na != nb:
+        sim *= 0.9 if na & nb else 0.6
+    return sim
 
 
 class Matcher:
@@ -336,8 +360,8 @@ class Matcher:
                 ev.append(Evidence("landline", 1.0, c.w_landline, f"{mask_value('landline', line)} direct line"))
                 total += c.w_landline
         if probe.address and cand.address:
-            s_addr = 1.0 if probe.address == cand.address else Indel.normalized_similarity(probe.address, cand.address)
-            if s_addr >= 0.85:
+            s_addr = address_similarity(probe.address, cand.address)
+            if s_addr >= c.address_min:
                 count = freq("address", probe.address)
                 if count > c.address_cap:
                     ev.append(Evidence("address", s_addr, 0.0, f"shared by {count} records, not counted"))
@@ -352,6 +376,9 @@ class Matcher:
         if probe.mobiles and cand.mobiles and not set(probe.mobiles) & set(cand.mobiles):
             ev.append(Evidence("mobile", 1.0, -c.mobile_conflict_penalty, "different mobiles"))
             total -= c.mobile_conflict_penalty
+        if shared_domains and not set(probe.emails) & set(cand.emails):
+            ev.append(Evidence("email", 1.0, -c.email_conflict_penalty, "different addresses at one employer"))
+            total -= c.email_conflict_penalty
         for kind in _SINGLE_VALUED:
             mine, theirs = probe.values(kind), cand.values(kind)
             if mine and theirs and not set(mine) & set(theirs):
@@ -360,6 +387,9 @@ class Matcher:
                     continue
                 ev.append(Evidence(kind, 1.0, -c.single_value_conflict_penalty, f"different {kind}"))
                 total -= c.single_value_conflict_penalty
+        if (probe.name.weak or cand.name.weak) and total > c.weak_name_max:
+            ev.append(Evidence("name_weak", 1.0, 0.0, f"honorific-only name: at most {c.weak_name_max}"))
+            total = c.weak_name_max
         if both_named and s_name < c.name_gate:
             # Same company, same switchboard, another name: a colleague, not a duplicate.
             ev.append(Evidence("name_gate", 1.0, 0.0, "names differ: scores halved"))

@@ -150,8 +150,12 @@ def _fold_latin(text: str) -> str:
 
 
 def _fold_syllable(s: str) -> str:
-    # ü is written v, yu or u depending on who typed it (吕: lv, lyu, lu).
-    return s.replace("v", "u").replace("lyu", "lu").replace("nyu", "nu")
+    # ü is written v, yu or u depending on who typed it (吕: lv, lyu, lu). Only a leading lyu/nyu
+    # is ü: inside a word "nyu" is n|yu (涵雨 hanyu).
+    s = s.replace("v", "u")
+    if s.startswith(("lyu", "nyu")):
+        s = s[0] + s[2:]
+    return s
 
 
 def _surname_split(han: str) -> tuple[str, str]:
@@ -169,7 +173,7 @@ def _pinyin(han: str) -> str:
     # Character by character, each in its most common reading: names are not phrases, and the
     # same input must always give the same letters (pypinyin's phrase segmentation is also 10x
     # slower, which a million-customer index build notices).
-    return "".join(_char_pinyin(ch) for ch in han)
+    return "".join(_fold_syllable(_char_pinyin(ch)) for ch in han)
 
 
 def surname_pinyin(han_surname: str) -> str:
@@ -230,9 +234,9 @@ def parse_name(raw: str | None) -> NameInfo:
         han = _strip_trailing_title(han)
         surname, given = _surname_split(han) if len(han) <= 4 else ("", han)
         if surname:
-            tokens = (surname_pinyin(surname), _fold_syllable(_pinyin(given)))
+            tokens = (surname_pinyin(surname), _pinyin(given))
         else:
-            tokens = (_fold_syllable(_pinyin(han)),)
+            tokens = (_pinyin(han),)
         tokens = tuple(t for t in tokens if t)
         known = surname and (surname in COMMON_SURNAMES or surname in COMPOUND_SURNAMES
                              or surname in SURNAME_READINGS)
@@ -263,6 +267,12 @@ def _surnames(info: NameInfo) -> set[str]:
     return set()
 
 
+def _han_surname(info: NameInfo) -> str:
+    if info.weak:
+        return info.han
+    return _surname_split(info.han)[0]
+
+
 def name_similarity(a: NameInfo, b: NameInfo) -> tuple[float, str]:
     """0..1 and a short reason. Same Chinese characters 1.0; same pinyin with other characters
     (an IME slip, 王晓明/王小明) 0.9; Chinese against pinyin in either order 0.95; a weak name
@@ -270,17 +280,24 @@ def name_similarity(a: NameInfo, b: NameInfo) -> tuple[float, str]:
     if not a.present or not b.present:
         return 0.0, "no name"
     if a.weak or b.weak:
-        if _surnames(a) & _surnames(b):
-            return 0.7, "surname only (honorific)"
-        return 0.0, "surnames differ"
+        if a.han and b.han:
+            same = _han_surname(a) == _han_surname(b)  # 姜 and 蒋 sound alike, and are two families
+        else:
+            same = bool(_surnames(a) & _surnames(b))
+        return (0.7, "surname only (honorific)") if same else (0.0, "surnames differ")
     if a.han and b.han:
         if a.han == b.han:
             return 1.0, "same name"
         if a.tokens == b.tokens:
-            return 0.9, "same pinyin, other characters"
+            return 0.85, "same pinyin, other characters"
         char_sim = Indel.normalized_similarity(a.han, b.han)
         py_sim = Indel.normalized_similarity("".join(a.tokens), "".join(b.tokens)) * 0.85
         return max(char_sim, py_sim), "similar name"
+    if (len(a.tokens) == 1) != (len(b.tokens) == 1) and not (a.han or b.han):
+        # "Green" against "Emma Green": only a part of the name is known.
+        single, full = (a, b) if len(a.tokens) == 1 else (b, a)
+        if single.tokens[0] in full.tokens:
+            return 0.7, "part of the name"
     best = 0.0
     for left in _rotations(a.tokens):
         for right in _rotations(b.tokens):

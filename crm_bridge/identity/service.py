@@ -41,7 +41,7 @@ __all__ = [
     "ContactInfo", "MatchResult", "LinkResult", "IdentityConflict", "IdentityService",
     "match_contact", "link_identity", "link_contact", "create_customer_from_contact", "find_duplicates",
     "build_index", "customer_record", "merge_customers", "undo_merge", "mark_distinct", "MergeError",
-    "MergeResult", "UndoResult", "normalized_columns", "CustomerImportSummary",
+    "MergeResult", "UndoResult", "normalized_columns", "CustomerImportSummary", "backfill_normalized",
 ]
 
 
@@ -226,14 +226,15 @@ async def sql_decide(session: AsyncSession, probe: Record, config: MatchConfig |
     active = Customer.status != "merged"
     name_key = probe.name.key if probe.name.key and not probe.name.weak else ""
     big: dict[str, Any] = {}
-    for criterion, column, key in (("name", Customer.normalized_name, name_key),
-                                   ("company", Customer.normalized_company, probe.company_key)):
+    for criterion, column, key, cap in (("name", Customer.normalized_name, name_key, config.name_cap),
+                                        ("company", Customer.normalized_company, probe.company_key,
+                                         config.company_cap)):
         if not key:
             continue
         count = (await session.execute(select(func.count()).select_from(Customer).where(
             column == key, active, Customer.id != (probe.id if isinstance(probe.id, int) else -1)))).scalar_one()
         freqs[(criterion, key)] = count
-        if 0 < count <= config.block_limit:
+        if 0 < count <= min(config.block_limit, cap):
             candidate_ids.update((await session.execute(select(Customer.id).where(column == key, active))).scalars())
         elif count:
             big[criterion] = (column, key)
@@ -455,6 +456,26 @@ async def build_index(store: "SqlCRMStore", config: MatchConfig | None = None, *
         for a, b in (await session.execute(select(DistinctPair.customer_a, DistinctPair.customer_b))).all():
             index.add_distinct(a, b)
     return index
+
+
+async def backfill_normalized(store: "SqlCRMStore", *, chunk: int = 2000) -> int:
+    """Fills Customer.normalized_name / normalized_company where they are missing or stale (rows
+    written before identity resolution, or by code that does not set them); returns how many
+    changed. The SQL matcher finds customers by these columns."""
+    changed = 0
+    last = 0
+    while True:
+        async with store.sessions() as session, session.begin():
+            rows = (await session.execute(select(Customer).where(Customer.id > last).order_by(Customer.id)
+                                          .limit(chunk))).scalars().all()
+            if not rows:
+                return changed
+            last = rows[-1].id
+            for row in rows:
+                for col, value in normalized_columns(row.display_name, row.company).items():
+                    if getattr(row, col) != value:
+                        setattr(row, col, value)
+                        changed += 1
 
 
 async def _refresh_index(store: "SqlCRMStore", index: IdentityIndex, customer_ids: Sequence[int]) -> None:

@@ -105,15 +105,17 @@ async def test_slow_handler_answers_within_budget_and_finishes_later(leadbot):
     sb = leadbot.sandbox
     await deliver(leadbot)
     inbound = leadbot.ctx.services["dingtalk_inbound"]
-    inbound.card_budget = 0.05
+    inbound.card_budget = 0.01
     leadbot.recorder.reply = _claimed
+    release = asyncio.Event()
 
     async def slow():
-        await asyncio.sleep(0.3)
+        await release.wait()  # the handler is still busy when DingTalk's budget runs out
 
     leadbot.recorder.delay = slow
     res = await sb.tap_card("lead42", "u2", key="claim:TOKEN-u2")
     assert res.status == 200 and res.body == {}
+    release.set()
     await inbound.drain_background()
     assert len(leadbot.recorder.events) == 1
     assert await leadbot.counts() == {"done": 1}

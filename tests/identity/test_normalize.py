@@ -131,7 +131,7 @@ def test_chinese_against_pinyin_in_either_order() -> None:
     for latin in ("Wang Xiaoming", "Xiaoming Wang", "xiao ming wang"):
         score, _ = name_similarity(han, parse_name(latin))
         assert score >= 0.9
-    assert name_similarity(han, parse_name("王晓明"))[0] == pytest.approx(0.9)  # an IME slip
+    assert name_similarity(han, parse_name("王晓明"))[0] == pytest.approx(0.85)  # an IME slip, or another person
     assert name_similarity(han, parse_name("Li Lei"))[0] < 0.5
     assert name_similarity(han, parse_name("王小明"))[0] == 1.0
 

@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from crm_bridge import dto
 from crm_bridge.identity.matcher import NEW, POSSIBLE, SAME
-from crm_bridge.identity.service import (ContactInfo, IdentityConflict, IdentityService, build_index,
+from crm_bridge.identity.service import (ContactInfo, IdentityConflict, IdentityService, backfill_normalized,
+                                         build_index,
                                          create_customer_from_contact, find_duplicates, link_contact,
                                          link_identity, match_contact)
 from crm_bridge.models import AuditEntry, Customer, Identity
@@ -167,3 +168,14 @@ async def test_identity_service_keeps_its_index_current(store) -> None:
     assert (await service.match_contact(ContactInfo(external_userid="wmS"))).customer_id == ids["C1"]
     await service.undo_merge(merge.merge_id, "manager:m1")
     assert (await service.match_contact(ContactInfo(external_userid="wmS"))).customer_id == customer.id
+
+
+async def test_backfill_makes_older_rows_findable(store, clock) -> None:
+    async with store.sessions() as session, session.begin():
+        session.add(Customer(display_name="欧阳娜娜", company="华为技术有限公司", attributes={},
+                             created_at=clock.now(), updated_at=clock.now()))
+    assert (await match_contact(store, ContactInfo(name="Nana Ouyang", corp_name="华为"))).kind == NEW
+    assert await backfill_normalized(store) == 2
+    assert await backfill_normalized(store) == 0
+    result = await match_contact(store, ContactInfo(name="Nana Ouyang", corp_name="华为"))
+    assert result.kind == POSSIBLE

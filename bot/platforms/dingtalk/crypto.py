@@ -77,7 +77,7 @@ class EventCipher:
 
     def decrypt(self, signature: str, timestamp: str, nonce: str, encrypt: str) -> Decrypted:
         expected = event_signature(self.token, timestamp, nonce, encrypt)
-        if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
+        if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode("utf-8", "replace")):
             raise CallbackRejected("bad_signature", 403, "signature does not match")
         for rid, crypto in self._cryptos.items():
             try:
@@ -122,7 +122,7 @@ def card_sign(timestamp: str, api_secret: str) -> str:
 
 
 def same_sign(expected: str, given: str) -> bool:
-    return hmac.compare_digest(expected.encode(), given.strip().encode())
+    return hmac.compare_digest(expected.encode(), given.strip().encode("utf-8", "replace"))  # headers may carry surrogates
 
 
 def parse_epoch(value: str | int | None) -> datetime | None:
@@ -154,8 +154,30 @@ def loads_object(raw: bytes | str) -> dict:
     """A JSON object or CallbackRejected (never a bare ValueError that would become a 500)."""
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
         raise CallbackRejected("malformed_json", 400, "body is not JSON") from None
     if not isinstance(value, dict):
         raise CallbackRejected("malformed_json", 400, "body is not a JSON object")
+    try:
+        clean = _storable(value)
+    except RecursionError:
+        clean = False
+    if not clean:
+        # Valid JSON, but "\ud800" alone is not Unicode and no platform sends NUL; nothing
+        # downstream (PostgreSQL text, hashing, the reply) could handle either.
+        raise CallbackRejected("malformed_json", 400, "lone surrogate or NUL in a string")
     return value
+
+
+def _storable(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")  # fails on a lone surrogate
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    return True

@@ -76,7 +76,7 @@ def _obj(value: Any) -> dict[str, Any]:
 
 
 def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:32]
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _to_utc(ms: int | None, fallback: datetime) -> datetime:
@@ -187,7 +187,7 @@ def card_callback(body: Mapping[str, Any], ts_ms: int | None = None,
         raise NotNormalisable("card callback without outTrackId or userId")
     when = _ms(ts_ms) or _received_ms(received_at) or 0
     action_key = card_action_key(body)
-    key_hash = hashlib.sha256(action_key.encode()).hexdigest()[:24]
+    key_hash = hashlib.sha256(action_key.encode("utf-8", "surrogatepass")).hexdigest()[:24]
     dedupe = f"dingtalk:card:{out_track_id}:{user_id}:{key_hash}:{when // CARD_TAP_BUCKET_MS}"
     return Inbound("card", dedupe[:400], {"channel": "card", "ts_ms": _ms(ts_ms),
                                           "received_ms": _received_ms(received_at), "body": body})

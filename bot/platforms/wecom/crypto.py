@@ -50,7 +50,7 @@ class CallbackCrypto:
     def _check_signature(self, sig: str, timestamp: str, nonce: str, encrypted: str) -> None:
         # Constant-time comparison first; wechatpy compares with != (and checks again below).
         expected = signature(self.token, timestamp, nonce, encrypted)
-        if not hmac.compare_digest(expected, sig.lower()):
+        if not hmac.compare_digest(expected.encode(), sig.lower().encode("utf-8", "replace")):  # str: ASCII only
             raise CallbackRejected(403, "bad_signature")
 
     def verify_url(self, sig: str, timestamp: str, nonce: str, echostr: str) -> str:

@@ -25,7 +25,7 @@ def parse_xml(data: bytes | str, *, root: str = "xml") -> dict[str, Any]:
         element = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as e:
         raise UnsafeXml(f"forbidden XML construct: {type(e).__name__}") from None
-    except (ParseError, ValueError, TypeError) as e:
+    except (ParseError, ValueError, TypeError, LookupError) as e:  # LookupError: unknown declared encoding
         raise UnsafeXml(f"malformed XML: {e}") from None
     if element.tag != root:
         raise UnsafeXml(f"root element is <{element.tag}>, expected <{root}>")
