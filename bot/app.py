@@ -24,7 +24,7 @@ from bot.context import CTX, AppContext
 from bot.flow import Flow
 from bot.h5.page import setup_h5
 from bot.http_errors import json_error
-from bot.handlers import card_actions, commands, dispatch  # noqa: F401  (registers handlers)
+from bot.handlers import card_actions, commands, dispatch, friends  # noqa: F401  (registers handlers)
 from bot.inbound import InboxProcessor
 from bot.metrics import Metrics
 from crm_bridge.db import create_engine

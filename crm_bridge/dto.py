@@ -16,6 +16,7 @@ class LeadInput:
     intake_key: str | None = None
     source_channel: str = "api"
     actor: str = "intake"
+    customer_id: int | None = None  # known already (e.g. a matched WeCom friend): no matching needed
 
 
 @dataclass(frozen=True, slots=True)

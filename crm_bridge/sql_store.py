@@ -141,7 +141,8 @@ class SqlCRMStore:
         async with self.sessions() as session:
             try:
                 async with session.begin():
-                    customer_id = await self._link_customer(session, values, now)
+                    customer_id = (await self._survivor(session, lead.customer_id) if lead.customer_id
+                                   else await self._link_customer(session, values, now))
                     row = Lead(intake_key=lead.intake_key, customer_id=customer_id,
                                source_channel=(lead.source_channel or "api")[:64], extra=extra,
                                flags=flags, status="new", created_at=now, updated_at=now,

@@ -209,6 +209,7 @@ _CATALOGUE: dict[str, dict[str, str]] = {
     "digest.claimed": {"zh": "已认领", "en": "Claimed"},
     "digest.overdue": {"zh": "超时未跟进", "en": "Overdue"},
     "digest.stuck": {"zh": "阶段停滞", "en": "Stuck"},
+    "notice.friend_of_yours": {"zh": "{rep} 添加了你的客户 {name} 为好友", "en": "{rep} added your customer {name} on WeCom"},
     "why.none": {"zh": "最近没有分配给你的线索", "en": "No lead was routed to you recently."},
     "search.title": {"zh": "“{query}”：找到 {n} 个客户", "en": "“{query}”: {n} customers found"},
     "search.none": {"zh": "没有找到与“{query}”匹配的客户", "en": "No customer matches “{query}”."},
