@@ -33,7 +33,8 @@ async def wecom(clock) -> AsyncIterator[SimulatedWeCom]:
 def e2e_settings(api_base: str, **sections: Any):
     wecom = dict(corp_id=CORP_ID, secret=SECRET, agent_id=AGENT_ID, token=TOKEN, encoding_aes_key=AES_KEY,
                  api_base=api_base, **sections.pop("wecom", {}))
-    return make_settings(wecom=wecom, server={"public_url": "http://leadbot.test"}, **sections)
+    server = {"public_url": "http://leadbot.test", **sections.pop("server", {})}
+    return make_settings(wecom=wecom, server=server, **sections)
 
 
 async def start_leadbot(aiohttp_client, engine, clock, sandbox: SimulatedWeCom, **sections: Any):
