@@ -23,6 +23,7 @@ from bot.cards.i18n import t
 from bot.context import CTX, AppContext
 from bot.flow import Flow
 from bot.h5.page import setup_h5
+from bot.identity_actions import IdentityActions
 from bot.http_errors import json_error
 from bot.handlers import card_actions, commands, dispatch, friends  # noqa: F401  (registers handlers)
 from bot.inbound import InboxProcessor
@@ -155,7 +156,7 @@ def setup_actions(app: web.Application, ctx: AppContext) -> None:
         public = ctx.settings.server.public_url or f"http://{ctx.settings.server.host}:{ctx.settings.server.port}"
         buttons = ButtonFactory(signer, public)
         flow = Flow(ctx, buttons)
-        ctx.services.update(signer=signer, buttons=buttons, flow=flow,
+        ctx.services.update(signer=signer, buttons=buttons, flow=flow, identity=IdentityActions(ctx),
                             actions=ActionService(ctx, signer, ctx.services["lead_actions"], flow))
         ctx.services["on_new_lead"] = flow.on_new_lead
 

@@ -174,6 +174,9 @@ class Flow:
             rep = await self.ctx.store.get_rep(chosen)
             if rep is not None:
                 await self.offer(lead, [rep], round_=str(getattr(decision, "decision_id", None) or lead.version))
+                identity = self.ctx.services.get("identity")
+                if identity is not None:
+                    await identity.suggest(lead, rep)
                 ladder = self.ctx.services.get("ladder")
                 if ladder is not None and start_ladder:
                     await ladder.start(lead)

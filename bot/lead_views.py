@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot.cards.views import LeadCardView
+from bot.cards.views import DuplicateRef, LeadCardView
+from bot.identity_actions import suggested_duplicate
 from crm_bridge import dto
 from crm_bridge.leads import LeadActions
 
@@ -21,6 +22,12 @@ async def lead_card_view(ctx: "AppContext", lead: dto.Lead, *, sla_due_at: datet
     owner_name = ""
     if lead.owner_id and lead.claimed_at:
         owner_name = (await actions.rep_names([lead.owner_id])).get(lead.owner_id, "")
+    duplicate = None
+    best = suggested_duplicate(customer)
+    if best is not None:
+        other = await ctx.store.get_customer(int(best["customer_id"]))
+        if other is not None and other.status == "active":
+            duplicate = DuplicateRef(name=other.display_name or other.company, customer_id=other.id)
     silent = False
     silence = ctx.services.get("is_silent")
     if silence is not None:
@@ -36,7 +43,7 @@ async def lead_card_view(ctx: "AppContext", lead: dto.Lead, *, sla_due_at: datet
         amount=lead.amount,
         earlier_leads=earlier,
         activities=activities,
-        duplicate_of=None,
+        duplicate_of=duplicate,
         sla_due_at=sla_due_at,
         owner_name=owner_name,
         stage=lead.stage,

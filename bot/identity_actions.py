@@ -1,0 +1,81 @@
+"""Merge-duplicate from a card: "可能与 X 重复 — 合并?" with merge / different, and undo after a merge.
+The identity work itself is crm_bridge.identity's (lossless, undoable merge); this module turns
+taps into those calls and tells the rep what happened."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Mapping
+
+from bot.cards.builders import build_duplicate_card, build_notice_card
+from bot.cards.i18n import t
+from bot.cards.views import CustomerBrief, DuplicateCardView
+from crm_bridge import dto
+from crm_bridge.identity.merge import mark_distinct, merge_customers, undo_merge
+from notifications.sender import dedupe_id
+
+if TYPE_CHECKING:
+    from bot.context import AppContext
+
+_TTL = timedelta(days=3)
+
+
+def suggested_duplicate(customer: dto.Customer | None) -> Mapping[str, Any] | None:
+    suggestions = (customer.attributes.get("possible_duplicates") if customer else None) or []
+    best = suggestions[0] if suggestions else None
+    return best if isinstance(best, Mapping) and best.get("customer_id") else None
+
+
+class IdentityActions:
+    def __init__(self, ctx: "AppContext") -> None:
+        self.ctx = ctx
+
+    async def _brief(self, customer: dto.Customer) -> CustomerBrief:
+        owner = await self.ctx.store.get_rep(customer.owner_id) if customer.owner_id else None
+        phone = next((v for k, v in customer.identities if k == "phone"), "")
+        return CustomerBrief(customer_id=customer.id, name=customer.display_name, company=customer.company,
+                             phone=phone, owner_name=owner.name if owner else "")
+
+    async def suggest(self, lead: dto.Lead, rep: dto.Rep) -> bool:
+        """After a lead is offered: if its customer looks like an existing one, ask the rep."""
+        customer = await self.ctx.store.get_customer(lead.customer_id) if lead.customer_id else None
+        best = suggested_duplicate(customer)
+        if customer is None or best is None:
+            return False
+        existing = await self.ctx.store.get_customer(int(best["customer_id"]))
+        if existing is None or existing.status != "active":
+            return False
+        flow = self.ctx.services["flow"]
+        now = self.ctx.clock.now()
+        args = {"into": existing.id, "from": customer.id}
+        audience = f"rep:{rep.id}"
+        keys = {a: flow.buttons.signer.key(a, lead.id, audience, now + _TTL, args) for a in ("merge", "distinct")}
+        key = f"lead:{lead.id}:duplicate:{existing.id}:{rep.id}"
+        view = DuplicateCardView(incoming=await self._brief(customer), existing=await self._brief(existing),
+                                 reasons=tuple(r for r in str(best.get("reason", "")).split(",") if r)[:3],
+                                 score=float(best.get("score") or 0) or None)
+        card = build_duplicate_card(view, lang=self.ctx.lang, buttons=keys, card_ref=dedupe_id(key),
+                                    link=flow.buttons.link(lead.id, audience, now))
+        await flow.notify(rep, key, card, lead_id=lead.id)
+        return True
+
+    async def merge_from_card(self, lead: dto.Lead, actor: dto.Rep, args: Mapping[str, Any]) -> str:
+        into, source = int(args["into"]), int(args["from"])
+        result = await merge_customers(self.ctx.store, into, source, f"rep:{actor.id}", reason="card")
+        survivor = await self.ctx.store.get_customer(into)
+        name = survivor.display_name if survivor else str(into)
+        flow = self.ctx.services["flow"]
+        now = self.ctx.clock.now()
+        undo = flow.buttons.signer.key("undo", lead.id, f"rep:{actor.id}", now + _TTL, {"merge": result.merge_id})
+        key = f"merge:{result.merge_id}:undo:{actor.id}"
+        card = build_notice_card(t("result.merged", self.ctx.lang, name=name), lang=self.ctx.lang,
+                                 buttons={"undo": undo}, card_ref=dedupe_id(key))
+        await flow.notify(actor, key, card, lead_id=lead.id)
+        return name
+
+    async def distinct_from_card(self, lead: dto.Lead, actor: dto.Rep, args: Mapping[str, Any]) -> None:
+        await mark_distinct(self.ctx.store, int(args["into"]), int(args["from"]), f"rep:{actor.id}")
+
+    async def undo_from_card(self, lead: dto.Lead, actor: dto.Rep, args: Mapping[str, Any]) -> None:
+        await undo_merge(self.ctx.store, int(args["merge"]), f"rep:{actor.id}")
+
