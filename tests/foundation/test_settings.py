@@ -97,3 +97,19 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(DurationError):
         parse_duration(text)
+
+
+def test_example_config_documents_every_key() -> None:
+    import dataclasses
+    import re
+
+    from leadbot.settings import _SECTIONS
+
+    text = (Path(__file__).resolve().parents[2] / "config.example.toml").read_text(encoding="utf-8")
+    missing = []
+    for section, cls in _SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            if not re.search(rf"^#?\s*\[?{re.escape(f.name)}\b", text, re.MULTILINE) and \
+                    f"[{section}.{f.name}]" not in text:
+                missing.append(f"[{section}] {f.name}")
+    assert not missing, missing
