@@ -26,6 +26,12 @@ def _is(text: str, key: str) -> bool:
 
 
 async def reply(ctx: "AppContext", event: TextCommand, text: str) -> None:
+    """DingTalk robot messages are answered in their conversation (sessionWebhook while valid,
+    else the robot API); everything else goes to the sender through the durable outbox."""
+    dingtalk = ctx.services.get("dingtalk_client")
+    if event.platform == "dingtalk" and dingtalk is not None and (event.reply_webhook or event.is_group):
+        await dingtalk.reply(event, text)  # a failure raises: the inbox retries the event
+        return
     outbox = ctx.services.get("outbox")
     if outbox is None:
         return
