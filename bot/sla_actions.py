@@ -72,7 +72,7 @@ class SlaActions:
         buttons = self.flow.buttons
         key = f"{timer_key}:dm:{owner.id}"
         card = build_reminder_card(view, now=now, lang=self.lang, card_ref=dedupe_id(key),
-                                   buttons=buttons.keys(lead, audience, ("claim", "pass"), now),
+                                   buttons=buttons.keys(lead, audience, ("claim", "snooze"), now),
                                    link=buttons.link(lead.id, audience, now))
         await self.flow.notify(owner, key, card, lead_id=lead.id)
 

@@ -68,9 +68,14 @@ class WeComSettings:
     secret: str = ""
     api_base: str = "https://qyapi.weixin.qq.com"
     manager_robot_key: str = ""
+    write_back_remark: bool = False
+    welcome_text: str = ""
 
     def validate(self) -> None:
         _check(len(self.encoding_aes_key) == 43, "wecom", "encoding_aes_key", "must be 43 characters")
+        # externalcontact/send_welcome_msg takes at most 4000 bytes of text.
+        _check(len(self.welcome_text.encode("utf-8")) <= 4000, "wecom", "welcome_text",
+               "must be at most 4000 bytes (UTF-8)")
         _check(bool(self.token), "wecom", "token", "must not be empty")
         _check(bool(self.corp_id), "wecom", "corp_id", "must not be empty")
 
@@ -137,10 +142,11 @@ class SlaSettings:
     stage_limit_default: str = "10d"  # for stages not in stage_limits; "0" turns the alert off
     pool_recycle: str = "4h"  # unclaimed in the pool this long: routed again or escalated
     digest_time: str = "18:00"  # daily manager digest, calendar timezone, on working days
+    snooze_max: str = "2h"  # the longest a rep may push their own reminders back with one tap
 
     def validate(self) -> None:
         for key in ("first_touch_remind", "first_touch_escalate", "first_touch_reassign",
-                    "pool_return", "silence_flag", "stage_limit_default", "pool_recycle"):
+                    "pool_return", "silence_flag", "stage_limit_default", "pool_recycle", "snooze_max"):
             _duration("sla", key, getattr(self, key))
         _check(_is_hhmm(self.digest_time) and int(self.digest_time.partition(":")[0]) < 24, "sla", "digest_time",
                'must look like "18:00"')

@@ -24,7 +24,7 @@ def actions_for(lead: dto.Lead, rep: dto.Rep, *, pool: bool = False) -> tuple[st
             return ("claim", "pass")
         return ()
     if lead.owner_id == rep.id:
-        return ("advance", "snooze")
+        return ("advance",)
     return ()
 
 

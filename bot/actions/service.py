@@ -17,8 +17,6 @@ from crm_bridge.leads import LeadActions, stages_from_settings
 if TYPE_CHECKING:
     from bot.context import AppContext
 
-MAX_SNOOZE = timedelta(hours=2)
-
 
 @dataclass(frozen=True, slots=True)
 class Actor:
@@ -198,7 +196,7 @@ class ActionService:
     async def _do_snooze(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
         minutes = claims.args.get("minutes", 30)
-        delay = min(timedelta(minutes=int(minutes)), MAX_SNOOZE)
+        delay = min(timedelta(minutes=int(minutes)), timedelta(seconds=self.ctx.settings.sla.seconds("snooze_max")))
         await self.flow.snooze(lead, rep, delay)
         return ActionOutcome(True, "snoozed", t("result.snoozed", self.lang,
                                                 duration=t("duration.minutes", self.lang,

@@ -1,0 +1,61 @@
+"""The manager reassigns from the escalation card; a rep snoozes a reminder within the limit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.conftest import AUTH
+from tests.e2e.conftest import card_keys, ctx_of, deliver, start_leadbot
+
+REPS = [
+    {"id": "m1", "name": "周经理", "wecom_userid": "zhou", "team": "华东", "role": "manager"},
+    {"id": "r1", "name": "张三", "wecom_userid": "zhangsan", "team": "华东", "role": "rep", "manager": "m1"},
+    {"id": "r2", "name": "李四", "wecom_userid": "lisi", "team": "华东", "role": "rep", "manager": "m1"},
+]
+SLA = {"first_touch_remind": "2m", "first_touch_escalate": "4m", "first_touch_reassign": "30m",
+       "pool_return": "2h", "snooze_max": "15m"}
+
+
+async def _tick(cli, clock, minutes: float) -> None:
+    clock.advance(timedelta(minutes=minutes))
+    await ctx_of(cli).services["scheduler"].sweep_once()
+    await deliver(cli)
+
+
+def _cards(wecom, user: str) -> list[dict]:
+    return [m for m in wecom.messages_for(user) if m["msgtype"] == "template_card"]
+
+
+async def test_manager_reassigns_from_the_escalation(aiohttp_client, engine, clock, store, wecom) -> None:
+    await store.import_reps(REPS)
+    cli = await start_leadbot(aiohttp_client, engine, clock, wecom, sla=SLA)
+    lead = await (await cli.post("/api/v1/leads", json={"name": "高飞"}, headers=AUTH)).json()
+    await deliver(cli)
+    first = (await store.get_lead(lead["id"])).owner_id
+    await _tick(cli, clock, 4.1)
+    escalation = [c for c in _cards(wecom, "zhou") if "reassign" in card_keys(c)][-1]
+    # A rep cannot use the manager's button (token bound to the manager).
+    owner = await store.get_rep(first)
+    await wecom.send_card_event(owner.wecom_userid, card_keys(escalation)["reassign"], escalation["task_id"])
+    assert (await store.get_lead(lead["id"])).owner_id == first
+    await wecom.send_card_event("zhou", card_keys(escalation)["reassign"], escalation["task_id"])
+    moved = await store.get_lead(lead["id"])
+    assert moved.owner_id not in (None, first)
+    await deliver(cli)
+    new_owner = await store.get_rep(moved.owner_id)
+    assert any("claim" in card_keys(c) for c in _cards(wecom, new_owner.wecom_userid))
+
+
+async def test_snooze_pushes_the_ladder_back_within_the_limit(aiohttp_client, engine, clock, store, wecom) -> None:
+    await store.import_reps(REPS)
+    cli = await start_leadbot(aiohttp_client, engine, clock, wecom, sla=SLA)
+    lead = await (await cli.post("/api/v1/leads", json={"name": "罗琳"}, headers=AUTH)).json()
+    await deliver(cli)
+    owner = await store.get_rep((await store.get_lead(lead["id"])).owner_id)
+    await _tick(cli, clock, 2.1)
+    reminder = [c for c in _cards(wecom, owner.wecom_userid) if "snooze" in card_keys(c)][-1]
+    await wecom.send_card_event(owner.wecom_userid, card_keys(reminder)["snooze"], reminder["task_id"])
+    await _tick(cli, clock, 2.0)  # the escalation would have come now
+    assert not [c for c in _cards(wecom, "zhou")]
+    await _tick(cli, clock, 15)  # snooze_max caps the delay (the button asked for 30 minutes)
+    assert [c for c in _cards(wecom, "zhou")]
