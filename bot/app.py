@@ -25,7 +25,7 @@ from bot.flow import Flow
 from bot.h5.page import setup_h5
 from bot.identity_actions import IdentityActions
 from bot.http_errors import json_error
-from bot.handlers import card_actions, commands, dispatch, friends  # noqa: F401  (registers handlers)
+from bot.handlers import card_actions, commands, crm_objects, dispatch, friends  # noqa: F401  (registers handlers)
 from bot.inbound import InboxProcessor
 from bot.metrics import Metrics
 from crm_bridge.db import create_engine

@@ -241,6 +241,48 @@ def reps_leave(rep_id: str, config_path: str | None) -> None:
     click.echo(f"{result[0]} marked as left; {result[1]} open lead(s) re-routed (cards go out with the running server)")
 
 
+@reps.command("sync")
+@click.option("--platform", type=click.Choice(["wecom", "dingtalk", "all"]), default="all", show_default=True,
+              help="Which directory to read (all: every configured platform).")
+@click.option("--root-dept", "root_dept", type=int, default=None,
+              help="Only this department and the ones below it (default: the whole directory).")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@config_option
+def reps_sync(platform: str, root_dept: int | None, dry_run: bool, config_path: str | None) -> None:
+    """Sync teams and reps from the WeCom / DingTalk directory (department members): departments
+    become teams, department leaders their managers, people who left are marked left and their open
+    leads re-routed. Weight, capacity, regions, product lines and delivery set by hand are kept."""
+    from bot.directory_sync import sync_directory
+    from bot.offline import offline_context
+
+    settings = _settings(config_path)
+    configured = [p for p in ("wecom", "dingtalk") if getattr(settings, p) is not None]
+    wanted = configured if platform == "all" else [platform]
+    missing = [p for p in wanted if p not in configured]
+    if missing:
+        click.echo(f"config: [{missing[0]}]: missing (no directory to read)", err=True)
+        sys.exit(2)
+    if not wanted:
+        click.echo("config: [wecom] and [dingtalk]: both missing (no directory to read)", err=True)
+        sys.exit(2)
+    if root_dept is not None and len(wanted) > 1:
+        raise click.UsageError("--root-dept names one platform's department: give --platform wecom or dingtalk")
+
+    async def run() -> Any:
+        await _upgrade(settings)
+        async with offline_context(settings) as ctx:
+            return await sync_directory(ctx, platforms=wanted, root_dept=root_dept, dry_run=dry_run,
+                                        progress=lambda line: click.echo(line, err=True))
+
+    try:
+        report = asyncio.run(run())
+    except Exception as e:  # the directories are read in full before the first write
+        click.echo(f"reps sync: {type(e).__name__}: {e}", err=True)
+        sys.exit(1)
+    for line in report.lines():
+        click.echo(line)
+
+
 @main.command()
 @click.argument("lead_id", type=int)
 @click.option("--lang", type=click.Choice(["zh", "en"]), default=None, help="Default: [server] language.")

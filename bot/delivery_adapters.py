@@ -8,6 +8,8 @@ Payload contract of an outbox row (what a producer puts in ``payload``):
   (bot.cards.render_dingtalk_card);
 - card_update rows: WeCom ``{"response_code", "replace_name" | "wecom_card"}``, DingTalk
   ``{"out_track_id", "card_data", "private_data"?}``;
+- remark rows (WeCom): ``{"userid", "external_userid", "remark"?, "remark_company"?}``, the CRM
+  name written back onto a friend (externalcontact/remark);
 - robot rows: ``text`` or ``markdown`` (+ ``title``, ``mentions``); the recipient is the WeCom
   robot key or the DingTalk custom-robot webhook.
 A card row without a card body for its channel answers ``card_unsupported``, so the worker sends
@@ -99,6 +101,12 @@ class PlatformSender:
             else:
                 await self.wecom.webhook_send(m.recipient, text=m.text or str(p.get("text", "")),
                                               mentioned_list=p.get("mentions") or ())
+            return DeliveryResult.sent()
+        if m.form == "remark":
+            # Not a message: the CRM name written back as the friend's remark (payload: userid,
+            # external_userid, remark, remark_company). Setting it twice is harmless.
+            await self.wecom.remark(str(p["userid"]), str(p["external_userid"]), remark=p.get("remark"),
+                                    remark_company=p.get("remark_company"))
             return DeliveryResult.sent()
         if m.form == "card_update":
             await self.wecom.update_template_card(str(p["response_code"]), userids=[m.recipient],

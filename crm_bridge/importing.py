@@ -3,7 +3,7 @@ reason, so a 50,000-row export with a few bad lines still imports and says which
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, Sequence
 
 from sqlalchemy import select
 
@@ -64,7 +64,10 @@ def _rep_values(row: dict[str, str]) -> dict[str, Any]:
 
 
 async def import_reps(store: "SqlCRMStore", rows: Sequence[Mapping[str, Any]], *,
-                      progress: Callable[[int], None] | None = None) -> dto.ImportSummary:
+                      progress: Callable[[int], None] | None = None,
+                      preserve: Collection[str] = ()) -> dto.ImportSummary:
+    """`preserve`: Rep columns an update leaves as they are (the directory sync keeps what sales
+    ops set by hand: weight, capacity, regions, ...); a created rep still takes the row's values."""
     created = updated = 0
     rejected: list[dto.RowOutcome] = []
     now = store.clock.now()
@@ -106,7 +109,8 @@ async def import_reps(store: "SqlCRMStore", rows: Sequence[Mapping[str, Any]], *
                 created += 1
             else:
                 for k, v in values.items():
-                    setattr(rep, k, v)
+                    if k not in preserve:
+                        setattr(rep, k, v)
                 rep.team_id = team.id if team else None
                 rep.updated_at = now
                 updated += 1

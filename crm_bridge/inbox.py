@@ -126,12 +126,13 @@ class Inbox:
             first.setdefault(values["dedupe_key"], values)
         # Sorted keys: two processes inserting overlapping batches lock in the same order (no deadlock).
         rows = [first[k] for k in sorted(first)]
-        stmt = (self._insert(InboxItem).values(rows)
+        # executemany: one cached statement, sent as multi-row VALUES by SQLAlchemy's insertmanyvalues.
+        stmt = (self._insert(InboxItem)
                 .on_conflict_do_nothing(index_elements=["dedupe_key"])
                 .returning(InboxItem.id, InboxItem.dedupe_key))
         try:
             async with self.engine.begin() as conn:
-                ids = {key: row_id for row_id, key in (await conn.execute(stmt)).all()}
+                ids = {key: row_id for row_id, key in (await conn.execute(stmt, rows)).all()}
         except Exception as e:
             if len(rows) == 1 or _store_down(e):
                 raise  # the store is down: every caller answers 503 and the platform retries

@@ -217,8 +217,8 @@ class DeliveryWorker:
                     await self.repo.defer(e, at, "throttled: over the platform's per-recipient limit")
 
     def _counts(self, e: OutboxEntry) -> bool:
-        # Card updates go through a different API and do not count against message/send limits.
-        return e.kind != "card_update" and e.channel in self.throttle.limits
+        # Card updates and remarks go through other APIs and do not count against message/send limits.
+        return e.kind not in ("card_update", "remark") and e.channel in self.throttle.limits
 
     @staticmethod
     def _rollable(e: OutboxEntry) -> bool:
@@ -294,7 +294,8 @@ class DeliveryWorker:
 
     def _quiet(self, e: OutboxEntry, now: datetime) -> datetime | None:
         # Machine-to-machine channels (CRM webhooks) wake nobody: no quiet hours for them.
-        if not self.quiet_hours or e.kind == "card_update" or e.payload.get("alert") or e.channel == "webhook":
+        if (not self.quiet_hours or e.kind in ("card_update", "remark") or e.payload.get("alert")
+                or e.channel == "webhook"):
             return None
         if e.urgent and self.settings.calendar.quiet_hours_break_for_escalations:
             return None

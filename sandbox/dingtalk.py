@@ -137,6 +137,7 @@ class DingTalkSandbox:
         self.sessions: dict[str, tuple[str, datetime]] = {}  # session -> (conversation, expiry)
         self.session_replies: list[dict[str, Any]] = []
         self.cards: dict[str, CardInstance] = {}
+        self.crm_records: dict[str, dict[str, Any]] = {}  # instance id -> record (see seed_crm_customer)
         self.card_callbacks: dict[str, tuple[str, str]] = {}  # route key -> (url, apiSecret)
         self.fail_next: list[tuple[str, int, Any]] = []  # (path, status, body) injected answers
         self._task_seq = 0
@@ -147,6 +148,9 @@ class DingTalkSandbox:
         self._stream_waiting: dict[str, asyncio.Future[Any]] = {}
         self.stream_connected = asyncio.Event()
         self.stream_acks: list[dict[str, Any]] = []
+        # The directory (add_department / add_member); dept 1 is the company itself.
+        self.departments: dict[int, dict[str, Any]] = {1: {"dept_id": 1, "name": "沙箱科技", "order": 0}}
+        self.members: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -178,8 +182,13 @@ class DingTalkSandbox:
         r.add_post("/v1.0/card/callbacks/register", self._register_card_callback)
         r.add_post("/robot/send", self._custom_robot)
         r.add_post("/robot/sendBySession", self._send_by_session)
+        r.add_post("/v1.0/crm/personalCustomers/batchQuery", self._crm_batch_query)
+        r.add_post("/topapi/crm/objectdata/contact/list", self._crm_contact_list)
         r.add_post("/v1.0/gateway/connections/open", self._stream_open)
         r.add_get("/connect", self._stream_connect)
+        r.add_post("/topapi/v2/department/get", self._department_get)
+        r.add_post("/topapi/v2/department/listsub", self._department_listsub)
+        r.add_post("/topapi/v2/user/list", self._user_list)
         return app
 
     async def start(self) -> "DingTalkSandbox":
@@ -355,6 +364,92 @@ class DingTalkSandbox:
             return self._answer(call, {"errcode": 400002, "errmsg": "task_id 不存在"})  # sandbox code
         return self._answer(call, {"errcode": 0, "errmsg": "ok", "send_result": result})
 
+    # ------------------------------------------------------------------------ directory
+
+    def add_department(self, dept_id: int, name: str, *, parent_id: int = 1, order: int = 0) -> dict[str, Any]:
+        dept = {"dept_id": int(dept_id), "name": name, "parent_id": int(parent_id), "order": order,
+                "create_dept_group": False, "auto_add_user": False}
+        self.departments[int(dept_id)] = dept
+        return dept
+
+    def add_member(self, userid: str, name: str, dept_ids: Iterable[int] = (1,), *, mobile: str = "",
+                   leader_in: Iterable[int] = (), active: bool = True, title: str = "") -> dict[str, Any]:
+        """A member of the directory (v2/user/list); also a valid message recipient. DingTalk has
+        no "left" state: a person who leaves is deleted (remove_member)."""
+        member = {"userid": userid, "unionid": "u" + hashlib.sha1(userid.encode()).hexdigest()[:20], "name": name,
+                  "dept_id_list": [int(d) for d in dept_ids], "leader_in": {int(d) for d in leader_in},
+                  "active": active, "title": title, "mobile": mobile}
+        self.members[userid] = member
+        self.users.add(userid)
+        return member
+
+    def remove_member(self, userid: str) -> None:
+        self.members.pop(userid, None)
+        self.users.discard(userid)
+
+    def _directory_call(self, call: Call) -> tuple[dict[str, Any], int | None]:
+        body = call.body if isinstance(call.body, dict) else {}
+        try:
+            dept_id = int(body.get("dept_id"))
+        except (TypeError, ValueError):
+            return body, None
+        return body, dept_id if dept_id in self.departments else None
+
+    def _no_dept(self, call: Call) -> web.Response:
+        return self._answer(call, {"errcode": 60003, "errmsg": "部门不存在", "request_id": _rand(12)})
+
+    async def _department_get(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        denied = self._oapi_auth(request, call) or self._injected(call)
+        if denied:
+            return denied
+        _, dept_id = self._directory_call(call)
+        if dept_id is None:
+            return self._no_dept(call)
+        dept = {k: v for k, v in self.departments[dept_id].items() if k != "order"}
+        return self._answer(call, {"errcode": 0, "errmsg": "ok", "result": dept, "request_id": _rand(12)})
+
+    async def _department_listsub(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        denied = self._oapi_auth(request, call) or self._injected(call)
+        if denied:
+            return denied
+        _, dept_id = self._directory_call(call)
+        if dept_id is None:
+            return self._no_dept(call)
+        children = [d for d in self.departments.values() if d.get("parent_id") == dept_id and d["dept_id"] != 1]
+        children.sort(key=lambda d: (d["order"], d["dept_id"]))
+        result = [{k: v for k, v in d.items() if k != "order"} for d in children]
+        return self._answer(call, {"errcode": 0, "errmsg": "ok", "result": result, "request_id": _rand(12)})
+
+    async def _user_list(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        denied = self._oapi_auth(request, call) or self._injected(call)
+        if denied:
+            return denied
+        body, dept_id = self._directory_call(call)
+        try:
+            cursor, size = int(body.get("cursor", -1)), int(body.get("size", 0))
+        except (TypeError, ValueError):
+            cursor, size = -1, 0
+        if cursor < 0 or not 1 <= size <= 100:
+            return self._answer(call, {"errcode": 400002, "errmsg": "无效的参数", "request_id": _rand(12)})
+        if dept_id is None:
+            return self._no_dept(call)
+        members = [m for m in self.members.values() if dept_id in m["dept_id_list"]]
+        page = members[cursor:cursor + size]
+        listed = []
+        for m in page:
+            user = {k: v for k, v in m.items() if k not in ("leader_in", "mobile")}
+            user["leader"] = dept_id in m["leader_in"]
+            if m["mobile"]:
+                user.update(mobile=m["mobile"], state_code="86")
+            listed.append(user)
+        result: dict[str, Any] = {"has_more": cursor + size < len(members), "list": listed}
+        if result["has_more"]:
+            result["next_cursor"] = cursor + size
+        return self._answer(call, {"errcode": 0, "errmsg": "ok", "result": result, "request_id": _rand(12)})
+
     def notices_for(self, user: str) -> list[dict[str, Any]]:
         return [n for n in self.work_notices if n["user"] == user]
 
@@ -466,6 +561,88 @@ class DingTalkSandbox:
         body = call.body if isinstance(call.body, dict) else {}
         self.session_replies.append({"conversation": session[0], "msg": body, "at": self._now()})
         return self._answer(call, {"errcode": 0, "errmsg": "ok"})
+
+    # ---------------------------------------------------------------------------- CRM
+
+    def seed_crm_customer(self, data_id: str = "", *, object_type: str = "crm_customer_personal", name: str = "",
+                          phone: str = "", company: str = "", email: str = "", creator: str = "",
+                          owners: Iterable[str] | None = None, participants: Iterable[str] = (),
+                          data: Mapping[str, Any] | None = None, unionid: str = "") -> str:
+        """A record of DingTalk's official CRM, as its form stores it: customers (企业客户
+        ``crm_customer``: the name is the company's; 个人客户 ``crm_customer_personal``) and
+        contacts (``crm_contact``). Phones are stored like the phone widget does ({value,
+        extendValue}). Returns the instance id, to send with send_crm_event."""
+        data_id = data_id or str(uuid.uuid4())
+        fields: dict[str, Any] = {}
+        prefix = "contact" if object_type == "crm_contact" else "customer"
+        if name or (object_type == "crm_customer" and company):
+            fields[f"{prefix}_name"] = name or company
+        if phone:
+            fields[f"{prefix}_phone"] = {"value": phone, "extendValue": json.dumps(
+                {"mode": "phone", "countryKey": "CN", "countryCode": "+86", "areaNumber": ""})}
+        if company and object_type != "crm_customer":
+            fields[f"{prefix}_company_name"] = company
+        if email:
+            fields[f"{prefix}_email"] = email
+        fields.update(data or {})
+        owner_ids = list(owners) if owners is not None else ([creator] if creator else [])
+        now = self._now().astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+        previous = self.crm_records.get(data_id)
+        self.crm_records[data_id] = {
+            "instanceId": data_id, "objectType": object_type, "creatorUserId": creator,
+            "creatorNick": creator, "data": fields,
+            "extendData": {"contactUnionId": unionid} if unionid else {},
+            "permission": {"ownerStaffIds": owner_ids, "participantStaffIds": list(participants)},
+            "appUuid": "sandbox-crm", "formCode": f"PROC-{object_type}", "procOutResult": "agree",
+            "procInstStatus": "COMPLETED", "gmtCreate": previous["gmtCreate"] if previous else now,
+            "gmtModified": now}
+        return data_id
+
+    def delete_crm_record(self, data_id: str) -> None:
+        self.crm_records.pop(data_id, None)
+
+    async def _crm_batch_query(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        denied = self._v1_auth(request, call) or self._injected(call)
+        if denied:
+            return denied
+        relation = request.query.get("relationType") or "crm_customer"
+        if relation not in ("crm_customer", "crm_customer_personal"):
+            return self._answer(call, {"code": "relationType.not.exists", "message": "relationType not exists",
+                                       "requestid": uuid.uuid4().hex}, 400)
+        ids = call.body if isinstance(call.body, list) else None
+        if not ids or len(ids) > 200 or not all(isinstance(i, str) for i in ids):  # sandbox code
+            return self._answer(call, {"code": "invalidParameter", "message": "body must list 1 to 200 instance ids",
+                                       "requestid": uuid.uuid4().hex}, 400)
+        found = [self.crm_records[i] for i in ids if i in self.crm_records
+                 and self.crm_records[i]["objectType"] == relation]
+        return self._answer(call, {"result": json.loads(json.dumps(found))})
+
+    async def _crm_contact_list(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        denied = self._oapi_auth(request, call) or self._injected(call)
+        if denied:
+            return denied
+        body = call.body if isinstance(call.body, dict) else {}
+        ids = [i.strip() for i in str(body.get("data_id_list") or "").split(",") if i.strip()]
+        if not ids:
+            return self._answer(call, {"errcode": 40035, "errmsg": "缺少参数 data_id_list"})
+        if len(ids) > 200:  # sandbox code
+            return self._answer(call, {"errcode": 40035, "errmsg": "data_id_list 最多 200 个"})
+        out = []
+        for i in ids:
+            r = self.crm_records.get(i)
+            if r is None or r["objectType"] != "crm_contact":
+                continue
+            out.append({"instance_id": r["instanceId"], "object_type": r["objectType"],
+                        "creator_userid": r["creatorUserId"], "creator_nick": r["creatorNick"],
+                        "data": json.dumps(r["data"], ensure_ascii=False),
+                        "extend_data": json.dumps(r["extendData"], ensure_ascii=False),
+                        "gmt_create": r["gmtCreate"], "gmt_modified": r["gmtModified"],
+                        "permission": {"owner_userid_list": r["permission"]["ownerStaffIds"],
+                                       "participant_userid_list": r["permission"]["participantStaffIds"]}})
+        return self._answer(call, {"errcode": 0, "errmsg": "ok", "result_list": out,
+                                   "request_id": _rand(12)})
 
     # -------------------------------------------------------------------------- cards
 

@@ -56,6 +56,7 @@ FREQ_LIMIT = 45009
 ALL_INVALID = 81013
 NOT_EXTERNAL_CONTACT = 84061
 INVALID_WEBHOOK = 93000
+INVALID_PARTY = 60123
 
 CALLBACK_CARD_TYPES = {"button_interaction", "vote_interaction", "multiple_interaction"}
 SUPPORTED_MSGTYPES = {"text", "image", "voice", "video", "file", "textcard", "news", "mpnews", "markdown",
@@ -145,6 +146,8 @@ class SimulatedWeCom:
         self.contacts: dict[str, dict[str, Any]] = {}
         self.welcome_messages: list[dict[str, Any]] = []
         self.callbacks: list[CallbackResult] = []
+        self.departments: dict[int, dict[str, Any]] = {}  # the directory: add_department / add_member
+        self.members: dict[str, dict[str, Any]] = {}
 
         self._tokens: dict[str, datetime] = {}
         self._current_token = ""
@@ -243,6 +246,39 @@ class SimulatedWeCom:
         self.contacts[external_userid] = {"external_contact": contact, "follow_user": follows}
         return self.contacts[external_userid]
 
+    def add_department(self, id: int, name: str, *, parentid: int = 1, leaders: Iterable[str] = (),
+                       order: int = 0) -> dict[str, Any]:
+        """A department of the directory (department/list); `leaders` are its department_leader."""
+        dept = {"id": int(id), "name": name, "name_en": "", "department_leader": list(leaders),
+                "parentid": 0 if int(id) == 1 else int(parentid), "order": order}
+        self.departments[int(id)] = dept
+        return dept
+
+    def add_member(self, userid: str, name: str, department: Iterable[int] = (1,), *, mobile: str = "",
+                   leader_in: Iterable[int] = (), status: int = 1, main_department: int | None = None,
+                   position: str = "") -> dict[str, Any]:
+        """A member (user/list). status: 1 active, 2 disabled, 4 not activated, 5 left the
+        company. Members also become valid message recipients."""
+        depts = [int(d) for d in department]
+        leads = {int(d) for d in leader_in}
+        member: dict[str, Any] = {"userid": userid, "name": name, "department": depts,
+                                  "order": [0] * len(depts), "position": position, "status": status,
+                                  "is_leader_in_dept": [1 if d in leads else 0 for d in depts],
+                                  "main_department": main_department if main_department is not None
+                                  else (depts[0] if depts else 1), "direct_leader": []}
+        if mobile:
+            member["mobile"] = mobile  # absent for apps created after 2022-06-20 (leave it empty)
+        self.members[userid] = member
+        if status in (1, 4):
+            self.add_users(userid)
+        return member
+
+    def remove_member(self, userid: str) -> None:
+        """The member was deleted from the directory: gone from user/list and from recipients."""
+        self.members.pop(userid, None)
+        if self.users is not None:
+            self.users.discard(userid)
+
     def calls_to(self, api: str) -> list[ApiCall]:
         return [c for c in self.calls if c.api == api]
 
@@ -303,6 +339,8 @@ class SimulatedWeCom:
         }.get(api)
         if api == "externalcontact/get":
             return self._external_contact_get(query)
+        if api in ("department/list", "user/list") and method == "GET":
+            return self._directory_answer(api, query)
         if handler is None:
             return _err(60011 if api.startswith("externalcontact/") else 40035, f"sandbox has no api {api}")
         return handler(body)
@@ -435,6 +473,33 @@ class SimulatedWeCom:
         if start + self.page_size < len(follows):
             resp["next_cursor"] = str(start + self.page_size)
         return resp
+
+    # ------------------------------------------------------------------ directory
+
+    def _subtree(self, root: int) -> list[int]:
+        out, todo = [], [root]
+        while todo:
+            current = todo.pop(0)
+            out.append(current)
+            kids = [d["id"] for d in self.departments.values() if d["parentid"] == current and d["id"] != current]
+            todo += sorted(kids, key=lambda i: (-self.departments[i]["order"], i))
+        return out
+
+    def _directory_answer(self, api: str, query: dict[str, str]) -> dict[str, Any]:
+        if api == "department/list":
+            if not query.get("id"):
+                ids = sorted(self.departments)
+            else:
+                if not query["id"].isdigit() or int(query["id"]) not in self.departments:
+                    return _err(INVALID_PARTY, "invalid party id")
+                ids = self._subtree(int(query["id"]))
+            return {"errcode": OK, "errmsg": "ok", "department": [dict(self.departments[i]) for i in ids]}
+        dept = query.get("department_id", "")
+        if not dept.isdigit() or int(dept) not in self.departments:
+            return _err(INVALID_PARTY, "invalid party id")
+        wanted = set(self._subtree(int(dept))) if query.get("fetch_child") == "1" else {int(dept)}
+        users = [dict(m) for m in self.members.values() if wanted & set(m["department"])]
+        return {"errcode": OK, "errmsg": "ok", "userlist": users}
 
     def _follow(self, userid: Any, external_userid: Any) -> dict[str, Any] | None:
         contact = self.contacts.get(external_userid) if isinstance(external_userid, str) else None

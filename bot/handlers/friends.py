@@ -3,10 +3,17 @@
 Known customer: the external_userid becomes one of its identities and the rep who added the
 friend gets a card with that customer's summary (and its owner is told when it is someone else).
 Unknown: a customer and a lead owned by the adding rep, with the contact-way State as channel.
+When configured, the friend gets a welcome message (the add event's welcome_code, valid 20 s)
+and, once recognised, the CRM name as its WeCom remark (through the outbox: durable, retried).
+
+`resolve_contact` is the match / link / create path itself; DingTalk CRM customer events
+(bot/handlers/crm_objects.py) go through it too.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Mapping
 
 from bot.cards.builders import build_friend_match_card
@@ -17,10 +24,14 @@ from bot.handlers import handles
 from crm_bridge.dto import LeadInput
 from crm_bridge.identity.service import (ContactInfo, IdentityConflict, create_customer_from_contact, link_contact,
                                          match_contact)
+from crm_bridge.outbox import NewOutboxItem
 
 if TYPE_CHECKING:
     from bot.context import AppContext
     from crm_bridge import dto
+
+WELCOME_CODE_LIFE = timedelta(seconds=20)
+REMARK_MAX_CHARS = 20  # externalcontact/remark: remark and remark_company, 20 characters each
 
 
 def contact_from_wecom(data: Mapping[str, Any], rep_userid: str) -> ContactInfo:
@@ -46,45 +57,118 @@ async def _fetch_contact(ctx: "AppContext", event: FriendAdded) -> ContactInfo:
     return contact_from_wecom(data, event.rep_user_id)
 
 
-@handles(FriendAdded)
-async def handle_add_friend(event: FriendAdded, ctx: "AppContext") -> None:
-    rep = await ctx.store.rep_by_platform_id(event.platform, event.rep_user_id)
-    if rep is None:
-        ctx.log.info("friend.unknown_rep", platform=event.platform)
-        return
-    contact = await _fetch_contact(ctx, event)
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What resolve_contact did: "known" (linked to an existing customer, the rep told), "already"
+    (the contact was linked to that customer before: identifiers refreshed, nobody told again)
+    or "new" (a customer and a claimed lead of the rep)."""
+
+    kind: str
+    customer_id: int | None
+    lead_id: int | None = None
+    reason: str = ""
+
+
+async def resolve_contact(ctx: "AppContext", rep: "dto.Rep", contact: ContactInfo, *, key: str, channel: str,
+                          extra: Mapping[str, Any], first_contact_via: str,
+                          quiet_if_linked: str = "") -> Resolution:
+    """Match a contact a rep brought in to the customer it already is, or make it one.
+
+    ``key`` names the contact's source ("friend:wecom:<external_userid>") and makes everything
+    idempotent: the rep's card, the owner's notice and the lead's intake key derive from it.
+    ``quiet_if_linked``: an identity kind; when the matched customer already held the contact's
+    identifier of that kind, nobody is told again (a CRM record's update events)."""
     actor = f"rep:{rep.id}"
     result = await match_contact(ctx.store, contact)
     if result.is_same and result.customer_id:
-        await link_contact(ctx.store, result.customer_id, contact, actor)
-        await _tell_known(ctx, event, rep, result.customer_id, result.reason)
-        return
+        links = await link_contact(ctx.store, result.customer_id, contact, actor)
+        if quiet_if_linked and any(link.kind == quiet_if_linked and link.already for link in links):
+            return Resolution("already", result.customer_id, reason=result.reason)
+        await _tell_known(ctx, key, rep, result.customer_id, result.reason)
+        return Resolution("known", result.customer_id, reason=result.reason)
     try:
         customer = await create_customer_from_contact(ctx.store, contact, actor=actor, owner_id=rep.id)
     except IdentityConflict:
         # The same friend added twice at once: the other add created it; link to that one.
         again = await match_contact(ctx.store, contact)
         if again.customer_id:
-            await _tell_known(ctx, event, rep, again.customer_id, again.reason)
-        return
-    channel = (event.state or "wecom_friend")[:64]
+            await _tell_known(ctx, key, rep, again.customer_id, again.reason)
+        return Resolution("known", again.customer_id, reason=again.reason)
     lead, created = await ctx.store.create_lead(LeadInput(
         fields={"name": contact.display_name(), "company": contact.company(),
                 "phone": contact.remark_mobiles[0] if contact.remark_mobiles else ""},
-        extra={"wecom_external_userid": event.external_user_id, "contact_state": event.state,
-               **({"possible_duplicate_of": result.customer_id, "match_reason": result.reason}
-                  if result.kind == "possible" else {})},
-        intake_key=f"friend:{event.platform}:{event.external_user_id}:{rep.id}", source_channel=channel,
-        actor=actor, customer_id=customer.id))
+        extra={**extra, **({"possible_duplicate_of": result.customer_id, "match_reason": result.reason}
+                           if result.kind == "possible" else {})},
+        intake_key=f"{key}:{rep.id}", source_channel=channel[:64], actor=actor, customer_id=customer.id))
     if created:
         # The rep is already talking to them: the lead is theirs and first contact has happened.
         actions = ctx.services["lead_actions"]
         await actions.claim(lead.id, rep.id, actor)
-        await actions.first_contact(lead.id, actor, "wecom_friend")
-    ctx.log.info("friend.new_customer", customer_id=customer.id, lead_id=lead.id, match=result.kind)
+        await actions.first_contact(lead.id, actor, first_contact_via)
+    ctx.log.info("friend.new_customer", customer_id=customer.id, lead_id=lead.id, match=result.kind,
+                 platform=contact.platform)
+    return Resolution("new", customer.id, lead.id, result.reason)
 
 
-async def _tell_known(ctx: "AppContext", event: FriendAdded, rep: "dto.Rep", customer_id: int, reason: str) -> None:
+@handles(FriendAdded)
+async def handle_add_friend(event: FriendAdded, ctx: "AppContext") -> None:
+    rep = await ctx.store.rep_by_platform_id(event.platform, event.rep_user_id)
+    if rep is None:
+        ctx.log.info("friend.unknown_rep", platform=event.platform)
+        return
+    # First: the welcome code dies 20 s after the add.
+    await _send_welcome(ctx, event)
+    contact = await _fetch_contact(ctx, event)
+    outcome = await resolve_contact(
+        ctx, rep, contact, key=f"friend:{event.platform}:{event.external_user_id}",
+        channel=event.state or "wecom_friend",
+        extra={"wecom_external_userid": event.external_user_id, "contact_state": event.state},
+        first_contact_via="wecom_friend")
+    if outcome.kind == "known" and outcome.customer_id:
+        await _write_back_remark(ctx, event, outcome.customer_id)
+
+
+async def _send_welcome(ctx: "AppContext", event: FriendAdded) -> None:
+    """Straight to WeCom, not through the outbox: a retry after 20 s could only fail (41051)."""
+    wecom = ctx.settings.wecom
+    text = wecom.welcome_text.strip() if wecom else ""
+    client = ctx.services.get("wecom_client")
+    if not text or not event.welcome_code or client is None or event.platform != "wecom":
+        return
+    if ctx.clock.now() - event.occurred_at > WELCOME_CODE_LIFE:
+        ctx.log.info("friend.welcome_expired", age_seconds=int((ctx.clock.now() - event.occurred_at).total_seconds()))
+        return
+    try:
+        await client.send_welcome_msg(event.welcome_code, text)
+    except Exception as e:  # 41051 (code used or expired), 41096 ... : the friend is still matched
+        ctx.log.warning("friend.welcome_failed", error=type(e).__name__, errcode=getattr(e, "errcode", None))
+        return
+    ctx.log.info("friend.welcome_sent")
+
+
+async def _write_back_remark(ctx: "AppContext", event: FriendAdded, customer_id: int) -> None:
+    """The CRM's name for the customer becomes the friend's remark on the rep's side, so the
+    rep's WeChat list shows the name the team knows them by."""
+    wecom = ctx.settings.wecom
+    outbox = ctx.services.get("outbox")
+    if wecom is None or not wecom.write_back_remark or outbox is None or event.platform != "wecom":
+        return
+    customer = await ctx.store.get_customer(customer_id)
+    if customer is None or not customer.display_name.strip():
+        return
+    payload: dict[str, Any] = {"userid": event.rep_user_id, "external_userid": event.external_user_id,
+                               "remark": customer.display_name.strip()[:REMARK_MAX_CHARS], "rollup": False}
+    if customer.company.strip():
+        payload["remark_company"] = customer.company.strip()[:REMARK_MAX_CHARS]
+    # No rep_id: a failed remark must not fall back to "the rep's other platform".
+    await outbox.enqueue(NewOutboxItem(key=f"remark:wecom:{event.external_user_id}:{event.rep_user_id}:{customer_id}",
+                                       channel="wecom", kind="remark", recipient=event.rep_user_id, payload=payload))
+    worker = ctx.services.get("delivery_worker")
+    if worker is not None:
+        worker.wake()
+
+
+async def _tell_known(ctx: "AppContext", key: str, rep: "dto.Rep", customer_id: int, reason: str) -> None:
     customer = await ctx.store.get_customer(customer_id)
     if customer is None:
         return
@@ -100,7 +184,7 @@ async def _tell_known(ctx: "AppContext", event: FriendAdded, rep: "dto.Rep", cus
     flow = ctx.services["flow"]
     now = ctx.clock.now()
     card = build_friend_match_card(view, now=now, lang=ctx.lang)
-    await flow.notify(rep, f"friend:{event.platform}:{event.external_user_id}:{rep.id}", card)
+    await flow.notify(rep, f"{key}:{rep.id}", card)
     if owner is not None and owner.id != rep.id:
-        await flow.tell(owner, f"friend:{event.platform}:{event.external_user_id}:owner:{owner.id}",
+        await flow.tell(owner, f"{key}:owner:{owner.id}",
                         t("notice.friend_of_yours", ctx.lang, rep=rep.name, name=customer.display_name))

@@ -26,6 +26,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequen
 
 import aiohttp
 
+from bot.platforms.dingtalk import crm
 from bot.platforms.dingtalk import messages as m
 from bot.platforms.dingtalk.crypto import custom_robot_sign
 from bot.platforms.dingtalk.errors import (DingTalkError, PermanentError, ThrottleError, TokenError,
@@ -364,6 +365,34 @@ class DingTalkClient:
         result = data.get("send_result")
         return result if isinstance(result, dict) else {}
 
+    # ------------------------------------------------------------------------- CRM
+
+    async def get_crm_records(self, object_type: str, data_ids: Sequence[str], *,
+                              operator_userid: str = "") -> list[crm.CrmRecord]:
+        """The CRM records behind a ding_paas_object_data_* event (which carries ids only).
+        Customers through v1.0 personalCustomers/batchQuery, contacts through the old
+        objectdata/contact/list; ids DingTalk does not return (deleted, no access) are absent."""
+        if object_type not in crm.READABLE_TYPES:
+            raise ValueError(f"no read API for CRM object type {object_type!r}")
+        ids = list(dict.fromkeys(str(i) for i in data_ids if i))
+        out: list[crm.CrmRecord] = []
+        for i in range(0, len(ids), crm.BATCH_MAX):
+            chunk = ids[i:i + crm.BATCH_MAX]
+            if object_type in crm.CUSTOMER_TYPES:
+                params = {"relationType": object_type}
+                if operator_userid:
+                    params["currentOperatorUserId"] = operator_userid
+                data = await self._call("POST", "api", "/v1.0/crm/personalCustomers/batchQuery",
+                                        params=params, body=chunk)
+                out += [crm.record_from_v1(r) for r in data.get("result") or [] if isinstance(r, dict)]
+            else:
+                body = {"data_id_list": ",".join(chunk)}
+                if operator_userid:
+                    body["current_operator_userid"] = operator_userid
+                data = await self._call("POST", "oapi", "/topapi/crm/objectdata/contact/list", body=body)
+                out += [crm.record_from_oapi(r) for r in data.get("result_list") or [] if isinstance(r, dict)]
+        return out
+
     # --------------------------------------------------------------------- robot OpenAPI
 
     async def robot_batch_send(self, user_ids: Sequence[str], msg_key: str,
@@ -565,3 +594,32 @@ class DingTalkClient:
         if not isinstance(endpoint, str) or not isinstance(ticket, str) or not endpoint or not ticket:
             raise TransientError("connections/open answered without endpoint or ticket", code="no_ticket")
         return {"endpoint": endpoint, "ticket": ticket}
+
+    # ------------------------------------------------------------------------ directory
+
+    async def get_department(self, dept_id: int = 1) -> dict[str, Any]:
+        """One department ({dept_id, name, parent_id, ...}); listsub never returns the root's name."""
+        data = await self._call("POST", "oapi", "/topapi/v2/department/get", body={"dept_id": int(dept_id)})
+        result = data.get("result")
+        return result if isinstance(result, dict) else {}
+
+    async def list_sub_departments(self, dept_id: int = 1) -> list[dict[str, Any]]:
+        """The direct children of a department: [{dept_id, name, parent_id, ...}] (one level)."""
+        data = await self._call("POST", "oapi", "/topapi/v2/department/listsub", body={"dept_id": int(dept_id)})
+        return [d for d in data.get("result") or [] if isinstance(d, dict)]
+
+    async def list_department_users(self, dept_id: int, *, page_size: int = 100) -> list[dict[str, Any]]:
+        """Every direct member of a department ({userid, name, mobile?, leader, active, dept_id_list}),
+        following the cursor 100 at a time (DingTalk's maximum)."""
+        users: list[dict[str, Any]] = []
+        cursor: Any = 0
+        seen: set[Any] = set()
+        while True:
+            data = await self._call("POST", "oapi", "/topapi/v2/user/list",
+                                    body={"dept_id": int(dept_id), "cursor": cursor, "size": min(page_size, 100)})
+            result = data.get("result") if isinstance(data.get("result"), dict) else {}
+            users += [u for u in result.get("list") or [] if isinstance(u, dict)]
+            cursor = result.get("next_cursor")
+            if not result.get("has_more") or cursor is None or cursor in seen:
+                return users
+            seen.add(cursor)

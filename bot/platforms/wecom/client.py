@@ -387,6 +387,22 @@ class WeComClient:
             body["remove_tag"] = remove
         await self._call("POST", "externalcontact/mark_tag", body=body)
 
+    # ---------------------------------------------------------------- directory (doc/90208, doc/90201)
+
+    async def list_departments(self, root_id: int | None = None) -> list[dict[str, Any]]:
+        """The department `root_id` and its whole subtree (every department when None), as far as
+        the app's visibility scope reaches: {id, name, parentid, order, department_leader[]}."""
+        params = {"id": root_id} if root_id is not None else {}
+        data = await self._call("GET", "department/list", params=params)
+        return [d for d in data.get("department") or [] if isinstance(d, dict)]
+
+    async def list_department_users(self, dept_id: int) -> list[dict[str, Any]]:
+        """The direct members of one department: {userid, name, department[], is_leader_in_dept[],
+        main_department, status (1 active, 2 disabled, 4 not activated, 5 left)}. Apps created
+        after 2022-06-20 get no mobile/email here."""
+        data = await self._call("GET", "user/list", params={"department_id": dept_id})
+        return [u for u in data.get("userlist") or [] if isinstance(u, dict)]
+
     # ---------------------------------------------------------------- group robot (doc/91770)
 
     async def webhook_send(self, key: str | None = None, *, text: str | None = None, markdown: str | None = None,
