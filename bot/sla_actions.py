@@ -163,7 +163,8 @@ class SlaActions:
         card = build_notice_card(title, "\n".join(lines), lang=self.lang)
         manager = await self.ctx.store.get_rep(report.manager_id) if report.manager_id else None
         if manager is not None:
-            await self.flow.notify(manager, f"{timer_key}:dm:{manager.id}", card)
+            # Sent at the hour sales ops chose (often the end of the day): not held for quiet hours.
+            await self.flow.notify(manager, f"{timer_key}:dm:{manager.id}", card, urgent=True)
         await self._group_post(f"{timer_key}:group:{report.team_id or 0}", card)
         if chart_png and self.ctx.settings.wecom and self.ctx.settings.wecom.manager_robot_key:
             import base64
@@ -171,4 +172,4 @@ class SlaActions:
             await self.flow._enqueue([NewOutboxItem(
                 key=f"{timer_key}:chart:{report.team_id or 0}", channel="wecom_robot", kind="robot",
                 recipient=self.ctx.settings.wecom.manager_robot_key,
-                payload={"image_base64": base64.b64encode(chart_png).decode()})])
+                payload={"image_base64": base64.b64encode(chart_png).decode()}, urgent=True)])

@@ -256,9 +256,14 @@ class Router:
 
                 values: dict[str, Any] = {"version": Lead.version + 1, "updated_at": now}
                 if d.outcome == "pool":
-                    values.update(owner_id=None, status="pool", team_id=d.team_id)
+                    values.update(owner_id=None, status="pool",
+                                  team_id=d.team_id if d.team_id is not None else Lead.team_id)
                 else:
-                    values.update(owner_id=d.rep_id, status="assigned", team_id=d.team_id, assigned_at=now)
+                    # A rule without a team still leaves the lead in its owner's team, so team
+                    # views (pool, digest, escalation) find it.
+                    team_of_owner = select(Rep.team_id).where(Rep.id == d.rep_id).scalar_subquery()
+                    values.update(owner_id=d.rep_id, status="assigned", assigned_at=now,
+                                  team_id=d.team_id if d.team_id is not None else team_of_owner)
                 if previous_owner is not None and d.rep_id != previous_owner:
                     values["claimed_at"] = None
                 cond = [Lead.id == lead.id, Lead.version == lead.version]
