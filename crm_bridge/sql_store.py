@@ -176,15 +176,9 @@ class SqlCRMStore:
 
     async def _survivor(self, session: AsyncSession, customer_id: int) -> int:
         """Follows merge tombstones to the customer that lives on."""
-        seen = set()
-        while customer_id not in seen:
-            seen.add(customer_id)
-            merged_into = (await session.execute(
-                select(Customer.merged_into).where(Customer.id == customer_id))).scalar_one_or_none()
-            if not merged_into:
-                return customer_id
-            customer_id = merged_into
-        return customer_id
+        from crm_bridge.identity.service import _survivor
+
+        return await _survivor(session, customer_id)
 
     async def get_lead(self, lead_id: int) -> dto.Lead | None:
         async with self.sessions() as session:
