@@ -46,7 +46,12 @@ async def test_processes_share_one_database_exactly_once(tmp_path: Path) -> None
                   "weight": "1"} for i in range(reps)])
             await engine.dispose()
             for i in range(PROCESSES):
-                servers.append(await LeadbotProcess(tmp_path, db, api_base=sandbox.base_url, name=f"p{i}").start())
+                # Working hours all day, every day: the test runs on the real clock, and cards wait
+                # out quiet hours otherwise.
+                always = {"calendar": {"working_hours": "00:00-23:59", "working_days": [1, 2, 3, 4, 5, 6, 7],
+                                       "holidays": []}}
+                servers.append(await LeadbotProcess(tmp_path, db, api_base=sandbox.base_url, name=f"p{i}",
+                                                    extra=always).start())
 
             turn = itertools.cycle(range(PROCESSES))
             rng = random.Random(11)
@@ -99,6 +104,14 @@ async def test_processes_share_one_database_exactly_once(tmp_path: Path) -> None
 
                 await asyncio.gather(*(worker() for _ in range(16)))
 
+            # Processing and delivery finish, shared by the processes (bounded wait).
+            for _ in range(300):
+                busy = await scalar(db, "SELECT (SELECT count(*) FROM inbox WHERE state IN ('pending','processing'))"
+                                        " + (SELECT count(*) FROM outbox WHERE state = 'pending')")
+                if busy == 0:
+                    break
+                await asyncio.sleep(0.5)
+            assert busy == 0, f"{busy} inbox/outbox rows still pending"
             # Stored and assigned once (a new friend nobody knew becomes a lead of its own too).
             assert await scalar(db, "SELECT count(*) FROM leads WHERE source_channel = 'scale'") == N
             assert await scalar(db, "SELECT count(*) FROM leads") == await scalar(
@@ -109,14 +122,6 @@ async def test_processes_share_one_database_exactly_once(tmp_path: Path) -> None
             friend_rows = await rows(db, "SELECT dedupe_key, kind FROM inbox ORDER BY id")
             assert len([r for r in friend_rows if "add_external_contact" in r[1]]) == N, friend_rows[:6]
 
-            # Processing and delivery finish, shared by the processes (bounded wait).
-            for _ in range(300):
-                busy = await scalar(db, "SELECT (SELECT count(*) FROM inbox WHERE state IN ('pending','processing'))"
-                                        " + (SELECT count(*) FROM outbox WHERE state = 'pending')")
-                if busy == 0:
-                    break
-                await asyncio.sleep(0.5)
-            assert busy == 0, f"{busy} inbox/outbox rows still pending"
             assert await scalar(db, "SELECT count(*) FROM inbox WHERE state = 'failed'") == 0
             unowned = await scalar(db, "SELECT count(*) FROM leads WHERE owner_id IS NULL")
             assert unowned == 0

@@ -1,0 +1,148 @@
+"""Lead to card: intake POST -> routing -> outbox -> delivery worker -> the card accepted by the
+simulated WeCom API, at a sustained rate; p50/p99 of that whole path.
+
+    .venv/bin/python bench/lead_to_card_bench.py --quick              # 20 leads/s for 5 s
+    .venv/bin/python bench/lead_to_card_bench.py --rate 50 --seconds 60  # the issue's run
+
+Prints one JSON object. leadbot runs in this process (real clock, real workers, a temporary
+SQLite file or --db) with enough reps that nobody passes WeCom's 30 messages a minute; the
+sandbox WeCom answers on loopback. Latency runs from the scheduled send time of the POST to the
+moment the sandbox accepted that lead's template card. Baseline in the same run: the intake POST
+alone (its 201), so the delivery path's share is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WECOM = dict(corp_id="wwbenchcorp0000002", secret="bench-secret", agent_id=1000002, token="BenchToken",
+             encoding_aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+TOKEN = "bench-intake-token"
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else 0.0
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    import aiohttp
+    from aiohttp import web
+
+    from bot.app import create_app
+    from crm_bridge.db import create_engine
+    from crm_bridge.migrate import upgrade
+    from crm_bridge.sql_store import SqlCRMStore
+    from leadbot.logs import configure_logging
+    from leadbot.settings import settings_from_mapping
+    from sandbox.wecom import SimulatedWeCom
+
+    configure_logging("json", "warning")
+    logging.getLogger().setLevel(logging.WARNING)
+    total = int(args.rate * args.seconds)
+    reps = max(20, int(args.rate * 60 / 20))  # ≤ 20 cards per rep per minute at this rate
+    sandbox = SimulatedWeCom(**WECOM)
+    accepted: dict[str, float] = {}
+    original = sandbox._message_send
+
+    def spy(body: dict[str, Any]) -> dict[str, Any]:
+        answer = original(body)
+        if answer.get("errcode") == 0 and body.get("msgtype") == "template_card":
+            text = json.dumps(body, ensure_ascii=False)
+            at = text.find("BENCH")
+            if at >= 0:
+                accepted.setdefault(text[at:at + 11], time.perf_counter())
+        return answer
+
+    sandbox._message_send = spy  # type: ignore[method-assign]
+    await sandbox.start()
+    with tempfile.TemporaryDirectory(prefix="leadbot-l2c-") as tmp:
+        db = args.db or f"sqlite+aiosqlite:///{tmp}/leadbot.db"
+        engine = create_engine(db)
+        await upgrade(engine)
+        await SqlCRMStore(engine).import_reps([{"id": f"r{i}", "name": f"销售{i}", "wecom_userid": f"user{i}",
+                                                "team": "华东", "role": "rep", "weight": "1"} for i in range(reps)])
+        settings = settings_from_mapping({
+            "wecom": dict(WECOM, api_base=sandbox.base_url), "database": {"url": db},
+            "intake": {"api_tokens": [TOKEN]},
+            "server": {"public_url": "http://127.0.0.1:1", "log_level": "warning"},
+            "calendar": {"working_hours": "00:00-23:59", "working_days": [1, 2, 3, 4, 5, 6, 7], "holidays": []},
+        }, environ={})
+        app = create_app(settings, engine=engine)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        base = f"http://127.0.0.1:{port}"
+        sent: dict[str, float] = {}
+        intake_lat: list[float] = []
+        errors = 0
+        async with aiohttp.ClientSession() as http:
+            loop = asyncio.get_running_loop()
+            start = loop.time() + 0.1
+            t0 = time.perf_counter() + 0.1
+
+            async def post(i: int) -> None:
+                nonlocal errors
+                due = start + i / args.rate
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                marker = f"BENCH{i:06d}"
+                sent[marker] = t0 + i / args.rate
+                async with http.post(base + "/api/v1/leads", json={"name": f"客户{i}", "company": marker,
+                                                                   "phone": f"136{i:08d}", "channel": "bench"},
+                                     headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+                    await r.read()
+                    errors += r.status != 201
+                intake_lat.append(time.perf_counter() - sent[marker])
+
+            await asyncio.gather(*(post(i) for i in range(total)))
+            deadline = time.perf_counter() + 30
+            while len(accepted) < total and time.perf_counter() < deadline:
+                await asyncio.sleep(0.05)
+        await runner.cleanup()
+        await engine.dispose()
+    await sandbox.stop()
+    lat = [accepted[m] - sent[m] for m in sent if m in accepted]
+    ms = lambda v: round(v * 1000, 1)  # noqa: E731
+    return {
+        "bench": "lead_to_card",
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "db": "postgresql" if args.db else "sqlite",
+        "params": {"rate": args.rate, "seconds": args.seconds, "reps": reps},
+        "baseline_intake_post": {"p50_ms": ms(_pct(intake_lat, 50)), "p99_ms": ms(_pct(intake_lat, 99))},
+        "summary": {"rate": args.rate, "seconds": args.seconds, "leads": total, "cards": len(lat),
+                    "intake_errors": errors, "p50_ms": ms(_pct(lat, 50)), "p99_ms": ms(_pct(lat, 99)),
+                    "max_ms": ms(max(lat)) if lat else None, "target_p99_ms": 250,
+                    "meets_target": bool(lat) and len(lat) == total and _pct(lat, 99) < 0.25},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=50.0, help="leads per second")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--db", default=os.environ.get("LEADBOT_BENCH_DATABASE_URL", ""))
+    parser.add_argument("--quick", action="store_true", help="20 leads/s for 5 s")
+    args = parser.parse_args()
+    if args.quick:
+        args.rate, args.seconds = 20.0, 5.0
+    print(json.dumps(asyncio.run(run(args)), ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()
