@@ -23,9 +23,10 @@ from bot.cards.i18n import t
 from bot.context import CTX, AppContext
 from bot.flow import Flow
 from bot.h5.page import setup_h5
+from bot.handlers.leads import resubmit_unrouted, submit_lead
 from bot.identity_actions import IdentityActions
 from bot.http_errors import json_error
-from bot.handlers import card_actions, commands, crm_objects, dispatch, friends  # noqa: F401  (registers handlers)
+from bot.handlers import card_actions, commands, crm_objects, dispatch, friends, leads  # noqa: F401  (registers handlers)
 from bot.inbound import InboxProcessor
 from bot.metrics import Metrics
 from crm_bridge.db import create_engine
@@ -100,8 +101,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
                      store=SqlCRMStore(engine, clock), inbox=Inbox(engine, clock), metrics=Metrics(),
                      log=get_logger("leadbot"))
     app[CTX] = ctx
+    ctx.services["start_workers"] = start_workers
     processor = InboxProcessor(ctx)
     processor.dispatch = dispatch
+    processor.register_parser(leads.PLATFORM, leads.parse_internal)
     ctx.services["processor"] = processor
 
     setup_health(app)
@@ -158,7 +161,9 @@ def setup_actions(app: web.Application, ctx: AppContext) -> None:
         flow = Flow(ctx, buttons)
         ctx.services.update(signer=signer, buttons=buttons, flow=flow, identity=IdentityActions(ctx),
                             actions=ActionService(ctx, signer, ctx.services["lead_actions"], flow))
-        ctx.services["on_new_lead"] = flow.on_new_lead
+        ctx.services["on_new_lead"] = lambda lead: submit_lead(ctx, lead)
+        if ctx.services.get("start_workers", True):
+            await resubmit_unrouted(ctx)
 
     app.on_startup.insert(0, _start)
 

@@ -94,3 +94,15 @@ async def client(aiohttp_client, engine: AsyncEngine, clock: ManualClock, settin
 
 
 AUTH = {"Authorization": f"Bearer {INTAKE_TOKEN}"}
+
+
+@pytest.fixture
+def aiohttp_client(engine, aiohttp_client):  # noqa: F811 - wraps pytest-aiohttp's fixture
+    """pytest-aiohttp's client, set up after (so torn down before) the database: an app's
+    background workers stop before its schema is dropped."""
+    return aiohttp_client
+
+
+@pytest.fixture
+def aiohttp_server(engine, aiohttp_server):  # noqa: F811 - wraps pytest-aiohttp's fixture
+    return aiohttp_server

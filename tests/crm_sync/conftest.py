@@ -47,4 +47,5 @@ async def crm(aiohttp_client, engine, clock, receiver) -> Any:
 
 
 async def deliver(cli) -> int:
+    await cli.ctx.services["processor"].drain()  # new leads are routed from the inbox
     return await cli.ctx.services["delivery_worker"].drain()

@@ -19,6 +19,7 @@ async def test_crm_upsert_is_reflected_and_idempotent(crm) -> None:
                                                              "phone": "13600001111", "extra": {"crm_score": 80}})
     assert status == 201 and body["created"] is True
     lead_id = body["lead"]["id"]
+    await crm.ctx.services["processor"].drain()  # routing runs from the inbox, after the answer
     resp = await crm.get(f"/api/v1/leads/{lead_id}", headers=INTAKE_AUTH)
     shown = await resp.json()
     assert shown["external_id"] == "CRM-77" and shown["name"] == "赵六" and shown["amount"] == 30000.0
@@ -54,7 +55,9 @@ async def test_crm_change_updates_the_delivered_cards(crm) -> None:
 
 async def test_conflict_resolved_by_ownership_rules(crm) -> None:
     status, body = await _put(crm, "/api/v1/leads/CRM-5", {"name": "孙八", "amount": 1000})
-    lead_id, owner = body["lead"]["id"], body["lead"]["owner"]
+    await crm.ctx.services["processor"].drain()  # routed from the inbox, after the answer
+    lead_id = body["lead"]["id"]
+    owner = {"id": (await crm.ctx.store.get_lead(lead_id)).owner_id}
     await crm.ctx.services["lead_actions"].claim(lead_id, owner["id"], "rep")
     # The CRM sends its whole record: it owns name and amount; leadbot owns owner and stage.
     status, res = await _put(crm, "/api/v1/leads/CRM-5", {"name": "孙八", "amount": 2000, "owner": "r2",

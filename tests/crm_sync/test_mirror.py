@@ -35,6 +35,7 @@ async def test_whole_life_mirrored_in_order_with_valid_signatures(crm, receiver,
     lead_id = lead["id"]
     actions = crm.ctx.services["lead_actions"]
     stages = stages_from_settings(DEFAULT_STAGES)
+    await crm.ctx.services["processor"].drain()  # routing runs from the inbox
     owner = (await crm.ctx.store.get_lead(lead_id)).owner_id
     assert owner is not None  # routed
 
@@ -81,8 +82,8 @@ async def test_nothing_lost_while_the_receiver_is_down(crm, receiver, engine, cl
     resp = await crm.post("/api/v1/leads", json={"name": "李雷", "phone": "13900001111"}, headers=INTAKE_AUTH)
     lead_id = (await resp.json())["id"]
     actions = crm.ctx.services["lead_actions"]
-    owner = (await crm.ctx.store.get_lead(lead_id)).owner_id
     await deliver(crm)
+    owner = (await crm.ctx.store.get_lead(lead_id)).owner_id
     await actions.claim(lead_id, owner, "rep")  # a change made during the outage
     stages = stages_from_settings(DEFAULT_STAGES)
     for _ in range(4):  # the outage lasts several retry rounds
