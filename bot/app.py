@@ -7,7 +7,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.api.crm_api import setup_crm_bridge
@@ -49,6 +49,13 @@ def _route_name(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+def _store_unavailable(e: DBAPIError) -> bool:
+    """Bad data, a broken constraint or broken SQL are bugs (500: fix, don't retry forever);
+    every other driver error (refused, lost, shutting down, not accepting connections) is the
+    store being away (503: the platform or source retries)."""
+    return not isinstance(e, (IntegrityError, DataError, ProgrammingError)) or e.connection_invalidated
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Metrics for every request, and the guarantee that bad input never becomes a 500:
@@ -71,7 +78,13 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                 text='{"error": "too_large", "message": "request body exceeds the size cap"}',
                 content_type="application/json") from None
         raise
-    except (OperationalError, DBAPIError, ConnectionError, OSError) as e:
+    except (DBAPIError, ConnectionError, OSError) as e:
+        if isinstance(e, DBAPIError) and not _store_unavailable(e):
+            # Bad data or a constraint: a bug to fix, not an outage to wait out.
+            ctx.log.exception("http.database_error", route=route, path=request.path,
+                              sqlstate=str(getattr(e.orig, "sqlstate", "") or ""))
+            return json_error(500, "internal", "internal error")
+        # The store is away (connection refused or lost): 503 so platforms and sources retry.
         status = 503
         ctx.log.warning("http.store_unavailable", route=route, error=type(e).__name__)
         resp = json_error(503, "unavailable", "the store is briefly unavailable; retry")

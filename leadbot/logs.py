@@ -22,7 +22,7 @@ def _scrub(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     for key, value in list(event.items()):
         if key.lower() in _SECRET_KEYS:
             event[key] = mask_secret(str(value))
-        elif isinstance(value, str):
+        elif isinstance(value, str) and key != "timestamp":
             event[key] = mask_phones_in(value)
     return event
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-_DIGIT_RUN = re.compile(r"(?<!\d)(\+?\d[\d\- ]{6,}\d)(?!\d)")
+# Chinese mobiles (optionally +86 / 0086 / 86-, with spaces or dashes) and landlines with an
+# area code; dates, times, ids and amounts do not look like either.
+_DIGIT_RUN = re.compile(r"(?<![\d.:])((?:(?:\+|00)?86[- ]?)?1[3-9]\d(?:[- ]?\d){8}|0\d{2,3}[- ]?\d{7,8})(?![\d.:])")
 
 
 def mask_phone(phone: str | None) -> str:

@@ -16,13 +16,13 @@ body and POSTs it.
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
 
+from bot.api.auth import bearer_ok
 from bot.context import AppContext, ctx_of
 from bot.http_errors import json_error
 from crm_bridge.sync.capture import CHANNEL, ChangeCapture
@@ -96,13 +96,7 @@ def _tokens(ctx: AppContext) -> tuple[str, ...]:
 
 
 def _authorized(ctx: AppContext, request: web.Request) -> bool:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return False
-    found = False
-    for candidate in _tokens(ctx):
-        found |= hmac.compare_digest(candidate.encode(), token.strip().encode())
-    return found
+    return bearer_ok(request.headers.get("Authorization", ""), _tokens(ctx))
 
 
 Route = Callable[[web.Request, AppContext, CrmInbound], Awaitable[web.Response]]

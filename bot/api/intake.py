@@ -8,7 +8,6 @@ or multipart. Nothing they send is lost: known fields fill columns, everything e
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 from typing import Any
 
@@ -16,6 +15,7 @@ from aiohttp import web
 from aiohttp import BodyPartReader
 from aiohttp.http_exceptions import HttpProcessingError
 
+from bot.api.auth import bearer_ok
 from bot.context import AppContext, ctx_of
 from bot.http_errors import json_error
 from crm_bridge.dto import LeadInput
@@ -47,15 +47,7 @@ class BadRequest(Exception):
 
 
 def authorized(ctx: AppContext, request: web.Request) -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return False
-    # Compare against every token in constant time, so timing does not reveal a valid prefix.
-    found = False
-    for candidate in ctx.settings.intake.api_tokens:
-        found |= hmac.compare_digest(candidate.encode(), token.strip().encode("utf-8", "replace"))
-    return found
+    return bearer_ok(request.headers.get("Authorization", ""), ctx.settings.intake.api_tokens)
 
 
 def _unauthorized() -> web.Response:
