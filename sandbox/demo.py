@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import socket
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from aiohttp import web
 
 from leadbot.clock import ManualClock
 from sandbox import seed
+from sandbox.crm_receiver import WEBHOOK_PATH, CrmReceiver
 from sandbox.dingtalk import DingTalkSandbox
 from sandbox.wecom import SimulatedWeCom
 
@@ -97,8 +99,14 @@ class Demo:
         self.config_text = seed.ASSIGNMENT_TOML
         self.changes = 0  # bumped on every action; the page's event stream wakes on it
         self.stopping = False
+        # The "existing CRM" next to leadbot: [crm_bridge] webhooks go to it, signed with this.
+        self.crm = CrmReceiver(secrets.token_hex(24), now=self.clock.now, on_change=self._changed)
+        self.crm_webhook_url = ""
 
     # ------------------------------------------------------------------ lifecycle
+
+    def _changed(self) -> None:
+        self.changes += 1
 
     def _settings(self, leadbot_url: str, db_url: str, robot_webhook: str, robot_secret: str) -> Any:
         from leadbot.settings import settings_from_mapping
@@ -114,6 +122,7 @@ class Demo:
             "assignment": seed.ASSIGNMENT,
             "sla": seed.SLA,
             "calendar": seed.CALENDAR,
+            "crm_bridge": {"webhook_urls": [self.crm_webhook_url], "webhook_secret": self.crm.secret},
         }
         if self.config_path:
             # An admin's own file: its ladder and stages drive the live sandbox; its routing
@@ -138,6 +147,7 @@ class Demo:
         # The page's port first: when it is taken, fail before anything else starts.
         page_sock = _bound_socket(self.host, self.port)
         self._sockets.append(page_sock)
+        self.crm_webhook_url = f"http://{self.host}:{page_sock.getsockname()[1]}{WEBHOOK_PATH}"
         await self.wecom.start(self.host, 0)
         await self.dingtalk.start()
         robot_webhook, robot_secret = self.dingtalk.add_custom_robot()
@@ -326,6 +336,21 @@ class Demo:
                 return sweep
         return None
 
+    async def forge_crm_event(self) -> dict[str, Any]:
+        """Someone who does not hold the webhook secret posts a change event to the CRM: the
+        receiver refuses it (401) and the CRM panel shows it with ✗."""
+        body = json.dumps({"schema": "leadbot.change/1", "event_id": "forged-" + secrets.token_hex(4),
+                           "type": "lead.claimed", "entity": {"type": "lead", "id": 1, "external_id": None},
+                           "data": {"lead": {"id": 1, "name": "forged", "status": "claimed"}},
+                           "version": 999}, sort_keys=True, separators=(",", ":")).encode()
+        ts = str(int(self.clock.now().timestamp()))
+        headers = {"Content-Type": "application/json; charset=utf-8", "X-Leadbot-Event-Id": "forged",
+                   "X-Leadbot-Timestamp": ts, "X-Leadbot-Signature": "0" * 64}
+        async with self.http().post(self.crm_webhook_url, data=body, headers=headers) as resp:
+            status = resp.status
+        self.note(f"forged change event → CRM {status} (signature refused)", ok=status == 401)
+        return {"status": status}
+
     async def routing_playground(self, config_text: str, n: int = 100) -> dict[str, Any]:
         from sandbox.web.playground import run_playground
 
@@ -366,6 +391,7 @@ class Demo:
                     for line in self.log[-60:]][::-1],
             "friends": [{"index": i, "name": f["name"], "corp": f["corp_name"]} for i, f in enumerate(seed.FRIENDS)],
             "sla": {k: v for k, v in _sla_view(self.settings).items()},
+            "crm": self.crm.view(),
         }
 
     def _wecom_messages(self, userid: str) -> list[dict[str, Any]]:

@@ -7,6 +7,8 @@ event stream that pushes the whole state whenever it changes (the page also poll
     POST /api/text            {platform, userid, text}
     POST /api/friend          {userid, friend}    POST /api/advance  {seconds}
     GET  /api/routing         the sample config   POST /api/routing  {config} -> 100 decisions
+    POST /api/crm/forge       a wrongly signed event to the sandbox CRM (shows as ✗)
+    POST /sandbox/crm/webhook leadbot's signed change events -> the sandbox CRM (crm_receiver)
 """
 
 from __future__ import annotations
@@ -140,6 +142,10 @@ async def routing(request: web.Request) -> web.Response:
     return _json(result, 200 if result.get("ok") else 400)
 
 
+async def crm_forge(request: web.Request) -> web.Response:
+    return _json(await request.app[DEMO].forge_crm_event())
+
+
 def make_web_app(demo: "Demo") -> web.Application:
     app = web.Application(client_max_size=256 * 1024)
     app[DEMO] = demo
@@ -155,4 +161,6 @@ def make_web_app(demo: "Demo") -> web.Application:
     r.add_post("/api/advance", advance)
     r.add_get("/api/routing", routing_sample)
     r.add_post("/api/routing", routing)
+    r.add_post("/api/crm/forge", crm_forge)
+    demo.crm.routes(app)
     return app

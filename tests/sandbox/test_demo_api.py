@@ -76,6 +76,35 @@ async def test_pool_lead_claim_and_the_other_copies(demo: Demo) -> None:
         assert any("tapped claim" in line["text"] for line in state["log"])
 
 
+async def test_the_sandbox_crm_follows_every_change_with_valid_signatures(demo: Demo) -> None:
+    """Issue 12's reference receiver in the sandbox: leadbot's [crm_bridge] webhooks go to the
+    page's own /sandbox/crm/webhook, which verifies each HMAC signature and mirrors the lead;
+    a forged event is refused and shown with ✗."""
+    assert demo.settings.crm_bridge.webhook_urls == (demo.crm_webhook_url,)
+    assert demo.crm_webhook_url.startswith(demo.url.rstrip("/") + "/sandbox/crm/webhook")
+    async with aiohttp.ClientSession() as s:
+        lead_id = (await (await s.post(demo.url + "api/leads", json=POOL_LEAD)).json())["lead"]["id"]
+        state = await (await s.get(demo.url + "api/state")).json()
+        (mine,) = cards(phone(state, "r-wang"))
+        claim = next(b["key"] for b in mine["card"]["button_list"] if b["key"].startswith("claim:"))
+        await s.post(demo.url + "api/tap", json={"platform": "wecom", "userid": "wangfang", "key": claim,
+                                                 "ref": mine["task_id"]})
+        await demo.settle()  # drain the inbox and the outbox (webhooks included) once more
+        crm = (await (await s.get(demo.url + "api/state")).json())["crm"]
+        applied = [e for e in crm["events"][::-1] if e["entity"] == f"lead #{lead_id}"]
+        assert [e["type"] for e in applied] == ["lead.created", "lead.pooled", "lead.claimed"], applied
+        assert all(e["verified"] and e["outcome"] == "applied" for e in applied)
+        assert [e["version"] for e in applied] == sorted(e["version"] for e in applied)
+        (mirrored,) = [row for row in crm["leads"] if row["id"] == lead_id]
+        assert mirrored["name"] == "周星" and mirrored["owner"] == "王芳" and mirrored["status"] == "claimed"
+        assert mirrored["version"] == applied[-1]["version"] and crm["refused"] == 0
+
+        assert (await (await s.post(demo.url + "api/crm/forge", json={})).json())["status"] == 401
+        crm = (await (await s.get(demo.url + "api/state")).json())["crm"]
+    assert crm["refused"] == 1 and crm["events"][0]["verified"] is False
+    assert next(r for r in crm["leads"] if r["id"] == lead_id)["name"] == "周星"  # the forgery changed nothing
+
+
 async def test_region_rule_routes_to_the_north_team(demo: Demo) -> None:
     async with aiohttp.ClientSession() as s:
         r = await s.post(demo.url + "api/leads", json={"name": "马云飞", "phone": "13711112222", "region": "北京",

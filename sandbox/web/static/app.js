@@ -336,6 +336,7 @@ function render(data) {
       h("td", {}, l.channel), h("td", {}, STATUS[l.status] || l.status), h("td", {}, l.owner || "—"))));
   document.getElementById("log").replaceChildren(...data.log.map((line) =>
     h("li", { class: line.ok ? "" : "bad", title: line.detail || "" }, h("span", { class: "muted" }, line.at + " "), line.text)));
+  renderCrm(data.crm);
   const sla = data.sla || {};
   document.getElementById("sla").replaceChildren(
     ...[["提醒 remind", sla.remind], ["升级 escalate", sla.escalate], ["改派 reassign", sla.reassign], ["回公海 pool", sla.pool_return]]
@@ -347,6 +348,26 @@ function render(data) {
     const rep = document.getElementById("friend-rep");
     for (const p of data.phones.filter((p) => p.platform === "wecom")) rep.append(h("option", { value: p.userid }, p.name));
   }
+}
+
+// The sandbox CRM: what the second system mirrored from leadbot's signed change events.
+function renderCrm(crm) {
+  if (!crm) return;
+  document.getElementById("crm-webhook").textContent = crm.webhook;
+  document.getElementById("crm-leads").replaceChildren(...(crm.leads.length ? crm.leads.map((l) =>
+    h("tr", { dataset: { crmLead: l.id, status: l.status } }, h("td", {}, "#" + l.id),
+      h("td", {}, l.name || "—", h("div", { class: "muted small" }, l.last)),
+      h("td", {}, l.owner || "—"), h("td", {}, l.stage || "—"), h("td", {}, STATUS[l.status] || l.status),
+      h("td", {}, "v" + l.version))) : [h("tr", {}, h("td", { colspan: 6, class: "muted" }, "尚无事件 no events yet"))]));
+  document.getElementById("crm-count").textContent =
+    `${crm.received} received · ${crm.refused} refused · customers: ${crm.customers.length}`;
+  document.getElementById("crm-events").replaceChildren(...crm.events.map((e) =>
+    h("li", { class: e.verified ? "" : "bad", title: `${e.event_id} · ${e.outcome}`, dataset: { type: e.type, verified: e.verified } },
+      h("span", { class: e.verified ? "sig ok" : "sig bad", title: e.verified ? "signature verified" : "signature refused" },
+        e.verified ? "✓" : "✗"), " ",
+      h("span", { class: "muted" }, e.time + " "), h("b", {}, e.type), " ", e.entity,
+      e.version !== null && e.version !== undefined ? h("span", { class: "muted" }, " v" + e.version) : null,
+      e.outcome !== "applied" ? h("span", { class: "muted" }, " · " + e.outcome) : null)));
 }
 
 async function refresh() {
@@ -420,6 +441,10 @@ function setupControls() {
     const userid = document.getElementById("friend-rep").value;
     const friend = Number(document.getElementById("friend-who").value || 0);
     try { await api("POST", "/api/friend", { userid, friend }); } catch (e) { toast(e.message); }
+    await refresh();
+  });
+  document.getElementById("crm-forge").addEventListener("click", async () => {
+    try { await api("POST", "/api/crm/forge", {}); } catch (e) { toast(e.message); }
     await refresh();
   });
   for (const btn of document.querySelectorAll("[data-advance]")) {
