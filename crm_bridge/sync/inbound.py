@@ -33,7 +33,8 @@ from leadbot.masking import mask_phone
 CUSTOMER_FIELDS = ("name", "company", "title", "city", "address", "phone", "email", "owner",
                    "do_not_contact", "attributes")
 LEAD_FIELDS = ("name", "phone", "email", "company", "title", "region", "city", "product_line", "note",
-               "campaign", "source_channel", "amount", "stage", "status", "owner", "customer", "extra")
+               "campaign", "source_channel", "amount", "stage", "status", "owner", "customer", "extra",
+               "leadbot_id")
 LEAD_STATUSES = ("new", "assigned", "pool", "claimed", "won", "lost", "closed")
 _LEAD_COLUMNS = {"name": "name", "phone": "phone", "email": "email", "company": "company", "title": "title",
                  "region": "region", "city": "city", "product_line": "product_line", "note": "note",
@@ -364,7 +365,7 @@ class CrmInbound:
         plan = _Plan()
         creating = row is None
         for name in LEAD_FIELDS:
-            if name not in body:
+            if name not in body or name == "leadbot_id":  # leadbot_id links, it is not a field
                 continue
             value = body[name]
             if not creating and self._owned_by_leadbot(name, overrides):
@@ -413,6 +414,22 @@ class CrmInbound:
                 plan.audit[name] = sorted(new) if name == "extra" else _audit_value(name, new)
         return plan
 
+    async def _link_existing_lead(self, session: AsyncSession, leadbot_id: Any, external_id: str, actor: str,
+                                  now: Any) -> Lead:
+        try:
+            lead_id = int(leadbot_id)
+        except (TypeError, ValueError):
+            raise Invalid("leadbot_id", "must be the id of a lead in leadbot") from None
+        row = (await session.execute(select(Lead).where(Lead.id == lead_id).with_for_update())).scalar_one_or_none()
+        if row is None:
+            raise NotFound(f"no lead with leadbot id {lead_id}")
+        if row.external_id not in (None, "", external_id):
+            raise Invalid("leadbot_id", f"lead {lead_id} is already linked to CRM id {row.external_id!r}")
+        row.external_id = external_id
+        session.add(AuditEntry(at=now, actor=actor, action="lead.crm_linked", subject_type="lead",
+                               subject_id=str(lead_id), data={"external_id": external_id, "origin": "crm"}))
+        return row
+
     async def _upsert_lead(self, external_id: str, body: Mapping[str, Any], expected: int | None,
                            actor: str, overrides: Sequence[str] = ()) -> WriteResult:
         from crm_bridge.identity.service import link_lead_customer
@@ -423,6 +440,10 @@ class CrmInbound:
                 async with session.begin():
                     row = (await session.execute(select(Lead).where(Lead.external_id == external_id)
                                                  .with_for_update())).scalar_one_or_none()
+                    if row is None and body.get("leadbot_id") not in (None, ""):
+                        # The CRM names a lead leadbot already has (it came in through intake):
+                        # attach the CRM's id to it instead of creating a second lead.
+                        row = await self._link_existing_lead(session, body["leadbot_id"], external_id, actor, now)
                     if row is None and expected is not None:
                         raise NotFound(f"no lead with external id {external_id!r} (a version was given)")
                     if row is not None and expected is not None and row.version != expected:

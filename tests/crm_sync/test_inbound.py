@@ -127,3 +127,16 @@ async def test_clear_4xx_errors(crm) -> None:
     # The intake token works too when [crm_bridge] api_tokens is empty; here it is set, so not.
     resp = await crm.put("/api/v1/leads/X-1", json={"name": "a"}, headers=INTAKE_AUTH)
     assert resp.status == 401
+
+
+async def test_crm_links_its_id_to_a_lead_leadbot_already_has(crm) -> None:
+    resp = await crm.post("/api/v1/leads", json={"name": "钱七", "phone": "13700007777"}, headers=INTAKE_AUTH)
+    lead_id = (await resp.json())["id"]
+    status, body = await _put(crm, "/api/v1/leads/CRM-900", {"leadbot_id": lead_id, "amount": 5000})
+    assert status == 200 and body["created"] is False and body["lead"]["id"] == lead_id
+    shown = await (await crm.get(f"/api/v1/leads/{lead_id}", headers=INTAKE_AUTH)).json()
+    assert shown["external_id"] == "CRM-900" and shown["amount"] == 5000
+    status, err = await _put(crm, "/api/v1/leads/CRM-901", {"leadbot_id": lead_id})
+    assert status == 400 and "already linked" in err["message"]
+    status, err = await _put(crm, "/api/v1/leads/CRM-902", {"leadbot_id": 999999})
+    assert status == 404
