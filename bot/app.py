@@ -97,8 +97,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         ctx.log.exception("http.unhandled", route=route, path=request.path)
         return json_error(500, "internal", "internal error")
     finally:
-        ctx.metrics.requests.labels(route, request.method, str(status)).inc()
-        ctx.metrics.latency.labels(route).observe(time.perf_counter() - started)
+        ctx.metrics.child(ctx.metrics.requests, route, request.method, str(status)).inc()
+        ctx.metrics.child(ctx.metrics.latency, route).observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None,

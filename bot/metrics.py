@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -25,6 +27,17 @@ class Metrics:
         self.events = Counter("leadbot_events_processed_total", "Inbox events processed by kind and outcome",
                               ["kind", "outcome"], registry=r)
         self.inbox_pending = Gauge("leadbot_inbox_pending", "Inbox rows waiting to be processed", registry=r)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, cached: `.labels()` validates and locks on every call, and
+        the hot paths (every request, every callback) ask for the same few children again and
+        again. Same children, same cardinality as calling `.labels()` directly."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -78,3 +78,40 @@ async def test_keys_that_no_column_accepts_are_made_storable(engine, clock) -> N
     first = await inbox.put("dingtalk", "dingtalk:robot:\ud800\x00", "robot\x00", {"t": "\ud800"})
     assert first is not None
     assert await inbox.put("dingtalk", "dingtalk:robot:\ud800\x00", "robot\x00", {}) is None
+
+
+async def test_sqlite_single_call_insert_batches_and_keeps_error_classes(engine, clock) -> None:
+    """On SQLite the inbox insert runs as one call on aiosqlite's thread (crm_bridge/inbox.py,
+    _SqliteInsert), outside SQLAlchemy's execute: it must still batch, dedupe, and raise driver
+    errors as SQLAlchemy's classes so an outage answers 503."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from crm_bridge.inbox import _store_down
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the single-call insert is SQLite's")
+    inbox = Inbox(engine, clock)
+    assert inbox._sqlite is not None and inbox._sqlite.usable(engine)
+    calls = []
+    real = inbox._sqlite.insert
+
+    async def counting(eng, rows):
+        calls.append(len(rows))
+        return await real(eng, rows)
+
+    inbox._sqlite.insert = counting
+    keys = [f"s{i % 150}" for i in range(200)]
+    results = await asyncio.gather(*(inbox.put("wecom", k, "event:x", {"i": i}) for i, k in enumerate(keys)))
+    assert len([r for r in results if r is not None]) == 150 and await _rows(engine) == 150
+    assert len(calls) < 50, f"{len(calls)} inserts for 200 puts: not batched"
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE inbox RENAME TO inbox_away"))
+    with pytest.raises(OperationalError) as refused:
+        await inbox.put("wecom", "while-away", "e", {})
+    assert _store_down(refused.value)
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE inbox_away RENAME TO inbox"))
+    assert isinstance(await inbox.put("wecom", "while-away", "e", {}), int)
+    assert await inbox.put("wecom", "while-away", "e", {}) is None
