@@ -22,10 +22,11 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 import aiohttp
 
+from bot.platforms.token_store import TokenStore
 from bot.platforms.dingtalk import crm
 from bot.platforms.dingtalk import messages as m
 from bot.platforms.dingtalk.crypto import custom_robot_sign
@@ -40,21 +41,6 @@ CUSTOM_ROBOT_PER_MINUTE = 20
 CUSTOM_ROBOT_PENALTY_SECONDS = 600.0  # DingTalk blocks a robot that went over for 10 minutes
 CUSTOM_ROBOT_THROTTLE_CODES = frozenset({130101, 660026, 90030})
 SESSION_WEBHOOK_MARGIN = timedelta(seconds=10)
-
-
-class TokenEntry(Protocol):
-    value: str
-    expires_at: datetime | None
-
-
-class TokenStore(Protocol):
-    """What the client needs from crm_bridge.kv.KeyValueStore."""
-
-    async def get(self, key: str) -> TokenEntry | None: ...
-    async def set(self, key: str, value: str, expires_at: datetime | None) -> None: ...
-    async def delete(self, key: str, *, only_if_value: str | None = None) -> bool: ...
-    async def try_lease(self, key: str, owner: str, ttl: timedelta) -> bool: ...
-    async def release_lease(self, key: str, owner: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,11 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 import aiohttp
 
+from bot.platforms.token_store import TokenStore
 from bot.platforms.wecom.errors import (ErrorKind, WeComError, WeComTransportError, classify)
 from leadbot.clock import Clock, SystemClock
 
@@ -29,21 +30,6 @@ TASK_ID_RE = re.compile(r"^[0-9A-Za-z_\-@]{1,128}$")
 # aiohttp errors may quote the URL; its query carries the token, the secret or the robot key.
 _SECRET_QUERY_RE = re.compile(r"(access_token|corpsecret|key)=[^&\s'\"]+")
 CALLBACK_CARD_TYPES = frozenset({"button_interaction", "vote_interaction", "multiple_interaction"})
-
-
-class TokenEntry(Protocol):
-    value: str
-    expires_at: datetime | None
-
-
-class TokenStore(Protocol):
-    """What the client needs from crm_bridge.kv.KeyValueStore (kept as a protocol for tests)."""
-
-    async def get(self, key: str) -> TokenEntry | None: ...
-    async def set(self, key: str, value: str, expires_at: datetime | None) -> None: ...
-    async def delete(self, key: str, *, only_if_value: str | None = None) -> bool: ...
-    async def try_lease(self, key: str, owner: str, ttl: timedelta) -> bool: ...
-    async def release_lease(self, key: str, owner: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
