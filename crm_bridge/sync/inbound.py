@@ -160,6 +160,27 @@ def expected_version(body: Mapping[str, Any], if_match: str | None) -> int | Non
     return value
 
 
+async def _versioned_update(session: AsyncSession, model: Any, row: Any, values: Mapping[str, Any],
+                            now: Any) -> None:
+    """Writes `values` only if nobody changed the row since it was read (its version); otherwise
+    the whole upsert is retried from fresh reads, so no concurrent edit is lost."""
+    done = await session.execute(
+        update(model).where(model.id == row.id, model.version == row.version)
+        .values(**values, updated_at=now, version=model.version + 1)
+        .execution_options(synchronize_session=False))
+    if done.rowcount != 1:
+        raise _Retry()
+
+
+def _audit_write(session: AsyncSession, entity: str, entity_id: int, created: bool, external_id: str,
+                 plan: "_Plan", actor: str, now: Any) -> None:
+    session.add(AuditEntry(
+        at=now, actor=actor, action=f"crm.{entity}.{'created' if created else 'updated'}",
+        subject_type=entity, subject_id=str(entity_id),
+        data={"origin": "crm", "external_id": external_id, "changed": plan.audit,
+              "ignored": [i["field"] for i in plan.ignored]}))
+
+
 class CrmInbound:
     def __init__(self, engine: AsyncEngine, clock: Clock, owners: Mapping[str, str],
                  stages: Sequence[str]) -> None:
@@ -315,18 +336,9 @@ class CrmInbound:
                         if "display_name" in values or "company" in values:
                             values.update(normalized_columns(values.get("display_name", row.display_name),
                                                              values.get("company", row.company)))
-                        done = await session.execute(
-                            update(Customer).where(Customer.id == row.id, Customer.version == row.version)
-                            .values(**values, updated_at=now, version=Customer.version + 1)
-                            .execution_options(synchronize_session=False))
-                        if done.rowcount != 1:
-                            raise _Retry()
+                        await _versioned_update(session, Customer, row, values, now)
                     if created or plan.changed:
-                        session.add(AuditEntry(
-                            at=now, actor=actor, action="crm.customer.created" if created else "crm.customer.updated",
-                            subject_type="customer", subject_id=str(row.id),
-                            data={"origin": "crm", "external_id": external_id, "changed": plan.audit,
-                                  "ignored": [i["field"] for i in plan.ignored]}))
+                        _audit_write(session, "customer", row.id, created, external_id, plan, actor, now)
                     await session.flush()
                     snap = await session.run_sync(lambda s: customer_snapshot(s, row.id))
             except IntegrityError:
@@ -481,18 +493,9 @@ class CrmInbound:
                             session.add(StageHistory(lead_id=row.id, from_stage=row.stage or "",
                                                      to_stage=values["stage"], actor=actor, at=now,
                                                      evidence={"origin": "crm"}))
-                        done = await session.execute(
-                            update(Lead).where(Lead.id == row.id, Lead.version == row.version)
-                            .values(**values, updated_at=now, version=Lead.version + 1)
-                            .execution_options(synchronize_session=False))
-                        if done.rowcount != 1:
-                            raise _Retry()
+                        await _versioned_update(session, Lead, row, values, now)
                     if created or plan.changed:
-                        session.add(AuditEntry(
-                            at=now, actor=actor, action="crm.lead.created" if created else "crm.lead.updated",
-                            subject_type="lead", subject_id=str(row.id),
-                            data={"origin": "crm", "external_id": external_id, "changed": plan.audit,
-                                  "ignored": [i["field"] for i in plan.ignored]}))
+                        _audit_write(session, "lead", row.id, created, external_id, plan, actor, now)
                     await session.flush()
                     snap = await session.run_sync(lambda s: lead_snapshot(s, row.id))
             except IntegrityError:

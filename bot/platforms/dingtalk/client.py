@@ -26,6 +26,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 import aiohttp
 
+from bot.platforms.http_session import OwnedSession
 from bot.platforms.token_store import TokenStore
 from bot.platforms.dingtalk import crm
 from bot.platforms.dingtalk import messages as m
@@ -104,7 +105,7 @@ def _param_map(values: Mapping[str, Any]) -> dict[str, str]:
             for k, v in values.items()}
 
 
-class DingTalkClient:
+class DingTalkClient(OwnedSession):
     TOKEN_MARGIN_SECONDS = 300.0
     LEASE_TTL = timedelta(seconds=15)
     LEASE_POLLS = 40
@@ -137,17 +138,6 @@ class DingTalkClient:
         self.token_fetches = {"v1": 0, "oapi": 0}
 
     # ------------------------------------------------------------------------ plumbing
-
-    async def close(self) -> None:
-        if self._session is not None and self._own_session:
-            await self._session.close()
-        self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
-            self._own_session = True
-        return self._session
 
     def _note(self, event: str, **fields: Any) -> None:
         if self.log is not None:

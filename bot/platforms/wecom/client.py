@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 import aiohttp
 
+from bot.platforms.http_session import OwnedSession
 from bot.platforms.token_store import TokenStore
 from bot.platforms.wecom.errors import (ErrorKind, WeComError, WeComTransportError, classify)
 from leadbot.clock import Clock, SystemClock
@@ -54,7 +55,7 @@ def _join(ids: str | Iterable[str]) -> str:
     return ids if isinstance(ids, str) else "|".join(ids)
 
 
-class WeComClient:
+class WeComClient(OwnedSession):
     TOKEN_MARGIN_SECONDS = 300.0
     LEASE_TTL = timedelta(seconds=15)
     LEASE_POLLS = 40
@@ -90,17 +91,6 @@ class WeComClient:
         self.token_fetches = 0  # how many gettoken calls this client made (metrics, tests)
 
     # ---------------------------------------------------------------- plumbing
-
-    async def close(self) -> None:
-        if self._session is not None and self._own_session:
-            await self._session.close()
-        self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
-            self._own_session = True
-        return self._session
 
     def _backoff(self, attempt: int) -> float:
         delay = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
