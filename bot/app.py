@@ -136,6 +136,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
             await worker.stop()
         for stop in reversed(ctx.services.get("on_shutdown", [])):
             await stop()
+        ctx.inbox.close()
         if own_engine:
             await engine.dispose()
 

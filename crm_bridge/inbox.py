@@ -57,13 +57,33 @@ class _SqliteInsert:
 
     Only used when nothing observes statements or transactions: with echo or a cursor-execute or
     begin/commit/rollback listener (tracing, tests injecting faults or counting commits) the
-    inserts take the instrumented SQLAlchemy path."""
+    inserts take the instrumented SQLAlchemy path.
+
+    `insert_here` goes one step further and runs the same statements on the event loop's own
+    thread, through a connection of its own to the same file. Why: even one trip to aiosqlite's
+    thread (queue, thread wake-up, GIL hand-back, call_soon_threadsafe, self-pipe) cost more than
+    the work: the ingest bench showed the loop idle ~14 % of the time waiting for it and ~100 us of
+    extra CPU per callback, while an INSERT + COMMIT in WAL mode with synchronous=NORMAL writes to
+    the page cache only (no fsync) and takes ~25 us for one row, ~12 us a row in a batch of four.
+    It never waits on the loop: busy_timeout is 0, so a write lock held by another connection
+    (the processor's, another process's) fails at once, and the batch takes the awaited path
+    above, which waits for the lock on aiosqlite's thread; it never checkpoints (the engine's own
+    connection does, off the loop: wal_autocheckpoint=0 here); and any other error also hands the
+    batch to the awaited path, which owns error handling (per-row retries, 503 on an outage). Only
+    for a database file already in WAL mode: in-memory databases are private to one connection,
+    and a rollback journal would make readers wait on this writer."""
 
     COLUMNS = ("platform", "dedupe_key", "kind", "payload", "state", "attempts", "error", "received_at")
 
     def __init__(self, engine: AsyncEngine) -> None:
         dialect = engine.dialect
         table = InboxItem.__table__
+        database = engine.url.database
+        # Only a plain file path: ':memory:' or a URI (mode=memory, shared caches) is not a file
+        # another connection can open as the same database.
+        self.path = (database if database and database != ":memory:" and not engine.url.query
+                     and not database.startswith("file:") else None)
+        self._here: sqlite3.Connection | None = None
         self.sql = (f"INSERT INTO {table.name} ({', '.join(self.COLUMNS)}) "
                     f"VALUES ({', '.join('?' for _ in self.COLUMNS)}) "
                     f"ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key")
@@ -101,6 +121,42 @@ class _SqliteInsert:
         except BaseException:
             conn.rollback()
             raise
+
+    def _here_connection(self) -> sqlite3.Connection | None:
+        if self._here is None and self.path is not None:
+            conn = None
+            try:
+                conn = sqlite3.connect(self.path, timeout=0)
+                wal = conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+                for pragma in ("busy_timeout=0", "synchronous=NORMAL", "wal_autocheckpoint=0"):
+                    conn.execute(f"PRAGMA {pragma}")
+            except sqlite3.Error:
+                if conn is not None:
+                    conn.close()
+                return None  # e.g. the file is locked while the schema is created: next time
+            if not wal:
+                conn.close()
+                self.path = None
+                return None
+            self._here = conn
+        return self._here
+
+    def insert_here(self, rows: list[dict[str, Any]]) -> dict[str, int] | None:
+        """Inserts and commits on the calling (event loop) thread; None when it could not at once
+        (lock held, any error): the caller then takes `insert`, which decides what the error is."""
+        conn = self._here_connection()
+        if conn is None:
+            return None
+        try:
+            params = [self._params(r) for r in rows]
+            return {key: row_id for row_id, key in self._run(conn, params)}
+        except Exception:
+            return None
+
+    def close(self) -> None:
+        if self._here is not None:
+            self._here.close()
+            self._here = None
 
     async def insert(self, engine: AsyncEngine, rows: list[dict[str, Any]]) -> dict[str, int]:
         params = [self._params(r) for r in rows]  # may raise for a bad row: before any I/O
@@ -145,6 +201,7 @@ class Inbox:
         self.group_commit = group_commit
         self.linger = linger
         self._open: _Batch | None = None
+        self._here: _Batch | None = None
         self._commit_lock: asyncio.Lock | None = None
         self._flushes: set[asyncio.Task[None]] = set()
 
@@ -159,6 +216,37 @@ class Inbox:
         if not self.group_commit:
             return await self._put_one(values)
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        if self._sqlite is not None and self._sqlite.path is not None and self._sqlite.usable(self.engine):
+            self._join_here(values, future)
+        else:
+            self._join_batch(values, future)
+        # A cancelled caller cancels only its own future; both flushes skip futures already done,
+        # and its row is still written (it was never acknowledged, so its retry is a no-op).
+        return await future
+
+    def _join_here(self, values: dict[str, Any], future: "asyncio.Future[int | None]") -> None:
+        """SQLite: puts made before the loop comes round to the flush share one INSERT + COMMIT
+        on the loop's thread (see _SqliteInsert.insert_here)."""
+        batch = self._here
+        if batch is None:
+            batch = self._here = _Batch()
+            asyncio.get_running_loop().call_soon(self._flush_here, batch)
+        batch.items.append((values, future))
+        if len(batch.items) >= self.MAX_BATCH:
+            self._here = None
+
+    def _flush_here(self, batch: _Batch) -> None:
+        if self._here is batch:
+            self._here = None
+        assert self._sqlite is not None
+        ids = self._sqlite.insert_here(self._rows(batch.items))
+        if ids is None:
+            for values, future in batch.items:
+                self._join_batch(values, future)
+            return
+        self._answer(batch.items, ids)
+
+    def _join_batch(self, values: dict[str, Any], future: "asyncio.Future[int | None]") -> None:
         batch = self._open
         if batch is None:
             batch = self._open = _Batch()
@@ -170,8 +258,11 @@ class Inbox:
         batch.items.append((values, future))
         if len(batch.items) >= self.MAX_BATCH and self._open is batch:
             self._open = None
-        # shield: a cancelled caller still leaves its future to the flush, which checks done().
-        return await asyncio.shield(future)
+
+    def close(self) -> None:
+        """Closes the loop-thread SQLite connection, if one was opened (the engine is the caller's)."""
+        if self._sqlite is not None:
+            self._sqlite.close()
 
     async def _put_one(self, values: dict[str, Any]) -> int | None:
         return (await self._insert_rows([values])).get(values["dedupe_key"])
@@ -204,12 +295,24 @@ class Inbox:
                 future.cancel()
             raise
 
-    async def _commit(self, items: list[tuple[dict[str, Any], "asyncio.Future[int | None]"]]) -> None:
+    @staticmethod
+    def _rows(items: list[tuple[dict[str, Any], "asyncio.Future[int | None]"]]) -> list[dict[str, Any]]:
         first: dict[str, dict[str, Any]] = {}
         for values, _ in items:
             first.setdefault(values["dedupe_key"], values)
         # Sorted keys: two processes inserting overlapping batches lock in the same order (no deadlock).
-        rows = [first[k] for k in sorted(first)]
+        return [first[k] for k in sorted(first)]
+
+    @staticmethod
+    def _answer(items: list[tuple[dict[str, Any], "asyncio.Future[int | None]"]], ids: dict[str, int]) -> None:
+        for values, future in items:
+            # Within a batch the first caller of a key gets its id, a repeat of it None, like a retry.
+            row_id = ids.pop(values["dedupe_key"], None)
+            if not future.done():
+                future.set_result(row_id)
+
+    async def _commit(self, items: list[tuple[dict[str, Any], "asyncio.Future[int | None]"]]) -> None:
+        rows = self._rows(items)
         # executemany: one cached statement, sent as multi-row VALUES by SQLAlchemy's insertmanyvalues
         # (on SQLite: one call on the driver's thread, see _SqliteInsert).
         try:
@@ -228,11 +331,7 @@ class Inbox:
                     if not future.done():
                         future.set_result(result)
             return
-        for values, future in items:
-            # Within a batch the first caller of a key gets its id, a repeat of it None, like a retry.
-            row_id = ids.pop(values["dedupe_key"], None)
-            if not future.done():
-                future.set_result(row_id)
+        self._answer(items, ids)
 
     async def pending(self, limit: int = 100) -> Sequence[InboxEntry]:
         query = (select(InboxItem).where(InboxItem.state == "pending").order_by(InboxItem.id).limit(limit))

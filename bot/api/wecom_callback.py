@@ -68,8 +68,11 @@ def _check_timestamp(ctx: AppContext, timestamp: str) -> None:
 
 
 async def _read_capped(request: web.Request, cap: int) -> bytes:
-    if request.content_length is not None and request.content_length > cap:
-        raise CallbackRejected(413, "too_large", str(request.content_length))
+    if request.content_length is not None:
+        if request.content_length > cap:
+            raise CallbackRejected(413, "too_large", str(request.content_length))
+        # aiohttp's parser delivers exactly Content-Length bytes, so one read is capped too.
+        return await request.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(16 * 1024):

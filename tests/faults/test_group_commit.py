@@ -95,13 +95,18 @@ async def test_sqlite_single_call_insert_batches_and_keeps_error_classes(engine,
     inbox = Inbox(engine, clock)
     assert inbox._sqlite is not None and inbox._sqlite.usable(engine)
     calls = []
-    real = inbox._sqlite.insert
+    real, real_here = inbox._sqlite.insert, inbox._sqlite.insert_here
 
     async def counting(eng, rows):
         calls.append(len(rows))
         return await real(eng, rows)
 
+    def counting_here(rows):
+        calls.append(len(rows))
+        return real_here(rows)
+
     inbox._sqlite.insert = counting
+    inbox._sqlite.insert_here = counting_here
     keys = [f"s{i % 150}" for i in range(200)]
     results = await asyncio.gather(*(inbox.put("wecom", k, "event:x", {"i": i}) for i, k in enumerate(keys)))
     assert len([r for r in results if r is not None]) == 150 and await _rows(engine) == 150
@@ -115,3 +120,91 @@ async def test_sqlite_single_call_insert_batches_and_keeps_error_classes(engine,
         await conn.execute(text("ALTER TABLE inbox_away RENAME TO inbox"))
     assert isinstance(await inbox.put("wecom", "while-away", "e", {}), int)
     assert await inbox.put("wecom", "while-away", "e", {}) is None
+
+
+def _sqlite_only(engine) -> None:
+    import pytest
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the loop-thread insert is SQLite's")
+
+
+async def test_sqlite_loop_thread_insert_stores_rows_as_the_sqlalchemy_path_does(engine, clock) -> None:
+    """The loop-thread path (crm_bridge/inbox.py, _SqliteInsert.insert_here) writes through its own
+    connection: the rows must read back through SQLAlchemy exactly as the awaited path stores them."""
+    _sqlite_only(engine)
+    fast = Inbox(engine, clock)
+    payload = {"Content": "跟进客户 \u2028", "n": 3, "nested": {"a": [1, None, True]}}
+    here_calls = []
+    real_here = fast._sqlite.insert_here
+    fast._sqlite.insert_here = lambda rows: here_calls.append(len(rows)) or real_here(rows)
+    a = await fast.put("wecom", "fast", "text", payload)
+    assert here_calls == [1]
+    slow = Inbox(engine, clock, group_commit=False)  # one transaction through SQLAlchemy
+    b = await slow.put("wecom", "slow", "text", payload)
+    one, two = await fast.get(a), await fast.get(b)
+    assert (one.payload, one.kind, one.platform, one.received_at) == (two.payload, two.kind, two.platform,
+                                                                      two.received_at)
+    assert one.received_at == clock.now()
+    fast.close()
+
+
+async def test_sqlite_loop_thread_insert_never_waits_for_another_writer(engine, clock, tmp_path) -> None:
+    """Another connection holds the write lock: the put must not block the event loop (busy
+    timeout 0, then the awaited path waits on aiosqlite's thread), and completes once the lock
+    is released."""
+    import sqlite3
+    import threading
+    import time
+
+    _sqlite_only(engine)
+    inbox = Inbox(engine, clock)
+    assert await inbox.put("wecom", "warm", "e", {}) is not None  # schema and connection ready
+    other = sqlite3.connect(engine.url.database, timeout=0, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    # Released from another thread: a put that blocked the loop would still finish, late, and
+    # show up as a long gap between the loop's ticks instead of hanging the test.
+    release = threading.Timer(2.0, lambda: (other.execute("COMMIT"), other.close()))
+    release.start()
+    put = asyncio.create_task(inbox.put("wecom", "while-locked", "e", {"x": 1}))
+    gaps, last = [], time.monotonic()
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+        gaps.append(time.monotonic() - last)
+        last = time.monotonic()
+    assert max(gaps) < 1.0, f"the event loop stalled for {max(gaps):.2f} s behind the lock"
+    assert not put.done()  # waiting for the lock, off the loop
+    row_id = await asyncio.wait_for(put, timeout=30)
+    assert isinstance(row_id, int) and await _rows(engine) == 2
+    inbox.close()
+
+
+async def test_sqlite_loop_thread_insert_only_for_a_wal_file(tmp_path, clock) -> None:
+    """In-memory databases are private to a connection and a rollback journal would make readers
+    wait on this writer: both keep the awaited path (and still store everything)."""
+    from crm_bridge.db import create_engine
+    from crm_bridge.inbox import _SqliteInsert
+    from crm_bridge.migrate import upgrade
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import StaticPool
+
+    for url in ("sqlite+aiosqlite://", "sqlite+aiosqlite:///:memory:",
+                "sqlite+aiosqlite:///file:shared?mode=memory&cache=shared&uri=true"):
+        memory = create_async_engine(url, poolclass=StaticPool)
+        assert _SqliteInsert.for_engine(memory).path is None, url
+        await memory.dispose()
+
+    path = tmp_path / "rollback.db"
+    eng = create_engine(f"sqlite+aiosqlite:///{path}")
+    await upgrade(eng)
+    async with eng.connect() as conn:
+        from sqlalchemy import text
+
+        await conn.execute(text("PRAGMA journal_mode=DELETE"))
+    inbox = Inbox(eng, clock)
+    assert await inbox.put("wecom", "k", "e", {}) is not None
+    assert inbox._sqlite.path is None  # found the journal mode and stopped trying
+    assert await _rows(eng) == 1
+    inbox.close()
+    await eng.dispose()
