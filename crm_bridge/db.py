@@ -25,6 +25,12 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
         kwargs["pool_size"] = 1
         kwargs["max_overflow"] = 0
         kwargs["connect_args"] = {"timeout": 30}
+        if make_url(url).get_driver_name() == "aiosqlite":
+            from crm_bridge.sqlite_driver import module
+
+            one_hop = module()  # one trip to aiosqlite's thread per statement instead of four
+            if one_hop is not None:
+                kwargs["module"] = one_hop
     else:
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 10

@@ -1,0 +1,119 @@
+"""SQLite through aiosqlite with ONE hop to the driver's thread per statement.
+
+SQLAlchemy's aiosqlite adapter makes four trips to aiosqlite's thread for every statement
+(open a cursor, execute, fetch all, close), each a queue hand-off, a thread wake-up, a
+call_soon_threadsafe and a loop wake-up: ~0.1 ms apiece even on an idle machine, and far more
+while the loop is busy, because the thread must win the GIL back each time. Routing a lead runs
+~30 statements, so the hops (not SQLite, which answers in microseconds) set how many leads a
+second one process can route. Here the four steps run as one function on the thread.
+
+Same driver, same URL (`sqlite+aiosqlite://`), same error classes, same transactions (the
+connection's commit and rollback are untouched); only the cursor differs. Server-side cursors
+(`stream_results`) keep SQLAlchemy's own. `module()` returns None when aiosqlite's or
+SQLAlchemy's internals this relies on have moved; the engine then uses the stock adapter.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any, Sequence
+
+
+def _one_hop(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool
+             ) -> tuple[Any, list[Any] | None, int, int | None]:
+    """Runs on aiosqlite's thread: cursor, execute, fetch, close in one go."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        rows = cursor.fetchall() if cursor.description else None
+        return cursor.description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+def module() -> Any | None:
+    """The DBAPI object to pass as create_engine(module=...) for sqlite+aiosqlite, or None."""
+    try:
+        import aiosqlite
+        from sqlalchemy.dialects.sqlite.aiosqlite import (AsyncAdapt_aiosqlite_connection,
+                                                          AsyncAdapt_aiosqlite_cursor,
+                                                          AsyncAdapt_aiosqlite_dbapi)
+        from sqlalchemy.util import await_
+    except ImportError:
+        return None
+    if not (hasattr(aiosqlite.Connection, "_execute") and hasattr(aiosqlite.Connection, "_conn")):
+        return None
+
+    class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+        __slots__ = ("_description", "_rowcount", "_lastrowid", "_arraysize")
+
+        def __init__(self, adapt_connection: Any) -> None:
+            # No aiosqlite cursor is opened here: that was the first of the four hops.
+            self._adapt_connection = adapt_connection
+            self._connection = adapt_connection._connection
+            self._cursor = None
+            self._soft_closed_memoized = {}
+            self._rows: collections.deque[Any] = collections.deque()
+            self._description, self._rowcount, self._lastrowid, self._arraysize = None, -1, None, 1
+
+        @property
+        def description(self) -> Any:
+            return self._description
+
+        @property
+        def rowcount(self) -> int:
+            return self._rowcount
+
+        @property
+        def lastrowid(self) -> Any:
+            return self._lastrowid
+
+        @property
+        def arraysize(self) -> int:
+            return self._arraysize
+
+        @arraysize.setter
+        def arraysize(self, value: int) -> None:
+            self._arraysize = value
+
+        async def _async_soft_close(self) -> None:
+            return None  # the rows are already here and the cursor closed on the thread
+
+        def close(self) -> None:
+            self._rows.clear()
+
+        def execute(self, operation: Any, parameters: Any = None) -> Any:
+            try:
+                return await_(self._hop(operation, parameters, False))
+            except Exception as error:
+                self._adapt_connection._handle_exception(error)
+
+        def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+            try:
+                return await_(self._hop(operation, seq_of_parameters, True))
+            except Exception as error:
+                self._adapt_connection._handle_exception(error)
+
+        async def _hop(self, operation: Any, parameters: Any, many: bool) -> None:
+            async with self._adapt_connection._execute_mutex:
+                aio = self._connection
+                self._description, rows, self._rowcount, self._lastrowid = await aio._execute(
+                    _one_hop, aio._conn, operation, parameters, many)
+            self._rows = collections.deque(rows) if rows is not None else collections.deque()
+
+    class OneHopConnection(AsyncAdapt_aiosqlite_connection):
+        __slots__ = ()
+        _cursor_cls = OneHopCursor
+
+    class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+        def connect(self, *arg: Any, **kw: Any) -> Any:
+            stock = super().connect(*arg, **kw)
+            return OneHopConnection(self, stock._connection)
+
+    return OneHopDBAPI(aiosqlite, sqlite3)

@@ -1,0 +1,93 @@
+"""The one-hop SQLite cursor (crm_bridge/sqlite_driver.py): one trip to aiosqlite's thread per
+statement, and otherwise what SQLAlchemy's own adapter gives: rows, rowcount, lastrowid,
+executemany, RETURNING, and the driver's error classes (so outages still answer 503)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from crm_bridge.db import create_engine
+
+
+@pytest.fixture
+async def lite(tmp_path):
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/driver.db")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT UNIQUE, n INT)"))
+    yield engine
+    await engine.dispose()
+
+
+async def _hops(engine, work) -> int:
+    """How many functions `work` sent to aiosqlite's thread."""
+    async with engine.connect() as conn:
+        aio = (await conn.get_raw_connection()).driver_connection
+        real = aio._execute
+        calls = []
+
+        async def counting(fn, *args, **kwargs):
+            calls.append(fn)
+            return await real(fn, *args, **kwargs)
+
+        aio._execute = counting
+        try:
+            await work(conn)
+        finally:
+            del aio._execute
+        return len(calls)
+
+
+async def test_the_engine_uses_the_one_hop_cursor(lite) -> None:
+    async with lite.connect() as conn:
+        raw = await conn.get_raw_connection()
+        assert type(raw.dbapi_connection).__name__ == "OneHopConnection"
+    assert lite.dialect.driver == "aiosqlite" and lite.url.drivername == "sqlite+aiosqlite"
+
+
+async def test_one_trip_per_statement(lite) -> None:
+    async def work(conn):
+        await conn.execute(text("INSERT INTO t (k, n) VALUES ('a', 1)"))
+        rows = (await conn.execute(text("SELECT k, n FROM t"))).all()
+        assert rows == [("a", 1)]
+
+    # two statements, two trips (the stock adapter makes four per statement)
+    assert await _hops(lite, work) == 2
+
+
+async def test_rows_counts_ids_and_returning(lite) -> None:
+    async with lite.begin() as conn:
+        first = await conn.execute(text("INSERT INTO t (k, n) VALUES ('a', 1)"))
+        assert first.lastrowid == 1
+        many = await conn.execute(text("INSERT INTO t (k, n) VALUES (:k, :n)"), [{"k": f"m{i}", "n": i} for i in range(5)])
+        assert many.rowcount == 5
+        updated = await conn.execute(text("UPDATE t SET n = n + 10 WHERE n < 3"))
+        assert updated.rowcount == 4  # a(1), m0, m1, m2
+        back = (await conn.execute(text("INSERT INTO t (k, n) VALUES ('r', 7) RETURNING id, k"))).all()
+        assert back == [(7, "r")]
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 7
+        assert (await conn.execute(text("SELECT k FROM t WHERE n > 100"))).all() == []
+    async with lite.connect() as conn:  # committed, visible to the next connection checkout
+        assert (await conn.execute(text("SELECT n FROM t WHERE k = 'm2'"))).scalar_one() == 12
+
+
+async def test_streamed_results_keep_sqlalchemys_cursor(lite) -> None:
+    async with lite.begin() as conn:
+        await conn.execute(text("INSERT INTO t (k, n) VALUES (:k, :n)"), [{"k": f"s{i}", "n": i} for i in range(50)])
+        stream = await conn.stream(text("SELECT n FROM t ORDER BY n"))
+        assert [row.n async for row in stream] == list(range(50))
+
+
+async def test_driver_errors_keep_their_classes_and_roll_back(lite) -> None:
+    async with lite.begin() as conn:
+        await conn.execute(text("INSERT INTO t (k, n) VALUES ('dup', 1)"))
+    with pytest.raises(IntegrityError):
+        async with lite.begin() as conn:
+            await conn.execute(text("INSERT INTO t (k, n) VALUES ('other', 2)"))
+            await conn.execute(text("INSERT INTO t (k, n) VALUES ('dup', 3)"))
+    with pytest.raises(OperationalError):
+        async with lite.connect() as conn:
+            await conn.execute(text("SELECT * FROM missing_table"))
+    async with lite.connect() as conn:  # the failed transaction left nothing behind
+        assert (await conn.execute(text("SELECT k FROM t ORDER BY k"))).scalars().all() == ["dup"]
