@@ -4,11 +4,12 @@ simulated WeCom API, at a sustained rate; p50/p99 of that whole path.
     .venv/bin/python bench/lead_to_card_bench.py --quick              # 20 leads/s for 5 s
     .venv/bin/python bench/lead_to_card_bench.py --rate 50 --seconds 60  # the issue's run
 
-Prints one JSON object. leadbot runs in this process (real clock, real workers, a temporary
-SQLite file or --db) with enough reps that nobody passes WeCom's 30 messages a minute; the
-sandbox WeCom answers on loopback. Latency runs from the scheduled send time of the POST to the
-moment the sandbox accepted that lead's template card. Baseline in the same run: the intake POST
-alone (its 201), so the delivery path's share is visible.
+Prints one JSON object. leadbot runs as a server process of its own (real clock, real workers,
+a temporary SQLite file or --db), as it is deployed: the load generator and the simulated WeCom
+(loopback) share this process and the other core. Enough reps that nobody passes WeCom's 30
+messages a minute. Latency runs from the scheduled send time of the POST to the moment the
+sandbox accepted that lead's template card. Baseline in the same run: the intake POST alone (its
+201), so the routing and delivery path's share is visible.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import platform
 import sys
 import tempfile
 import time
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,50 @@ WECOM = dict(corp_id="wwbenchcorp0000002", secret="bench-secret", agent_id=10000
 TOKEN = "bench-intake-token"
 
 
+def _settings(db: str, api_base: str) -> Any:
+    from leadbot.settings import settings_from_mapping
+
+    return settings_from_mapping({
+        "wecom": dict(WECOM, api_base=api_base), "database": {"url": db},
+        "intake": {"api_tokens": [TOKEN]},
+        "server": {"public_url": "http://127.0.0.1:1", "log_level": "warning", "log_format": "json"},
+        "calendar": {"working_hours": "00:00-23:59", "working_days": [1, 2, 3, 4, 5, 6, 7], "holidays": []},
+    }, environ={})
+
+
+def _serve(port: int, db: str, api_base: str) -> None:
+    """Runs in the child process: leadbot as `leadbot serve` would run it."""
+    from aiohttp import web
+
+    from bot.app import create_app
+    from leadbot.logs import configure_logging
+
+    configure_logging("json", "warning")
+    web.run_app(create_app(_settings(db, api_base)), host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def _start_server(db: str, api_base: str, log: Any) -> tuple[subprocess.Popen[bytes], int]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--db", db, "--api-base", api_base],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"leadbot exited: {log.read().decode()[-800:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("leadbot did not start")
+
+
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else 0.0
@@ -40,14 +86,11 @@ def _pct(values: list[float], p: float) -> float:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     import aiohttp
-    from aiohttp import web
 
-    from bot.app import create_app
     from crm_bridge.db import create_engine
     from crm_bridge.migrate import upgrade
     from crm_bridge.sql_store import SqlCRMStore
     from leadbot.logs import configure_logging
-    from leadbot.settings import settings_from_mapping
     from sandbox.wecom import SimulatedWeCom
 
     configure_logging("json", "warning")
@@ -69,24 +112,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     sandbox._message_send = spy  # type: ignore[method-assign]
     await sandbox.start()
-    with tempfile.TemporaryDirectory(prefix="leadbot-l2c-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="leadbot-l2c-") as tmp, tempfile.TemporaryFile() as log:
         db = args.db or f"sqlite+aiosqlite:///{tmp}/leadbot.db"
         engine = create_engine(db)
         await upgrade(engine)
         await SqlCRMStore(engine).import_reps([{"id": f"r{i}", "name": f"销售{i}", "wecom_userid": f"user{i}",
                                                 "team": "华东", "role": "rep", "weight": "1"} for i in range(reps)])
-        settings = settings_from_mapping({
-            "wecom": dict(WECOM, api_base=sandbox.base_url), "database": {"url": db},
-            "intake": {"api_tokens": [TOKEN]},
-            "server": {"public_url": "http://127.0.0.1:1", "log_level": "warning"},
-            "calendar": {"working_hours": "00:00-23:59", "working_days": [1, 2, 3, 4, 5, 6, 7], "holidays": []},
-        }, environ={})
-        app = create_app(settings, engine=engine)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
+        await engine.dispose()
+        proc, port = _start_server(db, sandbox.base_url, log)
         base = f"http://127.0.0.1:{port}"
         sent: dict[str, float] = {}
         intake_lat: list[float] = []
@@ -113,8 +146,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             deadline = time.perf_counter() + 30
             while len(accepted) < total and time.perf_counter() < deadline:
                 await asyncio.sleep(0.05)
-        await runner.cleanup()
-        await engine.dispose()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
     await sandbox.stop()
     lat = [accepted[m] - sent[m] for m in sent if m in accepted]
     ms = lambda v: round(v * 1000, 1)  # noqa: E731
@@ -138,7 +175,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--db", default=os.environ.get("LEADBOT_BENCH_DATABASE_URL", ""))
     parser.add_argument("--quick", action="store_true", help="20 leads/s for 5 s")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--api-base", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        _serve(args.serve, args.db, args.api_base)
+        return
     if args.quick:
         args.rate, args.seconds = 20.0, 5.0
     print(json.dumps(asyncio.run(run(args)), ensure_ascii=False, indent=2))

@@ -75,9 +75,7 @@ class InboxProcessor:
     async def process(self, entry_id: int) -> Any:
         """Claims and handles one row; returns the handler's result (None if another worker won)."""
         inbox = self.ctx.inbox
-        if not await inbox.claim(entry_id):
-            return None
-        entry = await inbox.get(entry_id)
+        entry = await inbox.claim(entry_id)
         if entry is None:
             return None
         parser = self.parsers.get(entry.platform)

@@ -349,13 +349,17 @@ class Inbox:
                 return None
             return InboxEntry(r.id, r.platform, r.dedupe_key, r.kind, r.payload, r.attempts, r.received_at)
 
-    async def claim(self, entry_id: int) -> bool:
-        """Moves a pending row to processing; only one worker (or process) wins it."""
+    async def claim(self, entry_id: int) -> InboxEntry | None:
+        """Moves a pending row to processing and returns it; only one worker (or process) wins it
+        (None for the others). One statement: the UPDATE returns the row it claimed."""
         async with self.engine.begin() as conn:
-            result = await conn.execute(update(InboxItem)
-                                        .where(InboxItem.id == entry_id, InboxItem.state == "pending")
-                                        .values(state="processing", attempts=InboxItem.attempts + 1))
-            return result.rowcount == 1
+            r = (await conn.execute(update(InboxItem)
+                                    .where(InboxItem.id == entry_id, InboxItem.state == "pending")
+                                    .values(state="processing", attempts=InboxItem.attempts + 1)
+                                    .returning(InboxItem.id, InboxItem.platform, InboxItem.dedupe_key,
+                                               InboxItem.kind, InboxItem.payload, InboxItem.attempts,
+                                               InboxItem.received_at))).first()
+            return InboxEntry(*r) if r is not None else None
 
     async def done(self, entry_id: int) -> None:
         async with self.engine.begin() as conn:

@@ -7,8 +7,9 @@ while the loop is busy, because the thread must win the GIL back each time. Rout
 ~30 statements, so the hops (not SQLite, which answers in microseconds) set how many leads a
 second one process can route. Here the four steps run as one function on the thread.
 
-Same driver, same URL (`sqlite+aiosqlite://`), same error classes, same transactions (the
-connection's commit and rollback are untouched); only the cursor differs. Server-side cursors
+Same driver, same URL (`sqlite+aiosqlite://`), same error classes, same transactions; only the
+cursor differs, and a commit or rollback with no transaction open (sqlite3 would do nothing)
+skips the trip. Server-side cursors
 (`stream_results`) keep SQLAlchemy's own. `module()` returns None when aiosqlite's or
 SQLAlchemy's internals this relies on have moved; the engine then uses the stock adapter.
 """
@@ -110,6 +111,19 @@ def module() -> Any | None:
     class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         __slots__ = ()
         _cursor_cls = OneHopCursor
+
+        # With sqlite3's default (legacy) transaction control a SELECT opens no transaction, so
+        # closing a read-only connection asks for a rollback that has nothing to undo: answered
+        # here without a trip to the thread. Reading `in_transaction` is safe from this thread
+        # (sqlite3_get_autocommit, no statement is in flight: SQLAlchemy calls this between
+        # statements) and it is exactly what sqlite3 itself checks before doing nothing.
+        def rollback(self) -> None:
+            if self._connection._connection is not None and self._connection._conn.in_transaction:
+                super().rollback()
+
+        def commit(self) -> None:
+            if self._connection._connection is not None and self._connection._conn.in_transaction:
+                super().commit()
 
     class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
         def connect(self, *arg: Any, **kw: Any) -> Any:

@@ -126,6 +126,10 @@ class DeliveryWorker:
         self.incident_ttl = incident_ttl
         self.log = log or get_logger("leadbot.outbox")
         self._sem = asyncio.Semaphore(concurrency)
+        # One tick at a time per worker: `drain` (tests, the sandbox's settle, the CLI) then waits
+        # for a tick the background loop has in flight instead of finding its rows leased and
+        # returning before they are sent.
+        self._tick = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -187,6 +191,10 @@ class DeliveryWorker:
     # ---- one tick ----------------------------------------------------------------------------
 
     async def run_once(self) -> int:
+        async with self._tick:
+            return await self._run_once()
+
+    async def _run_once(self) -> int:
         now = self.clock.now()
         entries = await self.repo.take_due(self.batch_size, now, lease_seconds=self.lease_seconds)
         if not entries:
