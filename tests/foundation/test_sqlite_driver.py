@@ -91,3 +91,28 @@ async def test_driver_errors_keep_their_classes_and_roll_back(lite) -> None:
             await conn.execute(text("SELECT * FROM missing_table"))
     async with lite.connect() as conn:  # the failed transaction left nothing behind
         assert (await conn.execute(text("SELECT k FROM t ORDER BY k"))).scalars().all() == ["dup"]
+
+
+async def test_a_read_only_connection_closes_without_a_trip_and_writes_still_commit(lite) -> None:
+    async with lite.connect() as conn:
+        aio = (await conn.get_raw_connection()).driver_connection
+    calls = []
+    real = aio._execute
+
+    async def counting(fn, *args, **kwargs):
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await real(fn, *args, **kwargs)
+
+    aio._execute = counting
+    try:
+        async with lite.connect() as conn:  # the pool's one connection: the same aiosqlite object
+            await conn.execute(text("SELECT count(*) FROM t"))
+        assert len(calls) == 1  # the SELECT; closing rolled back nothing, so no trip
+        calls.clear()
+        async with lite.begin() as conn:
+            await conn.execute(text("INSERT INTO t (k, n) VALUES ('w', 1)"))
+        assert len(calls) == 2  # the INSERT, then a real COMMIT
+    finally:
+        del aio._execute
+    async with lite.connect() as conn:
+        assert (await conn.execute(text("SELECT n FROM t WHERE k = 'w'"))).scalar_one() == 1
