@@ -7,6 +7,7 @@ picked up at start and by a periodic sweep, so an acknowledged event is never lo
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ Dispatch = Callable[[Any, "AppContext"], Awaitable[Any]]
 
 class InboxProcessor:
     SWEEP_SECONDS = 5.0
+    REQUEUE_SECONDS = 30.0  # how often rows of crashed neighbours (or expired leases) are taken back
 
     def __init__(self, ctx: "AppContext") -> None:
         self.ctx = ctx
@@ -26,6 +28,7 @@ class InboxProcessor:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._requeued_at = 0.0
 
     def register_parser(self, platform: str, parser: Parser) -> None:
         self.parsers[platform] = parser
@@ -34,7 +37,8 @@ class InboxProcessor:
         self._wake.set()
 
     async def start(self) -> None:
-        await self.ctx.inbox.requeue_stale()
+        await self.ctx.inbox.requeue_stale(at_start=True)
+        self._requeued_at = time.monotonic()
         self._task = asyncio.create_task(self._run(), name="inbox-processor")
 
     async def stop(self) -> None:
@@ -49,6 +53,9 @@ class InboxProcessor:
     async def _run(self) -> None:
         while True:
             try:
+                if time.monotonic() - self._requeued_at >= self.REQUEUE_SECONDS:
+                    self._requeued_at = time.monotonic()
+                    await self.ctx.inbox.requeue_stale()
                 await self.drain()
             except asyncio.CancelledError:
                 raise

@@ -4,9 +4,11 @@ acknowledged, so a platform retry is a no-op and a crash after the ack loses not
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
 from sqlalchemy import select, update
@@ -185,10 +187,15 @@ class Inbox:
 
     MAX_ATTEMPTS = 5
     MAX_BATCH = 256
+    # A handler takes milliseconds; its platform calls go through the outbox. Two minutes leaves
+    # room for a slow directory lookup before another process may take the row over.
+    LEASE = timedelta(minutes=2)
 
     def __init__(self, engine: AsyncEngine, clock: Clock | None = None, *, group_commit: bool = True,
-                 linger: float = 0.0) -> None:
+                 linger: float = 0.0, owner: str | None = None) -> None:
         self.engine = engine
+        # "host:pid": lets a process on the same host tell a dead holder's rows from a live one's.
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.clock = clock or SystemClock()
         self.sessions = session_factory(engine)
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
@@ -350,12 +357,14 @@ class Inbox:
             return InboxEntry(r.id, r.platform, r.dedupe_key, r.kind, r.payload, r.attempts, r.received_at)
 
     async def claim(self, entry_id: int) -> InboxEntry | None:
-        """Moves a pending row to processing and returns it; only one worker (or process) wins it
-        (None for the others). One statement: the UPDATE returns the row it claimed."""
+        """Moves a pending row to processing under this process's lease and returns it; only one
+        worker (or process) wins it (None for the others). One statement: the UPDATE returns the
+        row it claimed."""
         async with self.engine.begin() as conn:
             r = (await conn.execute(update(InboxItem)
                                     .where(InboxItem.id == entry_id, InboxItem.state == "pending")
-                                    .values(state="processing", attempts=InboxItem.attempts + 1)
+                                    .values(state="processing", attempts=InboxItem.attempts + 1,
+                                            lease_owner=self.owner[:128], lease_until=self.clock.now() + self.LEASE)
                                     .returning(InboxItem.id, InboxItem.platform, InboxItem.dedupe_key,
                                                InboxItem.kind, InboxItem.payload, InboxItem.attempts,
                                                InboxItem.received_at))).first()
@@ -364,7 +373,8 @@ class Inbox:
     async def done(self, entry_id: int) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(update(InboxItem).where(InboxItem.id == entry_id)
-                               .values(state="done", processed_at=self.clock.now(), error=""))
+                               .values(state="done", processed_at=self.clock.now(), error="",
+                                       lease_owner="", lease_until=None))
 
     async def failed(self, entry_id: int, error: str) -> None:
         """Puts the row back for another try, or parks it as failed after MAX_ATTEMPTS."""
@@ -374,13 +384,47 @@ class Inbox:
                 return
             row.error = error[:2000]
             row.state = "failed" if row.attempts >= self.MAX_ATTEMPTS else "pending"
+            row.lease_owner, row.lease_until = "", None
 
-    async def requeue_stale(self) -> int:
-        """At start: rows a crashed process left half-done go back to pending."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(update(InboxItem).where(InboxItem.state == "processing")
-                                        .values(state="pending"))
-            return result.rowcount
+    def _orphaned(self, owner: str, until: datetime | None, now: datetime, *, at_start: bool) -> bool:
+        """Whether a processing row's holder is gone: its lease ran out (or it predates leases),
+        or it is a process on this host that no longer runs."""
+        if until is None or until <= now:
+            return True
+        host, _, pid = owner.rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False  # another host: its lease decides
+        if int(pid) == os.getpid():
+            return at_start  # ours: at start a predecessor with our pid; later our own work in flight
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, OSError):
+            return False
+        return False
+
+    async def requeue_stale(self, *, at_start: bool = False) -> int:
+        """Rows whose holder crashed go back to pending: at start, and from the processor's
+        periodic sweep. A row another live process is handling stays with it (until its lease
+        runs out), so starting or restarting one process never re-runs its neighbours' work."""
+        now = self.clock.now()
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(InboxItem.id, InboxItem.lease_owner, InboxItem.lease_until)
+                                       .where(InboxItem.state == "processing"))).all()
+        requeued = 0
+        for row_id, owner, until in rows:
+            if not self._orphaned(owner, until, now, at_start=at_start):
+                continue
+            # Conditional on the lease we judged: a row finished or re-claimed meanwhile stays as is.
+            same_lease = InboxItem.lease_until.is_(None) if until is None else InboxItem.lease_until == until
+            async with self.engine.begin() as conn:
+                result = await conn.execute(
+                    update(InboxItem).where(InboxItem.id == row_id, InboxItem.state == "processing",
+                                            InboxItem.lease_owner == owner, same_lease)
+                    .values(state="pending", lease_owner="", lease_until=None))
+                requeued += result.rowcount
+        return requeued
 
     async def counts(self) -> dict[str, int]:
         from sqlalchemy import func

@@ -244,6 +244,9 @@ class InboxItem(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
+    # While state is processing: which process holds the row ("host:pid") and until when.
+    lease_owner: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    lease_until: Mapped[datetime | None]
     __table_args__ = (Index("ix_inbox_state_id", "state", "id"),)
 
 
