@@ -14,11 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_bridge import dto
 from crm_bridge.db import session_factory
+from crm_bridge.lead_status import WORKING as OPEN_STATUSES
 from crm_bridge.models import Activity, AuditEntry, Lead, Rep, StageHistory
 from crm_bridge.sql_store import lead_dto
 from leadbot.clock import Clock
-
-OPEN_STATUSES = ("new", "assigned", "pool", "claimed")
 
 
 @dataclass(frozen=True, slots=True)

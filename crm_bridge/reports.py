@@ -1,6 +1,7 @@
 """Read-only queries for the manager digest and the scheduler's scans. Returns plain DTOs.
 
-Open vs closed: a lead whose status is in CLOSED_STATUSES is done with; everything else is open.
+Open vs closed: crm_bridge/lead_status.py (a lead whose status is in CLOSED is done with;
+everything else is open).
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from typing import Iterable, Mapping, Sequence
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crm_bridge.lead_status import CLOSED as CLOSED_STATUSES
 from crm_bridge.models import Lead, Rep, Team
 from leadbot.clock import utc
-
-CLOSED_STATUSES = ("won", "lost", "closed", "invalid", "merged", "archived")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Mapping
 
-from crm_bridge.reports import CLOSED_STATUSES
+from crm_bridge.lead_status import CLOSED as CLOSED_STATUSES
 from crm_bridge.timers import LeadClock, TimerRow, TimerSpec, TimerStore
 from leadbot.durations import parse_duration
 from leadbot.settings import CalendarSettings, Settings

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from crm_bridge import dto
 from crm_bridge.db import session_factory
+from crm_bridge.lead_status import CLOSED as CLOSED_STATUSES
 from crm_bridge.models import AuditEntry, Customer, Lead, Rep, RoutingDecision, RoutingState, Team
 from crm_bridge.routing.decide import Candidate, Context, Decision, Plan, RepSnapshot, plan
 from crm_bridge.routing.hours import WorkCalendar
@@ -32,8 +33,6 @@ from leadbot.settings import AssignmentSettings, CalendarSettings, ConfigError
 
 log = structlog.get_logger(__name__)
 
-# Lead statuses that are finished: such leads are never (re)routed and do not count as load.
-CLOSED_STATUSES = ("won", "lost", "closed", "merged", "invalid", "spam", "archived")
 # Decisions that hand a lead to a rep count towards that rep's daily cap.
 RECEIVING_OUTCOMES = ("sticky", "assigned", "backup", "manager")
 MAX_ATTEMPTS = 25
