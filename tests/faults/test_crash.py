@@ -1,21 +1,28 @@
 """kill -9 of `leadbot serve` in the middle of a burst of leads and callbacks, restart, resend what
 was not acknowledged (as sources and platforms do): nothing acknowledged is lost, nothing is
-stored twice, and the events left unprocessed by the crash are processed after the restart."""
+stored twice, and the events left unprocessed by the crash are processed after the restart. And
+kill -9 with a lead card in flight to WeCom: after the restart no rep sees a card twice."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+from collections import Counter
 from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 
-from sandbox.wecom import SimulatedWeCom
+from crm_bridge.db import create_engine
+from crm_bridge.migrate import upgrade
+from crm_bridge.sql_store import SqlCRMStore
+from notifications.sender import dedupe_id
+from sandbox.wecom import INVALID_PARAMETER, SimulatedWeCom
 from tests.conftest import AUTH
-from tests.faults.serve import WECOM, LeadbotProcess, fresh_database, rows, scalar
+from tests.faults.serve import WECOM, CrashWeCom, LeadbotProcess, fresh_database, rows, scalar
 
 N = int(os.environ.get("LEADBOT_CRASH_N", "150"))  # leads, and as many callbacks
 
@@ -132,3 +139,110 @@ async def test_kill_9_repeatedly(tmp_path: Path) -> None:
             assert await scalar(db, "SELECT count(*) FROM inbox WHERE dedupe_key LIKE 'wecom:msg:%'") == N
         finally:
             server.stop()
+
+
+async def test_kill_9_with_a_card_in_flight_no_rep_sees_a_card_twice(tmp_path: Path) -> None:
+    """Leads are routed to reps and their cards delivered to the simulated WeCom; kill -9 lands
+    the moment WeCom has accepted a card and before leadbot hears the answer (the card is on the
+    rep's phone, its outbox row still leased), with more cards pending or leased behind it. After
+    the restart every lead's card reaches its rep exactly once: the row in flight is delivered
+    again under the same task_id (it derives from the row's key), WeCom refuses the repeat, and
+    leadbot records that refusal as the delivery it is."""
+    reps = max(10, N // 10)  # about 10 cards a rep, under WeCom's 30 messages a minute
+    leads = list(range(N))
+    kill_at = N // 3  # the card whose acceptance leadbot never hears of
+    sandbox = CrashWeCom(**WECOM)
+    await sandbox.start()
+    try:
+        async with fresh_database(tmp_path) as db:
+            engine = create_engine(db)
+            await upgrade(engine)
+            await SqlCRMStore(engine).import_reps(
+                [{"id": f"r{i}", "name": f"销售{i}", "wecom_userid": f"user{i}", "team": "华东", "role": "rep",
+                  "weight": "1"} for i in range(reps)])
+            await engine.dispose()
+            # Working hours all day (cards wait out quiet hours otherwise, and the test runs on the
+            # real clock); SLA steps far away, so the only cards are the leads' own.
+            config = {"calendar": {"working_hours": "00:00-23:59", "working_days": [1, 2, 3, 4, 5, 6, 7],
+                                   "holidays": []},
+                      "sla": {"first_touch_remind": "1h", "first_touch_escalate": "2h", "first_touch_reassign": "3h",
+                              "pool_return": "4h"}}
+            server = await LeadbotProcess(tmp_path, db, api_base=sandbox.base_url, name="first", extra=config).start()
+            in_flight: list[str] = []
+
+            def kill_on_card(task_id: str) -> None:
+                if not in_flight and len(sandbox.accepted_task_ids) >= kill_at:
+                    in_flight.append(task_id)
+                    server.kill()
+
+            sandbox.on_card = kill_on_card
+            try:
+                await _send_all(server.base, leads, [], kill_after=None, server=server)
+                for _ in range(300):  # the cards may still be going out when the last lead is in
+                    if in_flight:
+                        break
+                    await asyncio.sleep(0.2)
+            finally:
+                sandbox.on_card = None
+                server.kill()
+            assert in_flight, f"the kill never came: fewer than {kill_at} cards accepted"
+            assert server.proc.returncode == -9
+
+            # At the kill: WeCom has the card (on the rep's phone), and leadbot's row for it is still
+            # leased (`sending`): the window between "accepted" and "marked sent".
+            cards = {dedupe_id(key): (key, state) for key, state in
+                     await rows(db, "SELECT idempotency_key, state FROM outbox WHERE kind = 'card'")}
+            assert cards[in_flight[0]][1] == "sending", cards[in_flight[0]]
+            assert any(m["task_id"] == in_flight[0] for inbox in sandbox.inbox.values() for m in inbox)
+
+            server = await LeadbotProcess(tmp_path, db, api_base=sandbox.base_url, name="second",
+                                          extra=config).start()
+            try:
+                acked, _ = await _send_all(server.base, leads, [], kill_after=None, server=server)
+                assert acked == set(leads)
+                # Rows leased at the kill come back when their lease (60 s) runs out: bounded wait.
+                for _ in range(600):
+                    left = (await rows(db, "SELECT (SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')),"
+                                           " (SELECT count(*) FROM inbox WHERE state IN ('pending', 'processing')),"
+                                           " (SELECT count(*) FROM leads l WHERE NOT EXISTS (SELECT 1 FROM outbox o"
+                                           "  WHERE o.lead_id = l.id AND o.kind = 'card' AND o.state = 'sent'))"))[0]
+                    if not any(left):
+                        break
+                    await asyncio.sleep(0.25)
+                assert not any(left), f"still to do (outbox, inbox, leads without a card): {left}"
+            finally:
+                server.stop()
+
+            # One card per lead, to its owner, and every outbox row is such a card and ended `sent`:
+            # nothing pending, dead-lettered, replaced by a text copy, rolled into a digest or
+            # alerted about.
+            owners = dict(await rows(db, "SELECT l.id, r.wecom_userid FROM leads l JOIN reps r ON r.id = l.owner_id"))
+            assert len(owners) == await scalar(db, "SELECT count(*) FROM leads") == N
+            card_rows = await rows(db, "SELECT idempotency_key, lead_id, recipient, state, attempts, result"
+                                       " FROM outbox WHERE kind = 'card'")
+            assert sorted(r[1] for r in card_rows) == sorted(owners), "a lead without a card, or with two"
+            assert {r[3] for r in card_rows} == {"sent"}, Counter(r[3] for r in card_rows)
+            assert all(owners[lead] == recipient for _, lead, recipient, *_ in card_rows)
+            assert await scalar(db, "SELECT count(*) FROM outbox WHERE state <> 'sent' OR kind <> 'card'") == 0
+            lead_of = {dedupe_id(key): lead for key, lead, *_ in card_rows}
+
+            # WeCom accepted each card exactly once, and each rep's phone shows one card per lead.
+            sends = [c for c in sandbox.calls_to("message/send") if c.body.get("msgtype") == "template_card"]
+            accepted = Counter(c.body["template_card"]["task_id"] for c in sends if c.response.get("errcode") == 0)
+            assert set(accepted) == set(lead_of) and max(accepted.values()) == 1, accepted.most_common(3)
+            seen = Counter((user, lead_of.get(m["task_id"])) for user, inbox in sandbox.inbox.items()
+                           for m in inbox if m["msgtype"] == "template_card")
+            assert set(seen) == {(user, lead) for lead, user in owners.items()}, set(seen) ^ {
+                (user, lead) for lead, user in owners.items()}
+            assert max(seen.values()) == 1, seen.most_common(3)
+            assert sandbox.dropped == []
+
+            # The card in flight at the kill: sent again after the restart under the same task_id,
+            # refused by WeCom as a repeat, and recorded as delivered (not dead, not a text copy).
+            again = [c for c in sends if c.body["template_card"]["task_id"] == in_flight[0]]
+            assert [c.response.get("errcode") for c in again] == [0, INVALID_PARAMETER], again
+            row = next(r for r in card_rows if dedupe_id(r[0]) == in_flight[0])
+            result = json.loads(row[5]) if isinstance(row[5], str) else row[5]  # SQLite: JSON as text
+            assert row[4] >= 2 and result.get("duplicate") is True, row
+    finally:
+        await sandbox.stop()
