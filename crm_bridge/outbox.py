@@ -7,7 +7,8 @@ States: ``pending`` (waiting for ``next_attempt_at``) -> ``sending`` (leased by 
 the client cannot show, or the same message on the rep's other platform).
 
 A leased row whose worker crashed comes back by itself when the lease expires, and is then
-handed out with ``redelivery=True``. Every state change after the lease is fenced on
+handed out with ``redelivery=True``, as is a row whose earlier attempt failed (a timeout may
+have reached the platform). A deferral gives its attempt back and does not count. Every state change after the lease is fenced on
 ``(state='sending', attempts=<the lease's attempt>)``, so a worker that lost its lease cannot
 overwrite the outcome of the worker that took the row over.
 
@@ -214,7 +215,9 @@ class OutboxRepo:
             rows = (await session.execute(query)).scalars().all()
             if not rows:
                 return []
-            taken = [(_entry(r, redelivery=r.state == "sending")) for r in rows]
+            # Redelivery: an expired lease, or an earlier attempt that ended without an answer
+            # (timed out, connection dropped): the platform may have the message already.
+            taken = [(_entry(r, redelivery=r.state == "sending" or r.attempts > 0)) for r in rows]
             ids = [e.id for e in taken]
             await session.execute(update(OutboxItem).where(OutboxItem.id.in_(ids))
                                   .values(state="sending", attempts=OutboxItem.attempts + 1,

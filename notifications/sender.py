@@ -13,8 +13,9 @@ must hand it to the platform as its own duplicate guard:
 - DingTalk work notices: the platform itself drops the same content to the same user within a
   day.
 
-``redelivery`` tells the adapter that a previous lease expired, i.e. the platform may already
-have the message; the worker never sends a row twice on its own.
+``redelivery`` tells the adapter that an earlier attempt may have reached the platform (its
+lease expired, or it failed without a clear answer, e.g. timed out); the worker never sends a
+row twice on its own.
 """
 
 from __future__ import annotations

@@ -98,3 +98,18 @@ async def test_enqueue_many_reports_new_rows_in_order(repo: OutboxRepo) -> None:
                                    lead_card(1, "u1", 1)])
     assert ids[0] is not None and ids[1] is None and ids[2] is not None and ids[3] is None
     assert (await repo.counts()) == {"pending": 3}
+
+
+async def test_a_retry_after_a_failed_attempt_is_a_redelivery_a_deferral_is_not(
+        repo: OutboxRepo, clock: ManualClock) -> None:
+    """A send that timed out may still have reached the platform: its retry must be handed out as
+    a redelivery, so the adapter treats "task_id already used" as delivered, not as a failure."""
+    await repo.enqueue(lead_card(1, "u1", 11))
+    await repo.enqueue(lead_card(1, "u1", 12))
+    first, second = await repo.take_due(10, lease_seconds=60)
+    assert not first.redelivery and not second.redelivery
+    assert await repo.mark_retry(first, "send timed out", clock.now())
+    assert await repo.defer(second, clock.now(), "quiet hours")
+    again = {e.id: e for e in await repo.take_due(10, lease_seconds=60)}
+    assert again[first.id].redelivery and again[first.id].attempts == 2
+    assert not again[second.id].redelivery and again[second.id].attempts == 1
