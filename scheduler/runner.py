@@ -10,7 +10,6 @@ The injected clock decides what "now" is; tests call sweep_once() directly with 
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from crm_bridge.reports import ReportStore
 from crm_bridge.timers import TimerRow, TimerStore
 from leadbot.clock import Clock
+from leadbot.logs import get_logger
 from leadbot.settings import Settings
 from scheduler import actions as kinds
 from scheduler.actions import LadderActions
@@ -27,7 +27,8 @@ from scheduler.jobs.daily_digest import fire_digest, schedule_digest
 from scheduler.jobs.sweep_timers import SweepResult, sweep_timers
 from scheduler.ladder import payload_of
 
-log = logging.getLogger("leadbot.scheduler")
+# structlog like the rest of leadbot: stdlib logging is not configured, so its lines were lost.
+log = get_logger("leadbot.scheduler")
 
 
 class SchedulerRunner:
@@ -90,8 +91,8 @@ class SchedulerRunner:
                                         lease=self.lease)
         self.last_result = result
         if result.fired or result.failed or result.requeued:
-            log.info("timers swept", extra={"fired": result.fired, "skipped": result.skipped,
-                                            "failed": result.failed, "requeued": result.requeued})
+            log.info("scheduler.timers_swept", fired=result.fired, skipped=result.skipped,
+                     failed=result.failed, requeued=result.requeued)
         return result
 
     async def dispatch(self, timer: TimerRow) -> None:
@@ -111,14 +112,14 @@ class SchedulerRunner:
         try:
             await self.sweep_once()
         except Exception:  # noqa: BLE001 - a database hiccup must not kill the interval job
-            log.exception("timer sweep failed")
+            log.exception("scheduler.sweep_failed")
 
     async def _digest_job(self) -> None:
         try:
             await schedule_digest(self.timers, self.settings, self.clock.now())
             await self.sweep_once()
         except Exception:  # noqa: BLE001
-            log.exception("digest scheduling failed")
+            log.exception("scheduler.digest_schedule_failed")
 
     def jobs(self) -> list[dict[str, Any]]:
         if self.scheduler is None:

@@ -8,17 +8,17 @@ fires it, builds one report per managed team, renders the chart and hands both t
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import datetime, timedelta
 
 from crm_bridge.reports import ReportStore
 from crm_bridge.timers import TimerRow, TimerStore
+from leadbot.logs import get_logger
 from leadbot.settings import Settings
 from scheduler.actions import DIGEST, LadderActions
 from scheduler.digest import build_digest, digest_teams, next_digest_at, previous_digest_at, render_chart
 from scheduler.ladder import work_calendar
 
-log = logging.getLogger("leadbot.scheduler")
+log = get_logger("leadbot.scheduler")
 
 # A cron run a little late (or a restart just after digest time) still schedules today's digest.
 DIGEST_GRACE = timedelta(hours=2)
@@ -44,7 +44,7 @@ async def fire_digest(timer: TimerRow, timers: TimerStore, reports: ReportStore,
         try:
             png = await asyncio.to_thread(render_chart, report, settings.server.language)
         except Exception as e:  # noqa: BLE001 - a digest without its picture beats no digest
-            log.warning("digest chart failed", extra={"error": repr(e)[:300]})
+            log.warning("scheduler.digest_chart_failed", error=repr(e)[:300])
             png = None
         key = timer.key if team is None else f"{timer.key}:team:{team.id}"
         await actions.digest(report, png, key)

@@ -6,15 +6,15 @@ index from its start and stops at `now`.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
 from crm_bridge.timers import TimerRow, TimerStore
+from leadbot.logs import get_logger
 from scheduler.ladder import still_applies
 
-log = logging.getLogger("leadbot.scheduler")
+log = get_logger("leadbot.scheduler")
 
 Dispatch = Callable[[TimerRow], Awaitable[None]]
 
@@ -51,8 +51,7 @@ async def sweep_timers(timers: TimerStore, dispatch: Dispatch, now: datetime, *,
             try:
                 await dispatch(timer)
             except Exception as e:  # noqa: BLE001 - one failing action must not stop the sweep
-                log.warning("timer action failed", extra={"timer": timer.key, "kind": timer.kind,
-                                                          "error": repr(e)[:300]})
+                log.warning("scheduler.timer_action_failed", timer=timer.key, kind=timer.kind, error=repr(e)[:300])
                 await timers.retry_later(timer, now, repr(e))
                 result.failed += 1
                 continue
