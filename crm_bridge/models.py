@@ -163,6 +163,8 @@ class Lead(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime] = mapped_column(index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Routing counts each candidate's open leads on every decision: an index-only count.
+    __table_args__ = (Index("ix_leads_owner_status", "owner_id", "status"),)
 
 
 class StageHistory(Base):
@@ -205,8 +207,8 @@ class RoutingDecision(Base):
     previous_owner_id: Mapped[int | None] = mapped_column(BigId)
     # The inputs behind the decision (matched conditions, pointer before/after, trigger).
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    # Daily caps count today's decisions per rep.
-    __table_args__ = (Index("ix_routing_decisions_chosen_at", "chosen_rep_id", "at"),)
+    # Daily caps count today's decisions per rep (index-only: outcome is in the index).
+    __table_args__ = (Index("ix_routing_decisions_load", "chosen_rep_id", "at", "outcome"),)
 
 
 class RoutingState(Base):
