@@ -48,6 +48,24 @@ async def resubmit_unrouted(ctx: "AppContext") -> int:
 @handles(LeadSubmitted)
 async def handle_submit_lead(event: LeadSubmitted, ctx: "AppContext") -> None:
     lead = await ctx.store.get_lead(event.lead_id)
-    if lead is None or lead.owner_id is not None or lead.status != "new":
-        return  # already routed (a retry of this event, or a CRM command got there first)
-    await ctx.services["flow"].on_new_lead(lead)
+    if lead is None:
+        return
+    if lead.owner_id is None and lead.status == "new":
+        await ctx.services["flow"].on_new_lead(lead)
+        return
+    await _finish_interrupted_routing(ctx, lead)
+
+
+async def _finish_interrupted_routing(ctx: "AppContext", lead: dto.Lead) -> None:
+    """Routing commits before the cards are offered and the ladder starts: a crash in between
+    leaves this event to be retried with the lead already routed. Finish the job when nothing has
+    happened to the lead since its first routing decision; offers and ladder timers have
+    deterministic keys, so whatever did get written before the crash is not written twice. A lead
+    claimed, rerouted or moved by the CRM since is left as it is."""
+    router = ctx.services.get("router")
+    if router is None or lead.claimed_at is not None or lead.status not in ("assigned", "pool"):
+        return
+    decision = await router.last_decision(lead.id)
+    if decision is None or decision.previous_owner_id is not None or decision.rep_id != lead.owner_id:
+        return
+    await ctx.services["flow"].after_routing(lead.id, decision)
