@@ -270,7 +270,9 @@ class OutboxItem(Base):
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
-    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),
+                      # Every tick re-reads the recipients' send windows (all processes' sends).
+                      Index("ix_outbox_recipient_sent", "recipient", "sent_at"))
 
 
 class CardCopy(Base):

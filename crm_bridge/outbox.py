@@ -361,13 +361,24 @@ class OutboxRepo:
         async with self.sessions() as session:
             return [_entry(r) for r in (await session.execute(query)).scalars()]
 
-    async def recent_sends(self, since: datetime) -> list[tuple[str, str, datetime]]:
-        """(channel, recipient, sent_at) of rows sent since then: seeds the per-recipient
-        throttle at start, so a restart does not forget the last hour's sends."""
+    async def recent_sends(self, since: datetime, *, recipients: Iterable[tuple[str, str]] | None = None,
+                           uncounted_kinds: Sequence[str] = ()) -> list[tuple[str, str, datetime]]:
+        """(channel, recipient, sent_at) of rows sent since then, by any process: seeds the
+        per-recipient throttle at start (a restart does not forget the last hour's sends) and
+        refreshes the recipients of each tick (other processes' sends count too)."""
         query = (select(OutboxItem.channel, OutboxItem.recipient, OutboxItem.sent_at)
                  .where(OutboxItem.state == "sent", OutboxItem.sent_at >= since).order_by(OutboxItem.sent_at))
+        wanted: set[tuple[str, str]] | None = None
+        if recipients is not None:
+            wanted = set(recipients)
+            if not wanted:
+                return []
+            query = query.where(OutboxItem.recipient.in_(sorted({r for _, r in wanted})))
+        if uncounted_kinds:
+            query = query.where(OutboxItem.kind.not_in(list(uncounted_kinds)))
         async with self.sessions() as session:
-            return [(c, r, t) for c, r, t in (await session.execute(query)).all()]
+            return [(c, r, t) for c, r, t in (await session.execute(query)).all()
+                    if wanted is None or (c, r) in wanted]
 
     async def cards_for_lead(self, lead_id: int) -> list[CardRecord]:
         async with self.sessions() as session:

@@ -3,7 +3,8 @@
 WeCom silently drops app messages beyond 30 per member per minute and 1000 per hour; DingTalk
 work notices allow 500 per user per day; group robots take 20 per minute. The worker asks
 ``budget()`` before sending a burst, so it can roll the excess into one digest instead of
-letting the platform drop it. State is in memory, seeded from the outbox's ``sent_at`` at start.
+letting the platform drop it. The windows live in memory and are re-read from the outbox's
+``sent_at`` (every process's sends) for the recipients of each delivery tick.
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ class RecipientThrottle:
                 # The oldest send that must leave the window before one more fits.
                 at = max(at, inside[len(inside) - w.limit] + timedelta(seconds=w.seconds))
         return at
+
+    def replace(self, channel: str, recipient: str, times: Iterable[datetime]) -> None:
+        """The recipient's window as the store knows it (every process's sends)."""
+        if channel in self.limits:
+            self._sent[(channel, recipient)] = deque(sorted(times))
 
     def seed(self, sends: Iterable[tuple[str, str, datetime]]) -> None:
         for channel, recipient, at in sends:

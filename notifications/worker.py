@@ -19,7 +19,7 @@ import asyncio
 import inspect
 import random
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -39,6 +39,8 @@ TextFor = Callable[[OutboxEntry], str]
 PLATFORM_OF = {"wecom": "wecom", "wecom_robot": "wecom", "dingtalk": "dingtalk", "dingtalk_robot": "dingtalk"}
 OTHER_PLATFORM = {"wecom": "dingtalk", "dingtalk": "wecom"}
 ROLLABLE_KINDS = ("card", "text", "robot")
+# Card updates and remarks go through other APIs and do not count against message/send limits.
+UNCOUNTED_KINDS = ("card_update", "remark")
 TEXT_LIMIT_BYTES = 2048  # WeCom text content and DingTalk work notice msg are both capped at 2048 B
 
 
@@ -140,7 +142,23 @@ class DeliveryWorker:
     async def seed_throttle(self) -> None:
         """Restores the sliding windows from the outbox, so a restart does not forget them."""
         since = self.clock.now() - timedelta(seconds=self.throttle.longest_window)
-        self.throttle.seed(await self.repo.recent_sends(since))
+        self.throttle.seed(await self.repo.recent_sends(since, uncounted_kinds=UNCOUNTED_KINDS))
+
+    async def _refresh_windows(self, keys: Iterable[tuple[str, str]], now: datetime) -> None:
+        """Several processes deliver to the same reps: before a tick plans, its recipients'
+        windows are re-read from the outbox (every process's sends), so together they stay
+        under a rep's limit instead of each spending it. Two ticks planning the same recipient
+        at the same instant can still overshoot by what both saw as free."""
+        keys = [k for k in keys if k[0] in self.throttle.limits]
+        if not keys:
+            return
+        since = now - timedelta(seconds=self.throttle.longest_window)
+        sends: dict[tuple[str, str], list[datetime]] = {k: [] for k in keys}
+        for channel, recipient, at in await self.repo.recent_sends(since, recipients=keys,
+                                                                     uncounted_kinds=UNCOUNTED_KINDS):
+            sends[(channel, recipient)].append(at)
+        for (channel, recipient), times in sends.items():
+            self.throttle.replace(channel, recipient, times)
 
     async def start(self) -> None:
         await self.seed_throttle()
@@ -208,6 +226,7 @@ class DeliveryWorker:
                 await self.repo.defer(e, until, "quiet hours")
                 continue
             groups.setdefault((e.channel, e.recipient), []).append(e)
+        await self._refresh_windows(groups, now)
         await asyncio.gather(*(self._run_group(ch, rcpt, group, reps, now)
                                for (ch, rcpt), group in groups.items()))
         await self._refresh_gauges(now)
@@ -225,8 +244,7 @@ class DeliveryWorker:
                     await self.repo.defer(e, at, "throttled: over the platform's per-recipient limit")
 
     def _counts(self, e: OutboxEntry) -> bool:
-        # Card updates and remarks go through other APIs and do not count against message/send limits.
-        return e.kind not in ("card_update", "remark") and e.channel in self.throttle.limits
+        return e.kind not in UNCOUNTED_KINDS and e.channel in self.throttle.limits
 
     @staticmethod
     def _rollable(e: OutboxEntry) -> bool:

@@ -312,3 +312,27 @@ async def test_two_workers_on_postgresql_never_double_send(
     keys = [m.key for m in shared.calls]
     assert len(keys) == len(set(keys)) == len(items)
     assert await repo.counts() == {"sent": len(items)}
+
+
+async def test_two_processes_share_one_reps_window(engine, repo: OutboxRepo, clock: ManualClock, make_worker) -> None:
+    """Two running processes (two workers, each with its own in-memory windows) deliver to the
+    same rep: the second sees the first one's sends in the outbox, so together they stay under
+    WeCom's 30 a minute instead of 30 each."""
+    rep = await add_rep(engine, clock, wecom="qianqi", delivery="card")
+    first, second = FakeSender(), FakeSender()
+    a = make_worker(sender=first)
+    b = make_worker(sender=second, registry=CollectorRegistry())
+    await a.seed_throttle()
+    await b.seed_throttle()  # both started before anything was sent: empty windows
+    await repo.enqueue_many([lead_card(rep, "qianqi", i) for i in range(1, 26)])
+    await a.drain()
+    assert len(first.delivered) == 25
+    clock.advance(5)
+    await repo.enqueue_many([lead_card(rep, "qianqi", i) for i in range(26, 41)])
+    await b.drain()
+    assert len(first.delivered) + len(second.seen_by("qianqi")) <= 30
+    assert 0 < len(second.seen_by("qianqi")) <= 5  # what was left of the minute, the rest rolled up
+    clock.advance(60)
+    await b.drain()
+    sent_or_rolled = {row.idempotency_key for row in await repo.list(("sent", "rolled_up"), limit=100)}
+    assert all(f"lead:{i}:offer:{rep}" in sent_or_rolled for i in range(1, 41))  # nothing lost
