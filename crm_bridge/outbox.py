@@ -8,9 +8,9 @@ the client cannot show, or the same message on the rep's other platform).
 
 A leased row whose worker crashed comes back by itself when the lease expires, and is then
 handed out with ``redelivery=True``, as is a row whose earlier attempt failed (a timeout may
-have reached the platform). A deferral gives its attempt back and does not count. Every state change after the lease is fenced on
-``(state='sending', attempts=<the lease's attempt>)``, so a worker that lost its lease cannot
-overwrite the outcome of the worker that took the row over.
+have reached the platform); a deferral gives its attempt back and does not count. Every state
+change after the lease is fenced on ``(state='sending', attempts=<the lease's attempt>)``, so a
+worker that lost its lease cannot overwrite the outcome of the worker that took the row over.
 
 On PostgreSQL rows are leased with ``FOR UPDATE SKIP LOCKED``, so several processes share one
 outbox without handing the same row to two of them; SQLite has one process and one connection.
