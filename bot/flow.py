@@ -173,13 +173,14 @@ class Flow:
         if chosen:
             rep = await self.ctx.store.get_rep(chosen)
             if rep is not None:
+                # The ladder first: the card counts down to its escalation step.
+                ladder = self.ctx.services.get("ladder")
+                if ladder is not None and start_ladder:
+                    await ladder.start(lead)
                 await self.offer(lead, [rep], round_=str(getattr(decision, "decision_id", None) or lead.version))
                 identity = self.ctx.services.get("identity")
                 if identity is not None:
                     await identity.suggest(lead, rep)
-                ladder = self.ctx.services.get("ladder")
-                if ladder is not None and start_ladder:
-                    await ladder.start(lead)
                 return
         # Pool (公海): every active member of the team gets a personal copy; first claim wins.
         team_id = getattr(decision, "team_id", None) or lead.team_id

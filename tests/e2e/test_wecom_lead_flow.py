@@ -26,6 +26,7 @@ async def test_lead_card_arrives_and_one_tap_claims(aiohttp_client, engine, cloc
     card = cards[0]
     text = str(card["card"])
     assert "138****5678" in text and "13812345678" not in text  # masked until claimed
+    assert "跟进时限" in text  # the first card already counts down to the SLA escalation
     keys = card_keys(card)
     assert set(keys) == {"claim", "pass"}
     result = await wecom.send_card_event(owner.wecom_userid, keys["claim"], card["task_id"])
