@@ -79,6 +79,18 @@ def _start_server(db: str, api_base: str, log: Any) -> tuple[subprocess.Popen[by
     raise RuntimeError("leadbot did not start")
 
 
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """(all threads, the event loop's thread) CPU seconds of a process so far (Linux /proc)."""
+    def read(path: str) -> float:
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    try:
+        return read(f"/proc/{pid}/stat"), read(f"/proc/{pid}/task/{pid}/stat")
+    except OSError:
+        return 0.0, 0.0
+
+
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else 0.0
@@ -128,6 +140,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             loop = asyncio.get_running_loop()
             start = loop.time() + 0.1
             t0 = time.perf_counter() + 0.1
+            cpu_before = _cpu_seconds(proc.pid)
 
             async def post(i: int) -> None:
                 nonlocal errors
@@ -146,6 +159,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             deadline = time.perf_counter() + 30
             while len(accepted) < total and time.perf_counter() < deadline:
                 await asyncio.sleep(0.05)
+            cpu_after = _cpu_seconds(proc.pid)
         proc.terminate()
         try:
             proc.wait(10)
@@ -161,6 +175,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "load_avg_1m": round(os.getloadavg()[0], 2)},
         "db": "postgresql" if args.db else "sqlite",
         "params": {"rate": args.rate, "seconds": args.seconds, "reps": reps},
+        # What one lead costs the server, whatever the rate: the number that sets its capacity.
+        "server_cpu_ms_per_lead": {"process": round((cpu_after[0] - cpu_before[0]) * 1000 / max(1, total), 2),
+                                   "event_loop_thread": round((cpu_after[1] - cpu_before[1]) * 1000 / max(1, total), 2)},
         "baseline_intake_post": {"p50_ms": ms(_pct(intake_lat, 50)), "p99_ms": ms(_pct(intake_lat, 99))},
         "summary": {"rate": args.rate, "seconds": args.seconds, "leads": total, "cards": len(lat),
                     "intake_errors": errors, "p50_ms": ms(_pct(lat, 50)), "p99_ms": ms(_pct(lat, 99)),

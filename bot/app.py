@@ -186,7 +186,7 @@ def setup_scheduler(app: web.Application, ctx: AppContext) -> None:
     """Durable SLA timers and the APScheduler runner that sweeps them."""
     from bot.sla_actions import SlaActions
     from crm_bridge.timers import TimerStore
-    from scheduler.actions import ESCALATE, LADDER_KINDS
+    from scheduler.actions import ESCALATE
     from scheduler.runner import SchedulerRunner
     from scheduler.service import LadderService
 
@@ -194,16 +194,10 @@ def setup_scheduler(app: web.Application, ctx: AppContext) -> None:
     ladder = LadderService(timers, ctx.settings, ctx.clock)
     runner = SchedulerRunner(ctx.engine, ctx.settings, ctx.clock, SlaActions(ctx))
 
-    async def sla_due(lead: Any) -> Any:
-        """The deadline a card counts down to: the lead's next pending escalation step."""
-        pending = [r for r in await timers.for_lead(lead.id, ("pending",)) if r.kind in LADDER_KINDS]
-        escalate = [r.due_at for r in pending if r.kind == ESCALATE]
-        return escalate[0] if escalate else (pending[0].due_at if pending else None)
-
     async def missed_first_touch(lead_id: int) -> bool:
         return any(r.kind == ESCALATE for r in await timers.for_lead(lead_id, ("fired", "firing")))
 
-    ctx.services.update(timers=timers, ladder=ladder, scheduler=runner, sla_due=sla_due,
+    ctx.services.update(timers=timers, ladder=ladder, scheduler=runner, sla_due=ladder.deadline,
                         missed_first_touch=missed_first_touch,
                         is_silent=lambda lead, now: ladder.is_silent(lead))
     ctx.services.setdefault("workers", []).append(runner)

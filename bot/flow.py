@@ -18,7 +18,9 @@ from bot.cards.model import Card
 from bot.cards.render_dingtalk import render_dingtalk_card
 from bot.cards.render_text import render_text
 from bot.cards.render_wecom import render_wecom_template_card
+from bot.cards.views import LeadCardView
 from bot.lead_views import lead_card_view
+from bot.lookup import LOOKUP
 from crm_bridge import dto
 from crm_bridge.outbox import NewOutboxItem
 from notifications.sender import dedupe_id
@@ -66,9 +68,16 @@ class Flow:
         if worker is not None:
             worker.wake()
 
-    async def card_for(self, lead: dto.Lead, rep: dto.Rep, *, pool: bool = False, card_ref: str = "") -> Card:
+    async def view_for(self, lead: dto.Lead, *, sla_due_at: Any = LOOKUP, customer: Any = LOOKUP) -> LeadCardView:
+        """What every rep's copy of the lead's card shows (the buttons differ, the view does not).
+        Pass what the caller already knows (the deadline, the customer) to save reading it again."""
+        due = await self._sla_due(lead) if sla_due_at is LOOKUP else sla_due_at
+        return await lead_card_view(self.ctx, lead, sla_due_at=due, customer=customer)
+
+    async def card_for(self, lead: dto.Lead, rep: dto.Rep, *, pool: bool = False, card_ref: str = "",
+                       view: LeadCardView | None = None) -> Card:
         now = self.ctx.clock.now()
-        view = await lead_card_view(self.ctx, lead, sla_due_at=await self._sla_due(lead))
+        view = view or await self.view_for(lead)
         audience = f"rep:{rep.id}"
         keys = self.buttons.keys(lead, audience, actions_for(lead, rep, pool=pool), now)
         link = self.buttons.link(lead.id, audience, now)
@@ -88,7 +97,8 @@ class Flow:
         due = self.ctx.services.get("sla_due")
         return await due(lead) if due is not None else None
 
-    async def offer(self, lead: dto.Lead, reps: Sequence[dto.Rep], *, pool: bool = False, round_: str = "1") -> int:
+    async def offer(self, lead: dto.Lead, reps: Sequence[dto.Rep], *, pool: bool = False, round_: str = "1",
+                    view: LeadCardView | None = None) -> int:
         """Sends each rep their own copy of the lead card (their own signed buttons)."""
         items = []
         for rep in reps:
@@ -97,9 +107,10 @@ class Flow:
                 continue
             channel, userid = where
             key = f"lead:{lead.id}:offer:{round_}:{rep.id}"
+            view = view or await self.view_for(lead)
             # The copy's platform id (task_id / outTrackId) derives from the outbox key, so a
             # redelivery after a crash is recognised by the platform as the same card.
-            card = await self.card_for(lead, rep, pool=pool, card_ref=dedupe_id(key))
+            card = await self.card_for(lead, rep, pool=pool, card_ref=dedupe_id(key), view=view)
             items.append(NewOutboxItem(key=key, channel=channel, kind="card",
                                        recipient=userid, payload=self.payload_for(card, channel, userid),
                                        rep_id=rep.id, lead_id=lead.id))
@@ -122,11 +133,13 @@ class Flow:
             if rep.dingtalk_userid:
                 reps_by_user[("dingtalk", rep.dingtalk_userid)] = rep
         items = []
-        for n, copy in enumerate(copies):
+        view: LeadCardView | None = None
+        for copy in copies:
             rep = reps_by_user.get((copy.platform, copy.recipient))
             if rep is None or (copy.platform, copy.card_ref) == skip:
                 continue
-            card = await self.card_for(lead, rep, card_ref=copy.card_ref)
+            view = view or await self.view_for(lead)
+            card = await self.card_for(lead, rep, card_ref=copy.card_ref, view=view)
             if copy.platform == "wecom":
                 if not copy.response_code:
                     continue  # no code left to update this copy with (WeCom codes are single-use)
@@ -175,12 +188,16 @@ class Flow:
             if rep is not None:
                 # The ladder first: the card counts down to its escalation step.
                 ladder = self.ctx.services.get("ladder")
+                due: Any = LOOKUP
                 if ladder is not None and start_ladder:
-                    await ladder.start(lead)
-                await self.offer(lead, [rep], round_=str(getattr(decision, "decision_id", None) or lead.version))
+                    due = await ladder.start(lead)
+                customer = await self.ctx.store.get_customer(lead.customer_id) if lead.customer_id else None
+                view = await self.view_for(lead, sla_due_at=due, customer=customer)
+                await self.offer(lead, [rep], round_=str(getattr(decision, "decision_id", None) or lead.version),
+                                 view=view)
                 identity = self.ctx.services.get("identity")
                 if identity is not None:
-                    await identity.suggest(lead, rep)
+                    await identity.suggest(lead, rep, customer=customer)
                 return
         # Pool (公海): every active member of the team gets a personal copy; first claim wins.
         team_id = getattr(decision, "team_id", None) or lead.team_id

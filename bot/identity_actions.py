@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from bot.cards.builders import build_duplicate_card, build_notice_card
 from bot.cards.i18n import t
 from bot.cards.views import CustomerBrief, DuplicateCardView
+from bot.lookup import LOOKUP
 from crm_bridge import dto
 from crm_bridge.identity.merge import mark_distinct, merge_customers, undo_merge
 from notifications.sender import dedupe_id
@@ -36,9 +37,11 @@ class IdentityActions:
         return CustomerBrief(customer_id=customer.id, name=customer.display_name, company=customer.company,
                              phone=phone, owner_name=owner.name if owner else "")
 
-    async def suggest(self, lead: dto.Lead, rep: dto.Rep) -> bool:
-        """After a lead is offered: if its customer looks like an existing one, ask the rep."""
-        customer = await self.ctx.store.get_customer(lead.customer_id) if lead.customer_id else None
+    async def suggest(self, lead: dto.Lead, rep: dto.Rep, *, customer: dto.Customer | None = LOOKUP) -> bool:
+        """After a lead is offered: if its customer looks like an existing one, ask the rep.
+        `customer`: the lead's customer when the caller has read it already."""
+        if customer is LOOKUP:
+            customer = await self.ctx.store.get_customer(lead.customer_id) if lead.customer_id else None
         best = suggested_duplicate(customer)
         if customer is None or best is None:
             return False

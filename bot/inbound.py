@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 if TYPE_CHECKING:
     from bot.context import AppContext
+    from crm_bridge.inbox import InboxEntry
 
 Parser = Callable[[Mapping[str, Any]], Any]
 Dispatch = Callable[[Any, "AppContext"], Awaitable[Any]]
@@ -19,6 +20,7 @@ Dispatch = Callable[[Any, "AppContext"], Awaitable[Any]]
 
 class InboxProcessor:
     SWEEP_SECONDS = 5.0
+    CLAIM_BATCH = 10  # claimed rows wait under this process's lease until their turn
     REQUEUE_SECONDS = 30.0  # how often rows of crashed neighbours (or expired leases) are taken back
 
     def __init__(self, ctx: "AppContext") -> None:
@@ -72,19 +74,29 @@ class InboxProcessor:
         handled = 0
         async with self._lock:
             while True:
-                batch = await self.ctx.inbox.pending(limit=100)
+                # A few rows per statement: one claim instead of a read and a claim per row.
+                batch = await self.ctx.inbox.claim_pending(limit=self.CLAIM_BATCH)
                 if not batch:
                     return handled
-                for entry in batch:
-                    if await self.process(entry.id) is not None:
-                        handled += 1
+                for n, entry in enumerate(batch):
+                    try:
+                        if await self._handle(entry) is not None:
+                            handled += 1
+                    except asyncio.CancelledError:
+                        await self.ctx.inbox.release([e.id for e in batch[n + 1:]])
+                        raise
 
     async def process(self, entry_id: int) -> Any:
         """Claims and handles one row; returns the handler's result (None if another worker won)."""
-        inbox = self.ctx.inbox
-        entry = await inbox.claim(entry_id)
+        entry = await self.ctx.inbox.claim(entry_id)
         if entry is None:
             return None
+        return await self._handle(entry)
+
+    async def _handle(self, entry: "InboxEntry") -> Any:
+        """Handles a row this process has claimed; returns the handler's result (None if it failed)."""
+        inbox = self.ctx.inbox
+        entry_id = entry.id
         parser = self.parsers.get(entry.platform)
         try:
             event = parser(entry.payload) if parser else None

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from bot.cards.views import DuplicateRef, LeadCardView
 from bot.identity_actions import suggested_duplicate
+from bot.lookup import LOOKUP
 from crm_bridge import dto
 from crm_bridge.leads import LeadActions
 
@@ -15,9 +16,10 @@ if TYPE_CHECKING:
 
 
 async def lead_card_view(ctx: "AppContext", lead: dto.Lead, *, sla_due_at: datetime | None = None,
-                         state: str | None = None) -> LeadCardView:
+                         state: str | None = None, customer: dto.Customer | None = LOOKUP) -> LeadCardView:
     actions: LeadActions = ctx.services["lead_actions"]
-    customer = await ctx.store.get_customer(lead.customer_id) if lead.customer_id else None
+    if customer is LOOKUP:
+        customer = await ctx.store.get_customer(lead.customer_id) if lead.customer_id else None
     earlier, activities = await actions.history_counts(lead.customer_id, exclude_lead=lead.id)
     owner_name = ""
     if lead.owner_id and lead.claimed_at:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -31,6 +31,30 @@ class InboxEntry:
     payload: Mapping[str, Any]
     attempts: int
     received_at: datetime
+
+
+# Claiming and finishing rows, built once (a statement keeps its cache key: no rebuild per row).
+_CLAIMED = (InboxItem.id, InboxItem.platform, InboxItem.dedupe_key, InboxItem.kind, InboxItem.payload,
+            InboxItem.attempts, InboxItem.received_at)
+_LEASED = dict(state="processing", attempts=InboxItem.attempts + 1, lease_owner=bindparam("owner"),
+               lease_until=bindparam("until"))
+_CLAIM_ONE = (update(InboxItem).where(InboxItem.id == bindparam("entry_id"), InboxItem.state == "pending")
+              .values(**_LEASED).returning(*_CLAIMED))
+_DONE = (update(InboxItem).where(InboxItem.id == bindparam("entry_id"))
+         .values(state="done", processed_at=bindparam("now"), error="", lease_owner="", lease_until=None))
+
+
+def _claim_statement(skip_locked: bool) -> Any:
+    oldest = (select(InboxItem.id).where(InboxItem.state == "pending").order_by(InboxItem.id)
+              .limit(bindparam("limit")))
+    if not skip_locked:
+        return (update(InboxItem).where(InboxItem.id.in_(oldest.scalar_subquery()), InboxItem.state == "pending")
+                .values(**_LEASED).returning(*_CLAIMED))
+    # PostgreSQL: the locked picks in a CTE, which runs once. As `id IN (subquery)` the planner may
+    # rescan the subquery, and its LIMIT then stops limiting (seen: LIMIT 3 claimed 5 rows).
+    picked = oldest.with_for_update(skip_locked=True).cte("picked")
+    return (update(InboxItem).where(InboxItem.id == picked.c.id, InboxItem.state == "pending")
+            .values(**_LEASED).returning(*_CLAIMED))
 
 
 def _storable(text: str) -> str:
@@ -204,6 +228,7 @@ class Inbox:
         self._batch_stmt = (self._insert(InboxItem)
                             .on_conflict_do_nothing(index_elements=["dedupe_key"])
                             .returning(InboxItem.id, InboxItem.dedupe_key))
+        self._claim_stmt = _claim_statement(engine.dialect.name == "postgresql")
         self._sqlite = _SqliteInsert.for_engine(engine)
         self.group_commit = group_commit
         self.linger = linger
@@ -361,20 +386,35 @@ class Inbox:
         worker (or process) wins it (None for the others). One statement: the UPDATE returns the
         row it claimed."""
         async with self.engine.begin() as conn:
-            r = (await conn.execute(update(InboxItem)
-                                    .where(InboxItem.id == entry_id, InboxItem.state == "pending")
-                                    .values(state="processing", attempts=InboxItem.attempts + 1,
-                                            lease_owner=self.owner[:128], lease_until=self.clock.now() + self.LEASE)
-                                    .returning(InboxItem.id, InboxItem.platform, InboxItem.dedupe_key,
-                                               InboxItem.kind, InboxItem.payload, InboxItem.attempts,
-                                               InboxItem.received_at))).first()
+            r = (await conn.execute(_CLAIM_ONE, {"entry_id": entry_id, **self._lease()})).first()
             return InboxEntry(*r) if r is not None else None
+
+    async def claim_pending(self, limit: int = 10) -> list[InboxEntry]:
+        """Claims up to `limit` of the oldest pending rows at once (one statement), oldest first.
+        On PostgreSQL rows another process is claiming are skipped, never shared. Keep `limit`
+        small: the rows wait under this process's lease until their turn comes."""
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(self._claim_stmt, {"limit": limit, **self._lease()})).all()
+        return sorted((InboxEntry(*r) for r in rows), key=lambda e: e.id)
+
+    async def release(self, entry_ids: Sequence[int]) -> None:
+        """Claimed rows this process will not handle after all (shutting down) go back to pending
+        without counting as an attempt."""
+        if not entry_ids:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(update(InboxItem).where(InboxItem.id.in_(list(entry_ids)),
+                                                       InboxItem.state == "processing",
+                                                       InboxItem.lease_owner == self.owner[:128])
+                               .values(state="pending", attempts=InboxItem.attempts - 1, lease_owner="",
+                                       lease_until=None))
+
+    def _lease(self) -> dict[str, Any]:
+        return {"owner": self.owner[:128], "until": self.clock.now() + self.LEASE}
 
     async def done(self, entry_id: int) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(update(InboxItem).where(InboxItem.id == entry_id)
-                               .values(state="done", processed_at=self.clock.now(), error="",
-                                       lease_owner="", lease_until=None))
+            await conn.execute(_DONE, {"entry_id": entry_id, "now": self.clock.now()})
 
     async def failed(self, entry_id: int, error: str) -> None:
         """Puts the row back for another try, or parks it as failed after MAX_ATTEMPTS."""

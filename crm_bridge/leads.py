@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_bridge import dto
@@ -44,6 +44,13 @@ class Stage:
 
 def stages_from_settings(raw: Sequence[Mapping[str, Any]]) -> tuple[Stage, ...]:
     return tuple(Stage(name=str(s["name"]), gates=tuple(s.get("gates") or ())) for s in raw)
+
+
+# The card's "seen before" line in one statement (built once: a statement keeps its cache key).
+HISTORY_COUNTS = select(
+    select(func.count()).select_from(Lead).where(Lead.customer_id == bindparam("customer_id"),
+                                                 Lead.id != bindparam("exclude_lead")).scalar_subquery(),
+    select(func.count()).select_from(Activity).where(Activity.customer_id == bindparam("customer_id")).scalar_subquery())
 
 
 class LeadActions:
@@ -189,12 +196,10 @@ class LeadActions:
         """(earlier leads, activities) of a customer, for the card's "seen before" line."""
         if customer_id is None:
             return 0, 0
-        async with self.sessions() as session:
-            leads = (await session.execute(select(func.count()).select_from(Lead).where(
-                and_(Lead.customer_id == customer_id, Lead.id != (exclude_lead or 0))))).scalar_one()
-            acts = (await session.execute(select(func.count()).select_from(Activity).where(
-                Activity.customer_id == customer_id))).scalar_one()
-            return int(leads), int(acts)
+        async with self.engine.connect() as conn:
+            leads, acts = (await conn.execute(HISTORY_COUNTS, {"customer_id": customer_id,
+                                                               "exclude_lead": exclude_lead or 0})).one()
+        return int(leads), int(acts)
 
     async def rep_names(self, rep_ids: Sequence[int]) -> dict[int, str]:
         if not rep_ids:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from crm_bridge.lead_status import CLOSED as CLOSED_STATUSES
 from crm_bridge.timers import LeadClock, TimerRow, TimerSpec, TimerStore
@@ -95,11 +95,31 @@ async def start_ladder(timers: TimerStore, lead_id: int, assigned_at: datetime, 
     """Schedules the ladder for a (re)assignment. Idempotent: a retried call adds nothing. For a
     reassign, pass the epoch and attempt + 1 from the firing payload: the earlier owner's
     remaining steps are cancelled, the cycle's pool_return stays."""
+    specs, _ = await schedule_ladder(timers, lead_id, assigned_at, settings, owner_id=owner_id, epoch=epoch,
+                                     attempt=attempt)
+    return specs
+
+
+async def schedule_ladder(timers: TimerStore, lead_id: int, assigned_at: datetime, settings: Settings, *,
+                          owner_id: int | None = None, epoch: str | None = None,
+                          attempt: int = 0) -> tuple[list[TimerSpec], bool]:
+    """start_ladder, also telling whether every step was written by this call (False for a
+    retried call: the steps stored earlier count, not these)."""
     if attempt > 0:
         await timers.cancel(lead_id, (REMIND, ESCALATE, REASSIGN))
     specs = ladder_specs(lead_id, assigned_at, settings, owner_id=owner_id, epoch=epoch, attempt=attempt)
-    await timers.schedule_many(specs)
-    return specs
+    written = await timers.schedule_many(specs)
+    return specs, written == len(specs)
+
+
+def card_deadline(pending: Iterable[tuple[str, datetime]]) -> datetime | None:
+    """What a lead's card counts down to, from its pending timers (kind, due): the next
+    escalation to the manager, else the next ladder step."""
+    steps = [(kind, due) for kind, due in pending if kind in LADDER_KINDS]
+    escalations = [due for kind, due in steps if kind == ESCALATE]
+    if escalations:
+        return min(escalations)
+    return min((due for _, due in steps), default=None)
 
 
 async def cancel_ladder(timers: TimerStore, lead_id: int) -> int:

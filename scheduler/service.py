@@ -10,8 +10,8 @@ from crm_bridge.timers import PENDING, TimerStore
 from leadbot.clock import Clock
 from leadbot.settings import Settings
 from scheduler.actions import ESCALATE, REASSIGN, REMIND
-from scheduler.ladder import (cancel_ladder, epoch_of, is_silent, start_ladder, start_pool_recycle,
-                              start_stage_watch)
+from scheduler.ladder import (cancel_ladder, card_deadline, epoch_of, is_silent, schedule_ladder,
+                              start_pool_recycle, start_stage_watch)
 
 
 class LadderService:
@@ -20,18 +20,27 @@ class LadderService:
         self.settings = settings
         self.clock = clock
 
-    async def start(self, lead: Any, *, cycle: Mapping[str, Any] | None = None) -> None:
+    async def start(self, lead: Any, *, cycle: Mapping[str, Any] | None = None) -> datetime | None:
         """After routing gave the lead an owner. Counted from now (the assignment just happened).
         The epoch is the lead's version, so a retried call adds nothing and a later assignment
         (a new version) gets a ladder of its own. From the REASSIGN action pass its payload as
-        `cycle`: the new owner's steps join the running cycle and its single pool deadline."""
+        `cycle`: the new owner's steps join the running cycle and its single pool deadline.
+        Returns the lead's card deadline (see deadline()), without reading the timers back when
+        this call wrote the whole ladder."""
         now = self.clock.now()
         if cycle:
-            await start_ladder(self.timers, lead.id, now, self.settings, owner_id=lead.owner_id,
-                               epoch=str(cycle["epoch"]), attempt=int(cycle.get("attempt", 0)) + 1)
+            specs, fresh = await schedule_ladder(self.timers, lead.id, now, self.settings, owner_id=lead.owner_id,
+                                                 epoch=str(cycle["epoch"]), attempt=int(cycle.get("attempt", 0)) + 1)
         else:
-            await start_ladder(self.timers, lead.id, now, self.settings, owner_id=lead.owner_id,
-                               epoch=f"v{getattr(lead, 'version', 1)}-{epoch_of(now)[:8]}")
+            specs, fresh = await schedule_ladder(self.timers, lead.id, now, self.settings, owner_id=lead.owner_id,
+                                                 epoch=f"v{getattr(lead, 'version', 1)}-{epoch_of(now)[:8]}")
+        if fresh and not cycle:
+            return card_deadline((s.kind, s.due_at) for s in specs)
+        return await self.deadline(lead)
+
+    async def deadline(self, lead: Any) -> datetime | None:
+        """The deadline a lead's card counts down to: its next pending escalation step."""
+        return card_deadline((t.kind, t.due_at) for t in await self.timers.for_lead(lead.id, [PENDING]))
 
     async def cancel(self, lead: Any, reason: str = "") -> int:
         """Claim, pass, first contact, stage advance, reassign: the rest of the ladder is moot."""

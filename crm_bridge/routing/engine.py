@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 import structlog
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -60,19 +60,44 @@ class StreakEvent:
     actor: str = "system"
 
 
-# What a routing snapshot reads of a rep: a team's members are loaded as these columns only (no
-# ORM objects, no JSON columns), which was most of a decision's cost for a team of 150.
+# What a routing snapshot reads of a rep: the columns routing needs (no ORM objects, no JSON
+# columns) and the rep's two loads, counted by correlated subqueries over covering indexes
+# (ix_leads_owner_status, ix_routing_decisions_load), so a team of 150 is one statement.
 SNAPSHOT_COLUMNS = (Rep.id, Rep.name, Rep.team_id, Rep.role, Rep.status, Rep.weight, Rep.capacity, Rep.daily_cap,
                     Rep.working_hours, Rep.sidelined, Rep.last_active_at)
+_leads, _decisions = Lead.__table__, RoutingDecision.__table__
+_OPEN_LEADS = (select(func.count()).select_from(_leads)
+               .where(_leads.c.owner_id == Rep.id, _leads.c.status.not_in(CLOSED_STATUSES))
+               .correlate(Rep).scalar_subquery().label("open_leads"))
+_TODAY = (select(func.count()).select_from(_decisions)
+          .where(_decisions.c.chosen_rep_id == Rep.id, _decisions.c.at >= bindparam("day_start"),
+                 _decisions.c.outcome.in_(RECEIVING_OUTCOMES))
+          .correlate(Rep).scalar_subquery().label("today"))
+_WITH_LOADS = select(*SNAPSHOT_COLUMNS, _OPEN_LEADS, _TODAY)
+# Statements built once: a statement object keeps its cache key, so running it again skips
+# building and keying it (most of a statement's cost in SQLAlchemy).
+MEMBERS = _WITH_LOADS.where(Rep.role == "rep").order_by(Rep.id)
+TEAM_MEMBERS = MEMBERS.where(Rep.team_id == bindparam("team_id"))
+REP_BY_ID = _WITH_LOADS.where(Rep.id == bindparam("rep_id"))
+REP_BY_EXTERNAL_ID = _WITH_LOADS.where(Rep.external_id == bindparam("external_id"))
+LEAD_FOR_UPDATE = select(Lead).where(Lead.id == bindparam("lead_id")).with_for_update()
+CUSTOMER_OWNER = select(Customer.merged_into, Customer.owner_id).where(Customer.id == bindparam("customer_id"))
+TEAM_BY_NAME = select(Team.id, Team.manager_id).where(Team.name == bindparam("name"))
+POINTER_FOR_UPDATE = (select(RoutingState.data, RoutingState.version)
+                      .where(RoutingState.key == bindparam("pointer_key")).with_for_update())
+POINTER_UPDATE = (update(RoutingState)
+                  .where(RoutingState.key == bindparam("pointer_key"), RoutingState.version == bindparam("seen"))
+                  .values(data=bindparam("pointer"), version=bindparam("seen") + 1)
+                  .execution_options(synchronize_session=False))
 
 
-def _snapshot(rep: Any, open_leads: int = 0, today: int = 0) -> RepSnapshot:
-    """`rep`: a Rep, or a row of SNAPSHOT_COLUMNS."""
+def _snapshot(rep: Any) -> RepSnapshot:
+    """`rep`: a row of SNAPSHOT_COLUMNS with its loads (open_leads, today)."""
     return RepSnapshot(id=rep.id, name=rep.name, team_id=rep.team_id, role=rep.role, status=rep.status,
                        weight=float(rep.weight), capacity=int(rep.capacity or 0),
                        daily_cap=int(rep.daily_cap or 0), working_hours=rep.working_hours or "",
                        sidelined=bool(rep.sidelined), last_active_at=rep.last_active_at,
-                       open_leads=open_leads, today=today)
+                       open_leads=int(rep.open_leads or 0), today=int(rep.today or 0))
 
 
 def decision_from_row(row: RoutingDecision, *, applied: bool = False) -> Decision:
@@ -238,8 +263,7 @@ class Router:
         now = self.clock.now()
         async with self.sessions() as session:
             async with session.begin():
-                lead = (await session.execute(
-                    select(Lead).where(Lead.id == lead_id).with_for_update())).scalar_one_or_none()
+                lead = (await session.execute(LEAD_FOR_UPDATE, {"lead_id": lead_id})).scalar_one_or_none()
                 if lead is None:
                     raise LookupError(f"lead {lead_id} not found")
                 if lead.status in CLOSED_STATUSES:
@@ -254,11 +278,11 @@ class Router:
 
                 previous_owner = lead.owner_id
                 excluded = frozenset(set(exclude) | ({previous_owner} if previous_owner else set()))
-                p, state_row, meta = await self._plan(session, lead, excluded, now)
+                p, state, meta = await self._plan(session, lead, excluded, now)
                 d = p.decision
 
                 if p.pointer_changed and p.pointer is not None:
-                    await self._save_pointer(session, meta["pointer_key"], state_row, p.pointer)
+                    await self._save_pointer(session, meta["pointer_key"], state, p.pointer)
 
                 values: dict[str, Any] = {"version": Lead.version + 1, "updated_at": now}
                 if d.outcome == "pool":
@@ -315,82 +339,78 @@ class Router:
                         at=now, previous_owner_id=previous_owner)
 
     async def _plan(self, session: AsyncSession, lead: Lead, excluded: frozenset[int],
-                    now: datetime) -> tuple[Plan, RoutingState | None, dict[str, Any]]:
+                    now: datetime) -> tuple[Plan, dict[str, Any] | None, dict[str, Any]]:
         meta: dict[str, Any] = {"customer_id": None, "team_name": "", "pointer_key": "", "pointer_before": {}}
+        loads = {"day_start": self.calendar.day_start(now)}
 
-        owner_row: Rep | None = None
+        async def rep(statement: Any, **params: Any) -> Any:
+            return (await session.execute(statement, {**loads, **params})).one_or_none()
+
+        owner_row: Any = None
         if lead.customer_id:
             customer_id, owner_id = await self._customer_owner(session, lead.customer_id)
             meta["customer_id"] = customer_id
             if owner_id is not None:
-                owner_row = await session.get(Rep, owner_id)
+                owner_row = await rep(REP_BY_ID, rep_id=owner_id)
 
         rule: Rule = self.rules.select(lead)
         meta["matched"] = [c.describe() for c in rule.conditions]
         meta["pool_rule"] = bool(rule.pool)
-        team: Team | None = None
+        team: Any = None
         if rule.target_team:
-            team = (await session.execute(select(Team).where(Team.name == rule.target_team))).scalar_one_or_none()
+            team = (await session.execute(TEAM_BY_NAME, {"name": rule.target_team})).one_or_none()
             meta["team_name"] = rule.target_team
             if team is None:
                 meta["team_missing"] = True
         members: list[Any] = []
         if not rule.pool and (team is not None or not rule.target_team):
-            query = select(*SNAPSHOT_COLUMNS).where(Rep.role == "rep").order_by(Rep.id)
             if team is not None:
-                query = query.where(Rep.team_id == team.id)
-            members = list((await session.execute(query)).all())
+                members = list((await session.execute(TEAM_MEMBERS, {**loads, "team_id": team.id})).all())
+            else:
+                members = list((await session.execute(MEMBERS, loads)).all())
 
-        backup_row: Rep | None = None
+        backup_row: Any = None
         backup_missing = False
         if rule.backup:
-            q = select(Rep).where(Rep.external_id == rule.backup)
-            backup_row = (await session.execute(q)).scalar_one_or_none()
+            backup_row = await rep(REP_BY_EXTERNAL_ID, external_id=rule.backup)
             if backup_row is None and rule.backup.isdigit():
-                backup_row = await session.get(Rep, int(rule.backup))
+                backup_row = await rep(REP_BY_ID, rep_id=int(rule.backup))
             backup_missing = backup_row is None
-        manager_row: Rep | None = None
+        manager_row: Any = None
         if team is not None and team.manager_id is not None:
-            manager_row = await session.get(Rep, team.manager_id)
+            manager_row = await rep(REP_BY_ID, rep_id=team.manager_id)
 
         prev_owner = lead.owner_id
         if prev_owner is not None:
-            prev = await session.get(Rep, prev_owner)
-            meta["previous_owner_name"] = prev.name if prev else ""
-
-        everyone = {r.id: r for r in [*members, *(x for x in (owner_row, backup_row, manager_row) if x)]}
-        open_counts, today_counts = await self._loads(session, list(everyone), now)
-
-        def snap(r: Any) -> RepSnapshot | None:
-            return None if r is None else _snapshot(r, open_counts.get(r.id, 0), today_counts.get(r.id, 0))
+            prev = (await session.execute(select(Rep.name).where(Rep.id == prev_owner))).scalar_one_or_none()
+            meta["previous_owner_name"] = prev or ""
 
         pointer: dict[str, int] = {}
-        state_row: RoutingState | None = None
+        state: dict[str, Any] | None = None
         if rule.strategy == "weighted_round_robin" and members:
             key = f"wrr:{rule.name}:{team.id if team is not None else '*'}"
             meta["pointer_key"] = key
-            state_row = (await session.execute(
-                select(RoutingState).where(RoutingState.key == key).with_for_update())).scalar_one_or_none()
-            if state_row is not None:
-                pointer = {str(k): int(v) for k, v in (state_row.data or {}).get("current", {}).items()}
+            found = (await session.execute(POINTER_FOR_UPDATE, {"pointer_key": key})).one_or_none()
+            if found is not None:
+                state = {"version": found.version}
+                pointer = {str(k): int(v) for k, v in (found.data or {}).get("current", {}).items()}
             meta["pointer_before"] = dict(pointer)
 
         ctx = Context(now=now, calendar=self.calendar,
                       active_within_minutes=self.settings.active_within_minutes, exclude=excluded)
+        snap = lambda r: None if r is None else _snapshot(r)  # noqa: E731
         result = plan(lead_id=lead.id, rule=rule, team_id=team.id if team is not None else None,
-                      team_name=meta["team_name"], ctx=ctx,
-                      members=[snap(r) for r in members],  # type: ignore[misc]
+                      team_name=meta["team_name"], ctx=ctx, members=[_snapshot(r) for r in members],
                       owner=snap(owner_row), backup=snap(backup_row), backup_missing=backup_missing,
                       manager=snap(manager_row), pointer=pointer, previous_owner_id=prev_owner)
-        return result, state_row, meta
+        return result, state, meta
 
     async def _customer_owner(self, session: AsyncSession, customer_id: int) -> tuple[int, int | None]:
         """(surviving customer id, its owner) following merge tombstones."""
         seen: set[int] = set()
         while customer_id not in seen:
             seen.add(customer_id)
-            row = (await session.execute(
-                select(Customer.merged_into, Customer.owner_id).where(Customer.id == customer_id))).one_or_none()
+            row = (await session.execute(CUSTOMER_OWNER, {"customer_id": customer_id})).one_or_none()
             if row is None:
                 return customer_id, None
             merged_into, owner_id = row
@@ -399,31 +419,13 @@ class Router:
             customer_id = merged_into
         return customer_id, None
 
-    async def _loads(self, session: AsyncSession, rep_ids: list[int],
-                     now: datetime) -> tuple[dict[int, int], dict[int, int]]:
-        if not rep_ids:
-            return {}, {}
-        open_rows = await session.execute(
-            select(Lead.owner_id, func.count()).where(Lead.owner_id.in_(rep_ids),
-                                                      Lead.status.not_in(CLOSED_STATUSES))
-            .group_by(Lead.owner_id))
-        day_start = self.calendar.day_start(now)
-        today_rows = await session.execute(
-            select(RoutingDecision.chosen_rep_id, func.count())
-            .where(RoutingDecision.chosen_rep_id.in_(rep_ids), RoutingDecision.at >= day_start,
-                   RoutingDecision.outcome.in_(RECEIVING_OUTCOMES))
-            .group_by(RoutingDecision.chosen_rep_id))
-        return ({int(k): int(v) for k, v in open_rows.all()}, {int(k): int(v) for k, v in today_rows.all()})
-
-    async def _save_pointer(self, session: AsyncSession, key: str, row: RoutingState | None,
+    async def _save_pointer(self, session: AsyncSession, key: str, state: dict[str, Any] | None,
                             pointer: dict[str, int]) -> None:
         data = {"current": pointer}
-        if row is None:
+        if state is None:
             # A concurrent first decision inserting the same key raises IntegrityError -> retry.
             await session.execute(insert(RoutingState).values(key=key, data=data, version=1))
             return
-        result = await session.execute(
-            update(RoutingState).where(RoutingState.key == key, RoutingState.version == row.version)
-            .values(data=data, version=row.version + 1).execution_options(synchronize_session=False))
+        result = await session.execute(POINTER_UPDATE, {"pointer_key": key, "seen": state["version"], "pointer": data})
         if result.rowcount != 1:
             raise _Retry()

@@ -32,6 +32,22 @@ async def test_start_is_idempotent_and_cancel_stops_it(engine, clock, actions, s
     assert actions.names() == ["remind"]
 
 
+async def test_start_answers_the_cards_deadline_as_stored(engine, clock, actions, store) -> None:
+    """start() saves the card a read of the timers when it wrote the ladder itself; a retried
+    start (the steps were stored earlier, counted from then) answers what is stored."""
+    s = make_settings()
+    runner = SchedulerRunner(engine, s, clock, actions)
+    ladder = LadderService(runner.timers, s, clock)
+    lead = await _lead(store, engine, clock, await add_rep(engine, clock, "a"))
+    first = await ladder.start(lead)
+    assert first is not None and first > clock.now()
+    assert first == await ladder.deadline(lead)
+    clock.advance(timedelta(seconds=40))  # the same day: the retry's steps are the same keys
+    assert await ladder.start(lead) == first
+    await ladder.cancel(lead, "claimed")
+    assert await ladder.deadline(lead) is None
+
+
 async def test_manual_reassign_gets_a_fresh_ladder(engine, clock, actions, store) -> None:
     s = make_settings()
     runner = SchedulerRunner(engine, s, clock, actions)
