@@ -171,13 +171,6 @@ class Flow:
 
     # ---- the lead's journey ------------------------------------------------------------------
 
-    async def on_new_lead(self, lead: dto.Lead) -> None:
-        router = self.ctx.services.get("router")
-        if router is None:
-            return
-        decision = await router.assign(lead.id)
-        await self.after_routing(lead.id, decision)
-
     async def after_routing(self, lead_id: int, decision: Any, *, start_ladder: bool = True) -> None:
         lead = await self.ctx.store.get_lead(lead_id)
         if lead is None:

@@ -47,13 +47,20 @@ async def resubmit_unrouted(ctx: "AppContext") -> int:
 
 @handles(LeadSubmitted)
 async def handle_submit_lead(event: LeadSubmitted, ctx: "AppContext") -> None:
+    router = ctx.services.get("router")
+    if router is None:
+        return  # no routing wired: the lead waits in the pool
+    try:
+        # The router reads the lead under its lock and leaves a lead already handled alone.
+        decision = await router.assign(event.lead_id)
+    except LookupError:
+        return  # deleted since it was stored
+    if decision.applied:
+        await ctx.services["flow"].after_routing(event.lead_id, decision)
+        return
     lead = await ctx.store.get_lead(event.lead_id)
-    if lead is None:
-        return
-    if lead.owner_id is None and lead.status == "new":
-        await ctx.services["flow"].on_new_lead(lead)
-        return
-    await _finish_interrupted_routing(ctx, lead)
+    if lead is not None:
+        await _finish_interrupted_routing(ctx, lead)
 
 
 async def _finish_interrupted_routing(ctx: "AppContext", lead: dto.Lead) -> None:

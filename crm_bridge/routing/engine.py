@@ -80,7 +80,11 @@ MEMBERS = _WITH_LOADS.where(Rep.role == "rep").order_by(Rep.id)
 TEAM_MEMBERS = MEMBERS.where(Rep.team_id == bindparam("team_id"))
 REP_BY_ID = _WITH_LOADS.where(Rep.id == bindparam("rep_id"))
 REP_BY_EXTERNAL_ID = _WITH_LOADS.where(Rep.external_id == bindparam("external_id"))
-LEAD_FOR_UPDATE = select(Lead).where(Lead.id == bindparam("lead_id")).with_for_update()
+# The lead with its customer's first merge hop and owner (a lead usually has a customer).
+LEAD_FOR_UPDATE = (select(Lead.__table__, Customer.merged_into.label("customer_merged_into"),
+                          Customer.owner_id.label("customer_owner_id"))
+                   .outerjoin(Customer, Customer.id == Lead.customer_id)
+                   .where(Lead.id == bindparam("lead_id")).with_for_update(of=Lead.__table__))
 CUSTOMER_OWNER = select(Customer.merged_into, Customer.owner_id).where(Customer.id == bindparam("customer_id"))
 TEAM_BY_NAME = select(Team.id, Team.manager_id).where(Team.name == bindparam("name"))
 POINTER_FOR_UPDATE = (select(RoutingState.data, RoutingState.version)
@@ -250,7 +254,7 @@ class Router:
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise RoutingConflict(f"lead {lead_id}: gave up after {MAX_ATTEMPTS} conflicting attempts")
 
-    async def _not_applied(self, session: AsyncSession, lead: Lead, outcome: str) -> Decision:
+    async def _not_applied(self, session: AsyncSession, lead: Any, outcome: str) -> Decision:
         row = await self._last_row(session, lead.id)
         if row is not None and (row.chosen_rep_id == lead.owner_id or outcome == "not_assignable"):
             return decision_from_row(row, applied=False)
@@ -263,7 +267,7 @@ class Router:
         now = self.clock.now()
         async with self.sessions() as session:
             async with session.begin():
-                lead = (await session.execute(LEAD_FOR_UPDATE, {"lead_id": lead_id})).scalar_one_or_none()
+                lead = (await session.execute(LEAD_FOR_UPDATE, {"lead_id": lead_id})).one_or_none()
                 if lead is None:
                     raise LookupError(f"lead {lead_id} not found")
                 if lead.status in CLOSED_STATUSES:
@@ -338,7 +342,7 @@ class Router:
                         candidates=d.candidates, reason=d.reason, decision_id=decision_id, applied=True,
                         at=now, previous_owner_id=previous_owner)
 
-    async def _plan(self, session: AsyncSession, lead: Lead, excluded: frozenset[int],
+    async def _plan(self, session: AsyncSession, lead: Any, excluded: frozenset[int],
                     now: datetime) -> tuple[Plan, dict[str, Any] | None, dict[str, Any]]:
         meta: dict[str, Any] = {"customer_id": None, "team_name": "", "pointer_key": "", "pointer_before": {}}
         loads = {"day_start": self.calendar.day_start(now)}
@@ -348,7 +352,9 @@ class Router:
 
         owner_row: Any = None
         if lead.customer_id:
-            customer_id, owner_id = await self._customer_owner(session, lead.customer_id)
+            customer_id, owner_id = lead.customer_id, lead.customer_owner_id
+            if lead.customer_merged_into:
+                customer_id, owner_id = await self._customer_owner(session, lead.customer_merged_into)
             meta["customer_id"] = customer_id
             if owner_id is not None:
                 owner_row = await rep(REP_BY_ID, rep_id=owner_id)
