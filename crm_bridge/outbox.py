@@ -14,6 +14,11 @@ worker that lost its lease cannot overwrite the outcome of the worker that took 
 
 On PostgreSQL rows are leased with ``FOR UPDATE SKIP LOCKED``, so several processes share one
 outbox without handing the same row to two of them; SQLite has one process and one connection.
+
+The delivery path (leasing, the tick's reads, every state change after the lease, enqueueing)
+runs prebuilt Core statements on connections, not ORM sessions: it runs for every message, and
+building a statement (and its cache key) and a session each time cost more event-loop CPU than
+the database's answer.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Integer, Select, Table, Update, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -102,6 +108,16 @@ class CardRecord:
     response_code: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class DueBatch:
+    """One delivery tick's reads: the rows it leased, their reps, and the recent sends (by every
+    process) to their recipients on the throttled channels."""
+
+    entries: list[OutboxEntry]
+    reps: dict[int, RepContact]
+    sends: list[tuple[str, str, datetime]]
+
+
 class _LeaseLost(Exception):
     """Rolls a transaction back when a row's lease went to another worker meanwhile."""
 
@@ -139,13 +155,132 @@ def _values(item: NewOutboxItem, now: datetime, *, state: str = "pending", attem
                 created_at=now, sent_at=None)
 
 
+# The models' own tables, so their TypeDecorators (UTCDateTime) and JSON columns apply. The
+# statements below are built once: a prebuilt statement memoizes its cache key, so running it
+# skips construction and cache-key generation. Where a statement has no values(), its SET or
+# VALUES columns come from the keys of the parameters it is executed with. IN lists of constants
+# are literal() binds, not an expanding bindparam, which would be re-rendered on every execution.
+_OUTBOX = cast(Table, OutboxItem.__table__)
+_CARDS = cast(Table, CardCopy.__table__)
+_REPS = cast(Table, Rep.__table__)
+_o = _OUTBOX.c
+
+_CONTACTS = select(_REPS.c.id, _REPS.c.name, _REPS.c.role, _REPS.c.status, _REPS.c.delivery,
+                   _REPS.c.wecom_userid, _REPS.c.dingtalk_userid)
+_CONTACTS_BY_ID = _CONTACTS.where(_REPS.c.id.in_(bindparam("ids", expanding=True)))
+_ADMINS = _CONTACTS.where(_REPS.c.role == "admin", _REPS.c.status == "active").order_by(_REPS.c.id)
+
+_LEASE_UNTIL = bindparam("lease_until", type_=_o.next_attempt_at.type)
+_LEASE = (update(_OUTBOX).where(_o.id.in_(bindparam("ids", expanding=True)))
+          .values(state="sending", attempts=_o.attempts + 1, next_attempt_at=_LEASE_UNTIL))
+# Every state change after the lease is fenced on the lease's attempt (parameters from _fence).
+_FENCED = update(_OUTBOX).where(_o.id == bindparam("b_id"), _o.state == "sending",
+                                _o.attempts == bindparam("b_attempts"))
+_GIVE_BACK = _FENCED.values(attempts=_o.attempts - 1)  # a deferral does not spend an attempt
+_ROLL_UP = update(_OUTBOX).where(_o.id.in_(bindparam("ids", expanding=True)), _o.state == "sending")
+_ADD_CARD = insert(_CARDS)
+
+
+@lru_cache(maxsize=None)
+def _due(by_channel: bool, by_recipient: bool) -> Select[Any]:
+    """Due rows (pending and due, or leased and expired): urgent first, then by due time."""
+    query = (select(_OUTBOX)
+             .where(_o.state.in_([literal("pending"), literal("sending")]), _o.next_attempt_at <= bindparam("now"))
+             .order_by(_o.urgent.desc(), _o.next_attempt_at, _o.id)
+             .limit(bindparam("limit", type_=Integer)))
+    # Not named after columns: in _lease_pg's UPDATE those names would mean SET.
+    if by_channel:
+        query = query.where(_o.channel == bindparam("b_channel"))
+    if by_recipient:
+        query = query.where(_o.recipient == bindparam("b_recipient"))
+    return query
+
+
+@lru_cache(maxsize=None)
+def _lease_pg(by_channel: bool, by_recipient: bool) -> Update:
+    """PostgreSQL leases in one statement: the CTE locks the due rows no other process holds,
+    the UPDATE leases them and returns them with the state and due time they had before."""
+    picked = (_due(by_channel, by_recipient).with_only_columns(_o.id, _o.state, _o.next_attempt_at)
+              .with_for_update(skip_locked=True).cte("picked"))
+    return (update(_OUTBOX).where(_o.id == picked.c.id)
+            .values(state="sending", attempts=_o.attempts + 1, next_attempt_at=_LEASE_UNTIL)
+            .returning(*_OUTBOX.c, picked.c.state.label("was_state"), picked.c.next_attempt_at.label("was_due")))
+
+
+@lru_cache(maxsize=None)
+def _recent_sends(by_recipient: bool, uncounted_kinds: tuple[str, ...]) -> Select[Any]:
+    query = (select(_o.channel, _o.recipient, _o.sent_at)
+             .where(_o.state == "sent", _o.sent_at >= bindparam("since")).order_by(_o.sent_at))
+    if by_recipient:
+        query = query.where(_o.recipient.in_(bindparam("recipients", expanding=True)))
+    if uncounted_kinds:
+        query = query.where(_o.kind.not_in([literal(k) for k in uncounted_kinds]))
+    return query
+
+
+@lru_cache(maxsize=None)
+def _enqueue(dialect: str) -> Any:
+    """Insert-or-ignore under the idempotency key; returns (key, id) of each row it inserted."""
+    return (_insert_for(dialect)(_OUTBOX).on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(_o.idempotency_key, _o.id))
+
+
+def _redelivery(state: str, attempts: int) -> bool:
+    """Whether a due row (its state and attempts before the lease) may have reached the platform
+    already: an expired lease, or an earlier attempt that ended without an answer (timed out,
+    connection dropped)."""
+    return state == "sending" or attempts > 0
+
+
+async def _lease_in_one(conn: AsyncConnection, filters: tuple[bool, bool], params: dict[str, Any]
+                        ) -> list[OutboxEntry]:
+    """PostgreSQL: one UPDATE ... RETURNING (see _lease_pg)."""
+    rows = (await conn.execute(_lease_pg(*filters), params)).all()
+    rows.sort(key=lambda r: (not r.urgent, r.was_due, r.id))  # RETURNING keeps no order: _due's again
+    return [_entry(r, redelivery=_redelivery(r.was_state, r.attempts - 1)) for r in rows]
+
+
+async def _lease_in_two(conn: AsyncConnection, filters: tuple[bool, bool], params: dict[str, Any]
+                        ) -> list[OutboxEntry]:
+    """SQLite: SELECT, then UPDATE what it found, in the caller's transaction. One UPDATE ...
+    RETURNING would do on SQLite too, but its RETURNING sees only the updated row, not the
+    state and due time before the lease that redelivery and the order need."""
+    rows = (await conn.execute(_due(*filters), params)).all()
+    if not rows:
+        return []
+    lease_until = params["lease_until"]
+    await conn.execute(_LEASE, {"ids": [r.id for r in rows], "lease_until": lease_until})
+    return [_leased(_entry(r, redelivery=_redelivery(r.state, r.attempts)), lease_until) for r in rows]
+
+
+def _fence(entry: OutboxEntry) -> dict[str, Any]:
+    return {"b_id": entry.id, "b_attempts": entry.attempts}
+
+
+def _rep_ids(rep_ids: Iterable[int | None]) -> list[int]:
+    return sorted({i for i in rep_ids if i is not None})
+
+
+async def _contacts(conn: AsyncConnection, ids: list[int]) -> dict[int, RepContact]:
+    return {r.id: _contact(r) for r in await conn.execute(_CONTACTS_BY_ID, {"ids": ids})}
+
+
+async def _sends(conn: AsyncConnection, since: datetime, wanted: set[tuple[str, str]] | None,
+                 uncounted_kinds: Sequence[str]) -> list[tuple[str, str, datetime]]:
+    """See OutboxRepo.recent_sends; ``wanted`` None means every recipient."""
+    params: dict[str, Any] = {"since": since}
+    if wanted is not None:
+        params["recipients"] = sorted({r for _, r in wanted})
+    rows = await conn.execute(_recent_sends(wanted is not None, tuple(uncounted_kinds)), params)
+    return [(c, r, t) for c, r, t in rows if wanted is None or (c, r) in wanted]
+
+
 async def enqueue_in(conn: AsyncConnection | AsyncSession, item: NewOutboxItem, now: datetime) -> int | None:
     """Enqueues inside the caller's transaction (a session or a connection), so the message
     commits or rolls back with the change that caused it. Returns the new row id, or None when
     the key was already there (insert-or-ignore)."""
-    stmt = (_insert_for(_dialect(conn))(OutboxItem).values(**_values(item, now))
-            .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(OutboxItem.id))
-    return (await conn.execute(stmt)).scalar_one_or_none()
+    row = (await conn.execute(_enqueue(_dialect(conn)), _values(item, now))).first()
+    return row.id if row is not None else None
 
 
 def digest_key(channel: str, recipient: str, ids: Iterable[int]) -> str:
@@ -172,19 +307,16 @@ class OutboxRepo:
 
     async def enqueue_many(self, items: Sequence[NewOutboxItem],
                            conn: AsyncConnection | AsyncSession | None = None) -> list[int | None]:
-        """One multi-row insert-or-ignore per 500 items; ids in input order (None = already there)."""
+        """Insert-or-ignore, sent as multi-row statements (SQLAlchemy's insertmanyvalues); ids in
+        input order (None = already there)."""
+        if not items:
+            return []
         if conn is None:
             async with self.engine.begin() as own:
                 return await self.enqueue_many(items, own)
         now = self.clock.now()
-        ids: dict[str, int] = {}
-        insert = _insert_for(_dialect(conn))
-        for i in range(0, len(items), 500):
-            chunk = items[i:i + 500]
-            stmt = (insert(OutboxItem).values([_values(item, now) for item in chunk])
-                    .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                    .returning(OutboxItem.idempotency_key, OutboxItem.id))
-            ids.update({k: v for k, v in (await conn.execute(stmt)).all()})
+        rows = await conn.execute(_enqueue(_dialect(conn)), [_values(item, now) for item in items])
+        ids: dict[str, int] = {k: v for k, v in rows}
         seen: set[str] = set()
         out: list[int | None] = []
         for item in items:
@@ -199,65 +331,62 @@ class OutboxRepo:
                        channel: str | None = None, recipient: str | None = None) -> list[OutboxEntry]:
         """Leases up to ``limit`` due rows (pending and due, or leased and expired): urgent first,
         then oldest. A leased row is ``sending`` until ``next_attempt_at`` = now + lease."""
-        now = now or self.clock.now()
-        query = (select(OutboxItem)
-                 .where(OutboxItem.state.in_(("pending", "sending")), OutboxItem.next_attempt_at <= now)
-                 .order_by(OutboxItem.urgent.desc(), OutboxItem.next_attempt_at, OutboxItem.id)
-                 .limit(limit))
-        if channel is not None:
-            query = query.where(OutboxItem.channel == channel)
-        if recipient is not None:
-            query = query.where(OutboxItem.recipient == recipient)
-        if self.is_pg:
-            query = query.with_for_update(skip_locked=True)
-        lease_until = now + timedelta(seconds=lease_seconds)
-        async with self.sessions() as session, session.begin():
-            rows = (await session.execute(query)).scalars().all()
-            if not rows:
-                return []
-            # Redelivery: an expired lease, or an earlier attempt that ended without an answer
-            # (timed out, connection dropped): the platform may have the message already.
-            taken = [(_entry(r, redelivery=r.state == "sending" or r.attempts > 0)) for r in rows]
-            ids = [e.id for e in taken]
-            await session.execute(update(OutboxItem).where(OutboxItem.id.in_(ids))
-                                  .values(state="sending", attempts=OutboxItem.attempts + 1,
-                                          next_attempt_at=lease_until)
-                                  .execution_options(synchronize_session=False))
-        return [_leased(e, lease_until) for e in taken]
+        async with self.engine.begin() as conn:
+            return await self._lease(conn, limit, now or self.clock.now(), lease_seconds, channel, recipient)
 
-    def _fenced(self, entry: OutboxEntry) -> Any:
-        return update(OutboxItem).where(OutboxItem.id == entry.id, OutboxItem.state == "sending",
-                                        OutboxItem.attempts == entry.attempts)
+    async def take_batch(self, limit: int, now: datetime, *, lease_seconds: float, sends_since: datetime,
+                         windowed_channels: Collection[str], uncounted_kinds: Sequence[str] = ()) -> DueBatch:
+        """A delivery tick's reads in one transaction: ``take_due``, the leased rows' rep contacts,
+        and ``recent_sends`` since ``sends_since`` to their recipients on ``windowed_channels``."""
+        async with self.engine.begin() as conn:
+            entries = await self._lease(conn, limit, now, lease_seconds)
+            if not entries:
+                return DueBatch([], {}, [])
+            rep_ids = _rep_ids(e.rep_id for e in entries)
+            reps = await _contacts(conn, rep_ids) if rep_ids else {}
+            keys = {(e.channel, e.recipient) for e in entries if e.channel in windowed_channels}
+            sends = await _sends(conn, sends_since, keys, uncounted_kinds) if keys else []
+        return DueBatch(entries, reps, sends)
+
+    async def _lease(self, conn: AsyncConnection, limit: int, now: datetime, lease_seconds: float,
+                     channel: str | None = None, recipient: str | None = None) -> list[OutboxEntry]:
+        filters = (channel is not None, recipient is not None)
+        params: dict[str, Any] = {"now": now, "limit": limit, "lease_until": now + timedelta(seconds=lease_seconds)}
+        if channel is not None:
+            params["b_channel"] = channel
+        if recipient is not None:
+            params["b_recipient"] = recipient
+        return await (_lease_in_one(conn, filters, params) if self.is_pg else _lease_in_two(conn, filters, params))
 
     async def mark_sent(self, entry: OutboxEntry, result: Mapping[str, Any], card: CardRecord | None = None) -> bool:
         """Records the platform's ids and, for a card, the copy needed to update it later.
         False when the lease was lost (another worker owns the row now)."""
         now = self.clock.now()
-        async with self.sessions() as session, session.begin():
-            done = await session.execute(self._fenced(entry).values(
-                state="sent", result=dict(result), sent_at=now, last_error=""))
+        async with self.engine.begin() as conn:
+            done = await conn.execute(_FENCED, {**_fence(entry), "state": "sent", "result": dict(result),
+                                                "sent_at": now, "last_error": ""})
             if done.rowcount != 1:
                 return False
             if card is not None:
-                session.add(CardCopy(lead_id=card.lead_id, card_kind=card.card_kind[:32], platform=card.platform[:16],
-                                     recipient=card.recipient[:256], card_ref=card.card_ref[:256],
-                                     msgid=card.msgid[:128], response_code=card.response_code[:256],
-                                     state="open", created_at=now, updated_at=now))
+                await conn.execute(_ADD_CARD, dict(
+                    lead_id=card.lead_id, card_kind=card.card_kind[:32], platform=card.platform[:16],
+                    recipient=card.recipient[:256], card_ref=card.card_ref[:256], msgid=card.msgid[:128],
+                    response_code=card.response_code[:256], state="open", created_at=now, updated_at=now))
         return True
 
     async def mark_retry(self, entry: OutboxEntry, error: str, next_at: datetime) -> bool:
         async with self.engine.begin() as conn:
-            done = await conn.execute(self._fenced(entry).values(
-                state="pending", last_error=error[:2000], next_attempt_at=next_at))
+            done = await conn.execute(_FENCED, {**_fence(entry), "state": "pending", "last_error": error[:2000],
+                                                "next_attempt_at": next_at})
             return done.rowcount == 1
 
     async def defer(self, entry: OutboxEntry, until: datetime, reason: str = "") -> bool:
         """Gives the lease back without spending an attempt (quiet hours, throttle window)."""
         async with self.engine.begin() as conn:
-            values: dict[str, Any] = dict(state="pending", next_attempt_at=until, attempts=OutboxItem.attempts - 1)
+            values: dict[str, Any] = {**_fence(entry), "state": "pending", "next_attempt_at": until}
             if reason:
                 values["last_error"] = reason[:2000]
-            done = await conn.execute(self._fenced(entry).values(**values))
+            done = await conn.execute(_GIVE_BACK, values)
             return done.rowcount == 1
 
     async def supersede(self, entry: OutboxEntry, replacement: NewOutboxItem, error: str) -> bool:
@@ -265,8 +394,8 @@ class OutboxRepo:
         in one transaction: the message is never in neither row."""
         now = self.clock.now()
         async with self.engine.begin() as conn:
-            done = await conn.execute(self._fenced(entry).values(
-                state="fallback", last_error=error[:2000], result={"superseded_by": replacement.key}))
+            done = await conn.execute(_FENCED, {**_fence(entry), "state": "fallback", "last_error": error[:2000],
+                                                "result": {"superseded_by": replacement.key}})
             if done.rowcount != 1:
                 return False
             await enqueue_in(conn, replacement, now)
@@ -280,21 +409,18 @@ class OutboxRepo:
         ids = [e.id for e in entries]
         lease_until = now + timedelta(seconds=lease_seconds)
         try:
-            async with self.sessions() as session, session.begin():
-                stmt = (self._insert(OutboxItem)
-                        .values(**_values(digest, now, state="sending", attempts=1, next_at=lease_until))
-                        .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(OutboxItem.id))
-                digest_id = (await session.execute(stmt)).scalar_one_or_none()
-                if digest_id is None:
+            async with self.engine.begin() as conn:
+                created = (await conn.execute(
+                    self._insert(_OUTBOX).on_conflict_do_nothing(index_elements=["idempotency_key"])
+                    .returning(*_OUTBOX.c),
+                    _values(digest, now, state="sending", attempts=1, next_at=lease_until))).first()
+                if created is None:
                     raise _LeaseLost
-                done = await session.execute(
-                    update(OutboxItem).where(OutboxItem.id.in_(ids), OutboxItem.state == "sending")
-                    .values(state="rolled_up", result={"rolled_into": digest.key}, last_error="")
-                    .execution_options(synchronize_session=False))
+                done = await conn.execute(_ROLL_UP, {"ids": ids, "state": "rolled_up",
+                                                     "result": {"rolled_into": digest.key}, "last_error": ""})
                 if done.rowcount != len(ids):
                     raise _LeaseLost
-                row = await session.get(OutboxItem, digest_id)
-                return _entry(row)
+                return _entry(created)
         except _LeaseLost:
             return None
 
@@ -306,7 +432,7 @@ class OutboxRepo:
         dead messages raise one alert. Returns the new incident id, else None."""
         now = self.clock.now()
         async with self.engine.begin() as conn:
-            done = await conn.execute(self._fenced(entry).values(state="dead", last_error=error[:2000]))
+            done = await conn.execute(_FENCED, {**_fence(entry), "state": "dead", "last_error": error[:2000]})
             if done.rowcount != 1 or alerts is None:
                 return None
             await conn.execute(delete(KeyValue).where(KeyValue.key == DEAD_INCIDENT_KEY, KeyValue.expires_at < now))
@@ -316,9 +442,7 @@ class OutboxRepo:
                 .on_conflict_do_nothing(index_elements=["key"]).returning(KeyValue.key))).scalar_one_or_none()
             if opened is None:
                 return None
-            admins = (await conn.execute(
-                select(Rep.id, Rep.name, Rep.role, Rep.status, Rep.delivery, Rep.wecom_userid, Rep.dingtalk_userid)
-                .where(Rep.role == "admin", Rep.status == "active").order_by(Rep.id))).all()
+            admins = (await conn.execute(_ADMINS)).all()
             for item in alerts(incident, [_contact(a) for a in admins]):
                 await enqueue_in(conn, item, now)
             return incident
@@ -364,21 +488,14 @@ class OutboxRepo:
     async def recent_sends(self, since: datetime, *, recipients: Iterable[tuple[str, str]] | None = None,
                            uncounted_kinds: Sequence[str] = ()) -> list[tuple[str, str, datetime]]:
         """(channel, recipient, sent_at) of rows sent since then, by any process: seeds the
-        per-recipient throttle at start (a restart does not forget the last hour's sends) and
-        refreshes the recipients of each tick (other processes' sends count too)."""
-        query = (select(OutboxItem.channel, OutboxItem.recipient, OutboxItem.sent_at)
-                 .where(OutboxItem.state == "sent", OutboxItem.sent_at >= since).order_by(OutboxItem.sent_at))
-        wanted: set[tuple[str, str]] | None = None
-        if recipients is not None:
-            wanted = set(recipients)
-            if not wanted:
-                return []
-            query = query.where(OutboxItem.recipient.in_(sorted({r for _, r in wanted})))
-        if uncounted_kinds:
-            query = query.where(OutboxItem.kind.not_in(list(uncounted_kinds)))
-        async with self.sessions() as session:
-            return [(c, r, t) for c, r, t in (await session.execute(query)).all()
-                    if wanted is None or (c, r) in wanted]
+        per-recipient throttle at start (a restart does not forget the last hour's sends);
+        ``take_batch`` reads the same for the recipients of each tick (other processes' sends
+        count too)."""
+        wanted = None if recipients is None else set(recipients)
+        if wanted is not None and not wanted:
+            return []
+        async with self.engine.connect() as conn:
+            return await _sends(conn, since, wanted, uncounted_kinds)
 
     async def cards_for_lead(self, lead_id: int) -> list[CardRecord]:
         async with self.sessions() as session:
@@ -391,12 +508,11 @@ class OutboxRepo:
     # ---- reps: delivery profile and contacts -------------------------------------------------
 
     async def rep_contacts(self, rep_ids: Iterable[int]) -> dict[int, RepContact]:
-        ids = sorted({i for i in rep_ids if i is not None})
+        ids = _rep_ids(rep_ids)
         if not ids:
             return {}
-        async with self.sessions() as session:
-            rows = (await session.execute(select(Rep).where(Rep.id.in_(ids)))).scalars().all()
-            return {r.id: _contact(r) for r in rows}
+        async with self.engine.connect() as conn:
+            return await _contacts(conn, ids)
 
     async def set_delivery(self, rep_id: int, profile: str) -> bool:
         """The text commands 文本模式 / 卡片模式 land here. False when the rep is unknown."""

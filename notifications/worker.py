@@ -144,20 +144,17 @@ class DeliveryWorker:
         since = self.clock.now() - timedelta(seconds=self.throttle.longest_window)
         self.throttle.seed(await self.repo.recent_sends(since, uncounted_kinds=UNCOUNTED_KINDS))
 
-    async def _refresh_windows(self, keys: Iterable[tuple[str, str]], now: datetime) -> None:
+    def _refresh_windows(self, keys: Iterable[tuple[str, str]], sends: Iterable[tuple[str, str, datetime]]) -> None:
         """Several processes deliver to the same reps: before a tick plans, its recipients'
-        windows are re-read from the outbox (every process's sends), so together they stay
-        under a rep's limit instead of each spending it. Two ticks planning the same recipient
-        at the same instant can still overshoot by what both saw as free."""
-        keys = [k for k in keys if k[0] in self.throttle.limits]
-        if not keys:
-            return
-        since = now - timedelta(seconds=self.throttle.longest_window)
-        sends: dict[tuple[str, str], list[datetime]] = {k: [] for k in keys}
-        for channel, recipient, at in await self.repo.recent_sends(since, recipients=keys,
-                                                                     uncounted_kinds=UNCOUNTED_KINDS):
-            sends[(channel, recipient)].append(at)
-        for (channel, recipient), times in sends.items():
+        windows are replaced by the outbox's sends (every process's, read with the tick's
+        lease), so together they stay under a rep's limit instead of each spending it. Two ticks
+        planning the same recipient at the same instant can still overshoot by what both saw
+        as free."""
+        windows: dict[tuple[str, str], list[datetime]] = {k: [] for k in keys if k[0] in self.throttle.limits}
+        for channel, recipient, at in sends:
+            if (channel, recipient) in windows:
+                windows[(channel, recipient)].append(at)
+        for (channel, recipient), times in windows.items():
             self.throttle.replace(channel, recipient, times)
 
     async def start(self) -> None:
@@ -214,11 +211,14 @@ class DeliveryWorker:
 
     async def _run_once(self) -> int:
         now = self.clock.now()
-        entries = await self.repo.take_due(self.batch_size, now, lease_seconds=self.lease_seconds)
+        batch = await self.repo.take_batch(self.batch_size, now, lease_seconds=self.lease_seconds,
+                                           sends_since=now - timedelta(seconds=self.throttle.longest_window),
+                                           windowed_channels=self.throttle.limits.keys(),
+                                           uncounted_kinds=UNCOUNTED_KINDS)
+        entries, reps = batch.entries, batch.reps
         if not entries:
             await self._refresh_gauges(now)
             return 0
-        reps = await self.repo.rep_contacts(e.rep_id for e in entries if e.rep_id is not None)
         groups: dict[tuple[str, str], list[OutboxEntry]] = {}
         for e in entries:
             until = self._quiet(e, now)
@@ -226,7 +226,7 @@ class DeliveryWorker:
                 await self.repo.defer(e, until, "quiet hours")
                 continue
             groups.setdefault((e.channel, e.recipient), []).append(e)
-        await self._refresh_windows(groups, now)
+        self._refresh_windows(groups, batch.sends)
         await asyncio.gather(*(self._run_group(ch, rcpt, group, reps, now)
                                for (ch, rcpt), group in groups.items()))
         await self._refresh_gauges(now)
