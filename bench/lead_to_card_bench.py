@@ -50,11 +50,11 @@ def _serve(port: int, db: str, api_base: str) -> None:
     """Runs in the child process: leadbot as `leadbot serve` would run it."""
     from aiohttp import web
 
-    from bot.app import create_app
+    from bot.app import create_app, for_serving
     from leadbot.logs import configure_logging
 
     configure_logging("json", "warning")
-    web.run_app(create_app(_settings(db, api_base)), host="127.0.0.1", port=port, print=None, access_log=None)
+    web.run_app(for_serving(create_app(_settings(db, api_base))), host="127.0.0.1", port=port, print=None, access_log=None)
 
 
 def _start_server(db: str, api_base: str, log: Any) -> tuple[subprocess.Popen[bytes], int]:

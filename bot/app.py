@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from typing import Any, Awaitable, Callable
 
@@ -180,6 +181,19 @@ def setup_actions(app: web.Application, ctx: AppContext) -> None:
             await resubmit_unrouted(ctx)
 
     app.on_startup.insert(0, _start)
+
+
+def for_serving(app: web.Application) -> web.Application:
+    """A long-running server process (`leadbot serve`), not a test: once started, what start-up
+    built (modules, table metadata, compiled statements) is never garbage, so it leaves the
+    collector's view (gc.freeze) and young collections run less often. Collections were ~5% of
+    the loop's CPU per lead in the lead-to-card profile."""
+    async def _freeze(_: web.Application) -> None:
+        gc.freeze()
+        gc.set_threshold(10_000, 10, 10)
+
+    app.on_startup.append(_freeze)
+    return app
 
 
 def setup_scheduler(app: web.Application, ctx: AppContext) -> None:

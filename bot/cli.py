@@ -58,7 +58,7 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     """Bring the schema up to date and serve the callback, intake and action-page routes."""
     from aiohttp import web
 
-    from bot.app import create_app
+    from bot.app import create_app, for_serving
 
     settings = _settings(config_path)
     _logging(settings)
@@ -72,7 +72,7 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     platforms = [p for p in ("wecom", "dingtalk") if getattr(settings, p) is not None]
     click.echo(f"leadbot serving on http://{host}:{port} (schema {revision}; config {settings.source}; "
                f"platforms: {', '.join(platforms) or 'none'})", err=True)
-    web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None,
+    web.run_app(for_serving(create_app(settings)), host=host, port=port, print=None, access_log=None,
                 handle_signals=True)
 
 

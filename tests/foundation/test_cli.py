@@ -149,3 +149,20 @@ def test_explain_and_outbox_commands(cfg: Path, tmp_path: Path) -> None:
     assert "张三" in english.output and english.output != out.output
     report = runner.invoke(main, ["outbox", "--config", str(cfg)])
     assert report.exit_code == 0 and report.output.startswith("outbox:")
+
+
+async def test_a_serving_process_freezes_its_start_up_heap(aiohttp_client, engine, clock, settings) -> None:
+    """`leadbot serve` wraps its app in for_serving: after start-up the heap built so far leaves
+    the collector's view and young collections run less often."""
+    import gc
+
+    from bot.app import create_app, for_serving
+
+    threshold = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        await aiohttp_client(for_serving(create_app(settings, clock=clock, engine=engine, start_workers=False)))
+        assert gc.get_freeze_count() > 0 and gc.get_threshold()[0] == 10_000
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
