@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import String, func, or_, select, text
+from sqlalchemy import Row, String, bindparam, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_bridge import dto
 from crm_bridge.db import session_factory
 from crm_bridge.identity.normalize import normalize_email, normalize_phone
 from crm_bridge.models import AuditEntry, Customer, Identity, Lead, Rep, Team
+from crm_bridge.sync.capture import watches
 from leadbot.clock import Clock, SystemClock
 
 LEAD_TEXT_FIELDS = ("source_ref", "campaign", "name", "phone", "email", "company", "title", "region",
@@ -33,7 +35,7 @@ def _split_list(value: str | None) -> list[str]:
     return [v.strip() for v in _LIST_SPLIT.split(value or "") if v.strip()]
 
 
-def lead_dto(row: Lead) -> dto.Lead:
+def lead_dto(row: Lead | Row[Any]) -> dto.Lead:
     return dto.Lead(
         id=row.id, customer_id=row.customer_id, source_channel=row.source_channel,
         source_ref=row.source_ref, campaign=row.campaign, name=row.name, phone=row.phone,
@@ -44,6 +46,37 @@ def lead_dto(row: Lead) -> dto.Lead:
         updated_at=row.updated_at, assigned_at=row.assigned_at, claimed_at=row.claimed_at,
         first_contact_at=row.first_contact_at, stage_entered_at=row.stage_entered_at,
         last_activity_at=row.last_activity_at, version=row.version, external_id=row.external_id)
+
+
+# Intake runs Core statements built once on its session's connection: per lead, the ORM's unit of
+# work and rebuilding statements cost more CPU than the database spends storing it.
+_leads = Lead.__table__
+_LEAD_BY_INTAKE_KEY = select(_leads).where(_leads.c.intake_key == bindparam("key"))
+_INSERT_LEAD = insert(_leads).returning(_leads.c.id)
+_INSERT_AUDIT = insert(AuditEntry.__table__)
+_LEAD_TEXT_LIMITS = {name: _column_limit(Lead, name) for name in LEAD_TEXT_FIELDS}
+# A new lead's INSERT names every column, the ones it does not set at their defaults: one compiled
+# statement for any mix of fields, and the returned dto is what was written (extra and flags, whose
+# defaults are callables, are always set).
+_NEW_LEAD = {c.name: c.default.arg if c.default is not None else None for c in _leads.c
+             if not c.primary_key and not (c.default is not None and c.default.is_callable)}
+_LEAD_DTO_FIELDS = tuple(f.name for f in dataclasses.fields(dto.Lead) if f.name not in ("id", "extra", "flags"))
+
+
+def _written_lead(lead_id: int, row: Mapping[str, Any]) -> dto.Lead:
+    """The dto of a lead just inserted as row: only its id came from the database."""
+    return dto.Lead(id=lead_id, extra=dict(row["extra"]), flags=tuple(row["flags"]),
+                    **{name: row[name] for name in _LEAD_DTO_FIELDS})
+
+
+async def _add_audit(session: AsyncSession, conn: AsyncConnection, values: Mapping[str, Any]) -> None:
+    """An audit row in session's transaction. When CRM webhooks are on (crm_bridge.sync.capture
+    turns the audit rows it sees flushed into change events), through the ORM; else a Core INSERT
+    on conn, the session's connection, without a unit of work."""
+    if session.bind is None or watches(session.bind):
+        session.add(AuditEntry(**values))
+    else:
+        await conn.execute(_INSERT_AUDIT, values)
 
 
 def rep_dto(row: Rep, team_name: str = "") -> dto.Rep:
@@ -102,83 +135,52 @@ class SqlCRMStore:
     # ---- leads -------------------------------------------------------------------------------
 
     async def create_lead(self, lead: dto.LeadInput) -> tuple[dto.Lead, bool]:
-        if lead.intake_key:
-            existing = await self._lead_by_intake_key(lead.intake_key)
-            if existing:
-                return existing, False
-        now = self.clock.now()
-        fields = dict(lead.fields)
-        extra = dict(lead.extra)
-        flags: list[str] = []
-        values: dict[str, Any] = {}
-        for name in LEAD_TEXT_FIELDS:
-            raw = fields.get(name)
-            if raw is None:
-                continue
-            value = raw if isinstance(raw, str) else str(raw)
-            limit = _column_limit(Lead, name)
-            if limit and len(value) > limit:
-                # Keep the whole value: the column gets a prefix, extra the original.
-                extra.setdefault(name, value)
-                flags.append(f"{name}_truncated")
-                value = value[:limit]
-            values[name] = value
-        amount = fields.get("amount")
-        if amount not in (None, ""):
-            parsed = parse_amount(amount)
-            if parsed is None:
-                extra.setdefault("amount", amount)
-                flags.append("amount_invalid")
-            else:
-                values["amount"] = parsed
-        if values.get("phone") and not normalize_phone(values["phone"]):
-            flags.append("phone_invalid")
-        if values.get("email") and not normalize_email(values["email"]):
-            flags.append("email_invalid")
-        for known in fields:
-            if known not in LEAD_TEXT_FIELDS and known != "amount":
-                extra.setdefault(known, fields[known])
-        async with self.sessions() as session:
-            try:
-                async with session.begin():
-                    customer_id = (await self._survivor(session, lead.customer_id) if lead.customer_id
-                                   else await self._link_customer(session, values, now))
-                    row = Lead(intake_key=lead.intake_key, customer_id=customer_id,
-                               source_channel=(lead.source_channel or "api")[:64], extra=extra,
-                               flags=flags, status="new", created_at=now, updated_at=now,
-                               last_activity_at=now, **values)
-                    session.add(row)
-                    await session.flush()
-                    session.add(AuditEntry(at=now, actor=lead.actor, action="lead.created",
-                                           subject_type="lead", subject_id=str(row.id),
-                                           data={"channel": row.source_channel, "flags": flags}))
-                return lead_dto(row), True
-            except IntegrityError:
-                if not lead.intake_key:
-                    raise
+        try:
+            async with self.sessions() as session, session.begin():
+                conn = await session.connection()
+                if lead.intake_key:
+                    existing = await self._lead_by_intake_key(conn, lead.intake_key)
+                    if existing:
+                        return existing, False
+                now = self.clock.now()
+                values, extra, flags = _lead_values(lead)
+                customer_id = (await self._survivor(conn, lead.customer_id) if lead.customer_id
+                               else await self._link_customer(conn, values, now))
+                source_channel = (lead.source_channel or "api")[:64]
+                row = {**_NEW_LEAD, **values, "intake_key": lead.intake_key, "customer_id": customer_id,
+                       "source_channel": source_channel, "extra": extra, "flags": flags, "status": "new",
+                       "created_at": now, "updated_at": now, "last_activity_at": now}
+                lead_id = (await conn.execute(_INSERT_LEAD, row)).scalar_one()
+                await _add_audit(session, conn, {"at": now, "actor": lead.actor, "action": "lead.created",
+                                                 "subject_type": "lead", "subject_id": str(lead_id),
+                                                 "data": {"channel": source_channel, "flags": flags}})
+            return _written_lead(lead_id, row), True
+        except IntegrityError:
+            if not lead.intake_key:
+                raise
         # Lost a race with a concurrent resend of the same key: answer with the winner's lead.
-        existing = await self._lead_by_intake_key(lead.intake_key)
+        async with self.engine.connect() as conn:
+            existing = await self._lead_by_intake_key(conn, lead.intake_key)
         if existing is None:
             raise RuntimeError("lead vanished after an idempotency conflict")
         return existing, False
 
-    async def _lead_by_intake_key(self, key: str) -> dto.Lead | None:
-        async with self.sessions() as session:
-            row = (await session.execute(select(Lead).where(Lead.intake_key == key))).scalar_one_or_none()
-            return lead_dto(row) if row else None
+    async def _lead_by_intake_key(self, conn: AsyncConnection, key: str) -> dto.Lead | None:
+        row = (await conn.execute(_LEAD_BY_INTAKE_KEY, {"key": key})).one_or_none()
+        return lead_dto(row) if row else None
 
-    async def _link_customer(self, session: AsyncSession, values: Mapping[str, Any], now: Any) -> int:
+    async def _link_customer(self, conn: AsyncConnection, values: Mapping[str, Any], now: Any) -> int:
         """The customer this lead belongs to (identity resolution: crm_bridge.identity.service);
         created when no strong identifier names one."""
         from crm_bridge.identity.service import link_lead_customer
 
-        return await link_lead_customer(session, values, now)
+        return await link_lead_customer(conn, values, now)
 
-    async def _survivor(self, session: AsyncSession, customer_id: int) -> int:
+    async def _survivor(self, conn: AsyncConnection, customer_id: int) -> int:
         """Follows merge tombstones to the customer that lives on."""
         from crm_bridge.identity.service import _survivor
 
-        return await _survivor(session, customer_id)
+        return await _survivor(conn, customer_id)
 
     async def get_lead(self, lead_id: int) -> dto.Lead | None:
         async with self.sessions() as session:
@@ -294,6 +296,43 @@ class SqlCRMStore:
         async with self.sessions() as session, session.begin():
             session.add(AuditEntry(at=self.clock.now(), actor=actor, action=action,
                                    subject_type=subject_type, subject_id=subject_id, data=dict(data or {})))
+
+
+def _lead_values(lead: dto.LeadInput) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(column values, extra, flags) of a submitted lead: text cut to its column (the whole value
+    kept in extra), an amount that does not parse and the rest of the fields kept in extra."""
+    fields = dict(lead.fields)
+    extra = dict(lead.extra)
+    flags: list[str] = []
+    values: dict[str, Any] = {}
+    for name in LEAD_TEXT_FIELDS:
+        raw = fields.get(name)
+        if raw is None:
+            continue
+        value = raw if isinstance(raw, str) else str(raw)
+        limit = _LEAD_TEXT_LIMITS[name]
+        if limit and len(value) > limit:
+            # Keep the whole value: the column gets a prefix, extra the original.
+            extra.setdefault(name, value)
+            flags.append(f"{name}_truncated")
+            value = value[:limit]
+        values[name] = value
+    amount = fields.get("amount")
+    if amount not in (None, ""):
+        parsed = parse_amount(amount)
+        if parsed is None:
+            extra.setdefault("amount", amount)
+            flags.append("amount_invalid")
+        else:
+            values["amount"] = parsed
+    if values.get("phone") and not normalize_phone(values["phone"]):
+        flags.append("phone_invalid")
+    if values.get("email") and not normalize_email(values["email"]):
+        flags.append("email_invalid")
+    for known in fields:
+        if known not in LEAD_TEXT_FIELDS and known != "amount":
+            extra.setdefault(known, fields[known])
+    return values, extra, flags
 
 
 _WAN = re.compile(r"^\s*([\d.,]+)\s*(万|w|W)\s*$")

@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Insert, Integer, Row, Select, bindparam, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from crm_bridge import dto
 from crm_bridge.identity.company import company_key
@@ -150,7 +150,7 @@ def normalized_columns(display_name: str, company: str) -> dict[str, str]:
     return {"normalized_name": parse_name(display_name).key[:256], "normalized_company": company_key(company)[:256]}
 
 
-def customer_record(row: Customer, identities: Iterable[Identity] = ()) -> Record:
+def customer_record(row: Customer | Row[Any], identities: Iterable[Identity | Row[Any]] = ()) -> Record:
     return record_from_identities(row.id, name=row.display_name, company=row.company, address=row.address,
                                   city=row.city, identities=[(i.kind, i.value, i.strong) for i in identities])
 
@@ -164,56 +164,121 @@ def _to_result(decision: MatchDecision) -> MatchResult:
 
 # ---- the SQL candidate source ----------------------------------------------------------------
 
-async def _survivor(session: AsyncSession, customer_id: int) -> int:
+# Functions here take the caller's session or a bare connection (intake's), and run Core statements
+# built once below on its connection: building, cache-keying and ORM-executing a statement on every
+# call cost more CPU than the database spends answering it.
+Db = AsyncSession | AsyncConnection
+
+_customers, _identities = Customer.__table__, Identity.__table__
+_c, _i = _customers.c, _identities.c
+_ACTIVE = _c.status != "merged"
+_BLOCK_COLUMNS = {"name": _c.normalized_name, "company": _c.normalized_company}
+
+_MERGED_INTO = select(_c.merged_into).where(_c.id == bindparam("id"))
+# With the holder's tombstone, so a hit on a customer that was not merged away needs no second look-up.
+_STRONG_HOLDERS = (select(_i.customer_id, _i.kind, _i.value, _c.merged_into)
+                   .join_from(_identities, _customers, _i.customer_id == _c.id)
+                   .where(_i.strong.is_(True), _i.kind.in_(bindparam("kinds", expanding=True)),
+                          _i.value.in_(bindparam("values", expanding=True))))
+_LANDLINE_HOLDERS = select(_i.customer_id, _i.value).where(
+    _i.kind == "phone", _i.strong.is_(False), _i.value.in_(bindparam("values", expanding=True)))
+
+
+def _block_counts(criteria: tuple[str, ...]) -> Select[Any]:
+    """One statement counting the active customers in each block (name, company) of a probe."""
+    return select(*(select(func.count()).select_from(_customers).where(
+        _BLOCK_COLUMNS[c] == bindparam(f"{c}_key"), _ACTIVE, _c.id != bindparam("probe_id")).scalar_subquery()
+        for c in criteria))
+
+
+_BLOCK_COUNTS = {criteria: _block_counts(criteria) for criteria in (("name",), ("company",), ("name", "company"))}
+_BLOCK_IDS = {criterion: select(_c.id).where(column == bindparam("key"), _ACTIVE)
+              for criterion, column in _BLOCK_COLUMNS.items()}
+_BOTH_BLOCKS_IDS = select(_c.id).where(
+    _c.normalized_name == bindparam("name_key"), _c.normalized_company == bindparam("company_key"),
+    _ACTIVE).limit(bindparam("limit", type_=Integer))
+_CUSTOMERS_BY_ID = select(_customers).where(_c.id.in_(bindparam("ids", expanding=True)), _ACTIVE)
+_IDENTITIES_OF = select(_identities).where(_i.customer_id.in_(bindparam("ids", expanding=True)))
+_DISTINCT_FROM = select(DistinctPair.customer_a, DistinctPair.customer_b).where(
+    or_(DistinctPair.customer_a == bindparam("id"), DistinctPair.customer_b == bindparam("id")))
+
+
+async def _connection(db: Db) -> AsyncConnection:
+    """The connection under db. A session is flushed first, as its own queries would autoflush,
+    so rows it holds pending are seen."""
+    if isinstance(db, AsyncConnection):
+        return db
+    if db.autoflush:
+        await db.flush()
+    return await db.connection()
+
+
+async def _survivor(db: Db, customer_id: int) -> int:
+    conn = await _connection(db)
     seen: set[int] = set()
     while customer_id not in seen:
         seen.add(customer_id)
-        merged_into = (await session.execute(
-            select(Customer.merged_into).where(Customer.id == customer_id))).scalar_one_or_none()
+        merged_into = (await conn.execute(_MERGED_INTO, {"id": customer_id})).scalar_one_or_none()
         if not merged_into:
             return customer_id
         customer_id = merged_into
     return customer_id
 
 
-async def _load_records(session: AsyncSession, ids: Iterable[int]) -> dict[int, Record]:
+async def _load_records(db: Db, ids: Iterable[int]) -> dict[int, Record]:
     ids = sorted(set(ids))
+    if not ids:
+        return {}
+    conn = await _connection(db)
     out: dict[int, Record] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
-        customers = (await session.execute(
-            select(Customer).where(Customer.id.in_(chunk), Customer.status != "merged"))).scalars().all()
+        customers = (await conn.execute(_CUSTOMERS_BY_ID, {"ids": chunk})).all()
         if not customers:
             continue
-        identities: dict[int, list[Identity]] = {}
-        for ident in (await session.execute(
-                select(Identity).where(Identity.customer_id.in_([c.id for c in customers])))).scalars():
+        identities: dict[int, list[Row[Any]]] = {}
+        for ident in await conn.execute(_IDENTITIES_OF, {"ids": [c.id for c in customers]}):
             identities.setdefault(ident.customer_id, []).append(ident)
         for c in customers:
             out[c.id] = customer_record(c, identities.get(c.id, ()))
     return out
 
 
-async def sql_decide(session: AsyncSession, probe: Record, config: MatchConfig | None = None) -> MatchDecision:
+async def _strong_hits(conn: AsyncConnection, probe: Record) -> dict[Id, list[tuple[str, str]]]:
+    """Customer (merge survivor) -> the probe's strong identifiers it holds, in the probe's order."""
+    index_kind = {(("phone" if kind == "mobile" else kind), value): kind for kind, value in probe.strong_keys()}
+    if not index_kind:
+        return {}
+    rows = await conn.execute(_STRONG_HOLDERS, {"kinds": sorted({k for k, _ in index_kind}),
+                                                "values": sorted({v for _, v in index_kind})})
+    # The IN lists also pair one kind with another's value: only the probe's own pairs count.
+    held: dict[tuple[str, str], list[tuple[int, int | None]]] = {}
+    for cid, kind, value, merged_into in rows:
+        held.setdefault((kind, value), []).append((cid, merged_into))
+    hits: dict[Id, list[tuple[str, str]]] = {}
+    for pair, kind in index_kind.items():
+        for cid, merged_into in held.get(pair, ()):
+            if merged_into:
+                cid = await _survivor(conn, cid)
+            if cid != probe.id:
+                hits.setdefault(cid, []).append((kind, pair[1]))
+    return hits
+
+
+async def sql_decide(db: Db, probe: Record, config: MatchConfig | None = None) -> MatchDecision:
     """The matcher's decision for probe, with candidates and frequencies read from the database."""
+    conn = await _connection(db)
+    return await _decide_on(conn, probe, await _strong_hits(conn, probe), config)
+
+
+async def _decide_on(conn: AsyncConnection, probe: Record, strong_hits: dict[Id, list[tuple[str, str]]],
+                     config: MatchConfig | None) -> MatchDecision:
+    """sql_decide, the probe's strong hits already looked up."""
     config = config or DEFAULT_CONFIG
     freqs: dict[tuple[str, str], int] = {}
-    strong_hits: dict[Id, list[tuple[str, str]]] = {}
-    pairs = [(("phone" if kind == "mobile" else kind), value, kind) for kind, value in probe.strong_keys()]
-    if pairs:
-        rows = (await session.execute(
-            select(Identity.customer_id, Identity.kind, Identity.value).where(
-                Identity.strong.is_(True),
-                or_(*[and_(Identity.kind == k, Identity.value == v) for k, v, _ in pairs])))).all()
-        index_kind = {(k, v): ik for k, v, ik in pairs}
-        for cid, kind, value in rows:
-            cid = await _survivor(session, cid)
-            if cid != probe.id:
-                strong_hits.setdefault(cid, []).append((index_kind[(kind, value)], value))
     candidate_ids: set[int] = set()
     if probe.landlines:
-        rows = (await session.execute(select(Identity.customer_id, Identity.value).where(
-            Identity.kind == "phone", Identity.strong.is_(False), Identity.value.in_(probe.landlines)))).all()
+        rows = (await conn.execute(_LANDLINE_HOLDERS, {"values": list(probe.landlines)})).all()
         holders: dict[str, set[int]] = {}
         for cid, value in rows:
             if cid != probe.id:
@@ -223,34 +288,31 @@ async def sql_decide(session: AsyncSession, probe: Record, config: MatchConfig |
             freqs[("landline", value)] = len(found)
             if len(found) <= config.block_limit:
                 candidate_ids.update(found)
-    active = Customer.status != "merged"
     name_key = probe.name.key if probe.name.key and not probe.name.weak else ""
-    big: dict[str, Any] = {}
-    for criterion, column, key, cap in (("name", Customer.normalized_name, name_key, config.name_cap),
-                                        ("company", Customer.normalized_company, probe.company_key,
-                                         config.company_cap)):
-        if not key:
-            continue
-        count = (await session.execute(select(func.count()).select_from(Customer).where(
-            column == key, active, Customer.id != (probe.id if isinstance(probe.id, int) else -1)))).scalar_one()
-        freqs[(criterion, key)] = count
-        if 0 < count <= min(config.block_limit, cap):
-            candidate_ids.update((await session.execute(select(Customer.id).where(column == key, active))).scalars())
-        elif count:
-            big[criterion] = (column, key)
+    keys = {criterion: key for criterion, key in (("name", name_key), ("company", probe.company_key)) if key}
+    big: set[str] = set()
+    if keys:
+        counts = (await conn.execute(_BLOCK_COUNTS[tuple(keys)], {
+            **{f"{criterion}_key": key for criterion, key in keys.items()},
+            "probe_id": probe.id if isinstance(probe.id, int) else -1})).one()
+        for (criterion, key), count in zip(keys.items(), counts):
+            freqs[(criterion, key)] = count
+            cap = config.name_cap if criterion == "name" else config.company_cap
+            if 0 < count <= min(config.block_limit, cap):
+                candidate_ids.update((await conn.execute(_BLOCK_IDS[criterion], {"key": key})).scalars())
+            elif count:
+                big.add(criterion)
     if len(big) == 2:
         # A common name at a big company: only customers with both.
-        candidate_ids.update((await session.execute(select(Customer.id).where(
-            Customer.normalized_name == name_key, Customer.normalized_company == probe.company_key, active)
-            .limit(config.max_candidates))).scalars())
+        candidate_ids.update((await conn.execute(_BOTH_BLOCKS_IDS, {
+            "name_key": name_key, "company_key": probe.company_key, "limit": config.max_candidates})).scalars())
     candidate_ids.update(i for i in strong_hits if isinstance(i, int))
     if isinstance(probe.id, int):
         candidate_ids.discard(probe.id)
-    records = await _load_records(session, list(candidate_ids)[: config.max_candidates])
+    records = await _load_records(conn, list(candidate_ids)[: config.max_candidates])
     distinct: set[int] = set()
     if isinstance(probe.id, int):
-        for a, b in (await session.execute(select(DistinctPair.customer_a, DistinctPair.customer_b).where(
-                or_(DistinctPair.customer_a == probe.id, DistinctPair.customer_b == probe.id)))).all():
+        for a, b in (await conn.execute(_DISTINCT_FROM, {"id": probe.id})).all():
             distinct.add(b if a == probe.id else a)
 
     def freq(criterion: str, key: str) -> int:
@@ -307,41 +369,48 @@ async def find_duplicates(store: "SqlCRMStore", customer_id: int, *, index: Iden
         return _to_result(await sql_decide(session, records[customer_id], config))
 
 
-async def _insert_identity(session: AsyncSession, customer_id: int, kind: str, value: str, strong: bool,
+# ON CONFLICT DO NOTHING, so a concurrent link of the same value loses quietly instead of aborting the
+# caller's transaction; other dialects get a plain INSERT.
+_IDENTITY_UPSERTS: dict[str, Insert] = {
+    "postgresql": postgresql.insert(_identities).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(_identities).on_conflict_do_nothing(),
+}
+_IDENTITY_INSERT = insert(_identities)
+_STRONG_HOLDER = select(_i.customer_id).where(
+    _i.kind == bindparam("kind"), _i.value == bindparam("value"), _i.strong.is_(True))
+_HELD_BY = select(_i.customer_id).where(
+    _i.kind == bindparam("kind"), _i.value == bindparam("value"), _i.customer_id == bindparam("customer_id"))
+
+
+def _identity_row(customer_id: int, kind: str, value: str, strong: bool, raw: str, now: Any) -> dict[str, Any]:
+    return dict(customer_id=customer_id, kind=kind, value=value, strong=strong, raw=(raw or "")[:256],
+                created_at=now)
+
+
+async def _insert_identity(db: Db, customer_id: int, kind: str, value: str, strong: bool,
                            raw: str, now: Any) -> bool:
-    """Inserts unless a strong twin exists (ON CONFLICT DO NOTHING, so a concurrent link of the same
-    value loses quietly instead of aborting the caller's transaction). True when written."""
-    values = dict(customer_id=customer_id, kind=kind, value=value, strong=strong, raw=(raw or "")[:256],
-                  created_at=now)
-    dialect = session.bind.dialect.name if session.bind is not None else ""
-    if dialect == "postgresql":
-        stmt = postgresql.insert(Identity).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(Identity).values(**values).on_conflict_do_nothing()
-    else:
-        session.add(Identity(**values))
-        await session.flush()
-        return True
-    result = await session.execute(stmt)
+    """Inserts unless a strong twin exists; True when written."""
+    conn = await _connection(db)
+    stmt = _IDENTITY_UPSERTS.get(conn.dialect.name, _IDENTITY_INSERT)
+    result = await conn.execute(stmt, _identity_row(customer_id, kind, value, strong, raw, now))
     return bool(result.rowcount)
 
 
-async def link_identity_in(session: AsyncSession, customer_id: int, kind: str, value: str, *, raw: str = "",
+async def link_identity_in(db: Db, customer_id: int, kind: str, value: str, *, raw: str = "",
                            now: Any, strong: bool | None = None) -> LinkResult:
     """link_identity inside the caller's transaction; value must already be normalised."""
     if strong is None:
         strong = kind != "phone"
-    existing = (await session.execute(select(Identity.customer_id).where(
-        Identity.kind == kind, Identity.value == value,
-        Identity.strong.is_(True) if strong else Identity.customer_id == customer_id))).scalars().all()
+    conn = await _connection(db)
+    params = {"kind": kind, "value": value, "customer_id": customer_id}
+    existing = (await conn.execute(_STRONG_HOLDER if strong else _HELD_BY, params)).scalars().all()
     if customer_id in existing:
         return LinkResult(customer_id, kind, value, linked=False, already=True)
     if strong and existing:
         return LinkResult(customer_id, kind, value, linked=False, conflict_customer_id=existing[0])
-    if await _insert_identity(session, customer_id, kind, value, strong, raw, now):
+    if await _insert_identity(conn, customer_id, kind, value, strong, raw, now):
         return LinkResult(customer_id, kind, value, linked=True)
-    holder = (await session.execute(select(Identity.customer_id).where(
-        Identity.kind == kind, Identity.value == value, Identity.strong.is_(True)))).scalar_one_or_none()
+    holder = (await conn.execute(_STRONG_HOLDER, params)).scalar_one_or_none()
     if holder == customer_id:
         return LinkResult(customer_id, kind, value, linked=False, already=True)
     return LinkResult(customer_id, kind, value, linked=False, conflict_customer_id=holder)
@@ -490,7 +559,10 @@ async def _refresh_index(store: "SqlCRMStore", index: IdentityIndex, customer_id
 
 # ---- lead intake -----------------------------------------------------------------------------
 
-async def link_lead_customer(session: AsyncSession, values: Mapping[str, Any], now: Any,
+_INSERT_CUSTOMER = insert(_customers).returning(_c.id)
+
+
+async def link_lead_customer(db: Db, values: Mapping[str, Any], now: Any,
                              config: MatchConfig | None = None) -> int:
     """The customer a new lead belongs to, inside the intake transaction.
 
@@ -498,28 +570,55 @@ async def link_lead_customer(session: AsyncSession, values: Mapping[str, Any], n
     lead's other identifiers are added to it. Otherwise a new customer is created; when weak
     evidence suggests an existing one, the suggestion is kept in the new customer's attributes
     ("possible_duplicates") for the lead card's "possible duplicate of X — merge?"."""
+    conn = await _connection(db)
     phones, _ = parse_phones(values.get("phone", ""))
     probe = build_record(None, name=values.get("name", ""), company=values.get("company", ""),
                          phones=values.get("phone", ""), emails=values.get("email", ""), city=values.get("city", ""))
-    decision = await sql_decide(session, probe, config)
+    strong_hits = await _strong_hits(conn, probe)
+    decision = await _decide_on(conn, probe, strong_hits, config)
+    # The probe has no id, so every holder of one of its strong identifiers is a hit.
+    held = {("phone" if kind == "mobile" else kind, value) for hits in strong_hits.values() for kind, value in hits}
     idents: list[tuple[str, str, bool, str]] = [("phone", p.e164, p.strong, values.get("phone", "")) for p in phones]
     idents += [("email", e, True, values.get("email", "")) for e in probe.emails]
     if decision.kind == SAME and isinstance(decision.customer_id, int):
         customer_id = decision.customer_id
+        await _link_lead_identities(conn, customer_id, idents, held, now, new_customer=False)
     else:
-        name, company = values.get("name", "") or "", values.get("company", "") or ""
-        attributes: dict[str, Any] = {}
-        if decision.kind == POSSIBLE:
-            attributes["possible_duplicates"] = _suggestions(decision.candidates)
-        customer = Customer(display_name=name[:256], company=company[:256], title=(values.get("title") or "")[:128],
-                            city=(values.get("city") or "")[:64], attributes=attributes, created_at=now,
-                            updated_at=now, **normalized_columns(name, company))
-        session.add(customer)
-        await session.flush()
-        customer_id = customer.id
-    for kind, value, strong, raw in idents:
-        await link_identity_in(session, customer_id, kind, value, raw=raw, now=now, strong=strong)
+        customer_id = await _insert_lead_customer(conn, values, decision, now)
+        await _link_lead_identities(conn, customer_id, idents, held, now, new_customer=True)
     return customer_id
+
+
+async def _insert_lead_customer(conn: AsyncConnection, values: Mapping[str, Any], decision: MatchDecision,
+                                now: Any) -> int:
+    name, company = values.get("name", "") or "", values.get("company", "") or ""
+    attributes: dict[str, Any] = {}
+    if decision.kind == POSSIBLE:
+        attributes["possible_duplicates"] = _suggestions(decision.candidates)
+    row = dict(display_name=name[:256], company=company[:256], title=(values.get("title") or "")[:128],
+               city=(values.get("city") or "")[:64], attributes=attributes, created_at=now, updated_at=now,
+               **normalized_columns(name, company))
+    return (await conn.execute(_INSERT_CUSTOMER, row)).scalar_one()
+
+
+async def _link_lead_identities(conn: AsyncConnection, customer_id: int, idents: Sequence[tuple[str, str, bool, str]],
+                                held: set[tuple[str, str]], now: Any, *, new_customer: bool) -> None:
+    """What link_identity_in does for each identifier, without its look-ups where the answer is
+    known: a strong identifier in held (found by the match) has a holder, this customer or another,
+    so nothing is written; any other strong one goes in unless a concurrent link got there first (ON
+    CONFLICT DO NOTHING); and a new customer holds no weak one (a landline) yet. A weak identifier
+    may repeat across customers but not on one, so on an existing customer each needs its look-up."""
+    upsert = _IDENTITY_UPSERTS.get(conn.dialect.name)
+    if upsert is None or not (new_customer or all(strong for _, _, strong, _ in idents)):
+        for kind, value, strong, raw in idents:
+            await link_identity_in(conn, customer_id, kind, value, raw=raw, now=now, strong=strong)
+        return
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, value, strong, raw in idents:
+        if not (strong and (kind, value) in held):
+            rows.setdefault((kind, value), _identity_row(customer_id, kind, value, strong, raw, now))
+    if rows:
+        await conn.execute(upsert, list(rows.values()))
 
 
 def _suggestions(candidates: Sequence[Candidate]) -> list[dict[str, Any]]:

@@ -263,6 +263,12 @@ def _sync(engine: AsyncEngine | Engine) -> Engine:
     return engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
 
+def watches(engine: AsyncEngine | Engine) -> bool:
+    """Whether a capture turns this engine's flushed audit rows into change events. Code that
+    writes an audit row without the ORM (a hot path) goes through a session when it does."""
+    return bool(_captures) and _sync(engine) in _captures
+
+
 def _capture_for(session: Session) -> ChangeCapture | None:
     if not _captures:
         return None
