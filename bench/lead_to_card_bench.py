@@ -136,6 +136,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         sent: dict[str, float] = {}
         intake_lat: list[float] = []
         errors = 0
+        failures: list[str] = []
         async with aiohttp.ClientSession() as http:
             loop = asyncio.get_running_loop()
             start = loop.time() + 0.1
@@ -151,8 +152,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 async with http.post(base + "/api/v1/leads", json={"name": f"客户{i}", "company": marker,
                                                                    "phone": f"136{i:08d}", "channel": "bench"},
                                      headers={"Authorization": f"Bearer {TOKEN}"}) as r:
-                    await r.read()
-                    errors += r.status != 201
+                    body = await r.read()
+                    if r.status != 201:
+                        errors += 1
+                        failures.append(f"{r.status} {body[:200].decode(errors='replace')}")
                 intake_lat.append(time.perf_counter() - sent[marker])
 
             await asyncio.gather(*(post(i) for i in range(total)))
@@ -161,6 +164,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(0.05)
             cpu_after = _cpu_seconds(proc.pid)
         proc.terminate()
+        if failures:
+            log.seek(0)
+            print(f"intake failures: {failures[:5]}\nleadbot's log:\n{log.read().decode()[-3000:]}", file=sys.stderr)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:

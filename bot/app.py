@@ -87,7 +87,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             return json_error(500, "internal", "internal error")
         # The store is away (connection refused or lost): 503 so platforms and sources retry.
         status = 503
-        ctx.log.warning("http.store_unavailable", route=route, error=type(e).__name__)
+        # The driver's own message ("database is locked", "connection refused"), never the
+        # statement and its parameters, which can hold customer data.
+        detail = str(getattr(e, "orig", None) or e)[:200] if isinstance(e, DBAPIError) else str(e)[:200]
+        ctx.log.warning("http.store_unavailable", route=route, error=type(e).__name__, detail=detail)
         resp = json_error(503, "unavailable", "the store is briefly unavailable; retry")
         resp.headers["Retry-After"] = "2"
         return resp

@@ -28,9 +28,12 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
         if make_url(url).get_driver_name() == "aiosqlite":
             from crm_bridge.sqlite_driver import module
 
-            one_hop = module()  # one trip to aiosqlite's thread per statement instead of four
+            one_hop = module()  # one trip to aiosqlite's thread per statement, or none (WAL)
             if one_hop is not None:
                 kwargs["module"] = one_hop
+                # Statements run on the loop thread, commits on aiosqlite's: never both at once
+                # (one statement at a time per connection), which is what sqlite3 allows.
+                kwargs["connect_args"]["check_same_thread"] = False
     else:
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 10
@@ -41,10 +44,13 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
         def _pragmas(dbapi_conn: Any, _: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            wal = (cur.fetchone() or ("",))[0] == "wal"  # not for :memory:, nor a read-only file
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            if wal and hasattr(dbapi_conn, "run_statements_inline"):
+                dbapi_conn.run_statements_inline()
     return engine
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_bridge.db import session_factory
 from crm_bridge.models import InboxItem
+from crm_bridge.sqlite_driver import patiently
 from leadbot.clock import Clock, SystemClock
 
 
@@ -191,7 +192,9 @@ class _SqliteInsert:
             aio = raw.driver_connection  # aiosqlite.Connection
             try:
                 # aiosqlite's Connection._execute(fn, *args) runs fn on its thread: the one trip.
-                result = await aio._execute(self._run, aio._conn, params)
+                # The connection may have no busy timeout of its own (statements on the loop
+                # thread): wait for a lock held elsewhere here, on the thread.
+                result = await aio._execute(patiently, self._run, aio._conn, params)
             except sqlite3.Error as e:
                 raise DBAPIError.instance(self.sql, params, e, sqlite3.Error, dialect=engine.dialect) from e
         return {key: row_id for row_id, key in result}

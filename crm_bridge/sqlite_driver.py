@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from typing import Any, Sequence
+import time
+from typing import Any, Callable, Sequence, TypeVar
+
+T = TypeVar("T")
 
 
 def _one_hop(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool
@@ -36,6 +39,31 @@ def _one_hop(conn: sqlite3.Connection, operation: str, parameters: Any, many: bo
         return cursor.description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+
+
+# How long a statement waits for another connection's write lock (on the driver's thread; the
+# connection's own busy timeout is 0 so a statement on the loop thread never waits).
+LOCK_WAIT_SECONDS = 30.0
+
+
+def _busy(error: Exception) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
+def patiently(fn: Callable[..., T], *args: Any) -> T:
+    """Runs fn(*args) on aiosqlite's thread, waiting out another connection's write lock as a
+    busy timeout would: an operation that met SQLITE_BUSY did nothing (a statement) or was rolled
+    back (fn's own transaction), so it may simply run again."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    pause = 0.001
+    while True:
+        try:
+            return fn(*args)
+        except sqlite3.OperationalError as error:
+            if not _busy(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def module() -> Any | None:
@@ -104,13 +132,40 @@ def module() -> Any | None:
         async def _hop(self, operation: Any, parameters: Any, many: bool) -> None:
             async with self._adapt_connection._execute_mutex:
                 aio = self._connection
-                self._description, rows, self._rowcount, self._lastrowid = await aio._execute(
-                    _one_hop, aio._conn, operation, parameters, many)
+                result = None
+                if self._adapt_connection.inline:
+                    # On the loop's own thread: SQLite answers in microseconds, the trip to the
+                    # driver's thread and back (queue, wake-ups, the GIL) cost far more.
+                    try:
+                        result = _one_hop(aio._conn, operation, parameters, many)
+                    except sqlite3.OperationalError as error:
+                        if not _busy(error):
+                            raise
+                        # Another connection holds the write lock: wait for it on the thread.
+                if result is None:
+                    if self._adapt_connection.inline:
+                        result = await aio._execute(patiently, _one_hop, aio._conn, operation, parameters, many)
+                    else:
+                        result = await aio._execute(_one_hop, aio._conn, operation, parameters, many)
+                self._description, rows, self._rowcount, self._lastrowid = result
             self._rows = collections.deque(rows) if rows is not None else collections.deque()
 
     class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-        __slots__ = ()
+        __slots__ = ("inline",)
         _cursor_cls = OneHopCursor
+
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            self.inline = False
+
+        def run_statements_inline(self) -> None:
+            """Statements from now on run on the calling (event loop) thread; commits and
+            rollbacks stay on the driver's thread (a commit may checkpoint the WAL, which syncs
+            to disk). Only for a WAL database: a reader never waits there, and the one wait a
+            writer has (another connection's write lock) is sent to the thread. The
+            connection's busy timeout becomes 0 so that wait is noticed instead of sat out."""
+            self.cursor().execute("PRAGMA busy_timeout=0")
+            self.inline = True
 
         # With sqlite3's default (legacy) transaction control a SELECT opens no transaction, so
         # closing a read-only connection asks for a rollback that has nothing to undo: answered
@@ -122,8 +177,15 @@ def module() -> Any | None:
                 super().rollback()
 
         def commit(self) -> None:
-            if self._connection._connection is not None and self._connection._conn.in_transaction:
+            if not (self._connection._connection is not None and self._connection._conn.in_transaction):
+                return
+            if not self.inline:
                 super().commit()
+                return
+            try:  # the connection's busy timeout is 0 (see run_statements_inline)
+                await_(self._connection._execute(patiently, self._connection._conn.commit))
+            except Exception as error:
+                self._handle_exception(error)
 
     class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
         def connect(self, *arg: Any, **kw: Any) -> Any:

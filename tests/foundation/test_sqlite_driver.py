@@ -1,8 +1,15 @@
-"""The one-hop SQLite cursor (crm_bridge/sqlite_driver.py): one trip to aiosqlite's thread per
-statement, and otherwise what SQLAlchemy's own adapter gives: rows, rowcount, lastrowid,
-executemany, RETURNING, and the driver's error classes (so outages still answer 503)."""
+"""The one-hop SQLite cursor (crm_bridge/sqlite_driver.py): on a WAL file statements run on the
+event loop's thread and only commits (and waits for another connection's lock) make a trip to
+aiosqlite's thread; elsewhere one trip per statement. Otherwise what SQLAlchemy's own adapter
+gives: rows, rowcount, lastrowid, executemany, RETURNING, and the driver's error classes (so
+outages still answer 503)."""
 
 from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
 
 import pytest
 from sqlalchemy import text
@@ -46,14 +53,72 @@ async def test_the_engine_uses_the_one_hop_cursor(lite) -> None:
     assert lite.dialect.driver == "aiosqlite" and lite.url.drivername == "sqlite+aiosqlite"
 
 
-async def test_one_trip_per_statement(lite) -> None:
+async def test_statements_run_on_the_loop_thread_and_commits_on_the_drivers(lite) -> None:
     async def work(conn):
         await conn.execute(text("INSERT INTO t (k, n) VALUES ('a', 1)"))
         rows = (await conn.execute(text("SELECT k, n FROM t"))).all()
         assert rows == [("a", 1)]
+        await conn.commit()
 
-    # two statements, two trips (the stock adapter makes four per statement)
-    assert await _hops(lite, work) == 2
+    # two statements and a commit: one trip, the commit's (the stock adapter makes four per statement)
+    assert await _hops(lite, work) == 1
+
+
+async def test_without_wal_each_statement_is_one_trip(tmp_path) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from crm_bridge.sqlite_driver import module
+
+    # The driver alone, without create_engine's WAL set-up: statements stay on the thread.
+    memory = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/plain.db", module=module())
+    try:
+        async def work(conn):
+            await conn.execute(text("CREATE TABLE t (k TEXT)"))
+            await conn.execute(text("INSERT INTO t VALUES ('a')"))
+            assert (await conn.execute(text("SELECT k FROM t"))).all() == [("a",)]
+
+        assert await _hops(memory, work) == 3
+    finally:
+        await memory.dispose()
+
+
+def _hold_write_lock(path: str, seconds: float, held: threading.Event) -> None:
+    other = sqlite3.connect(path)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t (k, n) VALUES ('other', 0)")
+    held.set()
+    time.sleep(seconds)
+    other.commit()
+    other.close()
+
+
+async def test_a_write_lock_held_elsewhere_is_waited_out_off_the_loop(lite, tmp_path) -> None:
+    """Another process (a CLI import, say) holds the write lock: the statement waits for it on
+    the driver's thread, as a busy timeout would, while the loop stays free."""
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(f"{tmp_path}/driver.db", 0.5, held))
+    holder.start()
+    await asyncio.get_running_loop().run_in_executor(None, held.wait)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    beat = asyncio.create_task(ticker())
+    started = time.monotonic()
+    try:
+        async with lite.begin() as conn:
+            await conn.execute(text("INSERT INTO t (k, n) VALUES ('mine', 1)"))
+    finally:
+        beat.cancel()
+        holder.join()
+    assert time.monotonic() - started >= 0.4  # it did wait for the lock...
+    assert ticks >= 10  # ...without stopping the loop
+    async with lite.connect() as conn:
+        assert (await conn.execute(text("SELECT k FROM t ORDER BY k"))).scalars().all() == ["mine", "other"]
 
 
 async def test_rows_counts_ids_and_returning(lite) -> None:
@@ -107,11 +172,10 @@ async def test_a_read_only_connection_closes_without_a_trip_and_writes_still_com
     try:
         async with lite.connect() as conn:  # the pool's one connection: the same aiosqlite object
             await conn.execute(text("SELECT count(*) FROM t"))
-        assert len(calls) == 1  # the SELECT; closing rolled back nothing, so no trip
-        calls.clear()
+        assert calls == []  # the SELECT ran on the loop; closing rolled back nothing, so no trip
         async with lite.begin() as conn:
             await conn.execute(text("INSERT INTO t (k, n) VALUES ('w', 1)"))
-        assert len(calls) == 2  # the INSERT, then a real COMMIT
+        assert len(calls) == 1  # a real COMMIT
     finally:
         del aio._execute
     async with lite.connect() as conn:
