@@ -54,6 +54,13 @@ _leads = Lead.__table__
 _LEAD_BY_INTAKE_KEY = select(_leads).where(_leads.c.intake_key == bindparam("key"))
 _INSERT_LEAD = insert(_leads).returning(_leads.c.id)
 _INSERT_AUDIT = insert(AuditEntry.__table__)
+# The reads every new lead's card makes (lead, owner with team name, customer with identities),
+# built once; rows map to the DTOs as the ORM objects did.
+_LEAD_BY_ID = select(_leads).where(_leads.c.id == bindparam("id"))
+_REP_WITH_TEAM = (select(Rep.__table__, Team.name.label("team_name"))
+                  .outerjoin(Team, Team.id == Rep.team_id).where(Rep.id == bindparam("id")))
+_CUSTOMER_BY_ID = select(Customer.__table__).where(Customer.id == bindparam("id"))
+_IDENTITIES_OF = select(Identity.__table__).where(Identity.customer_id == bindparam("id")).order_by(Identity.id)
 _LEAD_TEXT_LIMITS = {name: _column_limit(Lead, name) for name in LEAD_TEXT_FIELDS}
 # A new lead's INSERT names every column, the ones it does not set at their defaults: one compiled
 # statement for any mix of fields, and the returned dto is what was written (extra and flags, whose
@@ -79,7 +86,7 @@ async def _add_audit(session: AsyncSession, conn: AsyncConnection, values: Mappi
         await conn.execute(_INSERT_AUDIT, values)
 
 
-def rep_dto(row: Rep, team_name: str = "") -> dto.Rep:
+def rep_dto(row: Rep | Row[Any], team_name: str = "") -> dto.Rep:
     return dto.Rep(
         id=row.id, external_id=row.external_id, name=row.name, wecom_userid=row.wecom_userid,
         dingtalk_userid=row.dingtalk_userid, team_id=row.team_id, team=team_name, role=row.role,
@@ -98,7 +105,7 @@ def team_dto(row: Team) -> dto.Team:
                     dingtalk_pool_conversation=row.dingtalk_pool_conversation)
 
 
-def customer_dto(row: Customer, identities: Sequence[Identity] = ()) -> dto.Customer:
+def customer_dto(row: Customer | Row[Any], identities: Sequence[Identity | Row[Any]] = ()) -> dto.Customer:
     return dto.Customer(
         id=row.id, external_id=row.external_id, display_name=row.display_name, company=row.company,
         owner_id=row.owner_id, status=row.status, merged_into=row.merged_into,
@@ -183,9 +190,9 @@ class SqlCRMStore:
         return await _survivor(conn, customer_id)
 
     async def get_lead(self, lead_id: int) -> dto.Lead | None:
-        async with self.sessions() as session:
-            row = await session.get(Lead, lead_id)
-            return lead_dto(row) if row else None
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(_LEAD_BY_ID, {"id": lead_id})).one_or_none()
+        return lead_dto(row) if row else None
 
     async def list_leads(self, *, owner_id: int | None = None, status: str | None = None,
                          limit: int = 50) -> Sequence[dto.Lead]:
@@ -212,20 +219,17 @@ class SqlCRMStore:
     # ---- customers, reps, teams --------------------------------------------------------------
 
     async def get_customer(self, customer_id: int) -> dto.Customer | None:
-        async with self.sessions() as session:
-            row = await session.get(Customer, customer_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(_CUSTOMER_BY_ID, {"id": customer_id})).one_or_none()
             if row is None:
                 return None
-            ids = (await session.execute(select(Identity).where(Identity.customer_id == row.id))).scalars().all()
-            return customer_dto(row, ids)
+            ids = (await conn.execute(_IDENTITIES_OF, {"id": customer_id})).all()
+        return customer_dto(row, ids)
 
     async def get_rep(self, rep_id: int) -> dto.Rep | None:
-        async with self.sessions() as session:
-            row = await session.get(Rep, rep_id)
-            if row is None:
-                return None
-            team = await session.get(Team, row.team_id) if row.team_id else None
-            return rep_dto(row, team.name if team else "")
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(_REP_WITH_TEAM, {"id": rep_id})).one_or_none()
+        return rep_dto(row, row.team_name or "") if row else None
 
     async def rep_by_platform_id(self, platform: str, user_id: str) -> dto.Rep | None:
         column = {"wecom": Rep.wecom_userid, "dingtalk": Rep.dingtalk_userid}.get(platform)

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 import structlog
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from crm_bridge import dto
 from crm_bridge.db import session_factory
@@ -28,6 +28,7 @@ from crm_bridge.models import AuditEntry, Customer, Lead, Rep, RoutingDecision, 
 from crm_bridge.routing.decide import Candidate, Context, Decision, Plan, RepSnapshot, plan
 from crm_bridge.routing.hours import WorkCalendar
 from crm_bridge.routing.rules import Rule, RuleSet, parse_rules
+from crm_bridge.sync.capture import watches
 from leadbot.clock import Clock
 from leadbot.settings import AssignmentSettings, CalendarSettings, ConfigError
 
@@ -89,6 +90,7 @@ CUSTOMER_OWNER = select(Customer.merged_into, Customer.owner_id).where(Customer.
 TEAM_BY_NAME = select(Team.id, Team.manager_id).where(Team.name == bindparam("name"))
 POINTER_FOR_UPDATE = (select(RoutingState.data, RoutingState.version)
                       .where(RoutingState.key == bindparam("pointer_key")).with_for_update())
+INSERT_DECISION = insert(RoutingDecision.__table__).returning(RoutingDecision.__table__.c.id)
 POINTER_UPDATE = (update(RoutingState)
                   .where(RoutingState.key == bindparam("pointer_key"), RoutingState.version == bindparam("seen"))
                   .values(data=bindparam("pointer"), version=bindparam("seen") + 1)
@@ -267,7 +269,10 @@ class Router:
         now = self.clock.now()
         async with self.sessions() as session:
             async with session.begin():
-                lead = (await session.execute(LEAD_FOR_UPDATE, {"lead_id": lead_id})).one_or_none()
+                # Core statements on the session's connection (no ORM work per statement); the
+                # session stays for the decision row when CRM webhooks watch its flushes.
+                conn = await session.connection()
+                lead = (await conn.execute(LEAD_FOR_UPDATE, {"lead_id": lead_id})).one_or_none()
                 if lead is None:
                     raise LookupError(f"lead {lead_id} not found")
                 if lead.status in CLOSED_STATUSES:
@@ -282,11 +287,11 @@ class Router:
 
                 previous_owner = lead.owner_id
                 excluded = frozenset(set(exclude) | ({previous_owner} if previous_owner else set()))
-                p, state, meta = await self._plan(session, lead, excluded, now)
+                p, state, meta = await self._plan(conn, lead, excluded, now)
                 d = p.decision
 
                 if p.pointer_changed and p.pointer is not None:
-                    await self._save_pointer(session, meta["pointer_key"], state, p.pointer)
+                    await self._save_pointer(conn, meta["pointer_key"], state, p.pointer)
 
                 values: dict[str, Any] = {"version": Lead.version + 1, "updated_at": now}
                 if d.outcome == "pool":
@@ -302,8 +307,7 @@ class Router:
                     values["claimed_at"] = None
                 cond = [Lead.id == lead.id, Lead.version == lead.version]
                 cond.append(Lead.owner_id.is_(None) if previous_owner is None else Lead.owner_id == previous_owner)
-                result = await session.execute(update(Lead).where(*cond).values(**values)
-                                               .execution_options(synchronize_session=False))
+                result = await conn.execute(update(Lead).where(*cond).values(**values))
                 if result.rowcount != 1:
                     raise _Retry()
 
@@ -313,9 +317,8 @@ class Router:
                     owners = [Customer.owner_id.is_(None)]
                     if previous_owner is not None:
                         owners.append(Customer.owner_id == previous_owner)
-                    await session.execute(
-                        update(Customer).where(Customer.id == meta["customer_id"], or_(*owners))
-                        .values(owner_id=d.rep_id, updated_at=now).execution_options(synchronize_session=False))
+                    await conn.execute(update(Customer).where(Customer.id == meta["customer_id"], or_(*owners))
+                                       .values(owner_id=d.rep_id, updated_at=now))
 
                 data = {"trigger": trigger, "matched": meta["matched"], "team": meta["team_name"],
                         "excluded": sorted(excluded), "customer_id": meta["customer_id"]}
@@ -327,14 +330,18 @@ class Router:
                 if p.pointer_changed:
                     data["pointer_key"] = meta["pointer_key"]
                     data["pointer_before"] = meta["pointer_before"]
-                row = RoutingDecision(lead_id=lead.id, rule=d.rule, rule_version=d.rule_version,
-                                      strategy=d.strategy, candidates=[c.to_json() for c in d.candidates],
-                                      chosen_rep_id=d.rep_id, reason=d.reason, at=now, outcome=d.outcome,
-                                      team_id=d.team_id, previous_owner_id=previous_owner, data=data)
+                record = dict(lead_id=lead.id, rule=d.rule, rule_version=d.rule_version, strategy=d.strategy,
+                              candidates=[c.to_json() for c in d.candidates], chosen_rep_id=d.rep_id,
+                              reason=d.reason, at=now, outcome=d.outcome, team_id=d.team_id,
+                              previous_owner_id=previous_owner, data=data)
                 # routing_decisions is the audit trail of routing; no duplicate audit_log row.
-                session.add(row)
-                await session.flush()
-                decision_id = row.id
+                if watches(self.engine):  # CRM webhooks turn flushed decision rows into events
+                    row = RoutingDecision(**record)
+                    session.add(row)
+                    await session.flush()
+                    decision_id = row.id
+                else:
+                    decision_id = (await conn.execute(INSERT_DECISION, record)).scalar_one()
         log.info("routing.decided", lead_id=lead_id, outcome=d.outcome, rep_id=d.rep_id, rule=d.rule,
                  trigger=trigger)
         return Decision(lead_id=d.lead_id, outcome=d.outcome, rep_id=d.rep_id, team_id=d.team_id,
@@ -342,19 +349,19 @@ class Router:
                         candidates=d.candidates, reason=d.reason, decision_id=decision_id, applied=True,
                         at=now, previous_owner_id=previous_owner)
 
-    async def _plan(self, session: AsyncSession, lead: Any, excluded: frozenset[int],
+    async def _plan(self, conn: AsyncConnection, lead: Any, excluded: frozenset[int],
                     now: datetime) -> tuple[Plan, dict[str, Any] | None, dict[str, Any]]:
         meta: dict[str, Any] = {"customer_id": None, "team_name": "", "pointer_key": "", "pointer_before": {}}
         loads = {"day_start": self.calendar.day_start(now)}
 
         async def rep(statement: Any, **params: Any) -> Any:
-            return (await session.execute(statement, {**loads, **params})).one_or_none()
+            return (await conn.execute(statement, {**loads, **params})).one_or_none()
 
         owner_row: Any = None
         if lead.customer_id:
             customer_id, owner_id = lead.customer_id, lead.customer_owner_id
             if lead.customer_merged_into:
-                customer_id, owner_id = await self._customer_owner(session, lead.customer_merged_into)
+                customer_id, owner_id = await self._customer_owner(conn, lead.customer_merged_into)
             meta["customer_id"] = customer_id
             if owner_id is not None:
                 owner_row = await rep(REP_BY_ID, rep_id=owner_id)
@@ -364,16 +371,16 @@ class Router:
         meta["pool_rule"] = bool(rule.pool)
         team: Any = None
         if rule.target_team:
-            team = (await session.execute(TEAM_BY_NAME, {"name": rule.target_team})).one_or_none()
+            team = (await conn.execute(TEAM_BY_NAME, {"name": rule.target_team})).one_or_none()
             meta["team_name"] = rule.target_team
             if team is None:
                 meta["team_missing"] = True
         members: list[Any] = []
         if not rule.pool and (team is not None or not rule.target_team):
             if team is not None:
-                members = list((await session.execute(TEAM_MEMBERS, {**loads, "team_id": team.id})).all())
+                members = list((await conn.execute(TEAM_MEMBERS, {**loads, "team_id": team.id})).all())
             else:
-                members = list((await session.execute(MEMBERS, loads)).all())
+                members = list((await conn.execute(MEMBERS, loads)).all())
 
         backup_row: Any = None
         backup_missing = False
@@ -388,7 +395,7 @@ class Router:
 
         prev_owner = lead.owner_id
         if prev_owner is not None:
-            prev = (await session.execute(select(Rep.name).where(Rep.id == prev_owner))).scalar_one_or_none()
+            prev = (await conn.execute(select(Rep.name).where(Rep.id == prev_owner))).scalar_one_or_none()
             meta["previous_owner_name"] = prev or ""
 
         pointer: dict[str, int] = {}
@@ -396,7 +403,7 @@ class Router:
         if rule.strategy == "weighted_round_robin" and members:
             key = f"wrr:{rule.name}:{team.id if team is not None else '*'}"
             meta["pointer_key"] = key
-            found = (await session.execute(POINTER_FOR_UPDATE, {"pointer_key": key})).one_or_none()
+            found = (await conn.execute(POINTER_FOR_UPDATE, {"pointer_key": key})).one_or_none()
             if found is not None:
                 state = {"version": found.version}
                 pointer = {str(k): int(v) for k, v in (found.data or {}).get("current", {}).items()}
@@ -411,12 +418,12 @@ class Router:
                       manager=snap(manager_row), pointer=pointer, previous_owner_id=prev_owner)
         return result, state, meta
 
-    async def _customer_owner(self, session: AsyncSession, customer_id: int) -> tuple[int, int | None]:
+    async def _customer_owner(self, conn: AsyncConnection, customer_id: int) -> tuple[int, int | None]:
         """(surviving customer id, its owner) following merge tombstones."""
         seen: set[int] = set()
         while customer_id not in seen:
             seen.add(customer_id)
-            row = (await session.execute(CUSTOMER_OWNER, {"customer_id": customer_id})).one_or_none()
+            row = (await conn.execute(CUSTOMER_OWNER, {"customer_id": customer_id})).one_or_none()
             if row is None:
                 return customer_id, None
             merged_into, owner_id = row
@@ -425,13 +432,13 @@ class Router:
             customer_id = merged_into
         return customer_id, None
 
-    async def _save_pointer(self, session: AsyncSession, key: str, state: dict[str, Any] | None,
+    async def _save_pointer(self, conn: AsyncConnection, key: str, state: dict[str, Any] | None,
                             pointer: dict[str, int]) -> None:
         data = {"current": pointer}
         if state is None:
             # A concurrent first decision inserting the same key raises IntegrityError -> retry.
-            await session.execute(insert(RoutingState).values(key=key, data=data, version=1))
+            await conn.execute(insert(RoutingState).values(key=key, data=data, version=1))
             return
-        result = await session.execute(POINTER_UPDATE, {"pointer_key": key, "seen": state["version"], "pointer": data})
+        result = await conn.execute(POINTER_UPDATE, {"pointer_key": key, "seen": state["version"], "pointer": data})
         if result.rowcount != 1:
             raise _Retry()
