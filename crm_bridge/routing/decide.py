@@ -116,6 +116,14 @@ class Context:
     calendar: WorkCalendar
     active_within_minutes: int = 0
     exclude: frozenset[int] = field(default_factory=frozenset)
+    # One decision asks "on the clock now?" for every member, nearly all with the same hours.
+    _on_clock: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+
+    def on_clock(self, rep_hours: str) -> bool:
+        known = self._on_clock.get(rep_hours)
+        if known is None:
+            known = self._on_clock[rep_hours] = self.calendar.on_clock(self.now, rep_hours)
+        return known
 
 
 def skip_reason(rep: RepSnapshot, ctx: Context, *, rotation: bool = True) -> str | None:
@@ -131,7 +139,7 @@ def skip_reason(rep: RepSnapshot, ctx: Context, *, rotation: bool = True) -> str
         return "not_active"
     if rotation and rep.sidelined:
         return "sidelined"
-    if not ctx.calendar.on_clock(ctx.now, rep.working_hours):
+    if not ctx.on_clock(rep.working_hours):
         return "outside_hours"
     if ctx.active_within_minutes > 0:
         if rep.last_active_at is None or \

@@ -97,6 +97,25 @@ POINTER_UPDATE = (update(RoutingState)
                   .execution_options(synchronize_session=False))
 
 
+class _Snapshots:
+    """RepSnapshots by their row: between two decisions of a team only the chosen rep's loads
+    change, so building 150 snapshots per decision was mostly rebuilding the same ones."""
+
+    LIMIT = 20_000
+
+    def __init__(self) -> None:
+        self._by_row: dict[tuple[Any, ...], RepSnapshot] = {}
+
+    def __call__(self, row: Any) -> RepSnapshot:
+        key = tuple(row)
+        snap = self._by_row.get(key)
+        if snap is None:
+            if len(self._by_row) >= self.LIMIT:
+                self._by_row.clear()
+            snap = self._by_row[key] = _snapshot(row)
+        return snap
+
+
 def _snapshot(rep: Any) -> RepSnapshot:
     """`rep`: a row of SNAPSHOT_COLUMNS with its loads (open_leads, today)."""
     return RepSnapshot(id=rep.id, name=rep.name, team_id=rep.team_id, role=rep.role, status=rep.status,
@@ -129,6 +148,7 @@ class Router:
             raise ConfigError(f"config: [calendar] holidays/extra_workdays: dates must be YYYY-MM-DD ({e})") from None
         self.clock = clock
         self.sessions = session_factory(engine)
+        self._snapshots = _Snapshots()
 
     # ---- public API --------------------------------------------------------------------------
 
@@ -411,9 +431,10 @@ class Router:
 
         ctx = Context(now=now, calendar=self.calendar,
                       active_within_minutes=self.settings.active_within_minutes, exclude=excluded)
-        snap = lambda r: None if r is None else _snapshot(r)  # noqa: E731
+        snapshot = self._snapshots
+        snap = lambda r: None if r is None else snapshot(r)  # noqa: E731
         result = plan(lead_id=lead.id, rule=rule, team_id=team.id if team is not None else None,
-                      team_name=meta["team_name"], ctx=ctx, members=[_snapshot(r) for r in members],
+                      team_name=meta["team_name"], ctx=ctx, members=[snapshot(r) for r in members],
                       owner=snap(owner_row), backup=snap(backup_row), backup_missing=backup_missing,
                       manager=snap(manager_row), pointer=pointer, previous_owner_id=prev_owner)
         return result, state, meta

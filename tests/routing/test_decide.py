@@ -71,3 +71,36 @@ def test_least_loaded_and_capped():
     winner, scores, _ = choose("capped", members, {}, [1, 2, 3])
     assert winner == 1  # 0/10 used; b uses 3/10 (no cap: the group's largest), c 5/10
     assert scores == {1: 0.0, 2: 0.3, 3: 0.5}
+
+
+def test_snapshots_are_reused_only_for_identical_rows() -> None:
+    from collections import namedtuple
+
+    from crm_bridge.routing.engine import _Snapshots
+
+    Row = namedtuple("Row", "id name team_id role status weight capacity daily_cap working_hours sidelined "
+                            "last_active_at open_leads today")
+    snaps = _Snapshots()
+    row = Row(1, "张三", 7, "rep", "active", 1.0, 0, 0, "", False, None, 3, 1)
+    first = snaps(row)
+    assert snaps(Row(*row)) is first  # the same values: the same snapshot
+    busier = snaps(row._replace(open_leads=4, today=2))  # the chosen rep's loads moved on
+    assert busier is not first and (busier.open_leads, busier.today) == (4, 2)
+    assert (first.open_leads, first.today) == (3, 1)
+    snaps.LIMIT = 2
+    snaps(row._replace(id=2))  # over the limit: the cache starts again rather than grow
+    assert snaps(row) is not first and snaps(row) == first
+
+
+def test_a_decision_asks_the_calendar_once_per_distinct_hours() -> None:
+    asked = []
+
+    class Counting:
+        def on_clock(self, now, hours=""):
+            asked.append(hours)
+            return hours != "00:00-00:01"
+
+    ctx = Context(now=NOW, calendar=Counting())  # type: ignore[arg-type]
+    answers = [ctx.on_clock(h) for h in ("", "", "09:00-18:00", "", "00:00-00:01", "09:00-18:00")]
+    assert answers == [True, True, True, True, False, True]
+    assert asked == ["", "09:00-18:00", "00:00-00:01"]
