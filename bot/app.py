@@ -36,6 +36,7 @@ from crm_bridge.kv import KeyValueStore
 from crm_bridge.leads import LeadActions
 from crm_bridge.routing.engine import Router
 from crm_bridge.sql_store import SqlCRMStore
+from crm_bridge.wal_checkpoint import checkpointer_for
 from leadbot.clock import Clock, SystemClock
 from leadbot.logs import get_logger
 from leadbot.settings import Settings
@@ -111,7 +112,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     share one); background workers start with the app unless `start_workers` is False."""
     clock = clock or SystemClock()
     own_engine = engine is None
-    engine = engine or create_engine(settings.database.url, settings.database.echo)
+    # A serving process (its own engine, its workers running) checkpoints SQLite's WAL in the
+    # background instead of inside whichever commit crosses the threshold.
+    checkpointer = checkpointer_for(settings.database.url) if own_engine and start_workers else None
+    engine = engine or create_engine(settings.database.url, settings.database.echo,
+                                     background_checkpoints=checkpointer is not None)
     cap = max(settings.server.max_body_bytes, settings.intake.max_body_bytes)
     app = web.Application(middlewares=[observe], client_max_size=cap)
     ctx = AppContext(settings=settings, clock=clock, engine=engine,
@@ -119,6 +124,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
                      log=get_logger("leadbot"))
     app[CTX] = ctx
     ctx.services["start_workers"] = start_workers
+    if checkpointer is not None:
+        ctx.services.setdefault("workers", []).append(checkpointer)
     processor = InboxProcessor(ctx)
     processor.dispatch = dispatch
     processor.register_parser(leads.PLATFORM, leads.parse_internal)

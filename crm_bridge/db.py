@@ -14,7 +14,9 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, echo: bool = False, *, background_checkpoints: bool = False) -> AsyncEngine:
+    """`background_checkpoints`: the caller runs crm_bridge.wal_checkpoint.WalCheckpointer, so
+    a commit never copies the WAL back itself (SQLite only)."""
     kwargs: dict[str, Any] = {"echo": echo}
     if is_sqlite(url):
         database = make_url(url).database
@@ -48,6 +50,8 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            if background_checkpoints:
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
             if wal and hasattr(dbapi_conn, "run_statements_inline"):
                 dbapi_conn.run_statements_inline()
