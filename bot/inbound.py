@@ -10,6 +10,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
+from leadbot.tasks import cancel_and_wait
+
 if TYPE_CHECKING:
     from bot.context import AppContext
     from crm_bridge.inbox import InboxEntry
@@ -44,13 +46,8 @@ class InboxProcessor:
         self._task = asyncio.create_task(self._run(), name="inbox-processor")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+
 import structlog
 from sqlalchemy.engine import make_url
+
+from leadbot.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -40,13 +43,8 @@ class WalCheckpointer:
         self._task = asyncio.create_task(self._run(), name="sqlite-wal-checkpoint")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.to_thread(conn.close)

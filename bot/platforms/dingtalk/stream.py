@@ -21,6 +21,7 @@ import dingtalk_stream
 from dingtalk_stream import AckMessage, CallbackHandler, CallbackMessage, EventHandler, EventMessage
 
 from bot.platforms.dingtalk.normalize import CARD_TOPIC, ROBOT_TOPIC, NotNormalisable, event_from_stream
+from leadbot.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from bot.platforms.dingtalk.client import DingTalkClient
@@ -151,13 +152,8 @@ class StreamTransport:
             self._task = asyncio.create_task(self._run(), name="dingtalk-stream")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         for t in list(self._frames):
             t.cancel()
 
