@@ -22,7 +22,10 @@ Dispatch = Callable[[Any, "AppContext"], Awaitable[Any]]
 
 class InboxProcessor:
     SWEEP_SECONDS = 5.0
-    CLAIM_BATCH = 10  # claimed rows wait under this process's lease until their turn
+    # Rows claimed per statement. One: a card tap's row is claimed by the route answering it
+    # synchronously (process()); a batch would take newer taps away from it more often (the
+    # background handler's card update has nowhere to go), and claimed rows wait under the lease.
+    CLAIM_BATCH = 1
     REQUEUE_SECONDS = 30.0  # how often rows of crashed neighbours (or expired leases) are taken back
 
     def __init__(self, ctx: "AppContext") -> None:
@@ -71,7 +74,7 @@ class InboxProcessor:
         handled = 0
         async with self._lock:
             while True:
-                # A few rows per statement: one claim instead of a read and a claim per row.
+                # The oldest pending row(s) in one statement (a read and a claim per row before).
                 batch = await self.ctx.inbox.claim_pending(limit=self.CLAIM_BATCH)
                 if not batch:
                     return handled

@@ -1,6 +1,7 @@
-"""The processor claims a few pending rows per statement: oldest first, each row to one claimer
-only (several processes on PostgreSQL skip each other's locked rows), and rows it will not get to
-(shutting down) go back to pending without counting as an attempt."""
+"""The processor claims pending rows in one statement (InboxProcessor.CLAIM_BATCH at a time):
+oldest first, each row to one claimer only (several processes on PostgreSQL skip each other's
+locked rows), and claimed rows it will not get to (shutting down) go back to pending without
+counting as an attempt."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ async def test_rows_left_when_the_processor_stops_go_back_unspent(engine, clock,
     ctx = AppContext(settings=settings, clock=clock, engine=engine, store=SqlCRMStore(engine, clock),
                      inbox=inbox, metrics=Metrics(), log=get_logger("test"))
     processor = InboxProcessor(ctx)
+    processor.CLAIM_BATCH = 4  # all four claimed at once: three are never started
     processor.register_parser("wecom", lambda payload: payload)
     started, hold = asyncio.Event(), asyncio.Event()
 
