@@ -141,6 +141,7 @@ class SimulatedWeCom:
         self.calls: list[ApiCall] = []
         self.inbox: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.messages: dict[str, dict[str, Any]] = {}
+        self.task_ids: set[str] = set()  # template_card task_ids accepted so far (unique per app)
         self.dropped: list[dict[str, Any]] = []
         self.robot_messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.contacts: dict[str, dict[str, Any]] = {}
@@ -384,6 +385,11 @@ class SimulatedWeCom:
             problem = _template_card_problem(content)
             if problem:
                 return _err(INVALID_PARAMETER, problem)
+            if content.get("task_id") in self.task_ids:
+                # A task_id is unique per app (reference/wecom.md, message/send): a second send
+                # with one WeCom accepted is refused and delivers nothing. No errcode is
+                # documented for it: the generic invalid-parameter one, naming the task_id.
+                return _err(INVALID_PARAMETER, f"task_id {content['task_id']} exists")
         touser = str(body.get("touser", ""))
         requested = [u for u in touser.split("|") if u]
         if requested == ["@all"]:
@@ -401,6 +407,8 @@ class SimulatedWeCom:
         record = {"msgid": msgid, "msgtype": msgtype, "content": content, "to": valid, "at": now,
                   "recalled": False, "task_id": content.get("task_id", "") if msgtype == "template_card" else ""}
         self.messages[msgid] = record
+        if record["task_id"]:
+            self.task_ids.add(record["task_id"])
         for user in valid:
             if self._over_member_limit(user, now):
                 # WeCom drops the excess without telling the sender (doc/90236): errcode stays 0.

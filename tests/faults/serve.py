@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from crm_bridge.db import create_engine
-from sandbox.wecom import INVALID_PARAMETER, OK, SimulatedWeCom
+from sandbox.wecom import OK, SimulatedWeCom
 from tests.conftest import INTAKE_TOKEN, PG_URL
 
 WECOM = dict(corp_id="wwfaultcorp0000001", secret="fault-secret", agent_id=1000002, token="FaultToken",
@@ -118,33 +118,21 @@ class LeadbotProcess:
 
 
 class CrashWeCom(SimulatedWeCom):
-    """The simulated WeCom plus what a crash between "WeCom accepted the card" and "the outbox row
-    says sent" needs:
-
-    - a template_card's task_id is unique per app (reference/wecom.md, message/send): a second
-      message/send with a task_id WeCom already accepted is refused and delivers nothing. This is
-      the platform-side guard the outbox relies on (notifications/sender.py); the simulator does not
-      model it. WeCom documents no errcode for it: the generic invalid-parameter one is used, with
-      an errmsg that names the task_id.
-    - `on_card(task_id)` runs after a card was accepted and delivered, before the answer goes back,
-      so a test can kill -9 leadbot there: WeCom has the card, leadbot never hears of it.
-    """
+    """The simulated WeCom (which refuses a template_card task_id it accepted before, as WeCom
+    does) plus a hook: `on_card(task_id)` runs after a card was accepted and delivered, before the
+    answer goes back, so a test can kill -9 leadbot there: WeCom has the card, leadbot never hears
+    of it."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.on_card: Callable[[str], None] | None = None
-        self.accepted_task_ids: set[str] = set()
 
     def _message_send(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = super()._message_send(body)
         card = body.get("template_card") if body.get("msgtype") == "template_card" else None
         task_id = card.get("task_id") if isinstance(card, dict) else None
-        if task_id and task_id in self.accepted_task_ids:
-            return {"errcode": INVALID_PARAMETER, "errmsg": f"task_id {task_id} exists"}
-        response = super()._message_send(body)
-        if task_id and response.get("errcode") == OK:
-            self.accepted_task_ids.add(task_id)
-            if self.on_card is not None:
-                self.on_card(task_id)
+        if task_id and response.get("errcode") == OK and self.on_card is not None:
+            self.on_card(task_id)
         return response
 
 

@@ -171,7 +171,7 @@ async def test_kill_9_with_a_card_in_flight_no_rep_sees_a_card_twice(tmp_path: P
             in_flight: list[str] = []
 
             def kill_on_card(task_id: str) -> None:
-                if not in_flight and len(sandbox.accepted_task_ids) >= kill_at:
+                if not in_flight and len(sandbox.task_ids) >= kill_at:
                     in_flight.append(task_id)
                     server.kill()
 

@@ -206,6 +206,20 @@ async def test_task_id_rules_are_checked_before_sending(make_client, sandbox):
         await client.update_template_card("rc", userids=["a"])
 
 
+async def test_a_task_id_is_accepted_once(make_client, sandbox):
+    """As on WeCom, a task_id is unique per app: the second send with it is refused and delivers
+    nothing (the outbox relies on this to recognise a card that reached WeCom before a crash)."""
+    client = make_client()
+    await client.send_template_card("zhangsan", CARD)
+    with pytest.raises(WeComError) as refused:
+        await client.send_template_card("lisi", CARD)
+    assert "task_id" in refused.value.errmsg and refused.value.kind is ErrorKind.PERMANENT
+    assert [m["task_id"] for m in sandbox.inbox["zhangsan"]] == ["lead-1-zhangsan"]
+    assert sandbox.inbox["lisi"] == []
+    await client.send_template_card("lisi", {**CARD, "task_id": "lead-1-lisi"})  # a new id goes through
+    assert len(sandbox.inbox["lisi"]) == 1
+
+
 async def test_markdown_and_textcard(make_client, sandbox):
     client = make_client()
     await client.send_markdown("lisi", "**新线索**")
