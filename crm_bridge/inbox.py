@@ -368,15 +368,6 @@ class Inbox:
             return
         self._answer(items, ids)
 
-    async def pending(self, limit: int = 100) -> Sequence[InboxEntry]:
-        query = (select(InboxItem).where(InboxItem.state == "pending").order_by(InboxItem.id).limit(limit))
-        if self.engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        async with self.sessions() as session:
-            rows = (await session.execute(query)).scalars().all()
-            return [InboxEntry(r.id, r.platform, r.dedupe_key, r.kind, r.payload, r.attempts, r.received_at)
-                    for r in rows]
-
     async def get(self, entry_id: int) -> InboxEntry | None:
         async with self.sessions() as session:
             r = await session.get(InboxItem, entry_id)
