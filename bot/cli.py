@@ -8,11 +8,18 @@ import csv
 import io
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from leadbot.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from crm_bridge.csv_files import CsvRows
+
+# Exit codes scripts can trust (the README's table): everything done; done in part, or the thing
+# asked about does not exist; the command line or the configuration is wrong (nothing was done).
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
 config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                              help="Config file (default: $LEADBOT_CONFIG, else ./config.toml, else built-in defaults).")
@@ -23,7 +30,7 @@ def _settings(config_path: str | None) -> Settings:
         return load_settings(config_path)
     except ConfigError as e:
         click.echo(str(e), err=True)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
 
 
 def _logging(settings: Settings) -> None:
@@ -66,7 +73,7 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
         revision = asyncio.run(_upgrade(settings))
     except Exception as e:
         click.echo(f"database: cannot prepare {settings.database.url.split('@')[-1]}: {e}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_PARTIAL)
     host = host or settings.server.host
     port = port or settings.server.port
     platforms = [p for p in ("wecom", "dingtalk") if getattr(settings, p) is not None]
@@ -86,7 +93,7 @@ def demo(config_path: str | None, port: int) -> None:
     except ImportError:
         click.echo("the sandbox is not part of this build yet (issue 10); `leadbot serve` runs leadbot itself",
                    err=True)
-        sys.exit(1)
+        sys.exit(EXIT_PARTIAL)
     run_demo(config_path, port)
 
 
@@ -104,25 +111,29 @@ def db_upgrade(config_path: str | None) -> None:
         revision = asyncio.run(_upgrade(settings))
     except Exception as e:
         click.echo(f"database: upgrade failed: {e}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_PARTIAL)
     click.echo(f"database is at revision {revision}")
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
-    """UTF-8 (with or without Excel's BOM), else GB18030, which Chinese Excel exports often are."""
-    raw = path.read_bytes()
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise click.ClickException(f"{path}: neither UTF-8 nor GB18030 text")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames:
-        raise click.ClickException(f"{path}: no header row")
-    return [dict(r) for r in reader]
+def read_csv(path: Path) -> "CsvRows":
+    """UTF-8 (with or without Excel's BOM), else GB18030, which Chinese Excel exports often are.
+    Broken rows (an unclosed quote, too many fields) are left out and listed in ``.problems``."""
+    from crm_bridge.csv_files import CsvFileError, read_csv_rows
+
+    try:
+        return read_csv_rows(path)
+    except CsvFileError as e:
+        click.echo(str(e), err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _report_problems(rows: "CsvRows") -> None:
+    for p in rows.problems:
+        click.echo(f"  line {p.line}: rejected: {p.reason}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _with_progress(label: str, total: int, work: Callable[[Callable[[int], None]], Any]) -> Any:
@@ -155,14 +166,16 @@ def import_(kind: str, file: Path, config_path: str | None) -> None:
             await engine.dispose()
 
     summary = _with_progress(f"importing {kind}", len(rows), lambda p: asyncio.run(run(p)))
-    click.echo(f"{kind}: {summary.created} created, {summary.updated} updated, {len(summary.rejected)} rejected "
-               f"({len(rows)} rows)")
+    rejected = len(summary.rejected) + len(rows.problems)
+    click.echo(f"{kind}: {summary.created} created, {summary.updated} updated, {rejected} rejected "
+               f"({_count(len(rows) + len(rows.problems), 'row')})")
+    _report_problems(rows)
     for r in summary.rejected:
         click.echo(f"  line {r.line}: rejected{' (' + r.key + ')' if r.key else ''}: {r.reason}")
     for note in summary.notes:
         click.echo(f"  {note}")
-    if rows and len(summary.rejected) == len(rows):
-        sys.exit(1)
+    if rejected:
+        sys.exit(EXIT_PARTIAL)
 
 
 @main.command()
@@ -176,11 +189,23 @@ def dedupe(input_csv: Path, out_csv: Path, config_path: str | None) -> None:
         from crm_bridge.identity.dedupe import run_dedupe
     except ImportError:
         click.echo("dedupe is not part of this build yet (issue 6)", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_PARTIAL)
+    from crm_bridge.identity.dedupe import CSV_COLUMNS
+
     _settings(config_path)
     rows = read_csv(input_csv)
+    known = {c.strip().lower() for c in rows.fieldnames} & (set(CSV_COLUMNS) - {"id"})
+    if not known:
+        click.echo(f"{input_csv}: none of the columns dedupe compares ({', '.join(CSV_COLUMNS[1:])}); "
+                   f"the header has: {', '.join(rows.fieldnames) or 'nothing'}. Nothing written.", err=True)
+        sys.exit(EXIT_USAGE)
     stats = _with_progress("comparing", len(rows), lambda p: run_dedupe(rows, out_csv, p))
-    click.echo(f"{stats}")
+    click.echo(f"{_count(stats.rows, 'row')}: {_count(stats.pairs, 'pair')} in {_count(stats.clusters, 'cluster')} "
+               f"written to {out_csv} (direct matches: {stats.direct_strong} on a strong identifier, "
+               f"{stats.direct_weak} on name/company/address evidence; largest cluster {stats.largest_cluster})")
+    _report_problems(rows)
+    if rows.problems:
+        sys.exit(EXIT_PARTIAL)
 
 
 async def _with_engine(settings: Settings, work: Callable[[Any], Any]) -> Any:
@@ -237,7 +262,8 @@ def reps_leave(rep_id: str, config_path: str | None) -> None:
 
     result = asyncio.run(run())
     if result is None:
-        raise click.ClickException(f"no rep with id {rep_id!r}")
+        click.echo(f"no rep with id {rep_id!r}", err=True)
+        sys.exit(EXIT_PARTIAL)
     click.echo(f"{result[0]} marked as left; {result[1]} open lead(s) re-routed (cards go out with the running server)")
 
 
@@ -261,10 +287,10 @@ def reps_sync(platform: str, root_dept: int | None, dry_run: bool, config_path: 
     missing = [p for p in wanted if p not in configured]
     if missing:
         click.echo(f"config: [{missing[0]}]: missing (no directory to read)", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
     if not wanted:
         click.echo("config: [wecom] and [dingtalk]: both missing (no directory to read)", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
     if root_dept is not None and len(wanted) > 1:
         raise click.UsageError("--root-dept names one platform's department: give --platform wecom or dingtalk")
 
@@ -278,7 +304,7 @@ def reps_sync(platform: str, root_dept: int | None, dry_run: bool, config_path: 
         report = asyncio.run(run())
     except Exception as e:  # the directories are read in full before the first write
         click.echo(f"reps sync: {type(e).__name__}: {e}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_PARTIAL)
     for line in report.lines():
         click.echo(line)
 
@@ -292,8 +318,12 @@ def explain(lead_id: int, lang: str | None, config_path: str | None) -> None:
     from crm_bridge.routing.explain import explain_lead
 
     settings = _settings(config_path)
-    click.echo(asyncio.run(_with_engine(settings, lambda e: explain_lead(e, lead_id,
-                                                                       lang or settings.server.language))))
+    text, found = asyncio.run(_with_engine(settings, lambda e: explain_lead(e, lead_id,
+                                                                          lang or settings.server.language,
+                                                                          with_found=True)))
+    click.echo(text, err=not found)
+    if not found:
+        sys.exit(EXIT_PARTIAL)
 
 
 @main.group()
@@ -305,7 +335,7 @@ def _crm_settings(config_path: str | None) -> Any:
     settings = _settings(config_path)
     if settings.crm_bridge is None:
         click.echo("config: [crm_bridge]: missing (the CRM bridge is off)", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
     return settings
 
 
@@ -322,7 +352,7 @@ def crm_pull(config_path: str | None) -> None:
     cfg = settings.crm_bridge
     if not cfg.pull_url:
         click.echo("config: [crm_bridge] pull_url: missing (where the CRM lists its records)", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
     bind = http_fetcher(cfg.pull_url, cfg.pull_token, cfg.page_size)
 
     with click.progressbar(length=0, label="pulling from the CRM", file=sys.stderr, show_pos=True) as bar:
@@ -340,7 +370,7 @@ def crm_pull(config_path: str | None) -> None:
             summary = asyncio.run(_with_engine(settings, work))
         except PullError as e:
             click.echo(f"\ncrm pull: {e}", err=True)
-            sys.exit(1)
+            sys.exit(EXIT_PARTIAL)
     click.echo(f"crm pull: {summary.created} created, {summary.updated} updated, {summary.unchanged} unchanged, "
                f"{len(summary.rejected)} rejected ({summary.pages} pages)")
     for kind, ext, why in summary.rejected:
@@ -367,7 +397,7 @@ def crm_push(since: str, config_path: str | None) -> None:
     urls = settings.crm_bridge.webhook_urls
     if not urls:
         click.echo("config: [crm_bridge] webhook_urls: empty (nowhere to push to)", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
 
     async def work(engine: Any) -> int:
         total = await count_changed_since(engine, when)

@@ -26,6 +26,13 @@ class RowError(ValueError):
     pass
 
 
+def _line_numbers(rows: Sequence[Mapping[str, Any]]) -> Sequence[int]:
+    """Each row's line in the file: given by the reader (crm_bridge.csv_files.CsvRows.lines, which
+    counts multi-line fields and skipped broken rows), else counted with line 1 the header."""
+    lines = getattr(rows, "lines", None)
+    return lines if lines is not None and len(lines) == len(rows) else range(2, len(rows) + 2)
+
+
 def _clean(row: Mapping[str, Any]) -> dict[str, str]:
     return {(k or "").strip().lower(): (v or "").strip() if isinstance(v, str) else ("" if v is None else str(v))
             for k, v in row.items() if k is not None}
@@ -75,7 +82,7 @@ async def import_reps(store: "SqlCRMStore", rows: Sequence[Mapping[str, Any]], *
     seen_ids: dict[str, int] = {}
     async with store.sessions() as session, session.begin():
         teams = {t.name: t for t in (await session.execute(select(Team))).scalars()}
-        for n, raw in enumerate(rows, start=2):  # line 1 is the header
+        for n, raw in zip(_line_numbers(rows), rows):
             row = _clean(raw)
             try:
                 if row.get("id") in seen_ids:
@@ -170,7 +177,7 @@ async def import_customers(store: "SqlCRMStore", rows: Sequence[Mapping[str, Any
     now = store.clock.now()
     async with store.sessions() as session, session.begin():
         reps = {r.external_id: r.id for r in (await session.execute(select(Rep))).scalars()}
-        for n, raw in enumerate(rows, start=2):
+        for n, raw in zip(_line_numbers(rows), rows):
             row = _clean(raw)
             if progress:
                 progress(1)

@@ -342,7 +342,7 @@ def _coerce(section: str, key: str, hint: Any, value: Any, from_env: bool) -> An
         raise ConfigError(f"{where}: expected text, got {value!r}")
     if origin is tuple:
         if from_env and isinstance(value, str):
-            value = _env_list(value)
+            value = _env_list(value, where)
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         item = args[0] if args else Any
@@ -359,13 +359,13 @@ def _coerce(section: str, key: str, hint: Any, value: Any, from_env: bool) -> An
     return value
 
 
-def _env_list(value: str) -> list[Any]:
+def _env_list(value: str, where: str) -> list[Any]:
     value = value.strip()
     if value.startswith("["):
         try:
             parsed = json.loads(value)
         except ValueError:
-            raise ConfigError("config: environment list is not valid JSON") from None
+            raise ConfigError(f"{where}: expected a JSON list or comma-separated values") from None
         return parsed
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -407,17 +407,31 @@ def _closest(key: str, options: Mapping[str, Any]) -> str | None:
     return found[0] if found else None
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], str]]:
+    """The overrides by section and key, and the variable each (section, key) came from."""
     out: dict[str, dict[str, str]] = {}
+    names: dict[tuple[str, str], str] = {}
     for var, value in environ.items():
         if not var.startswith("LEADBOT_"):
             continue
         rest = var[len("LEADBOT_"):].lower()
         for section in _SECTIONS:
             if rest.startswith(section + "_"):
-                out.setdefault(section, {})[rest[len(section) + 1:]] = value
+                key = rest[len(section) + 1:]
+                out.setdefault(section, {})[key] = value
+                names[(section, key)] = var
                 break
-    return out
+    return out, names
+
+
+def _name_the_variable(e: ConfigError, section: str, variables: Mapping[tuple[str, str], str]) -> ConfigError:
+    """A problem with a value that came from the environment names the variable: the person
+    looking for "[server] port" in config.toml would not find it there."""
+    text = str(e)
+    for (sec, key), var in variables.items():
+        if sec == section and f"[{section}] {key}:" in text:
+            return ConfigError(f"{text} (from the environment variable {var})")
+    return e
 
 
 def settings_from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = None,
@@ -428,7 +442,7 @@ def settings_from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | 
             close = _closest(name, _SECTIONS)
             hint = f" (did you mean [{close}]?)" if close else ""
             raise ConfigError(f"config: [{name}]: unknown section{hint}")
-    overrides = _env_overrides(environ)
+    overrides, variables = _env_overrides(environ)
     sections: dict[str, Any] = {}
     for name in _SECTIONS:
         raw = dict(data.get(name) or {})
@@ -439,7 +453,10 @@ def settings_from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | 
         if name in _OPTIONAL_SECTIONS and name not in data and not env:
             sections[name] = None
             continue
-        sections[name] = _build_section(name, raw, set(env))
+        try:
+            sections[name] = _build_section(name, raw, set(env))
+        except ConfigError as e:
+            raise _name_the_variable(e, name, variables) from None
     return Settings(**sections, source=source)
 
 

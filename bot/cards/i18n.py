@@ -16,7 +16,9 @@ from typing import Mapping
 LANGUAGES: tuple[str, ...] = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
 
-_CATALOGUE: dict[str, dict[str, str]] = {
+# A value is the text, or for a count the plural forms by CLDR category: English has "one"
+# (n == 1) and "other"; Chinese has "other" only. ``t(key, lang, n=...)`` picks the form.
+_CATALOGUE: dict[str, dict[str, str | dict[str, str]]] = {
     # --- separators and small words -------------------------------------------------------
     "sep.label": {"zh": "：", "en": ": "},
     "sep.list": {"zh": "、", "en": ", "},
@@ -228,10 +230,25 @@ def normalize_lang(lang: str | None) -> str:
     return short if short in LANGUAGES else DEFAULT_LANGUAGE
 
 
+def plural_category(n: object, lang: str) -> str:
+    """CLDR plural category of ``n``: English "one" for exactly 1, everything else "other"."""
+    return "one" if normalize_lang(lang) == "en" and n == 1 else "other"
+
+
 def t(key: str, lang: str = DEFAULT_LANGUAGE, **params: object) -> str:
-    """The text for ``key`` in ``lang``. An unknown key is a bug and raises KeyError."""
-    entry = _CATALOGUE[key]
-    return entry[normalize_lang(lang)].format(**params)
+    """The text for ``key`` in ``lang``. An unknown key is a bug and raises KeyError. A counted
+    entry takes its count as ``n`` and picks the plural form for it."""
+    lang = normalize_lang(lang)
+    text = _CATALOGUE[key][lang]
+    if not isinstance(text, str):
+        text = text.get(plural_category(params["n"], lang)) or text["other"]
+    return text.format(**params)
+
+
+def forms(key: str, lang: str) -> tuple[str, ...]:
+    """Every text ``key`` can render in ``lang``: one, or each plural form."""
+    text = _CATALOGUE[key][normalize_lang(lang)]
+    return (text,) if isinstance(text, str) else tuple(text.values())
 
 
 def has(key: str) -> bool:
@@ -253,9 +270,10 @@ def keys() -> tuple[str, ...]:
     return tuple(_CATALOGUE)
 
 
-def catalogue() -> Mapping[str, Mapping[str, str]]:
+def catalogue() -> Mapping[str, Mapping[str, str | Mapping[str, str]]]:
     """Read-only view for tests and tooling (a completeness check, a translator's export)."""
-    return {k: dict(v) for k, v in _CATALOGUE.items()}
+    return {k: {lang: (v if isinstance(v, str) else dict(v)) for lang, v in e.items()}
+            for k, e in _CATALOGUE.items()}
 
 
 def placeholders(text: str) -> frozenset[str]:

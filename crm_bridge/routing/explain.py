@@ -9,12 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_bridge.db import session_factory
-from crm_bridge.models import RoutingDecision
+from crm_bridge.models import Lead, RoutingDecision
 from crm_bridge.routing.decide import Candidate
 
 _T: dict[str, dict[str, str]] = {
     "zh": {
         "none": "线索 #{lead} 还没有分配记录。",
+        "no_lead": "没有编号为 #{lead} 的线索。",
         "sticky": "线索 #{lead} 分配给 {rep}：{rep} 是该客户的现有负责人，老客户优先归属原负责人。",
         "assigned": "线索 #{lead} 按规则「{rule}」（版本 {version}）以{strategy}分配给 {rep}。",
         "backup": "线索 #{lead} 匹配规则「{rule}」（版本 {version}），但{team}暂无可接人员，转给后备人员 {rep}。",
@@ -48,6 +49,7 @@ _T: dict[str, dict[str, str]] = {
     },
     "en": {
         "none": "Lead #{lead} has no routing record yet.",
+        "no_lead": "There is no lead #{lead}.",
         "sticky": "Lead #{lead} went to {rep}: {rep} already owns this customer, and existing customers stay with their owner.",
         "assigned": "Lead #{lead} went to {rep} by rule \"{rule}\" (version {version}) using {strategy}.",
         "backup": "Lead #{lead} matched rule \"{rule}\" (version {version}), but nobody in {team} was available, so it went to the backup {rep}.",
@@ -162,9 +164,11 @@ def render_decision(row: Any, lang: str = "zh", history: list[Any] | None = None
     return "\n".join(lines)
 
 
-async def explain_lead(store_or_engine: Any, lead_id: int, lang: str = "zh") -> str:
+async def explain_lead(store_or_engine: Any, lead_id: int, lang: str = "zh", *,
+                       with_found: bool = False) -> Any:
     """Why lead ``lead_id`` went where it went, in Chinese (default) or English. Accepts an
-    AsyncEngine or anything with an ``engine`` attribute (SqlCRMStore, Router)."""
+    AsyncEngine or anything with an ``engine`` attribute (SqlCRMStore, Router). ``with_found``:
+    returns (text, whether the lead has a routing record)."""
     engine: AsyncEngine = store_or_engine if isinstance(store_or_engine, AsyncEngine) \
         else store_or_engine.engine
     sessions = session_factory(engine)
@@ -172,7 +176,10 @@ async def explain_lead(store_or_engine: Any, lead_id: int, lang: str = "zh") -> 
         rows = list((await session.execute(
             select(RoutingDecision).where(RoutingDecision.lead_id == lead_id)
             .order_by(RoutingDecision.id.desc()).limit(6))).scalars())
+        exists = bool(rows) or (await session.get(Lead, lead_id)) is not None
     if not rows:
         lang = lang if lang in _T else "zh"
-        return _T[lang]["none"].format(lead=lead_id)
-    return render_decision(rows[0], lang, history=list(reversed(rows[1:])))
+        text = _T[lang]["none" if exists else "no_lead"].format(lead=lead_id)
+    else:
+        text = render_decision(rows[0], lang, history=list(reversed(rows[1:])))
+    return (text, bool(rows)) if with_found else text

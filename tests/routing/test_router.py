@@ -359,7 +359,7 @@ async def test_explain_zh_and_en(seed, make_router):
     en = await explain_lead(router.engine, d.lead_id, "en")
     assert "went to 张三" in en and "on leave" in en and "outside working hours" in en and "chosen" in en
     assert "weighted round robin" in en
-    assert "no routing record" in await explain_lead(router.engine, 999999, "en")
+    assert "There is no lead #999999" in await explain_lead(router.engine, 999999, "en")
 
 
 async def test_assign_is_idempotent_and_respects_closed_leads(engine, seed, make_router):
