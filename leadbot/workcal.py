@@ -11,6 +11,7 @@ ZoneInfo and compared as aware instants.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
@@ -68,6 +69,14 @@ class WorkCalendar:
     def local_date(self, instant: datetime) -> date:
         return _aware(instant).astimezone(self.tz).date()
 
+    def local(self, instant: datetime) -> datetime:
+        """The instant on the calendar's wall clock (what a person is shown)."""
+        return _aware(instant).astimezone(self.tz)
+
+    def midnight(self, instant: datetime) -> datetime:
+        """Start of the local calendar day containing ``instant`` (daily caps reset then)."""
+        return datetime.combine(self.local_date(instant), time(0), self.tz)
+
     # ---- instants ----------------------------------------------------------------------------
 
     def is_working(self, instant: datetime) -> bool:
@@ -77,6 +86,27 @@ class WorkCalendar:
             return False
         start, end = self.window(day)
         return start <= instant < end
+
+    def on_clock(self, instant: datetime, rep_hours: str = "") -> bool:
+        """Is a rep on the clock? A rep's own working_hours ("18:00-23:00", several windows, or one
+        wrapping midnight, which belongs to the day it starts on) override the calendar's hours,
+        never its days, holidays or 调休. Hours that are not understood fall back to the calendar's."""
+        hours = parse_hours(rep_hours) if rep_hours else None
+        if not hours:
+            return self.is_working(instant)
+        local = self.local(instant)
+        t = local.time().replace(tzinfo=None)
+        today, yesterday = local.date(), local.date() - timedelta(days=1)
+        for start, end, to_midnight in hours:
+            if to_midnight or start < end:
+                if self.is_workday(today) and start <= t and (to_midnight or t < end):
+                    return True
+            else:
+                if self.is_workday(today) and t >= start:
+                    return True
+                if self.is_workday(yesterday) and t < end:
+                    return True
+        return False
 
     def next_working_instant(self, instant: datetime) -> datetime:
         """The instant itself when inside working time, else the start of the next working window."""
@@ -159,6 +189,27 @@ def add_working(start: datetime, delta: timedelta, calendar: Any) -> datetime:
 def working_between(a: datetime, b: datetime, calendar: Any) -> timedelta:
     """How much working time lies between two instants."""
     return calendar_of(calendar).between(a, b)
+
+
+@lru_cache(maxsize=256)
+def parse_hours(spec: str) -> tuple[tuple[time, time, bool], ...] | None:
+    """A rep's hours: "09:00-18:00" or "09:00-12:00,13:30-18:00"; a window may wrap midnight
+    ("22:00-06:00") or end at 24:00. (start, end, ends_at_midnight) per window; None when the
+    text is not understood (the caller then uses the calendar's hours)."""
+    windows = []
+    for part in spec.replace("，", ",").split(","):
+        if not part.strip():
+            continue
+        start_text, sep, end_text = part.partition("-")
+        try:
+            start, start_24 = _hhmm(start_text, "working_hours")
+            end, end_24 = _hhmm(end_text, "working_hours")
+        except CalendarError:
+            return None
+        if not sep or start_24 or (start == end and not end_24):
+            return None
+        windows.append((start, end, end_24))
+    return tuple(windows) or None
 
 
 def _aware(instant: datetime) -> datetime:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping, Sequence
 
-from crm_bridge.routing.hours import WorkCalendar
+from leadbot.workcal import WorkCalendar
 from crm_bridge.routing.rules import Rule
 
 # Why a rep was passed over; explain() has words for each.

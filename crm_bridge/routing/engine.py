@@ -26,7 +26,7 @@ from crm_bridge.db import session_factory
 from crm_bridge.lead_status import CLOSED as CLOSED_STATUSES
 from crm_bridge.models import AuditEntry, Customer, Lead, Rep, RoutingDecision, RoutingState, Team
 from crm_bridge.routing.decide import Candidate, Context, Decision, Plan, RepSnapshot, plan
-from crm_bridge.routing.hours import WorkCalendar
+from leadbot.workcal import WorkCalendar
 from crm_bridge.routing.rules import Rule, RuleSet, parse_rules
 from crm_bridge.sync.capture import watches
 from leadbot.clock import Clock
@@ -142,10 +142,10 @@ class Router:
         self.engine = engine
         self.settings = assignment
         self.rules: RuleSet = parse_rules(assignment)
-        try:
+        try:  # the one calendar (leadbot.workcal), as [calendar] validation already built it
             self.calendar = WorkCalendar.from_settings(calendar)
         except ValueError as e:
-            raise ConfigError(f"config: [calendar] holidays/extra_workdays: dates must be YYYY-MM-DD ({e})") from None
+            raise ConfigError(str(e)) from None
         self.clock = clock
         self.sessions = session_factory(engine)
         self._snapshots = _Snapshots()
@@ -372,7 +372,7 @@ class Router:
     async def _plan(self, conn: AsyncConnection, lead: Any, excluded: frozenset[int],
                     now: datetime) -> tuple[Plan, dict[str, Any] | None, dict[str, Any]]:
         meta: dict[str, Any] = {"customer_id": None, "team_name": "", "pointer_key": "", "pointer_before": {}}
-        loads = {"day_start": self.calendar.day_start(now)}
+        loads = {"day_start": self.calendar.midnight(now)}
 
         async def rep(statement: Any, **params: Any) -> Any:
             return (await conn.execute(statement, {**loads, **params})).one_or_none()

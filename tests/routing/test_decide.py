@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import datetime, timezone
 
 from crm_bridge.routing.decide import Context, RepSnapshot, choose, plan
-from crm_bridge.routing.hours import WorkCalendar
+from leadbot.workcal import WorkCalendar
 from crm_bridge.routing.rules import parse_rules
 from tests.conftest import make_settings
 

@@ -397,3 +397,15 @@ def test_invalid_rules_fail_at_construction(engine, clock):
     s = make_settings(assignment={"rules": [{"name": "ok"}, {"name": "bad", "strategy": "random"}]})
     with pytest.raises(ConfigError, match=r"^config: \[assignment\] rules\[1\] \('bad'\): strategy"):
         Router(engine, s.assignment, s.calendar, clock)
+
+
+async def test_holiday_range_accepted_by_config_is_the_routers_calendar_too(seed, make_router, clock):
+    """One calendar: a range like 国庆's passes [calendar] validation and the router honours it."""
+    team = await seed.team("T")
+    await seed.rep("甲", team)
+    router = make_router([{"name": "r", "team": "T"}], calendar={"holidays": ["2026-10-01..2026-10-08"]})
+    clock.set(datetime(2026, 10, 5, 2, 0, tzinfo=timezone.utc))  # Monday 10:00, inside the range
+    d = await router.assign(await seed.lead())
+    assert all(c.skip == "outside_hours" for c in d.candidates if c.role == "member")
+    clock.set(datetime(2026, 10, 9, 2, 0, tzinfo=timezone.utc))  # Friday 10:00, after it
+    assert (await router.assign(await seed.lead())).outcome == "assigned"

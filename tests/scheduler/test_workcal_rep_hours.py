@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from crm_bridge.routing.hours import WorkCalendar, parse_hours
+from leadbot.workcal import WorkCalendar, parse_hours
 from tests.conftest import make_settings
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -54,4 +54,10 @@ def test_parse_hours():
 def test_utc_input_is_converted_to_calendar_zone():
     c = cal(timezone="Asia/Shanghai")
     assert c.on_clock(datetime(2026, 11, 23, 2, 0, tzinfo=ZoneInfo("UTC")))  # 10:00 Shanghai
-    assert c.day_start(datetime(2026, 11, 23, 17, 0, tzinfo=ZoneInfo("UTC"))) == at(2026, 11, 24, 0, 0)
+    assert c.midnight(datetime(2026, 11, 23, 17, 0, tzinfo=ZoneInfo("UTC"))) == at(2026, 11, 24, 0, 0)
+
+
+def test_rep_hours_ending_at_midnight():
+    c = cal()
+    assert c.on_clock(at(2026, 11, 23, 23, 59), "18:00-24:00")
+    assert not c.on_clock(at(2026, 11, 24, 0, 30), "18:00-24:00")
