@@ -23,6 +23,7 @@ from bot.lead_views import lead_card_view
 from bot.lookup import LOOKUP
 from crm_bridge import dto
 from crm_bridge.outbox import NewOutboxItem
+from notifications.quiet_hours import REPLY
 from notifications.sender import dedupe_id
 
 if TYPE_CHECKING:
@@ -154,7 +155,8 @@ class Flow:
         await self._enqueue(items)
 
     async def notify(self, rep: dto.Rep, key: str, card: Card, *, urgent: bool = False,
-                     lead_id: int | None = None) -> None:
+                     lead_id: int | None = None, reply: bool = False) -> None:
+        """`reply`: the message answers the rep's own action, so quiet hours never hold it."""
         where = channel_of(rep)
         if where is None:
             return
@@ -166,6 +168,8 @@ class Flow:
             if not card.card_ref:
                 card = replace(card, card_ref=dedupe_id(key))
             kind, payload = "card", self.payload_for(card, channel, userid)
+        if reply:
+            payload[REPLY] = True
         await self._enqueue([NewOutboxItem(key=key, channel=channel, kind=kind, recipient=userid,
                                            payload=payload, rep_id=rep.id, lead_id=lead_id, urgent=urgent)])
 

@@ -73,7 +73,7 @@ class IdentityActions:
         key = f"merge:{result.merge_id}:undo:{actor.id}"
         card = build_notice_card(t("result.merged", self.ctx.lang, name=name), lang=self.ctx.lang,
                                  buttons={"undo": undo}, card_ref=dedupe_id(key))
-        await flow.notify(actor, key, card, lead_id=lead.id)
+        await flow.notify(actor, key, card, lead_id=lead.id, reply=True)
         return name
 
     async def distinct_from_card(self, lead: dto.Lead, actor: dto.Rep, args: Mapping[str, Any]) -> None:

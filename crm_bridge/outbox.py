@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from crm_bridge.db import session_factory
 from crm_bridge.models import CardCopy, KeyValue, OutboxItem, Rep
-from leadbot.clock import Clock, SystemClock
+from leadbot.clock import Clock, SystemClock, utc
 
 DELIVERY_PROFILES = ("card", "text", "both", "auto")
 OUTBOX_STATES = ("pending", "sending", "sent", "dead", "rolled_up", "fallback")
@@ -474,6 +474,15 @@ class OutboxRepo:
         async with self.sessions() as session:
             rows = (await session.execute(select(OutboxItem.state, func.count()).group_by(OutboxItem.state))).all()
             return {state: n for state, n in rows}
+
+    async def held(self, reason: str) -> tuple[int, datetime | None, datetime | None]:
+        """Pending rows given back with `reason` (quiet hours): how many, the oldest one's
+        creation and the latest instant any of them is held until."""
+        query = (select(func.count(), func.min(OutboxItem.created_at), func.max(OutboxItem.next_attempt_at))
+                 .where(OutboxItem.state == "pending", OutboxItem.last_error == reason))
+        async with self.sessions() as session:
+            n, oldest, until = (await session.execute(query)).one()
+        return int(n or 0), utc(oldest) if oldest else None, utc(until) if until else None
 
     async def list(self, states: Sequence[str] = ("pending", "sending"), limit: int = 50, *,
                    rep_id: int | None = None, lead_id: int | None = None) -> list[OutboxEntry]:

@@ -29,7 +29,7 @@ from leadbot.logs import get_logger
 from leadbot.settings import Settings
 from leadbot.workcal import WorkCalendar
 from notifications.digest import DigestRenderer, make_text_digest, summary_of
-from notifications.quiet_hours import quiet_until
+from notifications.quiet_hours import HELD_REASON, hold_until
 from notifications.sender import DeliveryResult, OutboundMessage, Sender, dedupe_id
 from notifications.throttle import RecipientThrottle
 
@@ -60,6 +60,10 @@ class DeliveryMetrics:
                                  ["channel", "to"], registry=r)
         self.dead = Gauge("leadbot_outbox_dead", "Outbox messages in dead-letter", registry=r)
         self.pending = Gauge("leadbot_outbox_pending", "Outbox messages waiting to be delivered", registry=r)
+        self.held = Gauge("leadbot_outbox_held", "Messages held for quiet hours (outside working hours)",
+                          registry=r)
+        self.held_age = Gauge("leadbot_outbox_held_oldest_seconds",
+                              "Age of the oldest message held for quiet hours (0 when none)", registry=r)
 
 
 def exponential_backoff(attempt: int, rng: Callable[[], float], *, base: float = 2.0, cap: float = 900.0) -> float:
@@ -227,7 +231,7 @@ class DeliveryWorker:
         for e in entries:
             until = self._quiet(e, now)
             if until is not None:
-                await self.repo.defer(e, until, "quiet hours")
+                await self.repo.defer(e, until, HELD_REASON)
                 continue
             groups.setdefault((e.channel, e.recipient), []).append(e)
         self._refresh_windows(groups, batch.sends)
@@ -273,7 +277,7 @@ class DeliveryWorker:
             for m in more:
                 until = self._quiet(m, now)
                 if until is not None:
-                    await self.repo.defer(m, until, "quiet hours")
+                    await self.repo.defer(m, until, HELD_REASON)
                 elif self._counts(m):
                     counted.append(m)
                 else:
@@ -327,9 +331,7 @@ class DeliveryWorker:
         if (not self.quiet_hours or e.kind in ("card_update", "remark") or e.payload.get("alert")
                 or e.channel == "webhook"):
             return None
-        if e.urgent and self.settings.calendar.quiet_hours_break_for_escalations:
-            return None
-        return quiet_until(now, self.calendar)
+        return hold_until(now, self.settings, self.calendar, urgent=e.urgent, payload=e.payload)
 
     # ---- one message -------------------------------------------------------------------------
 
@@ -485,4 +487,7 @@ class DeliveryWorker:
         counts = await self.repo.counts()
         self.metrics.dead.set(counts.get("dead", 0))
         self.metrics.pending.set(counts.get("pending", 0) + counts.get("sending", 0))
+        held, oldest, _ = await self.repo.held(HELD_REASON)
+        self.metrics.held.set(held)
+        self.metrics.held_age.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
 

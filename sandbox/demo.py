@@ -329,9 +329,10 @@ class Demo:
         return {"now": self.clock.now().isoformat(), "fired": fired}
 
     def _sweeper(self) -> Any:
-        """The SLA timer sweep (scheduler.runner.SchedulerRunner.sweep_once), when wired."""
+        """The SLA timer sweep, when wired: catch_up fires a long jump's whole backlog in due order."""
         for name in ("scheduler", "ladder", "sla"):
-            sweep = getattr(self.ctx.services.get(name), "sweep_once", None)
+            service = self.ctx.services.get(name)
+            sweep = getattr(service, "catch_up", None) or getattr(service, "sweep_once", None)
             if callable(sweep):
                 return sweep
         return None

@@ -2,7 +2,10 @@
 
 One interval job sweeps the timer table every sla.sweep_interval_seconds; one cron job makes sure
 the daily digest row exists. Both run with coalesce (a backlog of missed runs collapses into one),
-a misfire grace and max_instances=1. APScheduler only provides the heartbeat: what is due, and
+a misfire grace and max_instances=1. The interval job only starts (or nudges) one catch-up task
+and returns at once: a backlog (a restart after a weekend, a sandbox clock jump) is fired in
+bounded batches in due order by that task, never by overlapping job runs, so APScheduler has no
+run to skip ("maximum number of running instances reached"). APScheduler only provides the heartbeat: what is due, and
 whether it already fired, is in the database, so a restart loses nothing and fires nothing twice.
 The injected clock decides what "now" is; tests call sweep_once() directly with a ManualClock.
 """
@@ -34,7 +37,7 @@ log = get_logger("leadbot.scheduler")
 class SchedulerRunner:
     def __init__(self, engine: Any, settings: Settings, clock: Clock, actions: LadderActions, *,
                  batch: int = 500, lease: timedelta = timedelta(minutes=5),
-                 misfire_grace_seconds: int = 30) -> None:
+                 misfire_grace_seconds: int = 30, max_batches: int = 4) -> None:
         # engine: the AsyncEngine create_app owns (typed loosely: only crm_bridge imports SQLAlchemy)
         self.settings = settings
         self.clock = clock
@@ -42,6 +45,9 @@ class SchedulerRunner:
         self.timers = TimerStore(engine, clock)
         self.reports = ReportStore(engine)
         self.batch = batch
+        self.max_batches = max_batches  # per sweep; the catch-up task loops for the rest
+        self._catchup: asyncio.Task[None] | None = None
+        self._again = False
         self.lease = lease
         self.misfire_grace_seconds = misfire_grace_seconds
         self.scheduler: AsyncIOScheduler | None = None
@@ -62,7 +68,7 @@ class SchedulerRunner:
         if self.scheduler is not None:
             return
         await schedule_digest(self.timers, self.settings, self.clock.now())
-        await self.sweep_once()
+        await self.catch_up()
         tz = self.settings.calendar.tz
         sched = AsyncIOScheduler(timezone=tz, job_defaults={
             "coalesce": True, "misfire_grace_time": self.misfire_grace_seconds, "max_instances": 1})
@@ -84,11 +90,28 @@ class SchedulerRunner:
         async with self._lock:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+            task, self._catchup = self._catchup, None
+        if task is not None and not task.done():
+            task.cancel()  # it holds no row: it stops between sweeps, waiting for the lock
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def catch_up(self) -> SweepResult:
+        """Sweeps until nothing due is left: bounded batches, oldest first, each timer once."""
+        total = SweepResult()
+        while True:
+            self._again = False
+            result = await self.sweep_once()
+            total.add(result)
+            if not (result.more or self._again):
+                return total
+            if total.fired + total.skipped >= self.batch * self.max_batches:
+                log.info("scheduler.catching_up", fired=total.fired, skipped=total.skipped)
+            await asyncio.sleep(0)  # let callbacks and deliveries in between batches
 
     async def sweep_once(self) -> SweepResult:
         async with self._lock:
             result = await sweep_timers(self.timers, self.dispatch, self.clock.now(), batch=self.batch,
-                                        lease=self.lease)
+                                        max_batches=self.max_batches, lease=self.lease)
         self.last_result = result
         if result.fired or result.failed or result.requeued:
             log.info("scheduler.timers_swept", fired=result.fired, skipped=result.skipped,
@@ -109,15 +132,23 @@ class SchedulerRunner:
             await self.timers.cancel(timer.lead_id, (kinds.REMIND, kinds.ESCALATE, kinds.REASSIGN))
 
     async def _sweep_job(self) -> None:
+        if self._catchup is not None and not self._catchup.done():
+            self._again = True  # the running catch-up looks again before it ends
+            return
+        self._catchup = asyncio.get_running_loop().create_task(self._catch_up_task())
+
+    async def _catch_up_task(self) -> None:
         try:
-            await self.sweep_once()
-        except Exception:  # noqa: BLE001 - a database hiccup must not kill the interval job
+            await self.catch_up()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a database hiccup must not end the sweeping
             log.exception("scheduler.sweep_failed")
 
     async def _digest_job(self) -> None:
         try:
             await schedule_digest(self.timers, self.settings, self.clock.now())
-            await self.sweep_once()
+            await self._sweep_job()
         except Exception:  # noqa: BLE001
             log.exception("scheduler.digest_schedule_failed")
 

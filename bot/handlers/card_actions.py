@@ -11,6 +11,7 @@ from bot.cards.render_wecom import render_wecom_template_card
 from bot.events import CardAction
 from bot.handlers import handles
 from crm_bridge.outbox import NewOutboxItem, remember_response_code
+from notifications.quiet_hours import REPLY
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -61,7 +62,8 @@ async def _tell_actor(ctx: "AppContext", event: CardAction, outcome: ActionOutco
     digest = hashlib.sha256(f"{event.key}|{event.occurred_at.isoformat()}".encode()).hexdigest()[:24]
     await outbox.enqueue(NewOutboxItem(key=f"tap:{event.platform}:{event.actor_id}:{digest}", channel=event.platform,
                                        kind="text", recipient=event.actor_id,
-                                       payload={"text": outcome.message}, lead_id=outcome.lead_id, urgent=True))
+                                       payload={"text": outcome.message, REPLY: True}, lead_id=outcome.lead_id,
+                                       urgent=True))
     worker = ctx.services.get("delivery_worker")
     if worker is not None:
         worker.wake()

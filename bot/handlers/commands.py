@@ -11,6 +11,7 @@ from bot.cards.i18n import t
 from bot.events import TextCommand
 from bot.handlers import handles
 from crm_bridge.outbox import NewOutboxItem
+from notifications.quiet_hours import REPLY
 from leadbot.masking import mask_phone
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ async def reply(ctx: "AppContext", event: TextCommand, text: str) -> None:
     ref = event.message_id or hashlib.sha256(f"{event.sender_id}|{event.occurred_at.isoformat()}|{event.text}"
                                              .encode()).hexdigest()[:24]
     await outbox.enqueue(NewOutboxItem(key=f"cmd:{event.platform}:{ref}", channel=event.platform, kind="text",
-                                       recipient=event.sender_id, payload={"text": text}, urgent=True))
+                                       recipient=event.sender_id, payload={"text": text, REPLY: True}, urgent=True))
     worker = ctx.services.get("delivery_worker")
     if worker is not None:
         worker.wake()

@@ -184,7 +184,7 @@ async def _tell_known(ctx: "AppContext", key: str, rep: "dto.Rep", customer_id: 
     flow = ctx.services["flow"]
     now = ctx.clock.now()
     card = build_friend_match_card(view, now=now, lang=ctx.lang)
-    await flow.notify(rep, f"{key}:{rep.id}", card)
+    await flow.notify(rep, f"{key}:{rep.id}", card, reply=True)  # answers the rep adding the friend
     if owner is not None and owner.id != rep.id:
         await flow.tell(owner, f"{key}:owner:{owner.id}",
                         t("notice.friend_of_yours", ctx.lang, rep=rep.name, name=customer.display_name))

@@ -25,19 +25,23 @@ class SweepResult:
     skipped: int = 0  # the lead moved on (claimed, advanced, closed): dropped without an action
     failed: int = 0  # the action raised: retried later with the same key
     requeued: int = 0  # stale `firing` rows of a dead process handed back
+    more: bool = False  # stopped at max_batches with a full batch: more may be due (catch up)
 
     def add(self, other: "SweepResult") -> None:
         self.fired += other.fired
         self.skipped += other.skipped
         self.failed += other.failed
         self.requeued += other.requeued
+        self.more = other.more
 
 
 async def sweep_timers(timers: TimerStore, dispatch: Dispatch, now: datetime, *, batch: int = 500,
                        max_batches: int = 50, lease: timedelta = timedelta(minutes=5)) -> SweepResult:
+    """Fires what is due at `now`, oldest first, at most `max_batches` batches of `batch` rows;
+    `more` tells the caller to come back for the rest (SchedulerRunner catches up in a loop)."""
     result = SweepResult()
     result.requeued = await timers.requeue_stale(now, lease)
-    for _ in range(max_batches):
+    for n in range(max_batches):
         due = await timers.take_due(now, batch)
         if not due:
             break
@@ -62,4 +66,5 @@ async def sweep_timers(timers: TimerStore, dispatch: Dispatch, now: datetime, *,
         result.skipped += len(dropped)
         if len(due) < batch:
             break
+        result.more = n == max_batches - 1
     return result

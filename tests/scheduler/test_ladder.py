@@ -224,8 +224,8 @@ async def test_each_timer_fires_once_when_sweepers_race(engine, clock, sweepers:
     for lead in leads:
         await start_ladder(runners[0].timers, lead, clock.now(), settings)
     clock.advance(timedelta(days=7))
-    await asyncio.gather(*(r.sweep_once() for r in runners))
-    await asyncio.gather(*(r.sweep_once() for r in runners))
+    await asyncio.gather(*(r.catch_up() for r in runners))
+    await asyncio.gather(*(r.catch_up() for r in runners))
     keys = [k for r in recorders for k in r.keys()]
     assert len(keys) == 30 * 4
     assert len(set(keys)) == len(keys)

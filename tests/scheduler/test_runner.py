@@ -71,3 +71,43 @@ async def test_the_interval_job_really_sweeps(engine, clock, actions) -> None:
         assert actions.names() == ["remind"]
     finally:
         await runner.stop()
+
+
+async def test_a_weekend_gap_is_caught_up_in_due_order_once_without_skipped_runs(
+        engine, clock, actions, caplog) -> None:
+    """A sandbox jump (or a restart) over a weekend: 60 timers come due at once while each action
+    is slow. The interval job keeps ticking every 20 ms; the backlog is fired by one catch-up task
+    in batches of 5, oldest first, every timer exactly once, and APScheduler skips no run."""
+    import asyncio
+    import logging
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    sh = ZoneInfo("Asia/Shanghai")
+    clock.set(datetime(2026, 11, 27, 17, 50, tzinfo=sh))  # Friday, ten minutes before closing
+    s = make_settings(sla={"sweep_interval_seconds": 0.02})
+    rep = await add_rep(engine, clock, "a")
+    runner = SchedulerRunner(engine, s, clock, actions, batch=5, max_batches=2)
+    leads = [await add_lead(engine, clock, owner_id=rep, assigned_at=clock.now(), status="assigned")
+             for _ in range(20)]
+    for lead in leads:
+        await start_ladder(runner.timers, lead, clock.now(), s, owner_id=rep)
+
+    async def slow(*_):
+        await asyncio.sleep(0.005)
+
+    actions.on_call = slow
+    caplog.set_level(logging.WARNING, logger="apscheduler")
+    await runner.start()
+    try:
+        clock.set(datetime(2026, 11, 30, 10, 0, tzinfo=sh))  # Monday 10:00: remind, escalate, reassign due
+        for _ in range(300):
+            if len(actions.calls) >= 60:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # a few more ticks: nothing fires twice
+    finally:
+        await runner.stop()
+    assert actions.names() == ["remind"] * 20 + ["escalate"] * 20 + ["reassign"] * 20
+    assert len(set(actions.keys())) == 60
+    assert not [r for r in caplog.records if "maximum number of running instances" in r.getMessage()]
