@@ -79,6 +79,8 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     platforms = [p for p in ("wecom", "dingtalk") if getattr(settings, p) is not None]
     click.echo(f"leadbot serving on http://{host}:{port} (schema {revision}; config {settings.source}; "
                f"platforms: {', '.join(platforms) or 'none'})", err=True)
+    for line in asyncio.run(_with_engine(settings, lambda e: time_statement(e, settings))):
+        click.echo(line, err=True)
     web.run_app(for_serving(create_app(settings)), host=host, port=port, print=None, access_log=None,
                 handle_signals=True)
 
@@ -307,6 +309,18 @@ def reps_sync(platform: str, root_dept: int | None, dry_run: bool, config_path: 
         sys.exit(EXIT_PARTIAL)
     for line in report.lines():
         click.echo(line)
+
+
+async def time_statement(engine: Any, settings: Settings) -> list[str]:
+    """Which calendar is in force and, outside working hours, what is held until when."""
+    from crm_bridge.outbox import OutboxRepo
+    from leadbot.clock import SystemClock
+    from leadbot.time_policy import calendar_line, now_line
+    from notifications.quiet_hours import HELD_REASON, time_policy_line
+
+    held, _, _ = await OutboxRepo(engine).held(HELD_REASON)
+    return [calendar_line(settings, "calendar" in settings.configured),
+            now_line(settings, SystemClock().now(), held), time_policy_line(settings)]
 
 
 @main.command()

@@ -265,6 +265,9 @@ class Settings:
     calendar: CalendarSettings = field(default_factory=CalendarSettings)
     crm_bridge: CrmBridgeSettings | None = None
     source: str = "built-in defaults"
+    # The sections the config file or the environment set (the rest are built-in defaults):
+    # `leadbot serve` says whether the calendar in force is the built-in one.
+    configured: frozenset[str] = frozenset()
 
     def replace(self, **sections: Any) -> "Settings":
         return dataclasses.replace(self, **sections)
@@ -457,7 +460,8 @@ def settings_from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | 
             sections[name] = _build_section(name, raw, set(env))
         except ConfigError as e:
             raise _name_the_variable(e, name, variables) from None
-    return Settings(**sections, source=source)
+    configured = frozenset(n for n in _SECTIONS if n in data or overrides.get(n))
+    return Settings(**sections, source=source, configured=configured)
 
 
 def resolve_config_path(explicit: str | os.PathLike[str] | None,

@@ -1,0 +1,65 @@
+"""What `leadbot serve` says about time at start, and how instants read in the configured zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.cli import time_statement
+from crm_bridge.db import create_engine
+from crm_bridge.migrate import upgrade
+from crm_bridge.outbox import NewOutboxItem, OutboxRepo
+from leadbot.clock import ManualClock
+from leadbot.settings import settings_from_mapping
+from leadbot.time_policy import calendar_line, local_text, now_line
+from notifications.quiet_hours import HELD_REASON
+
+SH = ZoneInfo("Asia/Shanghai")
+SATURDAY_NIGHT = datetime(2026, 11, 28, 22, 30, tzinfo=SH)
+
+
+def test_the_calendar_in_force_is_named_and_a_default_one_says_so() -> None:
+    default = settings_from_mapping({}, environ={})
+    assert "built-in default (no [calendar] in the config)" in calendar_line(default, "calendar" in default.configured)
+    mine = settings_from_mapping({"calendar": {"timezone": "Asia/Urumqi", "holidays": ["2026-10-01..2026-10-07"]}},
+                                 environ={}, source="prod.toml")
+    line = calendar_line(mine, "calendar" in mine.configured)
+    assert "Asia/Urumqi" in line and "7 holiday(s)" in line and "[calendar] in prod.toml" in line
+    env = settings_from_mapping({}, environ={"LEADBOT_CALENDAR_TIMEZONE": "Europe/Berlin"})
+    assert "calendar" in env.configured
+
+
+def test_outside_working_hours_says_what_is_held_until_when() -> None:
+    s = settings_from_mapping({}, environ={})
+    line = now_line(s, SATURDAY_NIGHT, held=3)
+    assert line.startswith("now 2026-11-28 22:30 Asia/Shanghai: outside working hours")
+    assert "held until 2026-11-30 09:00 Asia/Shanghai (3 held now)" in line
+    assert now_line(s, datetime(2026, 12, 1, 10, 0, tzinfo=SH)).endswith("inside working hours")
+    round_the_clock = settings_from_mapping({"sla": {"working_time": False}}, environ={})
+    assert "nothing is held" in now_line(round_the_clock, SATURDAY_NIGHT)
+
+
+def test_local_text_reads_in_the_calendar_zone() -> None:
+    s = settings_from_mapping({}, environ={})
+    monday_9 = datetime(2026, 11, 30, 1, 0, tzinfo=ZoneInfo("UTC"))
+    assert local_text(monday_9, s.calendar, "zh", now=SATURDAY_NIGHT) == "周一 09:00"
+    assert local_text(monday_9, s.calendar, "en", now=SATURDAY_NIGHT) == "Mon 09:00"
+    assert local_text(monday_9, s.calendar, "zh") == "11月30日 周一 09:00"
+    assert local_text(SATURDAY_NIGHT, s.calendar, "zh", now=SATURDAY_NIGHT) == "今天 22:30"
+
+
+async def test_serve_statement_counts_what_is_already_held(tmp_path: Path) -> None:
+    s = settings_from_mapping({"database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}}, environ={})
+    engine = create_engine(s.database.url)
+    try:
+        await upgrade(engine)
+        repo = OutboxRepo(engine, ManualClock(SATURDAY_NIGHT))
+        await repo.enqueue(NewOutboxItem(key="k1", channel="wecom", kind="text", recipient="u", payload={"text": "x"}))
+        entry = (await repo.take_due(10, SATURDAY_NIGHT, lease_seconds=60))[0]
+        await repo.defer(entry, datetime(2026, 11, 30, 9, 0, tzinfo=SH), HELD_REASON)
+        lines = await time_statement(engine, s)
+    finally:
+        await engine.dispose()
+    assert lines[0].startswith("calendar: Asia/Shanghai") and lines[2].startswith("time: SLA clocks count")
+    assert "inside working hours" in lines[1] or "(1 held now)" in lines[1]
