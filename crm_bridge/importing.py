@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, Sequence
 from sqlalchemy import select
 
 from crm_bridge import dto
+from crm_bridge.fields import DELIVERY_PROFILES, REP_ROLES, REP_STATUSES, split_list
+from crm_bridge.identity.customers import normalized_columns, suggestions, survivor
 from crm_bridge.identity.matcher import POSSIBLE, SAME
 from crm_bridge.identity.normalize import normalize_email, normalize_phone
 from crm_bridge.models import Customer, Rep, Team
@@ -39,8 +41,6 @@ def _clean(row: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _rep_values(row: dict[str, str]) -> dict[str, Any]:
-    from crm_bridge.sql_store import DELIVERY_PROFILES, REP_ROLES, REP_STATUSES, _split_list
-
     if not row.get("id"):
         raise RowError("id is empty")
     if not row.get("name"):
@@ -66,7 +66,7 @@ def _rep_values(row: dict[str, str]) -> dict[str, Any]:
     return dict(external_id=row["id"], name=row["name"], wecom_userid=row.get("wecom_userid") or None,
                 dingtalk_userid=row.get("dingtalk_userid") or None, role=role, status=status,
                 delivery=delivery, weight=weight, capacity=capacity,
-                regions=_split_list(row.get("regions")), product_lines=_split_list(row.get("product_lines")),
+                regions=split_list(row.get("regions")), product_lines=split_list(row.get("product_lines")),
                 attributes={k: v for k, v in row.items() if k not in REP_COLUMNS and v})
 
 
@@ -166,8 +166,7 @@ def customer_identities(row: Mapping[str, str]) -> tuple[list[tuple[str, str, bo
 
 async def import_customers(store: "SqlCRMStore", rows: Sequence[Mapping[str, Any]], *,
                            progress: Callable[[int], None] | None = None) -> dto.ImportSummary:
-    from crm_bridge.identity.service import (CustomerImportSummary, _suggestions, link_identity_in,
-                                             normalized_columns)
+    from crm_bridge.identity.service import CustomerImportSummary, link_identity_in
 
     created = updated = 0
     rejected: list[dto.RowOutcome] = []
@@ -205,7 +204,7 @@ async def import_customers(store: "SqlCRMStore", rows: Sequence[Mapping[str, Any
                           address=row.get("address", "")[:512])
             if customer is None:
                 if decision is not None and decision.kind == POSSIBLE:
-                    attributes["possible_duplicates"] = _suggestions(decision.candidates)
+                    attributes["possible_duplicates"] = suggestions(decision.candidates)
                     best = decision.candidates[0]
                     reason = (f"possible duplicate of customer {await _label(session, best.customer_id)} "
                               f"({best.score:.2f}: {best.reason})")
@@ -279,14 +278,14 @@ async def _match_customer_row(session: Any, row: Mapping[str, str]) -> tuple[Cus
     """(customer, decision): the customer with this row's id (decision None: a plain update), or
     the one a strong identifier names (decision "same"), or None with the matcher's decision."""
     from crm_bridge.identity.dedupe import record_from_row
-    from crm_bridge.identity.service import _survivor, sql_decide
+    from crm_bridge.identity.service import sql_decide
 
     if row.get("id"):
         customer = (await session.execute(
             select(Customer).where(Customer.external_id == row["id"]))).scalar_one_or_none()
         if customer is not None:
             if customer.status == "merged":
-                customer = await session.get(Customer, await _survivor(session, customer.id))
+                customer = await session.get(Customer, await survivor(session, customer.id))
             return customer, None
     decision = await sql_decide(session, record_from_row(None, row))
     if decision.kind == SAME:

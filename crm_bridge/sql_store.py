@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from crm_bridge import dto
 from crm_bridge.db import session_factory
+from crm_bridge.fields import DELIVERY_PROFILES, REP_ROLES, REP_STATUSES, split_list
+from crm_bridge.identity.customers import customer_dto, survivor
 from crm_bridge.identity.normalize import normalize_email, normalize_phone
 from crm_bridge.models import AuditEntry, Customer, Identity, Lead, Rep, Team
 from crm_bridge.sync.capture import watches
@@ -19,20 +21,12 @@ from leadbot.clock import Clock, SystemClock
 
 LEAD_TEXT_FIELDS = ("source_ref", "campaign", "name", "phone", "email", "company", "title", "region",
                     "city", "product_line", "language", "note")
-REP_ROLES = ("rep", "manager", "admin")
-REP_STATUSES = ("active", "on_leave", "left")
-DELIVERY_PROFILES = ("card", "text", "both", "auto")
 STRONG_KINDS = ("phone", "email", "unionid", "external_userid", "dingtalk_id", "id_number")
-_LIST_SPLIT = re.compile(r"[;,|、，；]")
 
 
 def _column_limit(model: type, name: str) -> int | None:
     col_type = model.__table__.c[name].type
     return col_type.length if isinstance(col_type, String) else None
-
-
-def _split_list(value: str | None) -> list[str]:
-    return [v.strip() for v in _LIST_SPLIT.split(value or "") if v.strip()]
 
 
 def lead_dto(row: Lead | Row[Any]) -> dto.Lead:
@@ -103,15 +97,6 @@ def team_dto(row: Team) -> dto.Team:
                     dingtalk_robot_webhook=row.dingtalk_robot_webhook,
                     dingtalk_robot_secret=row.dingtalk_robot_secret,
                     dingtalk_pool_conversation=row.dingtalk_pool_conversation)
-
-
-def customer_dto(row: Customer | Row[Any], identities: Sequence[Identity | Row[Any]] = ()) -> dto.Customer:
-    return dto.Customer(
-        id=row.id, external_id=row.external_id, display_name=row.display_name, company=row.company,
-        owner_id=row.owner_id, status=row.status, merged_into=row.merged_into,
-        attributes=dict(row.attributes or {}), identities=tuple((i.kind, i.value) for i in identities),
-        title=row.title, city=row.city, address=row.address, do_not_contact=row.do_not_contact,
-        version=row.version)
 
 
 def identities_for(phone: str = "", email: str = "") -> list[tuple[str, str, bool]]:
@@ -185,9 +170,7 @@ class SqlCRMStore:
 
     async def _survivor(self, conn: AsyncConnection, customer_id: int) -> int:
         """Follows merge tombstones to the customer that lives on."""
-        from crm_bridge.identity.service import _survivor
-
-        return await _survivor(conn, customer_id)
+        return await survivor(conn, customer_id)
 
     async def get_lead(self, lead_id: int) -> dto.Lead | None:
         async with self.engine.connect() as conn:

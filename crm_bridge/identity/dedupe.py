@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from crm_bridge.identity.index import IdentityIndex
-from crm_bridge.identity.matcher import (DEFAULT_CONFIG, Evidence, MatchConfig, Record, _SINGLE_VALUED,
-                                         build_record, mask_value)
+from crm_bridge.identity import reasons
+from crm_bridge.identity.matcher import (CONFLICT_CODES, DEFAULT_CONFIG, Evidence, MatchConfig, Record, build_record,
+                                         mask_value)
+from crm_bridge.identity.scoring import FSModel, fit_em
 
 CSV_COLUMNS = ("id", "name", "phone", "email", "company", "title", "wechat_unionid",
                "wecom_external_userid", "id_number", "address", "city")
@@ -95,17 +97,30 @@ def _strong_reason(shared: list[tuple[str, str]]) -> str:
 
 
 def _weak_reason(evidence: Iterable[Evidence]) -> str:
-    return "; ".join(e.describe() for e in evidence if e.weight > 0)
+    return reasons.sentence(evidence, "en")
+
+
+@dataclass(slots=True)
+class Edges:
+    """Direct pairs (i < j by position in records) judged the same customer, the pairs under
+    that bar worth a person's look (suggestions), and the weights they were judged with."""
+
+    same: list[tuple[int, int, float, str]]
+    suggested: list[tuple[int, int, float, str]]
+    model: FSModel
+    candidate_pairs: int
 
 
 def find_edges(index: IdentityIndex, records: Sequence[Record],
                progress: Callable[[int], None] | None = None,
-               threshold: float | None = None) -> list[tuple[int, int, float, str]]:
-    """Direct matches (i < j by position in records): (i, j, score, reason)."""
+               threshold: float | None = None, *, fit: bool = True) -> Edges:
+    """Every candidate pair compared once; the Fellegi–Sunter weights then fitted by EM on those
+    comparisons (fit=False: the matcher's own weights, as live matching uses), and each pair judged."""
     config = index.config
-    threshold = config.batch_threshold if threshold is None else threshold
+    threshold = config.auto_threshold if threshold is None else threshold
     matcher = index.matcher
-    edges: list[tuple[int, int, float, str]] = []
+    same: list[tuple[int, int, float, str]] = []
+    compared: list[tuple[int, int, list[int], list[Evidence], list[str]]] = []
     for rec in records:
         i = rec.id
         strong: dict[int, list[tuple[str, str]]] = {}
@@ -121,20 +136,27 @@ def find_edges(index: IdentityIndex, records: Sequence[Record],
             return index.freq(criterion, key, exclude=_i)
 
         for j, shared in strong.items():
-            score, evidence, _ = matcher.score(rec, index.records[j], freq, explain=True)
-            conflict = any(e.field in _SINGLE_VALUED and e.weight < 0 for e in evidence)
-            if conflict:
+            _, evidence, _ = matcher.score(rec, index.records[j], freq, explain=True)
+            if any(e.code in CONFLICT_CODES for e in evidence):
                 continue  # same mobile but two id numbers: not judged the same, a person decides
-            edges.append((i, j, 1.0, _strong_reason(shared)))
+            same.append((i, j, 1.0, _strong_reason(shared)))
         for j in index.candidate_ids(rec):
             if j <= i or j in strong:
                 continue
-            score, evidence, _ = matcher.score(rec, index.records[j], freq)
-            if score >= threshold:
-                edges.append((i, j, round(score, 3), _weak_reason(evidence)))
+            vec, evidence, capped = matcher.compare(rec, index.records[j], freq)
+            compared.append((i, j, vec, evidence, capped))
         if progress:
             progress(1)
-    return edges
+    model = fit_em([tuple(v) for _, _, v, _, _ in compared], matcher.model) if fit else matcher.model
+    suggested: list[tuple[int, int, float, str]] = []
+    by_id = index.records
+    for i, j, vec, evidence, capped in compared:
+        score, weighed = matcher.judge(by_id[i], by_id[j], vec, evidence, capped, model)
+        if score >= threshold:
+            same.append((i, j, round(score, 3), _weak_reason(weighed)))
+        elif score >= config.possible_threshold:
+            suggested.append((i, j, round(score, 3), _weak_reason(weighed)))
+    return Edges(same, suggested, model, len(compared))
 
 
 def cluster_pairs(n: int, edges: Sequence[tuple[int, int, float, str]]) -> list[tuple[int, int, float, str]]:
@@ -181,12 +203,20 @@ def cluster_pairs(n: int, edges: Sequence[tuple[int, int, float, str]]) -> list[
     return out
 
 
-def dedupe_rows(rows: Sequence[Mapping[str, Any]], progress: Callable[[int], None] | None = None, *,
-                config: MatchConfig | None = None, threshold: float | None = None,
-                transitive: bool = True) -> list[Pair]:
-    """Every pair of rows judged to be the same customer. Ids are the rows' `id` column, or
-    "line N" (N counting the header as line 1) where it is empty. transitive=False: only the
-    direct matches, no cluster closure (for suggestions, which a person confirms one by one)."""
+@dataclass(frozen=True, slots=True)
+class DedupeResult:
+    pairs: list[Pair]  # judged the same customer (clusters closed unless transitive=False)
+    suggestions: list[Pair]  # direct pairs under the automatic bar, for a person to confirm
+    model: FSModel
+    candidate_pairs: int
+
+
+def resolve_rows(rows: Sequence[Mapping[str, Any]], progress: Callable[[int], None] | None = None, *,
+                 config: MatchConfig | None = None, threshold: float | None = None,
+                 transitive: bool = True, fit: bool = True) -> DedupeResult:
+    """Every pair of rows judged to be the same customer, and the suggestions below that bar.
+    Ids are the rows' `id` column, or "line N" (N counting the header as line 1) where it is empty.
+    transitive=False: only the direct matches, no cluster closure."""
     config = config or DEFAULT_CONFIG
     index = IdentityIndex(config)
     records = []
@@ -196,11 +226,21 @@ def dedupe_rows(rows: Sequence[Mapping[str, Any]], progress: Callable[[int], Non
         records.append(rec)
         index.add(rec)
         ids.append(_clean(row).get("id") or f"line {n + 2}")
-    edges = find_edges(index, records, progress, threshold)
+    edges = find_edges(index, records, progress, threshold, fit=fit)
+    suggestions = [Pair(ids[a], ids[b], score, reason) for a, b, score, reason in sorted(edges.suggested)]
     if not transitive:
-        return [Pair(ids[a], ids[b], score, reason) for a, b, score, reason in sorted(edges)]
-    return [Pair(ids[a], ids[b], score, _via(reason, ids))
-            for a, b, score, reason in cluster_pairs(len(records), edges)]
+        pairs = [Pair(ids[a], ids[b], score, reason) for a, b, score, reason in sorted(edges.same)]
+    else:
+        pairs = [Pair(ids[a], ids[b], score, _via(reason, ids))
+                 for a, b, score, reason in cluster_pairs(len(records), edges.same)]
+    return DedupeResult(pairs, suggestions, edges.model, edges.candidate_pairs)
+
+
+def dedupe_rows(rows: Sequence[Mapping[str, Any]], progress: Callable[[int], None] | None = None, *,
+                config: MatchConfig | None = None, threshold: float | None = None,
+                transitive: bool = True, fit: bool = True) -> list[Pair]:
+    """resolve_rows' pairs judged the same customer."""
+    return resolve_rows(rows, progress, config=config, threshold=threshold, transitive=transitive, fit=fit).pairs
 
 
 def _via(reason: str, ids: Sequence[str]) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from crm_bridge.identity.matcher import (DEFAULT_CONFIG, STRONG_INDEX_KINDS, Id, MatchConfig,
                                          MatchDecision, Matcher, Record)
 
-BLOCK_KINDS = ("name", "token", "company", "domain", "landline", "address")
+BLOCK_KINDS = ("name", "token", "company", "domain", "landline", "address", "id_part")
 
 
 def _put(d: dict[str, Any], key: str, rid: Id) -> None:
@@ -131,8 +131,9 @@ class IdentityIndex:
         large: list[Any] = []
         # A block past its criterion's frequency cap carries no evidence of its own: its members
         # matter only where another key is shared too, so it is only intersected, never read whole.
-        limits = {"name": c.name_cap, "token": c.name_cap, "landline": c.landline_cap, "address": c.address_cap,
-                  "company": c.company_cap, "domain": c.domain_cap}
+        # A name token ("smith", "wei") is a blocking key only, no evidence: read up to block_limit.
+        limits = {"name": c.name_cap, "token": c.block_limit, "landline": c.landline_cap, "address": c.address_cap,
+                  "company": c.company_cap, "domain": c.domain_cap, "id_part": c.strong_cap}
         for kind, key in probe.block_keys():
             held = self.blocks[kind].get(key)
             n = _size(held)

@@ -1,11 +1,17 @@
 """Matching: is this contact a customer we already have?
 
-Strong identifiers (mobile, unionid, external_userid, dingtalk id, email, id number) decide: one
-shared value and it is the same customer. Weaker evidence (name with company, email domain,
-a direct landline, address) is scored; above `possible_threshold` it becomes a "possible
-duplicate" for a person to confirm, never an automatic link. A criterion shared by too many
-records (a switchboard number, a name like 张伟) stops counting as evidence. Every decision carries
-its evidence: which field, which score, which weight.
+Strong identifiers (mobile, unionid, external_userid, dingtalk id, a personal email, id number)
+decide: one shared value and it is the same customer. Weaker evidence (name, company, company mail
+domain, a direct landline, address, city, an ID number one character apart) is compared field by
+field into levels and weighed by Fellegi–Sunter (scoring.py): the score is the probability that the
+two are one person. At or above `auto_threshold` the pair is linked or merged without asking; at
+or above `possible_threshold` it is a "possible duplicate" for a person to confirm, with its reason.
+
+Rules no weight overrides: a criterion shared by too many records (a switchboard, a name carried
+by 30 customers) stops counting; a role mailbox (sales@, hr@) is never a person's identity; two
+different ID numbers or unionids are two people; names that differ are colleagues; an honorific
+alone (张总), a name alone, or a nationally common name (张伟) with nothing but company evidence is
+a suggestion at most. Every decision carries its evidence, and its reason in Chinese and English.
 
 Pure code: no database here. Candidates come from an IdentityIndex (in memory) or from the SQL
 source in service.py; both hand this module Records and a frequency function.
@@ -20,11 +26,14 @@ from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping, Sequenc
 
 from rapidfuzz.distance import Indel, Levenshtein
 
+from crm_bridge.identity import reasons
 from crm_bridge.identity.company import company_key, normalize_company
-from crm_bridge.identity.names import EMPTY_NAME, NameInfo, name_similarity, parse_name
-from crm_bridge.identity.normalize import (FREE_MAIL_DOMAINS, corporate_domain, normalize_address, normalize_city,
+from crm_bridge.identity.names import (EMPTY_NAME, NameInfo, is_common_name, mailbox_from_name, name_similarity,
+                                       parse_name)
+from crm_bridge.identity.normalize import (FREE_MAIL_DOMAINS, is_role_mailbox, normalize_address, normalize_city,
                                            normalize_email, normalize_exact, normalize_id_number,
                                            parse_phone, parse_phones)
+from crm_bridge.identity.scoring import DEFAULT_MODEL, FIELDS, FSModel
 from leadbot.masking import mask_phone
 
 SAME, POSSIBLE, NEW = "same", "possible", "new"
@@ -32,29 +41,19 @@ SAME, POSSIBLE, NEW = "same", "possible", "new"
 STRONG_INDEX_KINDS = ("unionid", "external_userid", "dingtalk_id", "id_number", "mobile", "email")
 _PRIORITY = {k: len(STRONG_INDEX_KINDS) - i for i, k in enumerate(STRONG_INDEX_KINDS)}
 # One person has one of these: two different values mean two people.
-_SINGLE_VALUED = ("unionid", "id_number")
+SINGLE_VALUED = ("unionid", "id_number")
 
 Id = Hashable
 
 
 @dataclass(frozen=True, slots=True)
 class MatchConfig:
-    possible_threshold: float = 0.75  # weak evidence at or above: suggest "possible duplicate"
-    batch_threshold: float = 0.8  # `leadbot dedupe`: weak evidence judged "same"
+    possible_threshold: float = 0.5  # P(same person) at or above: suggest "possible duplicate"
+    auto_threshold: float = 0.99  # at or above: linked / merged without asking (live and batch)
     name_gate: float = 0.7  # names less alike than this: two people, whatever else agrees
-    w_name: float = 0.5
-    w_company: float = 0.35
-    w_domain: float = 0.3
-    w_org_both: float = 0.05
-    w_landline: float = 0.35
-    w_address: float = 0.4
-    address_min: float = 0.75  # address similarity below this is no evidence
-    w_city: float = 0.05
-    company_mismatch_penalty: float = 0.1
-    mobile_conflict_penalty: float = 0.2
-    email_conflict_penalty: float = 0.2  # two different addresses at one employer's domain
     weak_name_max: float = 0.79  # an honorific-only name (张总) is never judged "same" on its own
-    single_value_conflict_penalty: float = 1.0
+    common_name_max: float = 0.95  # a common name (张伟) with only company evidence: a suggestion
+    name_only_max: float = 0.45  # a name and nothing else: not even a suggestion
     # Frequency caps: a value carried by more records than this stops counting as evidence.
     strong_cap: int = 3  # e.g. a rep's own mobile typed into every customer of an export
     landline_cap: int = 3  # a switchboard
@@ -67,6 +66,11 @@ class MatchConfig:
     block_limit: int = 200
     intersect_limit: int = 60_000
     max_candidates: int = 2000
+
+    @property
+    def batch_threshold(self) -> float:
+        """`leadbot dedupe` judges a pair the same customer at the same bar live matching links at."""
+        return self.auto_threshold
 
 
 DEFAULT_CONFIG = MatchConfig()
@@ -90,6 +94,7 @@ class Record:
     id_numbers: tuple[str, ...] = ()
     address: str = ""
     city: str = ""
+    role_emails: tuple[str, ...] = ()  # sales@, info@: the company's, never one person's
 
     def strong_keys(self) -> Iterator[tuple[str, str]]:
         for kind, values in (("unionid", self.unionids), ("external_userid", self.external_userids),
@@ -114,6 +119,12 @@ class Record:
             yield "company", self.company_key
         for domain in self.domains:
             yield "domain", domain
+        for value in self.id_numbers:
+            # Halves of an ID number: one mistyped character still meets its twin in one half.
+            if len(value) >= 8:
+                half = len(value) // 2
+                yield "id_part", "a" + value[:half]
+                yield "id_part", "b" + value[half:]
         for landline in self.landlines:
             yield "landline", landline
         if self.address:
@@ -154,8 +165,10 @@ def build_record(id: Id, *, name: str = "", company: str = "", phones: Any = (),
                 continue
         for phone in parse_phones(raw)[0]:
             (mobiles if phone.strong else landlines).append(phone.e164)
-    mails = _uniq([normalize_email(e) for e in _as_list(emails)]) if emails else ()
-    domains = _uniq([_intern(d) for d in (_corporate(e) for e in mails) if d]) if mails else ()
+    all_mails = _uniq([normalize_email(e) for e in _as_list(emails)]) if emails else ()
+    mails = tuple(m for m in all_mails if not is_role_mailbox(m))
+    roles = tuple(m for m in all_mails if m not in mails)
+    domains = _uniq([_intern(d) for d in (_corporate(e) for e in all_mails) if d]) if all_mails else ()
     return Record(
         id, parse_name(name) if name else EMPTY_NAME, normalize_company(company) if company else "",
         company_key(company) if company else "",
@@ -165,7 +178,8 @@ def build_record(id: Id, *, name: str = "", company: str = "", phones: Any = (),
         _uniq([normalize_exact(v) for v in _as_list(external_userids)]) if external_userids else (),
         _uniq([normalize_exact(v) for v in _as_list(dingtalk_ids)]) if dingtalk_ids else (),
         _uniq([normalize_id_number(v) for v in _as_list(id_numbers)]) if id_numbers else (),
-        _intern(normalize_address(address)) if address else "", _intern(normalize_city(city)) if city else "")
+        _intern(normalize_address(address)) if address else "", _intern(normalize_city(city)) if city else "",
+        roles)
 
 
 def record_from_identities(id: Id, *, name: str = "", company: str = "", address: str = "", city: str = "",
@@ -176,11 +190,13 @@ def record_from_identities(id: Id, *, name: str = "", company: str = "", address
         if kind == "phone":
             kind = "mobile" if strong else "landline"
         buckets.setdefault(kind, []).append(value)
-    emails = _uniq(buckets.get("email", ()))
+    all_mails = _uniq(buckets.get("email", ()))
+    emails = tuple(m for m in all_mails if not is_role_mailbox(m))
     return Record(
         id=id, name=parse_name(name), company=normalize_company(company), company_key=company_key(company),
         mobiles=_uniq(buckets.get("mobile", ())), landlines=_uniq(buckets.get("landline", ())),
-        emails=emails, domains=_uniq(corporate_domain(e) for e in emails),
+        emails=emails, domains=_uniq(_corporate(e) for e in all_mails),
+        role_emails=tuple(m for m in all_mails if m not in emails),
         unionids=_uniq(buckets.get("unionid", ())), external_userids=_uniq(buckets.get("external_userid", ())),
         dingtalk_ids=_uniq(buckets.get("dingtalk_id", ())), id_numbers=_uniq(buckets.get("id_number", ())),
         address=sys.intern(normalize_address(address)), city=sys.intern(normalize_city(city)))
@@ -188,25 +204,26 @@ def record_from_identities(id: Id, *, name: str = "", company: str = "", address
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """One criterion's contribution: similarity 0..1 times weight (negative for contradictions;
-    weight 0 when the criterion was capped or only explains)."""
+    """One criterion's contribution: its similarity 0..1 and its Fellegi–Sunter weight log2(m/u)
+    (negative against; 0 when capped or only explaining). code and args render the reason in a
+    language (reasons.py); strong: a shared strong identifier, which decides on its own."""
 
     field: str
     score: float
     weight: float
     detail: str = ""
+    code: str = ""
+    args: tuple[tuple[str, str], ...] = ()
+    strong: bool = False
 
     @property
     def points(self) -> float:
         return self.score * self.weight
 
-    def describe(self) -> str:
-        text = f"{self.field}"
-        if self.detail:
-            text += f" ({self.detail})"
-        if self.weight and self.score:
-            text += f" {self.points:+.2f}"
-        return text
+    def describe(self, lang: str = "en") -> str:
+        if self.code:
+            return reasons.text(self.code, lang, self.args)
+        return f"{self.field} ({self.detail})" if self.detail else self.field
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +235,10 @@ class Candidate:
 
     @property
     def reason(self) -> str:
-        return "; ".join(e.describe() for e in self.evidence) or "no evidence"
+        return self.reason_in("en")
+
+    def reason_in(self, lang: str) -> str:
+        return reasons.sentence(self.evidence, lang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,17 +246,21 @@ class MatchDecision:
     kind: str  # same | possible | new
     customer_id: Id | None
     score: float
-    reason: str
+    reason: str  # English
     evidence: tuple[Evidence, ...] = ()
     candidates: tuple[Candidate, ...] = ()  # possible duplicates, best first (incl. the chosen one)
     capped: tuple[str, ...] = ()  # criteria that matched too many records to count
+    reason_zh: str = ""
+
+    def reason_in(self, lang: str) -> str:
+        return self.reason_zh if lang == "zh" and self.reason_zh else self.reason
 
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "customer_id": self.customer_id, "score": round(self.score, 3),
-            "reason": self.reason, "capped": list(self.capped),
+            "reason": self.reason, "reason_zh": self.reason_zh, "capped": list(self.capped),
             "candidates": [{"customer_id": c.customer_id, "kind": c.kind, "score": round(c.score, 3),
-                            "reason": c.reason} for c in self.candidates],
+                            "reason": c.reason, "reason_zh": c.reason_in("zh")} for c in self.candidates],
         }
 
 
@@ -296,105 +320,232 @@ def address_similarity(a: str, b: str) -> float:
     return sim
 
 
+# Evidence that two records are two people whatever else agrees.
+CONFLICT_CODES = frozenset({"id_number.differ", "unionid.differ"})
+_NAME_LEVEL = {"differ": 1, "surname": 2, "similar": 3, "pinyin": 4, "same": 5}
+_FIELD_INDEX = {f: i for i, f in enumerate(FIELDS)}
+_TLD_PARTS = frozenset({"com", "cn", "net", "org", "gov", "edu", "co", "ltd", "biz", "info", "io", "hk", "tw"})
+# Evidence that belongs to one person, not to a company: what a common name needs beside it.
+_PERSONAL = frozenset({"mobile.same", "landline.same", "email.from_name", "address.same", "address.similar",
+                       "id_number.typo", "id_number.same"})
+
+
+def _domain_label(domain: str) -> str:
+    """The name a company registered: abc.com.cn -> abc, mail.huawei.com -> huawei."""
+    parts = [p for p in domain.split(".") if p]
+    while len(parts) > 1 and parts[-1] in _TLD_PARTS:
+        parts.pop()
+    return parts[-1] if parts else ""
+
+
+def domain_names_company(domain: str, company_key_: str) -> bool:
+    """huawei.com beside 华为技术有限公司 (key "huawei"), abc.com beside ABC科技(上海)有限公司."""
+    label = _domain_label(domain).replace("-", "")
+    if len(label) < 3 or not company_key_:
+        return False
+    return label == company_key_ or (len(company_key_) >= 3 and (label.startswith(company_key_)
+                                                                or company_key_.startswith(label)))
+
+
+def _name_level(score: float, why: str, a: NameInfo, b: NameInfo) -> tuple[int, str]:
+    if why.startswith("surname only"):
+        return _NAME_LEVEL["surname"], "name.surname"
+    if score < 0.7:
+        return _NAME_LEVEL["differ"], "name.differ"
+    if why == "same name":
+        if a.tokens != b.tokens and not (a.han and b.han):
+            return _NAME_LEVEL["same"], "name.order"
+        return _NAME_LEVEL["same"], "name.same"
+    if why == "same name in pinyin":
+        han, latin = (a, b) if a.han else (b, a)
+        if "".join(latin.tokens) == "".join(han.tokens):
+            return _NAME_LEVEL["same"], "name.pinyin"
+        return _NAME_LEVEL["same"], "name.order"
+    if why == "same pinyin, other characters":
+        return _NAME_LEVEL["pinyin"], "name.homophone"
+    if why == "part of the name":
+        return _NAME_LEVEL["similar"], "name.part"
+    if score >= 0.84:
+        return _NAME_LEVEL["pinyin"], "name.typo"
+    return _NAME_LEVEL["similar"], "name.typo"
+
+
 class Matcher:
-    def __init__(self, config: MatchConfig | None = None) -> None:
+    def __init__(self, config: MatchConfig | None = None, model: FSModel | None = None) -> None:
         self.config = config or DEFAULT_CONFIG
+        self.model = model or DEFAULT_MODEL
 
     # ---- one pair ----------------------------------------------------------------------------
 
-    def score(self, probe: Record, cand: Record, freq: Freq,
-              explain: bool = False) -> tuple[float, list[Evidence], list[str]]:
-        """Weak-evidence score of a pair, its evidence, and the criteria capped by frequency.
-
-        Two different names end the comparison early (the rest could at most reach half the
-        threshold) unless explain is set, as it is for pairs that share a strong identifier."""
+    def compare(self, probe: Record, cand: Record, freq: Freq) -> tuple[list[int], list[Evidence], list[str]]:
+        """The pair's level per field (scoring.FIELDS order, 0 = nothing to compare), the evidence
+        behind each level (weights not yet known), and the criteria capped by frequency."""
         c = self.config
+        vec = [0] * len(FIELDS)
         ev: list[Evidence] = []
         capped: list[str] = []
-        total = 0.0
-        s_name, why = name_similarity(probe.name, cand.name)
-        both_named = probe.name.present and cand.name.present
-        if both_named and s_name < c.name_gate and not explain:
-            return 0.0, [Evidence("name", s_name, 0.0, f"{probe.name.display}≠{cand.name.display}")], capped
-        if s_name > 0:
-            weight = c.w_name
-            if probe.name.key and freq("name", probe.name.key) > c.name_cap:
-                weight = 0.0
+        pn, cn = probe.name, cand.name
+
+        def put(name: str, level: int, score: float, code: str, *args: tuple[str, str], detail: str = "") -> None:
+            vec[_FIELD_INDEX[name]] = level
+            ev.append(Evidence(name, score, 0.0, detail, code, tuple(args)))
+
+        # name
+        s_name, why = name_similarity(pn, cn)
+        if pn.present and cn.present:
+            level, code = _name_level(s_name, why, pn, cn)
+            count = freq("name", pn.key) if pn.key else 0
+            if count > c.name_cap:
                 capped.append("name")
-                why += f"; common name ({freq('name', probe.name.key)} records), not counted"
-            ev.append(Evidence("name", s_name, weight, f"{probe.name.display}≈{cand.name.display}: {why}"))
-            total += s_name * weight
+                ev.append(Evidence("name", s_name, 0.0, why, "name.common_capped", (("n", str(count)),)))
+            else:
+                put("name", level, s_name, code, ("a", pn.display), ("b", cn.display), detail=why)
+        # company, or the company a mail domain names
         s_comp, comp_detail = company_similarity(probe, cand)
-        org = 0.0
-        if s_comp >= 0.8:
-            weight = c.w_company
+        if probe.company and cand.company:
             if probe.company_key and freq("company", probe.company_key) > c.company_cap:
-                weight, comp_detail = 0.0, comp_detail + "; too many records, not counted"
                 capped.append("company")
-            ev.append(Evidence("company", s_comp, weight, comp_detail))
-            org = s_comp * weight
-        elif probe.company and cand.company and s_comp < 0.5:
-            ev.append(Evidence("company", 1.0, -c.company_mismatch_penalty, f"differs: {comp_detail}"))
-            total -= c.company_mismatch_penalty
+                ev.append(Evidence("company", s_comp, 0.0, comp_detail, "company.capped"))
+            elif s_comp >= 0.95:
+                code = "company.same" if probe.company == cand.company else "company.variant"
+                put("company", 3, s_comp, code, ("a", probe.company), ("b", cand.company), detail=comp_detail)
+            elif s_comp >= 0.8:
+                put("company", 2, s_comp, "company.variant", ("a", probe.company), ("b", cand.company),
+                    detail=comp_detail)
+            elif s_comp < 0.5:
+                put("company", 1, s_comp, "company.differ", ("a", probe.company), ("b", cand.company),
+                    detail=comp_detail)
+        else:
+            for rec, other in ((probe, cand), (cand, probe)):
+                named = next((d for d in rec.domains if domain_names_company(d, other.company_key)), "")
+                if named:
+                    put("company", 2, 0.9, "company.variant", ("a", other.company or "?"), ("b", named))
+                    break
+        # company mail domain (role mailboxes count here: they name the company)
         shared_domains = set(probe.domains) & set(cand.domains)
         if shared_domains:
             domain = min(shared_domains)
             if freq("domain", domain) > c.domain_cap:
-                ev.append(Evidence("email_domain", 1.0, 0.0, f"@{domain}: too many records, not counted"))
                 capped.append("email_domain")
+                ev.append(Evidence("domain", 1.0, 0.0, domain, "domain.capped", (("v", domain),)))
             else:
-                ev.append(Evidence("email_domain", 1.0, c.w_domain, f"@{domain}"))
-                if org and org >= c.w_company * 0.8:
-                    org += c.w_org_both
-                org = max(org, c.w_domain)
-        total += org
+                put("domain", 2, 1.0, "domain.same", ("v", domain), detail=domain)
+        elif probe.domains and cand.domains:
+            put("domain", 1, 0.0, "domain.differ")
+        # personal mailboxes at that domain
+        if shared_domains and probe.emails and cand.emails:
+            mine = [e for e in probe.emails if e.rpartition("@")[2] in shared_domains]
+            theirs = [e for e in cand.emails if e.rpartition("@")[2] in shared_domains]
+            if mine and theirs and not set(mine) & set(theirs):
+                a, b = mine[0].partition("@")[0], theirs[0].partition("@")[0]
+                letters_a, letters_b = "".join(ch for ch in a if ch.isalpha()), "".join(ch for ch in b if ch.isalpha())
+                from_name = all(any(mailbox_from_name(local, n) for n in (pn, cn) if n.present) for local in (a, b))
+                if from_name and letters_a != letters_b:
+                    put("email", 2, 1.0, "email.from_name", ("a", mine[0]), ("b", theirs[0]))
+                else:
+                    # zhangwei@ and zhangwei2@: the mail system told two namesakes apart.
+                    put("email", 1, 1.0, "email.conflict")
+        shared_roles = set(probe.role_emails) & set(cand.role_emails)
+        if shared_roles:
+            ev.append(Evidence("email", 1.0, 0.0, "", "email.role", (("v", min(shared_roles)),)))
+        # phones
+        if probe.mobiles and cand.mobiles:
+            if set(probe.mobiles) & set(cand.mobiles):
+                vec[_FIELD_INDEX["mobile"]] = 2
+            else:
+                put("mobile", 1, 1.0, "mobile.differ")
         shared_lines = set(probe.landlines) & set(cand.landlines)
         if shared_lines:
             line = min(shared_lines)
             count = freq("landline", line)
+            masked = mask_value("landline", line)
             if count > c.landline_cap:
-                ev.append(Evidence("landline", 1.0, 0.0,
-                                   f"{mask_value('landline', line)} shared by {count} records (switchboard), not counted"))
                 capped.append("landline")
+                ev.append(Evidence("landline", 1.0, 0.0, "switchboard", "landline.switchboard",
+                                   (("v", masked), ("n", str(count)))))
             else:
-                ev.append(Evidence("landline", 1.0, c.w_landline, f"{mask_value('landline', line)} direct line"))
-                total += c.w_landline
+                put("landline", 1, 1.0, "landline.same", ("v", masked), detail="direct line")
+        # places
         if probe.address and cand.address:
             s_addr = address_similarity(probe.address, cand.address)
-            if s_addr >= c.address_min:
-                count = freq("address", probe.address)
-                if count > c.address_cap:
-                    ev.append(Evidence("address", s_addr, 0.0, f"shared by {count} records, not counted"))
-                    capped.append("address")
-                else:
-                    ev.append(Evidence("address", s_addr, c.w_address))
-                    total += s_addr * c.w_address
-        if probe.city and probe.city == cand.city:
-            ev.append(Evidence("city", 1.0, c.w_city, probe.city))
-            total += c.w_city
-        # Contradictions: two different values where a person has one.
-        if probe.mobiles and cand.mobiles and not set(probe.mobiles) & set(cand.mobiles):
-            ev.append(Evidence("mobile", 1.0, -c.mobile_conflict_penalty, "different mobiles"))
-            total -= c.mobile_conflict_penalty
-        if shared_domains and not set(probe.emails) & set(cand.emails):
-            ev.append(Evidence("email", 1.0, -c.email_conflict_penalty, "different addresses at one employer"))
-            total -= c.email_conflict_penalty
-        for kind in _SINGLE_VALUED:
-            mine, theirs = probe.values(kind), cand.values(kind)
-            if mine and theirs and not set(mine) & set(theirs):
-                if kind == "id_number" and any(_one_edit_apart(a, b) for a in mine for b in theirs):
-                    ev.append(Evidence(kind, 1.0, 0.0, "one character apart (a typo?)"))
-                    continue
-                ev.append(Evidence(kind, 1.0, -c.single_value_conflict_penalty, f"different {kind}"))
-                total -= c.single_value_conflict_penalty
-        if (probe.name.weak or cand.name.weak) and total > c.weak_name_max:
-            ev.append(Evidence("name_weak", 1.0, 0.0, f"honorific-only name: at most {c.weak_name_max}"))
-            total = c.weak_name_max
-        if both_named and s_name < c.name_gate:
+            count = freq("address", probe.address) if s_addr >= 0.75 else 0
+            if count > c.address_cap:
+                capped.append("address")
+                ev.append(Evidence("address", s_addr, 0.0, "", "address.capped", (("n", str(count)),)))
+            elif s_addr >= 0.9:
+                put("address", 3, s_addr, "address.same")
+            elif s_addr >= 0.75:
+                put("address", 2, s_addr, "address.similar")
+            elif s_addr < 0.5:
+                put("address", 1, s_addr, "address.differ")
+        if probe.city and cand.city:
+            if probe.city == cand.city:
+                put("city", 2, 1.0, "city.same", ("v", probe.city))
+            else:
+                put("city", 1, 0.0, "city.differ")
+        # identifiers one person has one of
+        if probe.id_numbers and cand.id_numbers:
+            if set(probe.id_numbers) & set(cand.id_numbers):
+                vec[_FIELD_INDEX["id_number"]] = 3
+            elif any(_one_edit_apart(a, b) for a in probe.id_numbers for b in cand.id_numbers):
+                put("id_number", 2, 0.9, "id_number.typo")
+            else:
+                put("id_number", 1, 1.0, "id_number.differ")
+        if probe.unionids and cand.unionids and not set(probe.unionids) & set(cand.unionids):
+            ev.append(Evidence("unionid", 1.0, -99.0, "", "unionid.differ"))
+        return vec, ev, capped
+
+    def judge(self, probe: Record, cand: Record, vec: Sequence[int], ev: list[Evidence],
+              capped: Sequence[str], model: FSModel | None = None) -> tuple[float, list[Evidence]]:
+        """The probability for a compared pair, the evidence weighed, and the rules applied."""
+        c = self.config
+        model = model or self.model
+        weighed: list[Evidence] = []
+        for e in ev:
+            if e.field in _FIELD_INDEX and vec[_FIELD_INDEX[e.field]] and e.weight == 0.0 and e.code not in (
+                    "name.common_capped", "company.capped", "domain.capped", "landline.switchboard",
+                    "address.capped", "email.role"):
+                e = Evidence(e.field, e.score, round(model.weight(e.field, vec[_FIELD_INDEX[e.field]]), 2),
+                             e.detail, e.code, e.args)
+            weighed.append(e)
+        p = model.probability(model.total(tuple(vec)))
+        codes = {e.code for e in weighed if e.weight > 0}
+        conflict = any(e.code in CONFLICT_CODES for e in weighed)
+        if conflict:
+            p = 0.0
+        pn, cn = probe.name, cand.name
+        named = pn.present and cn.present
+        if named and vec[_FIELD_INDEX["name"]] == _NAME_LEVEL["differ"]:
             # Same company, same switchboard, another name: a colleague, not a duplicate.
-            ev.append(Evidence("name_gate", 1.0, 0.0, "names differ: scores halved"))
-            total = total / 2 if total > 0 else total
-        return max(0.0, min(1.0, total)), ev, capped
+            weighed.append(Evidence("name_gate", 1.0, 0.0, "", "name.gate"))
+            p = min(p / 2, c.possible_threshold * 0.9)
+        if (pn.weak or cn.weak) and p > c.weak_name_max:
+            weighed.append(Evidence("name_weak", 1.0, 0.0, "", "name.weak_cap"))
+            p = c.weak_name_max
+        if "name" in capped and p > c.common_name_max:
+            p = c.common_name_max  # a name 30 customers carry: never merged on weak evidence
+        elif (is_common_name(pn) or is_common_name(cn)) and not codes & _PERSONAL and p > c.common_name_max:
+            weighed.append(Evidence("name_common", 1.0, 0.0, "", "name.common"))
+            p = c.common_name_max
+        if p > c.name_only_max and not (codes - {"name.same", "name.pinyin", "name.order", "name.homophone",
+                                                 "name.typo", "name.part", "name.surname", "city.same"}):
+            p = c.name_only_max  # a name (and a city) alone: not even a suggestion
+        return p, weighed
+
+    def score(self, probe: Record, cand: Record, freq: Freq,
+              explain: bool = False) -> tuple[float, list[Evidence], list[str]]:
+        """Weak-evidence probability of a pair, its evidence, and the criteria capped by frequency.
+
+        Two clearly different names end the comparison early (a colleague) unless explain is set,
+        as it is for pairs that share a strong identifier."""
+        if not explain and probe.name.present and cand.name.present and not (probe.name.weak or cand.name.weak):
+            s_name, _ = name_similarity(probe.name, cand.name)
+            if s_name < self.config.name_gate:
+                return 0.0, [Evidence("name", s_name, 0.0, "", "name.differ",
+                                      (("a", probe.name.display), ("b", cand.name.display)))], []
+        vec, ev, capped = self.compare(probe, cand, freq)
+        p, weighed = self.judge(probe, cand, vec, ev, capped)
+        return p, weighed, capped
 
     # ---- one probe against its candidates ------------------------------------------------------
 
@@ -415,8 +566,9 @@ class Matcher:
                 continue
             weak_score, weak_ev, weak_capped = self.score(probe, records[cid], freq, explain=True)
             capped.update(weak_capped)
-            conflicts = [e for e in weak_ev if e.field in _SINGLE_VALUED and e.weight < 0]
-            strong_ev = [Evidence(kind, 1.0, 1.0, f"same {kind} {mask_value(kind, value)}") for kind, value in hits]
+            conflicts = [e for e in weak_ev if e.code in CONFLICT_CODES]
+            strong_ev = [Evidence(kind, 1.0, 1.0, f"same {kind} {mask_value(kind, value)}", f"strong.{kind}",
+                                  (("v", mask_value(kind, value)),), strong=True) for kind, value in hits]
             evidence = tuple(strong_ev + [e for e in weak_ev if e.field not in ("name_gate",)])
             kind = POSSIBLE if conflicts else SAME
             cand = Candidate(cid, kind, 1.0 if kind == SAME else max(weak_score, c.possible_threshold), evidence)
@@ -428,11 +580,12 @@ class Matcher:
                            for _, cand in strong if not sames or cand is not sames[0])
             if sames:
                 best = sames[0]
-                reason = "; ".join(e.describe() for e in best.evidence if e.weight == 1.0)
+                texts = {lang: reasons.sentence([e for e in best.evidence if e.strong], lang) for lang in reasons.LANGS}
                 if others:
-                    reason += f"; also shares an identifier with {', '.join(str(o.customer_id) for o in others)}"
-                return MatchDecision(SAME, best.customer_id, 1.0, reason, best.evidence, (best,) + others,
-                                     tuple(sorted(capped)))
+                    also = ", ".join(str(o.customer_id) for o in others)
+                    texts = {lang: t + reasons.text("decision.also", lang, {"v": also}) for lang, t in texts.items()}
+                return MatchDecision(SAME, best.customer_id, 1.0, texts["en"], best.evidence, (best,) + others,
+                                     tuple(sorted(capped)), texts["zh"])
             scored.extend(others)
         for cid, rec in records.items():
             if cid == probe.id or cid in strong_hits:
@@ -441,32 +594,41 @@ class Matcher:
             capped.update(weak_capped)
             if score <= 0:
                 continue
-            scored.append(Candidate(cid, POSSIBLE if score >= c.possible_threshold else NEW, score, tuple(ev)))
+            kind = SAME if score >= c.auto_threshold else POSSIBLE if score >= c.possible_threshold else NEW
+            scored.append(Candidate(cid, kind, score, tuple(ev)))
         if is_distinct is not None and probe.id is not None:
             scored = [s for s in scored if not is_distinct(probe.id, s.customer_id)]
         scored.sort(key=lambda s: s.score, reverse=True)
-        possibles = tuple(s for s in scored if s.kind == POSSIBLE)[:5]
+        possibles = tuple(s for s in scored if s.kind != NEW)[:5]
         if possibles:
             best = possibles[0]
-            return MatchDecision(POSSIBLE, best.customer_id, best.score,
-                                 f"possible duplicate of {best.customer_id} ({best.score:.2f}): {best.reason}",
-                                 best.evidence, possibles, tuple(sorted(capped)))
+            if best.kind == SAME:
+                texts = {lang: best.reason_in(lang) for lang in reasons.LANGS}
+                return MatchDecision(SAME, best.customer_id, best.score, texts["en"], best.evidence, possibles,
+                                     tuple(sorted(capped)), texts["zh"])
+            texts = {lang: reasons.text("decision.possible", lang, {"v": best.customer_id, "n": f"{best.score:.2f}"})
+                     + best.reason_in(lang) for lang in reasons.LANGS}
+            return MatchDecision(POSSIBLE, best.customer_id, best.score, texts["en"], best.evidence, possibles,
+                                 tuple(sorted(capped)), texts["zh"])
         if scored:
             best = scored[0]
-            reason = f"new: best candidate {best.customer_id} scored {best.score:.2f} < {c.possible_threshold}: {best.reason}"
-            return MatchDecision(NEW, None, best.score, reason, best.evidence, (), tuple(sorted(capped)))
-        reason = "new: no candidate shares an identifier, name, company, landline or address"
+            texts = {lang: reasons.text("decision.new_best", lang, {"v": best.customer_id, "n": f"{best.score:.2f}"})
+                     + best.reason_in(lang) for lang in reasons.LANGS}
+            return MatchDecision(NEW, None, best.score, texts["en"], best.evidence, (), tuple(sorted(capped)),
+                                 texts["zh"])
+        texts = {lang: reasons.text("decision.new_none", lang) for lang in reasons.LANGS}
         if capped:
-            reason += f" (not counted, too common: {', '.join(sorted(capped))})"
-        return MatchDecision(NEW, None, 0.0, reason, (), (), tuple(sorted(capped)))
+            texts = {lang: t + reasons.text("decision.capped", lang, {"v": ", ".join(sorted(capped))})
+                     for lang, t in texts.items()}
+        return MatchDecision(NEW, None, 0.0, texts["en"], (), (), tuple(sorted(capped)), texts["zh"])
 
 
 def decision_summary(decision: MatchDecision) -> dict[str, Any]:
     """Small JSON for attributes, audit rows and cards."""
     return {"kind": decision.kind, "customer_id": decision.customer_id, "score": round(decision.score, 3),
-            "reason": decision.reason[:500]}
+            "reason": decision.reason[:500], "reason_zh": decision.reason_zh[:500]}
 
 
 __all__ = ["SAME", "POSSIBLE", "NEW", "MatchConfig", "DEFAULT_CONFIG", "Record", "Evidence", "Candidate",
            "MatchDecision", "Matcher", "build_record", "record_from_identities", "mask_value",
-           "company_similarity", "decision_summary"]
+           "company_similarity", "decision_summary", "domain_names_company", "SINGLE_VALUED", "CONFLICT_CODES"]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_bridge.identity.customers import normalized_columns, refresh_index
 from crm_bridge.models import Activity, AuditEntry, Customer, DistinctPair, Identity, Lead, Merge, StageHistory
 
 if TYPE_CHECKING:
@@ -164,8 +165,6 @@ async def merge_customers(store: "SqlCRMStore", survivor_id: int, merged_id: int
             attrs["merged_from"] = history_from
         survivor.attributes = attrs
         if "display_name" in changes or "company" in changes:
-            from crm_bridge.identity.service import normalized_columns
-
             for col, value in normalized_columns(survivor.display_name, survivor.company).items():
                 if getattr(survivor, col) != value:
                     changes[col] = [getattr(survivor, col), value]
@@ -212,7 +211,7 @@ async def merge_customers(store: "SqlCRMStore", survivor_id: int, merged_id: int
         result = MergeResult(row.id, survivor_id, merged_id, len(ident_ids), len(lead_ids), len(activity_ids),
                              len(history), kept_aside)
     if index is not None:
-        await _reindex(store, index, [survivor_id, merged_id])
+        await refresh_index(store, index, [survivor_id, merged_id])
     return result
 
 
@@ -291,7 +290,7 @@ async def undo_merge(store: "SqlCRMStore", merge_id: int, actor: str, *,
         result = UndoResult(row.id, row.survivor_id, row.merged_id, moved["identities"], moved["leads"],
                             moved["activities"], tuple(kept))
     if index is not None:
-        await _reindex(store, index, [result.survivor_id, result.merged_id])
+        await refresh_index(store, index, [result.survivor_id, result.merged_id])
     return result
 
 
@@ -314,9 +313,3 @@ async def mark_distinct(store: "SqlCRMStore", a: int, b: int, actor: str, *,
     if index is not None:
         index.add_distinct(lo, hi)
     return created
-
-
-async def _reindex(store: "SqlCRMStore", index: "IdentityIndex", ids: list[int]) -> None:
-    from crm_bridge.identity.service import _refresh_index
-
-    await _refresh_index(store, index, ids)

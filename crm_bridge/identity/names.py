@@ -309,3 +309,46 @@ def name_similarity(a: NameInfo, b: NameInfo) -> tuple[float, str]:
     if a.key == b.key:
         return 0.9, "same letters"
     return best * 0.95, "similar name"
+
+
+# The most frequent full names in China (the Ministry of Public Security's yearly name reports put
+# 张伟, 王伟, 王芳, 李伟, 李娜 ... each near or above 200,000 holders): in a customer base of any
+# size such a name plus a company can be two people, so it is never enough on its own.
+COMMON_FULL_NAMES = frozenset((
+    "张伟 王伟 王芳 李伟 李娜 张敏 李静 王静 刘伟 王秀英 张丽 李秀英 王丽 张静 张秀英 李强 王敏 李敏 王磊 刘洋 "
+    "王艳 王勇 李军 张勇 李杰 张杰 张磊 王强 李娟 王军 张艳 张涛 王涛 李艳 王超 李明 李勇 王娟 刘杰 刘敏 李霞 "
+    "李丽 张军 王杰 张强 王秀兰 王刚 王平 刘芳 张燕 刘艳 刘军 李平 王辉 王燕 陈静 刘勇 李玲 李桂英 王丹 李刚 "
+    "李丹 李萍 王鹏 刘涛 陈伟 张华 刘静 李涛 王桂英 张秀兰 李红 李超 刘丽 张桂英 王玉兰 李燕 张鹏 李秀兰 张超 "
+    "王霞 张玲 陈勇 王红 陈杰 刘斌 陈敏 杨伟 杨静 黄伟 赵伟 周伟 吴伟 徐伟 孙伟 刘强 刘磊 王斌 李斌 张斌 "
+    "王建华 李建华 张建华 王建国 李建国 张建国 王建军 李建军 张建军 王秀珍 李秀珍 张秀珍 王凤英 李凤英 张凤英 "
+    "王婷 李婷 张婷 王浩 李浩 张浩 王宇 李宇 张宇 王欣 李欣 张欣 王颖 李颖 张颖 王晶 李晶 张晶 王倩 李倩 张倩 "
+    "王琳 李琳 张琳 王娜 张娜 刘娜 陈娜 王洋 李洋 张洋 王亮 李亮 张亮 王晨 李晨 张晨 王雪 李雪 张雪").split())
+_COMMON_PINYIN_KEYS = frozenset(parse_name(n).key for n in COMMON_FULL_NAMES)
+
+
+def is_common_name(info: NameInfo) -> bool:
+    """张伟, "Zhang Wei", "Wei Zhang": a name so many people carry that it identifies nobody."""
+    if info.han:
+        return info.han in COMMON_FULL_NAMES
+    return bool(info.key) and info.key in _COMMON_PINYIN_KEYS and len(info.tokens) == 2
+
+
+_LOCAL_LETTERS = re.compile(r"[^a-z]")
+
+
+def mailbox_forms(info: NameInfo) -> frozenset[str]:
+    """The local parts a company mail system makes of a name: zhangwei, weizhang, w.zhang -> wzhang,
+    zhangw, zw ... (letters only)."""
+    tokens = [t for t in info.tokens if t]
+    if len(tokens) < 2:
+        return frozenset(tokens)
+    first, last = tokens[0], tokens[-1]
+    forms = {first + last, last + first, first[0] + last, last[0] + first, first + last[0], last + first[0],
+             first[0] + last[0], last[0] + first[0]}
+    return frozenset(f for f in forms if len(f) >= 2)
+
+
+def mailbox_from_name(local: str, info: NameInfo) -> bool:
+    """Whether a mailbox's local part is built from this name (digits aside)."""
+    letters = _LOCAL_LETTERS.sub("", local.lower())
+    return len(letters) >= 3 and letters in mailbox_forms(info)

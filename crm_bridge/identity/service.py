@@ -23,7 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from crm_bridge import dto
-from crm_bridge.identity.company import company_key
+from crm_bridge.identity.customers import (Db, connection, customer_dto, customer_record, load_records,
+                                            normalized_columns, refresh_index, suggestions, survivor)
 from crm_bridge.identity.index import IdentityIndex
 from crm_bridge.identity.matcher import (DEFAULT_CONFIG, NEW, POSSIBLE, SAME, Candidate, Id, MatchConfig,
                                          MatchDecision, Matcher, Record, build_record, decision_summary,
@@ -107,6 +108,11 @@ class MatchResult:
     reason: str
     candidates: tuple[tuple[int, float, str], ...] = ()  # (customer id, score, reason), best first
     decision: MatchDecision | None = None
+    reason_zh: str = ""
+
+    def reason_in(self, lang: str) -> str:
+        """The reason whole in the card's language (zh or en)."""
+        return self.reason_zh if lang == "zh" and self.reason_zh else self.reason
 
     @property
     def is_same(self) -> bool:
@@ -145,21 +151,11 @@ class IdentityConflict(Exception):
 
 # ---- records and normalised columns ----------------------------------------------------------
 
-def normalized_columns(display_name: str, company: str) -> dict[str, str]:
-    """Customer.normalized_name / normalized_company: the blocking keys the SQL matcher looks up."""
-    return {"normalized_name": parse_name(display_name).key[:256], "normalized_company": company_key(company)[:256]}
-
-
-def customer_record(row: Customer | Row[Any], identities: Iterable[Identity | Row[Any]] = ()) -> Record:
-    return record_from_identities(row.id, name=row.display_name, company=row.company, address=row.address,
-                                  city=row.city, identities=[(i.kind, i.value, i.strong) for i in identities])
-
-
 def _to_result(decision: MatchDecision) -> MatchResult:
     return MatchResult(kind=decision.kind, customer_id=decision.customer_id, score=decision.score,
                        reason=decision.reason,
                        candidates=tuple((c.customer_id, c.score, c.reason) for c in decision.candidates),
-                       decision=decision)
+                       decision=decision, reason_zh=decision.reason_zh)
 
 
 # ---- the SQL candidate source ----------------------------------------------------------------
@@ -167,14 +163,12 @@ def _to_result(decision: MatchDecision) -> MatchResult:
 # Functions here take the caller's session or a bare connection (intake's), and run Core statements
 # built once below on its connection: building, cache-keying and ORM-executing a statement on every
 # call cost more CPU than the database spends answering it.
-Db = AsyncSession | AsyncConnection
 
 _customers, _identities = Customer.__table__, Identity.__table__
 _c, _i = _customers.c, _identities.c
 _ACTIVE = _c.status != "merged"
 _BLOCK_COLUMNS = {"name": _c.normalized_name, "company": _c.normalized_company}
 
-_MERGED_INTO = select(_c.merged_into).where(_c.id == bindparam("id"))
 # With the holder's tombstone, so a hit on a customer that was not merged away needs no second look-up.
 _STRONG_HOLDERS = (select(_i.customer_id, _i.kind, _i.value, _c.merged_into)
                    .join_from(_identities, _customers, _i.customer_id == _c.id)
@@ -197,51 +191,8 @@ _BLOCK_IDS = {criterion: select(_c.id).where(column == bindparam("key"), _ACTIVE
 _BOTH_BLOCKS_IDS = select(_c.id).where(
     _c.normalized_name == bindparam("name_key"), _c.normalized_company == bindparam("company_key"),
     _ACTIVE).limit(bindparam("limit", type_=Integer))
-_CUSTOMERS_BY_ID = select(_customers).where(_c.id.in_(bindparam("ids", expanding=True)), _ACTIVE)
-_IDENTITIES_OF = select(_identities).where(_i.customer_id.in_(bindparam("ids", expanding=True)))
 _DISTINCT_FROM = select(DistinctPair.customer_a, DistinctPair.customer_b).where(
     or_(DistinctPair.customer_a == bindparam("id"), DistinctPair.customer_b == bindparam("id")))
-
-
-async def _connection(db: Db) -> AsyncConnection:
-    """The connection under db. A session is flushed first, as its own queries would autoflush,
-    so rows it holds pending are seen."""
-    if isinstance(db, AsyncConnection):
-        return db
-    if db.autoflush:
-        await db.flush()
-    return await db.connection()
-
-
-async def _survivor(db: Db, customer_id: int) -> int:
-    conn = await _connection(db)
-    seen: set[int] = set()
-    while customer_id not in seen:
-        seen.add(customer_id)
-        merged_into = (await conn.execute(_MERGED_INTO, {"id": customer_id})).scalar_one_or_none()
-        if not merged_into:
-            return customer_id
-        customer_id = merged_into
-    return customer_id
-
-
-async def _load_records(db: Db, ids: Iterable[int]) -> dict[int, Record]:
-    ids = sorted(set(ids))
-    if not ids:
-        return {}
-    conn = await _connection(db)
-    out: dict[int, Record] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        customers = (await conn.execute(_CUSTOMERS_BY_ID, {"ids": chunk})).all()
-        if not customers:
-            continue
-        identities: dict[int, list[Row[Any]]] = {}
-        for ident in await conn.execute(_IDENTITIES_OF, {"ids": [c.id for c in customers]}):
-            identities.setdefault(ident.customer_id, []).append(ident)
-        for c in customers:
-            out[c.id] = customer_record(c, identities.get(c.id, ()))
-    return out
 
 
 async def _strong_hits(conn: AsyncConnection, probe: Record) -> dict[Id, list[tuple[str, str]]]:
@@ -259,7 +210,7 @@ async def _strong_hits(conn: AsyncConnection, probe: Record) -> dict[Id, list[tu
     for pair, kind in index_kind.items():
         for cid, merged_into in held.get(pair, ()):
             if merged_into:
-                cid = await _survivor(conn, cid)
+                cid = await survivor(conn, cid)
             if cid != probe.id:
                 hits.setdefault(cid, []).append((kind, pair[1]))
     return hits
@@ -267,7 +218,7 @@ async def _strong_hits(conn: AsyncConnection, probe: Record) -> dict[Id, list[tu
 
 async def sql_decide(db: Db, probe: Record, config: MatchConfig | None = None) -> MatchDecision:
     """The matcher's decision for probe, with candidates and frequencies read from the database."""
-    conn = await _connection(db)
+    conn = await connection(db)
     return await _decide_on(conn, probe, await _strong_hits(conn, probe), config)
 
 
@@ -309,7 +260,7 @@ async def _decide_on(conn: AsyncConnection, probe: Record, strong_hits: dict[Id,
     candidate_ids.update(i for i in strong_hits if isinstance(i, int))
     if isinstance(probe.id, int):
         candidate_ids.discard(probe.id)
-    records = await _load_records(conn, list(candidate_ids)[: config.max_candidates])
+    records = await load_records(conn, list(candidate_ids)[: config.max_candidates])
     distinct: set[int] = set()
     if isinstance(probe.id, int):
         for a, b in (await conn.execute(_DISTINCT_FROM, {"id": probe.id})).all():
@@ -361,7 +312,7 @@ async def find_duplicates(store: "SqlCRMStore", customer_id: int, *, index: Iden
                           config: MatchConfig | None = None) -> MatchResult:
     """Possible duplicates of a stored customer (pairs marked distinct are left out)."""
     async with store.sessions() as session:
-        records = await _load_records(session, [customer_id])
+        records = await load_records(session, [customer_id])
         if customer_id not in records:
             return MatchResult(NEW, None, 0.0, "customer not found or merged")
         if index is not None:
@@ -390,7 +341,7 @@ def _identity_row(customer_id: int, kind: str, value: str, strong: bool, raw: st
 async def _insert_identity(db: Db, customer_id: int, kind: str, value: str, strong: bool,
                            raw: str, now: Any) -> bool:
     """Inserts unless a strong twin exists; True when written."""
-    conn = await _connection(db)
+    conn = await connection(db)
     stmt = _IDENTITY_UPSERTS.get(conn.dialect.name, _IDENTITY_INSERT)
     result = await conn.execute(stmt, _identity_row(customer_id, kind, value, strong, raw, now))
     return bool(result.rowcount)
@@ -401,7 +352,7 @@ async def link_identity_in(db: Db, customer_id: int, kind: str, value: str, *, r
     """link_identity inside the caller's transaction; value must already be normalised."""
     if strong is None:
         strong = kind != "phone"
-    conn = await _connection(db)
+    conn = await connection(db)
     params = {"kind": kind, "value": value, "customer_id": customer_id}
     existing = (await conn.execute(_STRONG_HOLDER if strong else _HELD_BY, params)).scalars().all()
     if customer_id in existing:
@@ -430,7 +381,7 @@ async def link_identity(store: "SqlCRMStore", customer_id: int, kind: str, value
     norm_value, strong = normalized
     now = store.clock.now()
     async with store.sessions() as session, session.begin():
-        customer_id = await _survivor(session, customer_id)
+        customer_id = await survivor(session, customer_id)
         if await session.get(Customer, customer_id) is None:
             raise ValueError(f"customer {customer_id} does not exist")
         result = await link_identity_in(session, customer_id, kind, norm_value, raw=value, now=now, strong=strong)
@@ -444,7 +395,7 @@ async def link_identity(store: "SqlCRMStore", customer_id: int, kind: str, value
                                    subject_id=str(customer_id),
                                    data={"kind": kind, "held_by": result.conflict_customer_id}))
     if index is not None and result.linked:
-        await _refresh_index(store, index, [customer_id])
+        await refresh_index(store, index, [customer_id])
     return result
 
 
@@ -495,8 +446,6 @@ async def create_customer_from_contact(store: "SqlCRMStore", contact: ContactInf
                                subject_id=str(customer.id),
                                data={"platform": contact.platform, "identities": [k for k, _ in linked]}))
         idents = (await session.execute(select(Identity).where(Identity.customer_id == customer.id))).scalars().all()
-        from crm_bridge.sql_store import customer_dto
-
         out = customer_dto(customer, idents)
         record = customer_record(customer, idents)
     if index is not None:
@@ -547,16 +496,6 @@ async def backfill_normalized(store: "SqlCRMStore", *, chunk: int = 2000) -> int
                         changed += 1
 
 
-async def _refresh_index(store: "SqlCRMStore", index: IdentityIndex, customer_ids: Sequence[int]) -> None:
-    async with store.sessions() as session:
-        records = await _load_records(session, customer_ids)
-    for cid in customer_ids:
-        if cid in records:
-            index.add(records[cid])
-        else:
-            index.remove(cid)
-
-
 # ---- lead intake -----------------------------------------------------------------------------
 
 _INSERT_CUSTOMER = insert(_customers).returning(_c.id)
@@ -570,7 +509,7 @@ async def link_lead_customer(db: Db, values: Mapping[str, Any], now: Any,
     lead's other identifiers are added to it. Otherwise a new customer is created; when weak
     evidence suggests an existing one, the suggestion is kept in the new customer's attributes
     ("possible_duplicates") for the lead card's "possible duplicate of X — merge?"."""
-    conn = await _connection(db)
+    conn = await connection(db)
     phones, _ = parse_phones(values.get("phone", ""))
     probe = build_record(None, name=values.get("name", ""), company=values.get("company", ""),
                          phones=values.get("phone", ""), emails=values.get("email", ""), city=values.get("city", ""))
@@ -594,7 +533,7 @@ async def _insert_lead_customer(conn: AsyncConnection, values: Mapping[str, Any]
     name, company = values.get("name", "") or "", values.get("company", "") or ""
     attributes: dict[str, Any] = {}
     if decision.kind == POSSIBLE:
-        attributes["possible_duplicates"] = _suggestions(decision.candidates)
+        attributes["possible_duplicates"] = suggestions(decision.candidates)
     row = dict(display_name=name[:256], company=company[:256], title=(values.get("title") or "")[:128],
                city=(values.get("city") or "")[:64], attributes=attributes, created_at=now, updated_at=now,
                **normalized_columns(name, company))
@@ -619,11 +558,6 @@ async def _link_lead_identities(conn: AsyncConnection, customer_id: int, idents:
             rows.setdefault((kind, value), _identity_row(customer_id, kind, value, strong, raw, now))
     if rows:
         await conn.execute(upsert, list(rows.values()))
-
-
-def _suggestions(candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
-    return [{"customer_id": c.customer_id, "score": round(c.score, 3), "reason": c.reason[:300]}
-            for c in candidates[:3]]
 
 
 class IdentityService:
