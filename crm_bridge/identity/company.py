@@ -43,7 +43,9 @@ _DESCRIPTORS_EN = {
     "systems", "system", "digital", "industries", "industry", "industrial", "enterprise",
     "enterprises", "china", "shanghai", "beijing", "shenzhen", "guangzhou", "hangzhou",
     "development", "consulting", "management", "investment", "electronics", "electronic",
-    "communications", "communication", "computer", "global", "asia", "pacific",
+    "communications", "communication", "computer", "global", "asia", "pacific", "medical", "devices",
+    "device", "equipment", "materials", "material", "new", "precision", "machinery", "logistics",
+    "intelligent", "intelligence", "smart", "electric", "electrical", "biotech", "science", "sciences",
 }
 
 _BRACKETS = re.compile(r"[(\[【（〔「『<《]([^)\]】）〕」』>》]*)[)\]】）〕」』>》]")

@@ -350,5 +350,5 @@ def mailbox_forms(info: NameInfo) -> frozenset[str]:
 
 def mailbox_from_name(local: str, info: NameInfo) -> bool:
     """Whether a mailbox's local part is built from this name (digits aside)."""
-    letters = _LOCAL_LETTERS.sub("", local.lower())
+    letters = _LOCAL_LETTERS.sub("", local.lower()).replace("v", "u")  # 吕: lv@ as well as lu@
     return len(letters) >= 3 and letters in mailbox_forms(info)

@@ -64,6 +64,7 @@ DEFAULT_U: dict[str, tuple[float, ...]] = {
 _LANDLINE_PRESENT = (0.30, 0.01)
 DEFAULT_PRIOR = 0.1
 _FLOOR = 1e-4
+_PSEUDO_M, _PSEUDO_U = 20.0, 200.0
 
 Vector = tuple[int, ...]  # one level per field of FIELDS, 0 = nothing to compare
 
@@ -112,7 +113,8 @@ DEFAULT_MODEL = FSModel()
 
 
 def fit_em(vectors: Mapping[Vector, int] | Iterable[Vector], start: FSModel | None = None, *,
-           max_iter: int = 50, tol: float = 1e-5, fixed: Sequence[str] = ("landline",)) -> FSModel:
+           max_iter: int = 50, tol: float = 1e-5, fixed: Sequence[str] = ("landline",),
+           min_pairs: int = 2000) -> FSModel:
     """m, u and the prior that best explain the candidate pairs' levels (EM, conditional
     independence of the fields given the class). Vectors are counted first: a batch of a million
     pairs has a few hundred distinct ones. Fields in `fixed` keep their starting values (a level
@@ -124,8 +126,8 @@ def fit_em(vectors: Mapping[Vector, int] | Iterable[Vector], start: FSModel | No
     start = start or DEFAULT_MODEL
     model = FSModel(dict(start.m), dict(start.u), start.prior)
     total_pairs = sum(counts.values())
-    if total_pairs < 20:
-        return model
+    if total_pairs < min_pairs:
+        return model  # too few comparisons to learn from (measured: EM on ~1,000 pairs did worse)
     items = list(counts.items())
     iteration = 0
     for iteration in range(1, max_iter + 1):
@@ -156,10 +158,18 @@ def fit_em(vectors: Mapping[Vector, int] | Iterable[Vector], start: FSModel | No
                 if lv:
                     mm[lv - 1] += p * n
                     uu[lv - 1] += (1 - p) * n
-            sm, su = sum(mm), sum(uu)
-            # Laplace smoothing: a level never seen keeps a small probability, not log(0).
-            m[f] = tuple((x + 0.5) / (sm + 0.5 * k) for x in mm) if sm > 0 else model.m[f]
-            u[f] = tuple((x + 0.5) / (su + 0.5 * k) for x in uu) if su > 0 else model.u[f]
+            # Pseudo-counts at the starting values (a Dirichlet prior): a small batch, or one
+            # dominated by a single kind of non-match (namesakes at other companies), cannot
+            # swing a field's weights to nonsense.
+            m_f = tuple((x + _PSEUDO_M * p0) / (sum(mm) + _PSEUDO_M) for x, p0 in zip(mm, start.m[f]))
+            u_f = tuple((x + _PSEUDO_U * p0) / (sum(uu) + _PSEUDO_U) for x, p0 in zip(uu, start.u[f]))
+            ratios = [math.log(max(a, _FLOOR) / max(b, _FLOOR)) for a, b in zip(m_f, u_f)]
+            if any(later < earlier - 1e-9 for earlier, later in zip(ratios, ratios[1:])) or ratios[-1] <= 0:
+                # Levels are ordered from "differ" to "same": a fit in which agreeing weighs less
+                # than disagreeing found another pattern than "one person" (EM's label switching
+                # on correlated fields): the field keeps its starting weights.
+                m_f, u_f = start.m[f], start.u[f]
+            m[f], u[f] = m_f, u_f
         change = abs(new_prior - model.prior) + max(
             abs(a - b) for f in FIELDS for a, b in zip(m[f], model.m[f]))
         model = FSModel(m, u, new_prior)
