@@ -55,7 +55,9 @@ class IdentityActions:
         keys = {a: flow.buttons.signer.key(a, lead.id, audience, now + _TTL, args) for a in ("merge", "distinct")}
         key = f"lead:{lead.id}:duplicate:{existing.id}:{rep.id}"
         view = DuplicateCardView(incoming=await self._brief(customer), existing=await self._brief(existing),
-                                 reasons=tuple(r for r in str(best.get("reason", "")).split(",") if r)[:3],
+                                 # The reason whole, in the card's language (crm_bridge.identity.reasons).
+                                 reasons=(str(best.get(f"reason_{self.ctx.lang}") or best.get("reason") or ""),)
+                                 if best.get("reason") else (),
                                  score=float(best.get("score") or 0) or None)
         card = build_duplicate_card(view, lang=self.ctx.lang, buttons=keys, card_ref=dedupe_id(key),
                                     link=flow.buttons.link(lead.id, audience, now))

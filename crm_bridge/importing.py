@@ -217,7 +217,7 @@ async def import_customers(store: "SqlCRMStore", rows: Sequence[Mapping[str, Any
                 created += 1
             elif decision is not None:
                 # Merged into an existing customer: fill its blanks, keep differing values aside.
-                kind = next((e.field for e in decision.evidence if e.weight == 1.0), "identifier")
+                kind = next((e.field for e in decision.evidence if e.strong), "identifier")
                 kind = "phone" if kind == "mobile" else kind
                 reason = f"same {kind} as customer {customer.external_id or customer.id}"
                 merged.append(dto.RowOutcome(line=n, outcome="merged", reason=f"{reason} ({decision.reason})",

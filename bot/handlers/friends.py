@@ -84,7 +84,7 @@ async def resolve_contact(ctx: "AppContext", rep: "dto.Rep", contact: ContactInf
         links = await link_contact(ctx.store, result.customer_id, contact, actor)
         if quiet_if_linked and any(link.kind == quiet_if_linked and link.already for link in links):
             return Resolution("already", result.customer_id, reason=result.reason)
-        await _tell_known(ctx, key, rep, result.customer_id, result.reason)
+        await _tell_known(ctx, key, rep, result.customer_id, result.reason_in(ctx.lang))
         return Resolution("known", result.customer_id, reason=result.reason)
     try:
         customer = await create_customer_from_contact(ctx.store, contact, actor=actor, owner_id=rep.id)
@@ -92,12 +92,12 @@ async def resolve_contact(ctx: "AppContext", rep: "dto.Rep", contact: ContactInf
         # The same friend added twice at once: the other add created it; link to that one.
         again = await match_contact(ctx.store, contact)
         if again.customer_id:
-            await _tell_known(ctx, key, rep, again.customer_id, again.reason)
+            await _tell_known(ctx, key, rep, again.customer_id, again.reason_in(ctx.lang))
         return Resolution("known", again.customer_id, reason=again.reason)
     lead, created = await ctx.store.create_lead(LeadInput(
         fields={"name": contact.display_name(), "company": contact.company(),
                 "phone": contact.remark_mobiles[0] if contact.remark_mobiles else ""},
-        extra={**extra, **({"possible_duplicate_of": result.customer_id, "match_reason": result.reason}
+        extra={**extra, **({"possible_duplicate_of": result.customer_id, "match_reason": result.reason_in(ctx.lang)}
                            if result.kind == "possible" else {})},
         intake_key=f"{key}:{rep.id}", source_channel=channel[:64], actor=actor, customer_id=customer.id))
     if created:

@@ -54,6 +54,9 @@ class MatchConfig:
     # (bench/identity_quality.py); the weights are not independent (a name and a company mail
     # domain agree together), so the posterior is conservative and the bar sits below 0.99.
     auto_threshold: float = 0.7
+    # Live matching (a new friend, a lead, an imported row) links on weak evidence only at this
+    # calibrated probability; under it the pair is a suggestion a person confirms on a card.
+    live_auto_threshold: float = 0.99
     name_gate: float = 0.7  # names less alike than this: two people, whatever else agrees
     weak_name_max: float = 0.79  # an honorific-only name (张总) is never judged "same" on its own
     name_only_max: float = 0.45  # a name and nothing else: not even a suggestion
@@ -599,7 +602,7 @@ class Matcher:
             capped.update(weak_capped)
             if score <= 0:
                 continue
-            kind = SAME if score >= c.auto_threshold else POSSIBLE if score >= c.possible_threshold else NEW
+            kind = SAME if score >= c.live_auto_threshold else POSSIBLE if score >= c.possible_threshold else NEW
             scored.append(Candidate(cid, kind, score, tuple(ev)))
         if is_distinct is not None and probe.id is not None:
             scored = [s for s in scored if not is_distinct(probe.id, s.customer_id)]

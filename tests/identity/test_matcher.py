@@ -64,9 +64,9 @@ def test_a_shared_switchboard_does_not_count_but_a_direct_line_does() -> None:
     decision = index.match(build_record(None, name="李娜", phones="(021) 6123 4567"))
     assert decision.kind == NEW
     assert "switchboard" in decision.reason and "landline" in decision.capped
-    # The same name on a line only one customer has: a direct line is a person's, and links.
+    # The same evidence on a line only one customer has: a possible duplicate.
     decision = index.match(build_record(None, name="陈静", phones="+86 755 8601 3388"))
-    assert (decision.kind, decision.customer_id) == (SAME, 10)
+    assert (decision.kind, decision.customer_id) == (POSSIBLE, 10)
     assert "direct line" in decision.reason and "同一直线电话" in decision.reason_zh
 
 
