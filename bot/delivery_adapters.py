@@ -15,8 +15,13 @@ Payload contract of an outbox row (what a producer puts in ``payload``):
 A card row without a card body for its channel answers ``card_unsupported``, so the worker sends
 the text copy instead (that is also how the other-platform fallback degrades gracefully).
 
-Idempotency: ``task_id`` / ``outTrackId`` = ``message.dedupe_id``; WeCom text goes with
-``enable_duplicate_check`` (4 h); DingTalk work notices carry ``short_ref`` of the key.
+Idempotency: ``task_id`` / ``outTrackId`` / custom robot ``msgUuid`` = ``message.dedupe_id``
+(namespaced per deployment, conformance W6); WeCom text goes with ``enable_duplicate_check``
+(4 h); DingTalk work notices carry ``short_ref`` of the key.
+
+Each failure is classified once, here, into what the worker does: retry, a throttle with how long
+and what it holds back (this message, this recipient/robot, the whole app), a text copy, another
+route, or a permanent failure. The rule behind each is named by its conformance.md row.
 """
 
 from __future__ import annotations
@@ -25,32 +30,48 @@ from typing import Any, Callable, Mapping
 
 from bot.platforms.dingtalk.client import DingTalkClient
 from bot.platforms.dingtalk.errors import DingTalkError, ThrottleError
-from bot.platforms.dingtalk.messages import short_ref
+from bot.platforms.dingtalk.messages import sample_markdown, sample_text, short_ref
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.errors import ALL_USERS_INVALID, ErrorKind, WeComError
 from notifications.sender import DeliveryResult, OutboundMessage
 
 DUPLICATE_CHECK_SECONDS = 4 * 3600  # WeCom's maximum
+WECOM_FREQ_LIMIT = 45009
+# WeCom names no wait for 45009; its limits are per minute (reference/wecom.md §5).
+WECOM_THROTTLE_SECONDS = 60.0
+# DingTalk work-notice refusals reported by getsendresult's forbidden_list
+# (dt/gets-the-result-of-sending-messages-asynchronously-to-the-enterprise):
+SAME_CONTENT_TODAY = "143106"  # the same content reached this user today already
+# Robot one-to-one sends that DingTalk flow-controlled wait this long (no wait is documented;
+# the robot's limits are per minute).
+ROBOT_FLOW_CONTROL_SECONDS = 60.0
+# getsendresult is asynchronous: a user it does not list yet is asked about again this often.
+WORK_NOTICE_CONFIRM_TRIES = 3
 
 
 def _wecom_failure(e: WeComError, msg: OutboundMessage) -> DeliveryResult:
+    # conformance W5 (WeCom global error codes): decide on errcode only, never on errmsg.
     kind = e.kind
     if kind is ErrorKind.THROTTLE:
+        if e.errcode == WECOM_FREQ_LIMIT:
+            # A group robot's 20 a minute is that robot's; an app's call limit is the app's.
+            scope = "recipient" if msg.channel == "wecom_robot" else "app"
+            return DeliveryResult.failed("throttle", str(e), retry_after=WECOM_THROTTLE_SECONDS, scope=scope)
         return DeliveryResult.failed("throttle", str(e))
     if kind in (ErrorKind.TOKEN, ErrorKind.TRANSIENT):
         return DeliveryResult.failed("retry", str(e))
     if e.errcode == ALL_USERS_INVALID:
         return DeliveryResult.failed("invalid_user", str(e))
-    if msg.redelivery and msg.form == "card" and "task_id" in (e.errmsg or "").lower():
-        # The task_id is ours and unique per message: WeCom refusing it on a redelivery means
-        # the first attempt arrived before the crash.
-        return DeliveryResult.sent(task_id=msg.dedupe_id, duplicate=True)
+    if msg.redelivery and msg.form == "card":
+        # The first attempt may have arrived before the crash, and WeCom's refusal of a task_id
+        # it has seen carries no code of its own: the text copy makes sure the rep has it.
+        return DeliveryResult.failed("text_copy", str(e))
     return DeliveryResult.failed("permanent", str(e))
 
 
 def _dingtalk_failure(e: DingTalkError) -> DeliveryResult:
     if isinstance(e, ThrottleError):
-        return DeliveryResult.failed("throttle", str(e), retry_after=e.retry_after)
+        return DeliveryResult.failed("throttle", str(e), retry_after=e.retry_after, scope=e.scope)
     if e.retryable:
         return DeliveryResult.failed("retry", str(e))
     return DeliveryResult.failed("permanent", str(e))
@@ -139,15 +160,16 @@ class PlatformSender:
         if m.channel == "dingtalk_robot":
             secret = self.robot_secret_for(m.recipient) if self.robot_secret_for else None
             hook = m.recipient or None
+            # conformance D5: one msgUuid per outbox row, so a retry after a timeout posts once.
             if p.get("markdown"):
                 await self.dingtalk.send_custom_robot_markdown(str(p.get("title") or "leadbot"), str(p["markdown"]),
                                                                at_user_ids=p.get("mentions") or (),
-                                                               webhook=hook, secret=secret)
+                                                               webhook=hook, secret=secret, msg_uuid=m.dedupe_id)
             else:
                 await self.dingtalk.send_custom_robot_text(m.text or str(p.get("text", "")),
                                                            at_user_ids=p.get("mentions") or (),
-                                                           webhook=hook, secret=secret)
-            return DeliveryResult.sent()
+                                                           webhook=hook, secret=secret, msg_uuid=m.dedupe_id)
+            return DeliveryResult.sent(msgUuid=m.dedupe_id)
         if m.form == "card_update":
             await self.dingtalk.update_card(str(p["out_track_id"]), card_data=p.get("card_data"),
                                             private_data=p.get("private_data"))
@@ -163,6 +185,56 @@ class PlatformSender:
                 errors = "; ".join(r.error for r in delivery.failed) or "no deliver result"
                 return DeliveryResult.failed("card_unsupported", f"card not delivered: {errors}")
             return DeliveryResult.sent(outTrackId=delivery.out_track_id)
+        if p.get("via") == "robot":
+            return await self._robot_text(m)
         result = await self.dingtalk.send_work_text(m.recipient, m.text or str(p.get("text", "")),
                                                     ref=short_ref(m.key))
-        return DeliveryResult.sent(task_id=result.task_id, request_id=result.request_id)
+        return await self._confirm_work_notice(m, result.task_id, result.request_id)
+
+    async def _confirm_work_notice(self, m: OutboundMessage, task_id: str, request_id: str) -> DeliveryResult:
+        """conformance D3 (dt/asynchronous-sending-of-enterprise-session-messages,
+        dt/gets-the-result-of-sending-messages-asynchronously-to-the-enterprise): asyncsend_v2
+        answers success even for a user who will never see the message; only getsendresult
+        tells. A rep listed invalid, forbidden or failed is "unreached" (the worker sends it
+        another way); the same content already delivered today (143106, a redelivery: each
+        row's text carries its own ref) counts as delivered."""
+        assert self.dingtalk is not None
+        ids = {"task_id": task_id, "request_id": request_id}
+        for attempt in range(WORK_NOTICE_CONFIRM_TRIES):
+            result = await self.dingtalk.get_work_notice_result(task_id)
+            forbidden = {str(f.get("userid")): str(f.get("code")) for f in result.get("forbidden_list") or []
+                         if isinstance(f, Mapping)}
+            if m.recipient in (result.get("invalid_user_id_list") or []):
+                return DeliveryResult.failed("unreached", f"work notice: {m.recipient} is invalid (getsendresult)")
+            if m.recipient in (result.get("forbidden_user_id_list") or []) or m.recipient in forbidden:
+                code = forbidden.get(m.recipient, "")
+                if code == SAME_CONTENT_TODAY:
+                    return DeliveryResult.sent(**ids, duplicate=True)
+                return DeliveryResult.failed("unreached", f"work notice to {m.recipient} forbidden ({code or 'limit'})")
+            if m.recipient in (result.get("failed_user_id_list") or []):
+                return DeliveryResult.failed("unreached", f"work notice to {m.recipient} failed (getsendresult)")
+            if any(m.recipient in (result.get(k) or []) for k in ("read_user_id_list", "unread_user_id_list")):
+                return DeliveryResult.sent(**ids, confirmed=True)
+            await self.dingtalk.sleep(0.5 * (2 ** attempt))
+        # Not listed yet: DingTalk is still working on it. Counted as sent (nothing is known
+        # against it), and the row says it was not confirmed.
+        return DeliveryResult.sent(**ids, confirmed=False)
+
+    async def _robot_text(self, m: OutboundMessage) -> DeliveryResult:
+        """The app robot's one-to-one text (batchSend), the way round a work notice that did not
+        reach. conformance D7 (dt/chatbots-send-one-on-one-chat-messages-in-batches): a user in
+        flowControlledStaffIdList was not sent to (throttled: retried), one in
+        invalidStaffIdList cannot be (reported: the worker tries the other platform)."""
+        assert self.dingtalk is not None
+        p = m.payload
+        if p.get("markdown"):
+            key, param = sample_markdown(str(p.get("title") or "leadbot"), str(p["markdown"]))
+        else:
+            key, param = sample_text(m.text or str(p.get("text", "")))
+        result = await self.dingtalk.robot_batch_send([m.recipient], key, param)
+        if m.recipient in result.flow_controlled_staff_ids:
+            return DeliveryResult.failed("throttle", f"robot flow-controlled {m.recipient}",
+                                         retry_after=ROBOT_FLOW_CONTROL_SECONDS, scope="recipient")
+        if m.recipient in result.invalid_staff_ids:
+            return DeliveryResult.failed("invalid_user", f"robot: {m.recipient} is invalid")
+        return DeliveryResult.sent(processQueryKey=result.process_query_key)

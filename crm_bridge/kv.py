@@ -85,3 +85,34 @@ class KeyValueStore:
             await conn.execute(self._insert(KeyValue).values(key=key, value=value, expires_at=None)
                                .on_conflict_do_nothing(index_elements=["key"]))
             return (await conn.execute(select(KeyValue.value).where(KeyValue.key == key))).scalar_one()
+
+    async def get_or_create(self, key: str, value: str) -> str:
+        """The key's value, storing ``value`` first when the key is absent (the first process
+        to get here wins; every later one reads what it stored)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(self._insert(KeyValue).values(key=key, value=value, expires_at=None)
+                               .on_conflict_do_nothing(index_elements=["key"]))
+            stored = (await conn.execute(select(KeyValue.value).where(KeyValue.key == key))).scalar_one()
+        return str(stored)
+
+    async def live_with_prefix(self, prefix: str) -> dict[str, KVEntry]:
+        """Every unexpired key that starts with ``prefix`` (a handful: send blocks)."""
+        now = self.clock.now()
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(KeyValue.key, KeyValue.value, KeyValue.expires_at)
+                                       .where(KeyValue.key.startswith(prefix, autoescape=True),
+                                              or_(KeyValue.expires_at.is_(None), KeyValue.expires_at > now)))).all()
+        return {k: KVEntry(k, v, e) for k, v, e in rows}
+
+
+DEPLOYMENT_KEY = "deployment_id"
+
+
+async def deployment_id(engine: AsyncEngine, clock: Clock | None = None) -> str:
+    """A random id made once per database at first start. conformance W6 (wecom/94888): a
+    WeCom task_id must be unique within the app with no documented expiry, so the ids leadbot
+    hands the platforms (task_id, outTrackId, msgUuid) carry it: a staging deployment or a
+    reset database on the same app never repeats one."""
+    import secrets
+
+    return await KeyValueStore(engine, clock).get_or_create(DEPLOYMENT_KEY, secrets.token_hex(4))

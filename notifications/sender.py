@@ -27,12 +27,25 @@ from typing import Any, Mapping, Protocol
 # "blocked": not sent on purpose (an earlier message of the same stream is still pending, see
 # crm_bridge.sync.gate); the worker holds the row back ``retry_after`` seconds without spending
 # an attempt.
-ERROR_KINDS = ("retry", "throttle", "permanent", "card_unsupported", "invalid_user", "blocked")
+# "text_copy": the card may or may not have arrived (a redelivered card refused by a code that
+# does not say why, conformance W5): the worker sends the text copy instead, so the recipient
+# has the message at least once, without changing their delivery profile.
+# "unreached": the platform accepted the message but reports that it will not reach this
+# recipient (DingTalk getsendresult: invalid, forbidden, over the daily limit, conformance D3);
+# the worker sends it another way (the other platform, or the robot's text).
+ERROR_KINDS = ("retry", "throttle", "permanent", "card_unsupported", "invalid_user", "blocked", "text_copy",
+               "unreached")
+# What a throttle holds back (DeliveryResult.scope): this message only, everything to this
+# recipient on this channel (a member's window, a group robot's 10-minute block), or every
+# call of the app on this channel (QPM limits, 9000x, the IP flood block).
+THROTTLE_SCOPES = ("message", "recipient", "app")
 
 
-def dedupe_id(key: str) -> str:
-    """A platform-safe id from an idempotency key: WeCom task_id allows [0-9A-Za-z_-@] <= 128 B."""
-    return "lb" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+def dedupe_id(key: str, namespace: str = "") -> str:
+    """A platform-safe id from an idempotency key: WeCom task_id allows [0-9A-Za-z_-@] <= 128 B.
+    ``namespace``: the deployment id (conformance W6, crm_bridge.kv.deployment_id), so another
+    database on the same app never makes the same id for its own row."""
+    return "lb" + (f"{namespace}-" if namespace else "") + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +73,20 @@ class DeliveryResult:
     error_kind: str | None = None  # None | retry | throttle | permanent | card_unsupported | invalid_user
     message: str = ""
     retry_after: float | None = None  # seconds, when the platform said
+    scope: str = "message"  # for throttles: message | recipient | app (THROTTLE_SCOPES)
 
     @classmethod
     def sent(cls, **platform_ids: Any) -> "DeliveryResult":
         return cls(True, platform_ids)
 
     @classmethod
-    def failed(cls, error_kind: str, message: str = "", retry_after: float | None = None) -> "DeliveryResult":
+    def failed(cls, error_kind: str, message: str = "", retry_after: float | None = None,
+               scope: str = "message") -> "DeliveryResult":
         if error_kind not in ERROR_KINDS:
             raise ValueError(f"unknown error kind {error_kind!r}")
-        return cls(False, {}, error_kind, message, retry_after)
+        if scope not in THROTTLE_SCOPES:
+            raise ValueError(f"unknown throttle scope {scope!r}")
+        return cls(False, {}, error_kind, message, retry_after, scope)
 
 
 class Sender(Protocol):

@@ -23,7 +23,9 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from crm_bridge.kv import deployment_id
 from crm_bridge.outbox import CardRecord, NewOutboxItem, OutboxEntry, OutboxRepo, RepContact, digest_key
+from crm_bridge.send_blocks import APP_WIDE, SendBlocks, recipient_ref
 from leadbot.clock import Clock
 from leadbot.logs import get_logger
 from leadbot.settings import Settings
@@ -140,6 +142,11 @@ class DeliveryWorker:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._gauges_at: datetime | None = None
+        self.blocks = SendBlocks(engine, clock)
+        self._blocked: dict[tuple[str, str], datetime] = {}
+        # conformance W6: every platform id leadbot makes (task_id, outTrackId, msgUuid) carries
+        # this database's deployment id (crm_bridge.kv.deployment_id), read at the first tick.
+        self.namespace: str | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -227,6 +234,10 @@ class DeliveryWorker:
         if not entries:
             await self._refresh_gauges(now)
             return 0
+        if self.namespace is None:
+            self.namespace = await deployment_id(self.repo.engine, self.clock)
+        # Blocks other processes found (a robot's 10 minutes, an app's QPM minute) hold here too.
+        self._blocked = await self.blocks.active()
         groups: dict[tuple[str, str], list[OutboxEntry]] = {}
         for e in entries:
             until = self._quiet(e, now)
@@ -243,6 +254,11 @@ class DeliveryWorker:
     async def _run_group(self, channel: str, recipient: str, group: list[OutboxEntry],
                          reps: dict[int, RepContact], now: datetime) -> None:
         async with self._sem:
+            blocked = self._blocked_until(channel, recipient, now)
+            if blocked is not None:
+                for e in group:
+                    await self.repo.defer(e, blocked, "throttled: the platform holds this robot/app back")
+                return
             send, later = await self._plan(channel, recipient, group, reps, now)
             for e in send:
                 await self._deliver(e, reps)
@@ -250,6 +266,11 @@ class DeliveryWorker:
                 at = self.throttle.next_free(channel, recipient, self.clock.now())
                 for e in later:
                     await self.repo.defer(e, at, "throttled: over the platform's per-recipient limit")
+
+    def _blocked_until(self, channel: str, recipient: str, now: datetime) -> datetime | None:
+        scopes = ((channel, recipient_ref(recipient)), (channel, APP_WIDE))
+        ends = [t for t in (self._blocked.get(s) for s in scopes) if t is not None and t > now]
+        return max(ends) if ends else None
 
     def _counts(self, e: OutboxEntry) -> bool:
         return e.kind not in UNCOUNTED_KINDS and e.channel in self.throttle.limits
@@ -366,7 +387,8 @@ class DeliveryWorker:
                 got = self.link_for(e, rep)
                 link = await got if inspect.isawaitable(got) else got
             text = compose_text(body, link, self.lang)
-        return OutboundMessage(key=e.idempotency_key, dedupe_id=dedupe_id(e.idempotency_key), channel=e.channel,
+        return OutboundMessage(key=e.idempotency_key, dedupe_id=dedupe_id(e.idempotency_key, self.namespace or ""),
+                               channel=e.channel,
                                kind=e.kind, form=form, recipient=e.recipient, payload=e.payload, text=text,
                                link=link, rep_id=e.rep_id, lead_id=e.lead_id, attempt=e.attempts,
                                redelivery=e.redelivery, urgent=e.urgent)
@@ -415,16 +437,35 @@ class DeliveryWorker:
             return
         self.metrics.failures.labels(e.channel, kind).inc()
         error = f"{kind}: {result.message}".strip()
-        if kind in ("retry", "throttle"):
+        if kind == "throttle":
+            await self._throttled(e, result, error)
+            return
+        if kind == "retry":
             if e.attempts >= self.max_attempts:
                 await self._dead(e, f"gave up after {e.attempts} attempts: {error}")
                 return
             delay = self.backoff(e.attempts, self.rng)
-            if kind == "throttle":
-                delay = max(delay, 60.0)
             if result.retry_after:
                 delay = max(delay, result.retry_after)
             await self.repo.mark_retry(e, error, self.clock.now() + timedelta(seconds=delay))
+            return
+        if kind == "text_copy" and form == "card":
+            # conformance W5: the refusal does not say whether the first attempt arrived; the
+            # text copy makes sure it did, whatever the card did.
+            if await self.repo.supersede(e, self._text_copy(e), error):
+                self.metrics.fallbacks.labels(e.channel, "text").inc()
+                self.wake()
+            return
+        if kind == "unreached":
+            # conformance D3: accepted but never shown to this rep. Another way, and the row is
+            # not "sent" (nothing counts the rep as reached) until that way has reached them.
+            alt = self._unreached_route(e, rep)
+            if alt is not None:
+                if await self.repo.supersede(e, alt, error):
+                    self.metrics.fallbacks.labels(e.channel, alt.channel).inc()
+                    self.wake()
+                return
+            await self._dead(e, error)
             return
         if kind == "card_unsupported" and form == "card":
             if rep is not None and rep.delivery == "auto" and await self.repo.switch_auto_to_both(rep.id):
@@ -440,6 +481,32 @@ class DeliveryWorker:
                 self.wake()
             return
         await self._dead(e, error)
+
+    async def _throttled(self, e: OutboxEntry, result: DeliveryResult, error: str) -> None:
+        """A throttle is never a dead letter: the row waits out what the platform said (or a
+        backoff of at least a minute) without spending an attempt; a throttle of a whole robot
+        or app is recorded for every process (crm_bridge.send_blocks)."""
+        now = self.clock.now()
+        delay = result.retry_after if result.retry_after else max(60.0, self.backoff(e.attempts, self.rng))
+        until = now + timedelta(seconds=delay)
+        if result.scope in ("recipient", "app"):
+            recipient = e.recipient if result.scope == "recipient" else APP_WIDE
+            await self.blocks.block(e.channel, recipient, until, error)
+            ref = (e.channel, recipient_ref(recipient))
+            self._blocked[ref] = max(until, self._blocked.get(ref, until))
+        self.log.warning("outbox.throttled", channel=e.channel, key=e.idempotency_key, scope=result.scope,
+                         retry_in=round(delay, 1), error=error[:200])
+        await self.repo.defer(e, until, error)
+
+    def _unreached_route(self, e: OutboxEntry, rep: RepContact | None) -> NewOutboxItem | None:
+        """Where a message goes that the platform accepted but will not show: a DingTalk work
+        notice goes again as the app robot's one-to-one text (its own daily limits), anything
+        else to the rep's other platform."""
+        if e.channel == "dingtalk" and not e.payload.get("via"):
+            return NewOutboxItem(key=f"{e.idempotency_key}:via:robot", channel=e.channel, kind="text",
+                                 recipient=e.recipient, payload={**e.payload, "via": "robot"}, rep_id=e.rep_id,
+                                 lead_id=e.lead_id, urgent=e.urgent)
+        return self._other_platform(e, rep)
 
     # ---- dead-letter -------------------------------------------------------------------------
 

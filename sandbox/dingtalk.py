@@ -52,6 +52,30 @@ ROBOT_MSG_KEYS = {
 }
 
 
+# The documented refusals and throttles the sandbox answers on demand (set_fault), each with
+# DingTalk's own answer; the sandbox page's "faults" panel lists the same names.
+FAULTS: dict[str, str] = {
+    "robot_410100": "custom robot over 20/min: 410100, robot blocked 10 min (D1)",
+    "robot_660026": "custom robot send failed, retry: 660026 (D1)",
+    "robot_lost_answer": "custom robot posts, but the answer is lost (HTTP 502) (D5)",
+    "qpm_403": "new API per-minute limit: HTTP 403 Forbidden.AccessDenied.QpmLimitForAppkeyAndApi (D2)",
+    "oapi_90001": "old API: all calls temporarily refused, 90001 (D2)",
+    "oapi_90003": "old API: all calls of the corp temporarily refused, 90003 (D2)",
+    "oapi_90004": "old API: this API temporarily refused, 90004 (D2)",
+    "punish": "IP flood block: {\"status\":1111,\"wait\":5,\"punish\":\"deny\"} (D6)",
+    "work_notice_over_limit": "work notices accepted but over 500/user/day: forbidden 143105 (D3)",
+    "work_notice_invalid": "work notices accepted but the user is invalid (D3)",
+    "batch_flow_control": "robot batchSend: every user in flowControlledStaffIdList (D7)",
+    "batch_invalid": "robot batchSend: every user in invalidStaffIdList (D7)",
+}
+ROBOT_THROTTLED = 410100  # dt/custom-robots-send-group-messages
+ROBOT_SEND_FAILED = 660026  # dt/group-template-robot-message: "send failed, retry"
+PUNISH_BODY = {"status": 1111, "wait": 5, "punish": "deny"}  # dt/call-frequency-limit
+# The 1 h window in which DingTalk still answers a custom robot's msgUuid with the first result
+# (no window is documented; an hour covers every retry leadbot makes).
+MSG_UUID_MEMORY = timedelta(hours=1)
+
+
 def _rand(n: int = 16) -> str:
     return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(n))
 
@@ -140,6 +164,8 @@ class DingTalkSandbox:
         self.crm_records: dict[str, dict[str, Any]] = {}  # instance id -> record (see seed_crm_customer)
         self.card_callbacks: dict[str, tuple[str, str]] = {}  # route key -> (url, apiSecret)
         self.fail_next: list[tuple[str, int, Any]] = []  # (path, status, body) injected answers
+        self.faults: dict[str, int | None] = {}  # FAULTS name -> calls left (None: until cleared)
+        self._robot_uuids: dict[tuple[str, str], datetime] = {}  # (robot, msgUuid) -> first post
         self._task_seq = 0
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -241,12 +267,54 @@ class DingTalkSandbox:
         call.status, call.response = status, body
         return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
+    def set_fault(self, name: str, times: int | None = None) -> None:
+        """Switches a documented refusal on (FAULTS): for the next ``times`` calls it applies
+        to, or until clear_fault when None."""
+        if name not in FAULTS:
+            raise KeyError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+        self.faults[name] = times
+        if name == "robot_410100":
+            # Every custom robot went over its 20 a minute: each is blocked for 10 minutes.
+            until = self._now() + self.CUSTOM_ROBOT_BLOCK
+            for token in self.custom_robots:
+                self._custom_blocked[token] = until
+
+    def clear_fault(self, name: str) -> None:
+        self.faults.pop(name, None)
+        if name == "robot_410100":
+            self._custom_blocked.clear()
+
+    def _take_fault(self, name: str) -> bool:
+        if name not in self.faults:
+            return False
+        left = self.faults[name]
+        if left is not None:
+            if left <= 1:
+                self.faults.pop(name)
+            else:
+                self.faults[name] = left - 1
+        return True
+
+    def _fault_answer(self, call: Call) -> web.Response | None:
+        path = call.path
+        if self._take_fault("punish"):
+            return self._answer(call, dict(PUNISH_BODY))
+        if path.startswith("/v1.0/") and self._take_fault("qpm_403"):
+            return self._answer(call, {"code": "Forbidden.AccessDenied.QpmLimitForAppkeyAndApi",
+                                       "message": "app key and api qpm limit", "requestid": uuid.uuid4().hex}, 403)
+        if path.startswith("/topapi/"):
+            for code in (90001, 90003, 90004):
+                if self._take_fault(f"oapi_{code}"):
+                    return self._answer(call, {"errcode": code, "errmsg": "当前企业/应用的调用被暂时禁止",
+                                               "request_id": _rand(12)})
+        return None
+
     def _injected(self, call: Call) -> web.Response | None:
         for i, (path, status, body) in enumerate(self.fail_next):
             if path == call.path:
                 del self.fail_next[i]
                 return self._answer(call, body, status)
-        return None
+        return self._fault_answer(call)
 
     def calls_to(self, path: str) -> list[Call]:
         return [c for c in self.calls if c.path == path]
@@ -332,10 +400,12 @@ class DingTalkSandbox:
         day = self._day()
         result: dict[str, Any] = {"invalid_user_id_list": [], "forbidden_user_id_list": [], "failed_user_id_list": [],
                                   "read_user_id_list": [], "unread_user_id_list": [], "forbidden_list": []}
+        invalid_fault = self._take_fault("work_notice_invalid")
+        over_fault = self._take_fault("work_notice_over_limit")
         for user in users:
-            if self.users and user not in self.users:
+            if (self.users and user not in self.users) or invalid_fault:
                 result["invalid_user_id_list"].append(user)
-            elif self._work_count[(user, day)] >= self.work_notice_daily_cap:
+            elif self._work_count[(user, day)] >= self.work_notice_daily_cap or over_fault:
                 result["forbidden_user_id_list"].append(user)
                 result["forbidden_list"].append({"code": "143105", "count": self._work_count[(user, day)], "userid": user})
             elif content_hash in self._work_seen[(user, day)]:
@@ -485,13 +555,15 @@ class DingTalkSandbox:
         invalid: list[str] = []
         flow: list[str] = []
         now = self._now()
+        invalid_fault = self._take_fault("batch_invalid")
+        flow_fault = self._take_fault("batch_flow_control")
         for user in users:
             recent = self._robot_recent[user]
             while recent and (now - recent[0]).total_seconds() >= 60:
                 recent.popleft()
-            if self.users and user not in self.users:
+            if (self.users and user not in self.users) or invalid_fault:
                 invalid.append(user)
-            elif user in self.flow_controlled or len(recent) >= self.robot_per_user_per_minute:
+            elif user in self.flow_controlled or flow_fault or len(recent) >= self.robot_per_user_per_minute:
                 flow.append(user)
             else:
                 recent.append(now)
@@ -537,20 +609,39 @@ class DingTalkSandbox:
             fresh = ts.isdigit() and abs(self._now_ms() - int(ts)) <= 3600 * 1000
             if not fresh or not hmac.compare_digest(expected, sign):
                 return self._answer(call, {"errcode": 310000, "errmsg": "sign not match, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"})
+        flood = self._fault_answer(call)
+        if flood is not None:
+            return flood
         now = self._now()
+        body = call.body if isinstance(call.body, dict) else {}
+        msg_uuid = str(body.get("msgUuid") or "")
+        for key, at in list(self._robot_uuids.items()):
+            if now - at > MSG_UUID_MEMORY:
+                del self._robot_uuids[key]
+        if msg_uuid and (token, msg_uuid) in self._robot_uuids:
+            # conformance D5: a msgUuid this robot already posted is not posted again.
+            return self._answer(call, {"errcode": 0, "errmsg": "ok"})
         blocked = self._custom_blocked.get(token)
         sent = self._custom_sent[token]
         while sent and (now - sent[0]).total_seconds() >= 60:
             sent.popleft()
+        # conformance D1: more than 20 a minute answers 410100 and blocks the robot for 10
+        # minutes, for every sender; while blocked every send answers 410100.
         if (blocked and now < blocked) or len(sent) >= self.CUSTOM_ROBOT_PER_MINUTE:
             if not (blocked and now < blocked):
                 self._custom_blocked[token] = now + self.CUSTOM_ROBOT_BLOCK
-            return self._answer(call, {"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"})
-        body = call.body if isinstance(call.body, dict) else {}
+            return self._answer(call, {"errcode": ROBOT_THROTTLED, "errmsg": "发送速度太快而限流"})
+        if self._take_fault("robot_660026"):
+            return self._answer(call, {"errcode": ROBOT_SEND_FAILED, "errmsg": "发送失败，请重试"})
         if body.get("msgtype") not in {"text", "link", "markdown", "actionCard", "feedCard"}:
             return self._answer(call, {"errcode": 40035, "errmsg": "缺少参数 json"})
         sent.append(now)
+        if msg_uuid:
+            self._robot_uuids[(token, msg_uuid)] = now
         self.group_messages.append({"conversation": f"custom:{token}", "via": "custom_robot", "msg": body, "at": now})
+        if self._take_fault("robot_lost_answer"):
+            # Posted, but the answer never reaches the sender (a gateway error on the way back).
+            return self._answer(call, {"message": "bad gateway"}, 502)
         return self._answer(call, {"errcode": 0, "errmsg": "ok"})
 
     async def _send_by_session(self, request: web.Request) -> web.Response:

@@ -38,6 +38,7 @@ from wechatpy.crypto import _get_signature
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from leadbot.clock import Clock, SystemClock
+from sandbox.wire import cut_to_sent_bytes, escapes_non_ascii
 
 # Errcodes the platform answers (doc/90313 global error codes; see reference/wecom.md).
 OK = 0
@@ -57,6 +58,30 @@ ALL_INVALID = 81013
 NOT_EXTERNAL_CONTACT = 84061
 INVALID_WEBHOOK = 93000
 INVALID_PARTY = 60123
+
+CONCURRENCY_LIMIT = 45033
+UNTRUSTED_IP = 60020
+TEXT_MAX_BYTES = 2048  # text and markdown content (doc/90236): cut beyond, counted as sent (W8)
+
+# The documented refusals and throttles the sandbox answers on demand (set_fault), each with
+# WeCom's own errcode; the sandbox page's "faults" panel lists the same names.
+FAULTS: dict[str, str] = {
+    "app_45009": "app API frequency limit: 45009 on every app call",
+    "app_45033": "app API concurrency limit: 45033",
+    "busy": "system busy: -1",
+    "robot_45009": "group robot over 20/min: 45009",
+    "token_expired": "every issued access_token expires now: 42001 (one shot)",
+}
+# WeChat plug-in (微工作台) users see no template card (doc/90236; conformance W3): what they get.
+PLUGIN_PLACEHOLDER = "[该消息类型暂不能展示，请在企业微信中查看]"
+PLUGIN_UNSHOWN = {"template_card", "markdown"}
+# conformance W10 (wecom/94888, suspected): template-card text limits, in 字 (a CJK character is
+# one, two Latin letters one). A recent copy of the page calls longer values display
+# recommendations; the reading that cannot lose a card is that they may be refused, at the
+# older, stricter numbers, so the sandbox refuses anything longer (40035).
+CARD_ZI_LIMITS = {("main_title", "title"): 26, ("main_title", "desc"): 30, ("source", "desc"): 13}
+SUB_TITLE_ZI = 112
+KEYNAME_ZI, VALUE_ZI, BUTTON_TEXT_ZI, JUMP_TITLE_ZI = 5, 26, 10, 13
 
 CALLBACK_CARD_TYPES = {"button_interaction", "vote_interaction", "multiple_interaction"}
 SUPPORTED_MSGTYPES = {"text", "image", "voice", "video", "file", "textcard", "news", "mpnews", "markdown",
@@ -142,12 +167,17 @@ class SimulatedWeCom:
         self.inbox: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.messages: dict[str, dict[str, Any]] = {}
         self.task_ids: set[str] = set()  # template_card task_ids accepted so far (unique per app)
+        self.repeated_task_id = "drop"  # what a repeated task_id gets: "drop" (errcode 0) | "refuse"
+        self.repeated_task_ids: list[str] = []
         self.dropped: list[dict[str, Any]] = []
         self.robot_messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.contacts: dict[str, dict[str, Any]] = {}
         self.welcome_messages: list[dict[str, Any]] = []
         self.callbacks: list[CallbackResult] = []
         self.departments: dict[int, dict[str, Any]] = {}  # the directory: add_department / add_member
+        self.faults: dict[str, int | None] = {}  # FAULTS name -> calls left (None: until cleared)
+        self.plugin_users: set[str] = set()  # members who read WeCom only in WeChat (微工作台)
+        self.ignored: list[dict[str, Any]] = []  # fields WeCom accepted but did not apply
         self.members: dict[str, dict[str, Any]] = {}
 
         self._tokens: dict[str, datetime] = {}
@@ -216,6 +246,35 @@ class SimulatedWeCom:
         """The next `times` calls of `api` answer `errcode` (e.g. 45009, -1) before any check."""
         for _ in range(times):
             self._forced[api].append((errcode, errmsg or f"sandbox injected errcode {errcode}"))
+
+    def set_fault(self, name: str, times: int | None = None) -> None:
+        """Switches a documented refusal on (FAULTS): for the next ``times`` calls it applies
+        to, or until clear_fault when None."""
+        if name not in FAULTS:
+            raise KeyError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+        if name == "token_expired":
+            self.expire_tokens()
+            return
+        self.faults[name] = times
+
+    def clear_fault(self, name: str) -> None:
+        self.faults.pop(name, None)
+
+    def _take_fault(self, name: str) -> bool:
+        if name not in self.faults:
+            return False
+        left = self.faults[name]
+        if left is not None:
+            if left <= 1:
+                self.faults.pop(name)
+            else:
+                self.faults[name] = left - 1
+        return True
+
+    def use_wechat_plugin(self, *userids: str) -> None:
+        """These members read WeCom only through the WeChat plug-in: message/send still answers
+        errcode 0, but a template card (or markdown) shows them only a placeholder (W3)."""
+        self.plugin_users.update(userids)
 
     def add_users(self, *userids: str) -> None:
         if self.users is None:
@@ -307,8 +366,10 @@ class SimulatedWeCom:
         api = request.match_info["api"]
         query = dict(request.query)
         body: Any = None
+        self._escaped = False
         if request.method == "POST":
             raw = await request.read()
+            self._escaped = escapes_non_ascii(raw)
             try:
                 body = json.loads(raw.decode("utf-8")) if raw else {}
             except (ValueError, UnicodeDecodeError):
@@ -324,10 +385,18 @@ class SimulatedWeCom:
         if api == "gettoken":
             return self._gettoken(query)
         if api == "webhook/send":
+            if self._take_fault("robot_45009"):
+                return _err(FREQ_LIMIT, "api freq out of limit")
             return self._webhook_send(query, body)
         token_error = self._check_token(query.get("access_token"))
         if token_error is not None:
             return token_error
+        if self._take_fault("app_45009"):
+            return _err(FREQ_LIMIT, "api freq out of limit")
+        if self._take_fault("app_45033"):
+            return _err(CONCURRENCY_LIMIT, "api concurrent out of limit")
+        if self._take_fault("busy"):
+            return _err(BUSY, "system busy")
         if method == "POST" and not isinstance(body, dict):
             return _err(47001, "data format error")
         handler = {
@@ -386,10 +455,15 @@ class SimulatedWeCom:
             if problem:
                 return _err(INVALID_PARAMETER, problem)
             if content.get("task_id") in self.task_ids:
-                # A task_id is unique per app (reference/wecom.md, message/send): a second send
-                # with one WeCom accepted is refused and delivers nothing. No errcode is
-                # documented for it: the generic invalid-parameter one, naming the task_id.
-                return _err(INVALID_PARAMETER, f"task_id {content['task_id']} exists")
+                # A task_id is unique per app with no documented expiry (wecom/94888, conformance
+                # W6), and a repeat delivers nothing. No errcode is documented for it: integrators
+                # report errcode 0 with nothing shown (the default, "drop": the harsher reading,
+                # a new card under an old id vanishes); "refuse" answers the generic 40035.
+                self.repeated_task_ids.append(content["task_id"])
+                if self.repeated_task_id == "refuse":
+                    return _err(INVALID_PARAMETER, f"task_id {content['task_id']} exists")
+                return {"errcode": OK, "errmsg": "ok", "invaliduser": "", "invalidparty": "", "invalidtag": "",
+                        "unlicenseduser": "", "msgid": f"sbxmsg{next(self._msg_seq):08d}{secrets.token_hex(4)}"}
         touser = str(body.get("touser", ""))
         requested = [u for u in touser.split("|") if u]
         if requested == ["@all"]:
@@ -409,10 +483,20 @@ class SimulatedWeCom:
         self.messages[msgid] = record
         if record["task_id"]:
             self.task_ids.add(record["task_id"])
+        if msgtype in ("text", "markdown") and isinstance(content.get("content"), str):
+            # Cut at 2048 bytes, counted as they arrived: \u escapes cost six bytes a character (W8).
+            content = {**content, "content": cut_to_sent_bytes(content["content"], TEXT_MAX_BYTES,
+                                                               getattr(self, "_escaped", False))}
         for user in valid:
             if self._over_member_limit(user, now):
                 # WeCom drops the excess without telling the sender (doc/90236): errcode stays 0.
                 self.dropped.append({"userid": user, "msgid": msgid, "msgtype": msgtype, "at": now})
+                continue
+            if user in self.plugin_users and msgtype in PLUGIN_UNSHOWN:
+                # conformance W3 (doc/90236): the plug-in shows no template card; errcode stays 0.
+                self.inbox[user].append({"msgid": msgid, "msgtype": "text", "content": {"content": PLUGIN_PLACEHOLDER},
+                                         "at": now, "task_id": "", "recalled": False, "replace_name": "",
+                                         "card": None, "unshown": msgtype})
                 continue
             self.inbox[user].append({"msgid": msgid, "msgtype": msgtype, "content": content, "at": now,
                                      "task_id": record["task_id"], "recalled": False,
@@ -537,9 +621,20 @@ class SimulatedWeCom:
         follow = self._follow(body.get("userid"), body.get("external_userid"))
         if follow is None:
             return _err(NOT_EXTERNAL_CONTACT, "not external contact")
+        contact = self.contacts[body["external_userid"]]["external_contact"]
         for k in fields:
-            if k in body:
-                follow[k] = body[k]
+            if k not in body:
+                continue
+            if k == "remark_company":
+                # conformance W4: remark_company takes effect only for WeChat-user contacts
+                # (type 1), and externalcontact/get returns it as follow_user[].remark_corp_name.
+                if contact.get("type") != 1:
+                    self.ignored.append({"api": "externalcontact/remark", "field": k,
+                                         "external_userid": body["external_userid"], "at": self.now()})
+                    continue
+                follow["remark_corp_name"] = body[k]
+                continue
+            follow[k] = body[k]
         return {"errcode": OK, "errmsg": "ok"}
 
     def _mark_tag(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -711,6 +806,16 @@ def _err(code: int, msg: str) -> dict[str, Any]:
     return {"errcode": code, "errmsg": msg}
 
 
+def _zi(text: Any) -> float:
+    """Length in 字: a wide (CJK) character is one, a narrow one half."""
+    if not isinstance(text, str):
+        return 0
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(ch) else (1 if unicodedata.east_asian_width(ch) in ("W", "F") else 0.5)
+               for ch in text)
+
+
 def _template_card_problem(card: Mapping[str, Any]) -> str:
     card_type = card.get("card_type")
     if card_type not in ("text_notice", "news_notice", "button_interaction", "vote_interaction",
@@ -728,6 +833,24 @@ def _template_card_problem(card: Mapping[str, Any]) -> str:
         return "button_list required"
     if len(card.get("button_list") or []) > 6:
         return "at most 6 buttons"
+    for b in card.get("button_list") or []:
+        # conformance W9 (wecom/94888, suspected): the style gallery leaves open which of 3/4 is
+        # the negative colour; only 1-4 exist, so anything else is refused as invalid.
+        if b.get("style") is not None and b.get("style") not in (1, 2, 3, 4):
+            return f"invalid button style {b.get('style')!r}"
+        if _zi(b.get("text")) > BUTTON_TEXT_ZI:
+            return "button text too long"
+    for (part, key), limit in CARD_ZI_LIMITS.items():
+        if _zi((card.get(part) or {}).get(key) if isinstance(card.get(part), dict) else None) > limit:
+            return f"{part}.{key} too long"
+    if _zi(card.get("sub_title_text")) > SUB_TITLE_ZI:
+        return "sub_title_text too long"
+    for item in card.get("horizontal_content_list") or []:
+        if _zi(item.get("keyname")) > KEYNAME_ZI or _zi(item.get("value")) > VALUE_ZI:
+            return "horizontal_content_list item too long"
+    for item in card.get("jump_list") or []:
+        if _zi(item.get("title")) > JUMP_TITLE_ZI:
+            return "jump_list title too long"
     if card_type == "text_notice" and not card.get("card_action"):
         return "card_action required"
     return ""

@@ -45,16 +45,24 @@ def contact_from_wecom(data: Mapping[str, Any], rep_userid: str) -> ContactInfo:
                        platform="wecom")
 
 
-async def _fetch_contact(ctx: "AppContext", event: FriendAdded) -> ContactInfo:
+WECHAT_USER = 1  # externalcontact/get external_contact.type: 1 a WeChat user, 2 a WeCom user
+
+
+async def _fetch_contact(ctx: "AppContext", event: FriendAdded) -> tuple[ContactInfo, int]:
+    """The contact and its type (0 when unknown)."""
     client = ctx.services.get("wecom_client")
     if client is None:
-        return ContactInfo(external_userid=event.external_user_id, platform=event.platform)
+        return ContactInfo(external_userid=event.external_user_id, platform=event.platform), 0
     try:
         data = await client.get_external_contact(event.external_user_id)
     except Exception as e:  # the friend is still matched on what we know: the external_userid
         ctx.log.warning("friend.contact_fetch_failed", error=type(e).__name__)
-        return ContactInfo(external_userid=event.external_user_id, platform=event.platform)
-    return contact_from_wecom(data, event.rep_user_id)
+        return ContactInfo(external_userid=event.external_user_id, platform=event.platform), 0
+    try:
+        kind = int((data.get("external_contact") or {}).get("type") or 0)
+    except (TypeError, ValueError):
+        kind = 0
+    return contact_from_wecom(data, event.rep_user_id), kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +126,14 @@ async def handle_add_friend(event: FriendAdded, ctx: "AppContext") -> None:
         return
     # First: the welcome code dies 20 s after the add.
     await _send_welcome(ctx, event)
-    contact = await _fetch_contact(ctx, event)
+    contact, contact_type = await _fetch_contact(ctx, event)
     outcome = await resolve_contact(
         ctx, rep, contact, key=f"friend:{event.platform}:{event.external_user_id}",
         channel=event.state or "wecom_friend",
         extra={"wecom_external_userid": event.external_user_id, "contact_state": event.state},
         first_contact_via="wecom_friend")
     if outcome.kind == "known" and outcome.customer_id:
-        await _write_back_remark(ctx, event, outcome.customer_id)
+        await _write_back_remark(ctx, event, outcome.customer_id, contact_type)
 
 
 async def _send_welcome(ctx: "AppContext", event: FriendAdded) -> None:
@@ -146,7 +154,7 @@ async def _send_welcome(ctx: "AppContext", event: FriendAdded) -> None:
     ctx.log.info("friend.welcome_sent")
 
 
-async def _write_back_remark(ctx: "AppContext", event: FriendAdded, customer_id: int) -> None:
+async def _write_back_remark(ctx: "AppContext", event: FriendAdded, customer_id: int, contact_type: int) -> None:
     """The CRM's name for the customer becomes the friend's remark on the rep's side, so the
     rep's WeChat list shows the name the team knows them by."""
     wecom = ctx.settings.wecom
@@ -158,7 +166,10 @@ async def _write_back_remark(ctx: "AppContext", event: FriendAdded, customer_id:
         return
     payload: dict[str, Any] = {"userid": event.rep_user_id, "external_userid": event.external_user_id,
                                "remark": customer.display_name.strip()[:REMARK_MAX_CHARS], "rollup": False}
-    if customer.company.strip():
+    if customer.company.strip() and contact_type == WECHAT_USER:
+        # conformance W4 (wecom/92115 as quoted in xen0n/go-workwx docs/external_contact.md):
+        # remark_company takes effect only for WeChat-user contacts; WeCom answers 0 and drops
+        # it for anyone else. It reads back as follow_user[].remark_corp_name (contact_from_wecom).
         payload["remark_company"] = customer.company.strip()[:REMARK_MAX_CHARS]
     # No rep_id: a failed remark must not fall back to "the rep's other platform".
     await outbox.enqueue(NewOutboxItem(key=f"remark:wecom:{event.external_user_id}:{event.rep_user_id}:{customer_id}",

@@ -237,7 +237,7 @@ async def test_custom_robot_penalty_and_bad_secret(sandbox, clock):
             await other.send_custom_robot_text("x", webhook=webhook, secret=secret)
         with pytest.raises(ThrottleError) as e:
             await c.send_custom_robot_text("y", webhook=webhook, secret=secret)
-        assert e.value.code == 130101 and e.value.retry_after == 600
+        assert e.value.code == 410100 and e.value.retry_after == 600 and e.value.scope == "recipient"
         clock.advance(120)
         with pytest.raises(ThrottleError) as e:  # still blocked: not even sent
             await c.send_custom_robot_text("y", webhook=webhook, secret=secret)

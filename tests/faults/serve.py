@@ -118,7 +118,7 @@ class LeadbotProcess:
 
 
 class CrashWeCom(SimulatedWeCom):
-    """The simulated WeCom (which refuses a template_card task_id it accepted before, as WeCom
+    """The simulated WeCom (which shows nothing for a template_card task_id it accepted before, as WeCom
     does) plus a hook: `on_card(task_id)` runs after a card was accepted and delivered, before the
     answer goes back, so a test can kill -9 leadbot there: WeCom has the card, leadbot never hears
     of it."""

@@ -38,8 +38,10 @@ async def test_remark_written_back_when_configured(aiohttp_client, engine, clock
     cli = await start_leadbot(aiohttp_client, engine, clock, wecom, wecom={"write_back_remark": True})
     rep = await _known_friend(cli, store, wecom)
     follow = _follow(wecom, rep, "wmXM001")
-    assert follow["remark"] == "王小明" and follow["remark_company"] == "华为技术有限公司"
+    # conformance W4: the company remark reads back as remark_corp_name (a WeChat-user contact).
+    assert follow["remark"] == "王小明" and follow["remark_corp_name"] == "华为技术有限公司"
     assert len(wecom.calls_to("externalcontact/remark")) == 1  # the resent event changed nothing
+    assert wecom.ignored == []
     assert await count(engine, OutboxItem, OutboxItem.kind == "remark", OutboxItem.state == "sent") == 1
 
 
@@ -56,7 +58,7 @@ async def test_remark_is_cut_to_twenty_characters_and_sent_at_night(aiohttp_clie
     await deliver(cli)
     follow = _follow(wecom, "lisi", "wmNN001")
     assert follow["remark"] == "欧阳娜娜"
-    assert len(follow["remark_company"]) == 20 and follow["remark_company"].startswith("上海浦东新区")
+    assert len(follow["remark_corp_name"]) == 20 and follow["remark_corp_name"].startswith("上海浦东新区")
 
 
 async def test_no_remark_by_default(aiohttp_client, engine, clock, store, wecom) -> None:
@@ -122,3 +124,22 @@ async def test_welcome_refused_is_logged_and_the_friend_still_matched(aiohttp_cl
     (call,) = wecom.calls_to("externalcontact/send_welcome_msg")
     assert wecom.welcome_messages == []
     assert len(await store.list_leads()) == 1
+
+
+async def test_company_remark_only_for_wechat_user_contacts(aiohttp_client, engine, clock, store, wecom) -> None:
+    """conformance W4: a WeCom-user contact (type 2) gets the name remark and no remark_company,
+    which WeCom would accept and silently drop; the company reads back as remark_corp_name."""
+    await store.import_reps(REPS)
+    cli = await start_leadbot(aiohttp_client, engine, clock, wecom, wecom={"write_back_remark": True})
+    await (await cli.post("/api/v1/leads", json={"name": "赵敏", "phone": "13900001111", "company": "明教科技"},
+                          headers=AUTH)).json()
+    await deliver(cli)
+    wecom.seed_contact("wmZM002", name="赵敏", type=2, corp_name="明教科技",
+                       follow_users=[{"userid": "lisi", "remark_mobiles": ["13900001111"]},
+                                     {"userid": "zhangsan", "remark_mobiles": ["13900001111"]}])
+    await wecom.send_friend_added("lisi", "wmZM002")
+    await wecom.send_friend_added("zhangsan", "wmZM002")
+    await deliver(cli)
+    remarks = [c.body for c in wecom.calls_to("externalcontact/remark")]
+    assert remarks and all(b["remark"] == "赵敏" and "remark_company" not in b for b in remarks)
+    assert wecom.ignored == []  # nothing leadbot sent was dropped without effect

@@ -46,7 +46,14 @@ class StubDingTalk:
 
     async def send_work_text(self, user: str, content: str, *, ref: str = "") -> WorkNoticeResult:
         self.calls.append(("text", content, {"ref": ref}))
+        self.last_user = user
         return WorkNoticeResult(task_id="t1", request_id="r1")
+
+    async def get_work_notice_result(self, task_id: str) -> dict[str, Any]:
+        return {"unread_user_id_list": [self.last_user]}
+
+    async def sleep(self, _: float) -> None:
+        return None
 
 
 async def test_wecom_card_uses_the_dedupe_id_as_task_id_and_duplicate_check() -> None:
@@ -69,9 +76,15 @@ async def test_wecom_error_mapping() -> None:
     invalid = await PlatformSender(wecom=StubWeCom(invalid=("u1",))).send(  # type: ignore[arg-type]
         msg("wecom", "card", {"wecom_card": {}}))
     assert invalid.error_kind == "invalid_user"
-    dup = await PlatformSender(wecom=StubWeCom(WeComError(40058, "task_id exist"))).send(  # type: ignore[arg-type]
-        msg("wecom", "card", {"wecom_card": {}}, redelivery=True))
-    assert dup.ok
+    # conformance W5: errcode only. A redelivered card refused with a code that does not say
+    # "already delivered" gets the text copy; an errmsg that mentions task_id changes nothing.
+    for errmsg in ("task_id exist", "invalid parameter"):
+        dup = await PlatformSender(wecom=StubWeCom(WeComError(40058, errmsg))).send(  # type: ignore[arg-type]
+            msg("wecom", "card", {"wecom_card": {}}, redelivery=True))
+        assert dup.error_kind == "text_copy"
+    first = await PlatformSender(wecom=StubWeCom(WeComError(40058, "task_id exist"))).send(  # type: ignore[arg-type]
+        msg("wecom", "card", {"wecom_card": {}}))
+    assert first.error_kind == "permanent"
 
 
 async def test_missing_card_body_or_platform() -> None:

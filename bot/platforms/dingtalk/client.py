@@ -32,15 +32,15 @@ from bot.platforms.dingtalk import crm
 from bot.platforms.dingtalk import messages as m
 from bot.platforms.dingtalk.crypto import custom_robot_sign
 from bot.platforms.dingtalk.errors import (DingTalkError, PermanentError, ThrottleError, TokenError,
-                                           TransientError, classify_oapi, classify_text, classify_v1)
+                                           TransientError, classify_oapi, classify_punish, classify_text,
+                                           classify_v1)
+from bot.platforms.json_body import json_bytes
 from leadbot.clock import Clock, SystemClock
 from leadbot.settings import DingTalkSettings
 
 Sleep = Callable[[float], Awaitable[Any]]
 
 CUSTOM_ROBOT_PER_MINUTE = 20
-CUSTOM_ROBOT_PENALTY_SECONDS = 600.0  # DingTalk blocks a robot that went over for 10 minutes
-CUSTOM_ROBOT_THROTTLE_CODES = frozenset({130101, 660026, 90030})
 SESSION_WEBHOOK_MARGIN = timedelta(seconds=10)
 
 
@@ -143,6 +143,10 @@ class DingTalkClient(OwnedSession):
         if self.log is not None:
             self.log.info(event, **fields)
 
+    def _warn(self, event: str, **fields: Any) -> None:
+        if self.log is not None:
+            self.log.warning(event, **fields)
+
     def _backoff(self, attempt: int, hint: float | None = None) -> float:
         if hint is not None and hint > 0:
             return min(hint, self.backoff_cap)
@@ -152,8 +156,9 @@ class DingTalkClient(OwnedSession):
     async def _request(self, method: str, url: str, *, params: Mapping[str, Any] | None,
                        body: Any, headers: Mapping[str, str] | None) -> tuple[int, Any, str]:
         try:
-            async with self._http().request(method, url, params=dict(params or {}), json=body,
-                                            headers=dict(headers or {})) as resp:
+            data_bytes, extra = json_bytes(body)
+            async with self._http().request(method, url, params=dict(params or {}), data=data_bytes,
+                                            headers={**extra, **dict(headers or {})}) as resp:
                 text = await resp.text()
                 status = resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
@@ -165,6 +170,10 @@ class DingTalkClient(OwnedSession):
         return status, data, text
 
     def _error(self, host: str, status: int, data: Any, text: str) -> DingTalkError | None:
+        if isinstance(data, dict):
+            punished = classify_punish(data, status)
+            if punished is not None:
+                return punished
         if not isinstance(data, dict):
             return classify_text(status, text) if not (200 <= status < 300 and not text.strip()) else None
         if host == "api":
@@ -423,7 +432,16 @@ class DingTalkClient(OwnedSession):
         if getattr(command, "is_group", False) and getattr(command, "conversation_id", ""):
             await self.robot_group_send(command.conversation_id, msg_key, param)
         else:
-            await self.robot_batch_send([command.sender_id], msg_key, param)
+            result = await self.robot_batch_send([command.sender_id], msg_key, param)
+            # conformance D7 (dt/chatbots-send-one-on-one-chat-messages-in-batches): batchSend
+            # answers 200 and lists whom it did not send to. Flow-controlled: not sent, so this
+            # raises a throttle and the caller (the inbox) tries again later; invalid: reported.
+            if command.sender_id in result.flow_controlled_staff_ids:
+                raise ThrottleError("robot reply flow-controlled", retry_after=60.0, code="flowControlled",
+                                    scope="recipient")
+            if command.sender_id in result.invalid_staff_ids:
+                self._warn("dingtalk.reply_user_invalid", code="invalidStaffId")
+                raise PermanentError("robot reply: the user is invalid for this robot", code="invalidStaffId")
         return "api"
 
     # --------------------------------------------------------------- interactive cards
@@ -516,46 +534,56 @@ class DingTalkClient(OwnedSession):
 
     def _robot_slot(self, webhook: str) -> None:
         """At most 20 messages a minute per robot: going over blocks the robot for 10 minutes,
-        so the 21st is refused here (ThrottleError with retry_after) instead of being sent."""
+        so the 21st is refused here (ThrottleError with retry_after) instead of being sent.
+        This window is this process's only; the outbox keeps the one every process shares
+        (notifications.throttle, crm_bridge.send_blocks)."""
         now = self.clock.now()
         blocked = self._robot_blocked_until.get(webhook)
         if blocked and now < blocked:
             raise ThrottleError("custom robot is throttled", retry_after=(blocked - now).total_seconds(),
-                                code="local_penalty")
+                                code="local_penalty", scope="recipient")
         sent = self._robot_sends.setdefault(webhook, deque())
         while sent and (now - sent[0]).total_seconds() >= 60:
             sent.popleft()
         if len(sent) >= CUSTOM_ROBOT_PER_MINUTE:
             wait = 60 - (now - sent[0]).total_seconds()
             raise ThrottleError("custom robot: 20 messages a minute", retry_after=max(wait, 0.001),
-                                code="local_rate")
+                                code="local_rate", scope="recipient")
         sent.append(now)
 
     async def send_custom_robot(self, payload: Mapping[str, Any], *, webhook: str | None = None,
-                                secret: str | None = None) -> None:
-        """A message to a group through a custom robot (the managers' escalation group)."""
+                                secret: str | None = None, msg_uuid: str = "") -> None:
+        """A message to a group through a custom robot (the managers' escalation group).
+        ``msg_uuid``: conformance D5 (dt/custom-robots-send-group-messages): DingTalk posts a
+        msgUuid once, so a retry after a timeout (one outbox row, one uuid) cannot post twice."""
         hook = webhook if webhook is not None else self.settings.manager_robot_webhook
         sec = secret if secret is not None else self.settings.manager_robot_secret
         if not hook:
             raise ValueError("no custom robot webhook configured")
         self._robot_slot(hook)
+        body = dict(payload)
+        if msg_uuid:
+            body["msgUuid"] = msg_uuid
         try:
-            await self._call("POST", "oapi", "", url=self.signed_webhook(hook, sec), body=dict(payload),
+            await self._call("POST", "oapi", "", url=self.signed_webhook(hook, sec), body=body,
                              auth=False, retry_throttle=False)
         except ThrottleError as e:
-            if e.code in CUSTOM_ROBOT_THROTTLE_CODES:
-                until = self.clock.now() + timedelta(seconds=CUSTOM_ROBOT_PENALTY_SECONDS)
-                self._robot_blocked_until[hook] = until
-                e.retry_after = CUSTOM_ROBOT_PENALTY_SECONDS
+            if e.scope == "recipient" and e.retry_after:
+                # conformance D1: 410100 blocks this robot for 10 minutes, whoever sends.
+                self._robot_blocked_until[hook] = self.clock.now() + timedelta(seconds=e.retry_after)
             raise
 
     async def send_custom_robot_text(self, content: str, *, at_user_ids: Iterable[str] = (),
-                                     webhook: str | None = None, secret: str | None = None) -> None:
-        await self.send_custom_robot(m.robot_text(content, list(at_user_ids)), webhook=webhook, secret=secret)
+                                     webhook: str | None = None, secret: str | None = None,
+                                     msg_uuid: str = "") -> None:
+        await self.send_custom_robot(m.robot_text(content, list(at_user_ids)), webhook=webhook, secret=secret,
+                                     msg_uuid=msg_uuid)
 
     async def send_custom_robot_markdown(self, title: str, text: str, *, at_user_ids: Iterable[str] = (),
-                                         webhook: str | None = None, secret: str | None = None) -> None:
-        await self.send_custom_robot(m.robot_markdown(title, text, list(at_user_ids)), webhook=webhook, secret=secret)
+                                         webhook: str | None = None, secret: str | None = None,
+                                         msg_uuid: str = "") -> None:
+        await self.send_custom_robot(m.robot_markdown(title, text, list(at_user_ids)), webhook=webhook, secret=secret,
+                                     msg_uuid=msg_uuid)
 
     # -------------------------------------------------------------------------- stream
 

@@ -17,10 +17,23 @@ from typing import Any, Mapping
 # Old API: invalid/expired token. 88 is DingTalk's "see sub_code" wrapper (sub_code 40014).
 TOKEN_ERRCODES = frozenset({40001, 40014, 42001, 33001, 41001})
 # Old API rate limits: platform-wide (90002), per app and API (90018 per second, 90006 per
-# minute), work notices (1431xx/1432xx QPM), custom robot "send too fast" (130101, 660026).
-THROTTLE_ERRCODES = frozenset({90002, 90005, 90006, 90018, 90019, 143103, 143104, 143203, 143204,
-                               130101, 660026, 90030})
-TRANSIENT_ERRCODES = frozenset({-1, 1430003})
+# minute), work notices (1431xx/1432xx QPM), custom robot "send too fast" (130101).
+# conformance D2 (dt/server-api-error-codes-1): 90001, 90003 and 90004 mean "all calls are
+# temporarily refused" (per app / per corp / per API): throttles, never a permanent refusal.
+# conformance D1 (dt/custom-robots-send-group-messages): 410100 is the custom robot's
+# "over 20 a minute" answer, and the robot then stays blocked for 10 minutes.
+CUSTOM_ROBOT_THROTTLED = 410100
+THROTTLE_ERRCODES = frozenset({90001, 90002, 90003, 90004, 90005, 90006, 90018, 90019, 143103, 143104,
+                               143203, 143204, 130101, 90030, CUSTOM_ROBOT_THROTTLED})
+# conformance D1 (dt/group-template-robot-message): 660026 is "send failed, please retry", a
+# transient failure of one message, not a throttle of the robot.
+CUSTOM_ROBOT_RETRY = 660026
+TRANSIENT_ERRCODES = frozenset({-1, 1430003, CUSTOM_ROBOT_RETRY})
+# Answers that block a whole custom robot (every sender) for a while, not just this message.
+ROBOT_BLOCK_ERRCODES = frozenset({CUSTOM_ROBOT_THROTTLED, 130101})
+ROBOT_BLOCK_SECONDS = 600.0
+# conformance D6 (dt/call-frequency-limit): the IP flood block lasts 5 minutes.
+PUNISH_SECONDS = 300.0
 # v1.0 API codes.
 TOKEN_CODES = frozenset({"InvalidAuthentication", "InvalidAccessToken", "invalidAccessToken",
                          "Unauthorized", "InvalidToken"})
@@ -28,7 +41,13 @@ THROTTLE_CODES = frozenset({"send.too.fast", "too.many.group", "too.many.people"
                             "Throttling", "Throttling.Api", "Throttling.User",
                             "Forbidden.AccessDenied.QpsLimitForApi",
                             "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi",
-                            "Forbidden.AccessDenied.IpQpsLimit"})
+                            "Forbidden.AccessDenied.IpQpsLimit",
+                            # conformance D2 (dt/server-api-error-codes-1): per-minute limits of
+                            # the new API, answered as HTTP 403.
+                            "Forbidden.AccessDenied.QpmLimitForAppkeyAndApi",
+                            "Forbidden.AccessDenied.QpmLimitForSuitekeyAndOrgAndApi"})
+# Per-minute limits last until the minute turns; per-second ones a moment.
+QPM_RETRY_SECONDS = 60.0
 
 
 class DingTalkError(Exception):
@@ -57,9 +76,13 @@ class ThrottleError(DingTalkError):
     kind = "throttle"
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, scope: str = "app",
+                 **kw: Any) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
+        # What the throttle holds back: "recipient" (this robot), "app" (every call of this app
+        # or IP), "message" (only this one).
+        self.scope = scope
 
 
 class TransientError(DingTalkError):
@@ -101,6 +124,9 @@ def classify_oapi(body: Mapping[str, Any], status: int = 200) -> DingTalkError |
     kw = {"code": errcode, "status": status, "body": body}
     if errcode_for_kind in TOKEN_ERRCODES:
         return TokenError(message or "invalid access token", **kw)
+    if errcode_for_kind in ROBOT_BLOCK_ERRCODES:
+        return ThrottleError(message or "custom robot throttled", retry_after=ROBOT_BLOCK_SECONDS,
+                             scope="recipient", **kw)
     if errcode_for_kind in THROTTLE_ERRCODES:
         return ThrottleError(message or "rate limited", **kw)
     if errcode_for_kind in TRANSIENT_ERRCODES:
@@ -121,6 +147,8 @@ def classify_v1(status: int, body: Mapping[str, Any]) -> DingTalkError | None:
         return CredentialsError(message or "invalid clientId or clientSecret", **kw)
     if status == 401 or code in TOKEN_CODES:
         return TokenError(message or "invalid access token", **kw)
+    if "QpmLimit" in code:
+        return ThrottleError(message or "per-minute limit", retry_after=QPM_RETRY_SECONDS, **kw)
     if status == 429 or code in THROTTLE_CODES or "QpsLimit" in code or code.startswith("Throttling"):
         return ThrottleError(message or "rate limited", **kw)
     if status >= 500:
@@ -128,11 +156,21 @@ def classify_v1(status: int, body: Mapping[str, Any]) -> DingTalkError | None:
     return PermanentError(message or "request refused", **kw)
 
 
+def classify_punish(body: Mapping[str, Any], status: int = 200) -> DingTalkError | None:
+    """conformance D6 (dt/call-frequency-limit): the IP flood block may come as a JSON body
+    ``{"status":1111,"wait":5,"punish":"deny"}``, even with HTTP 200 and no errcode: a
+    throttle of every call from this IP, never a success."""
+    if "punish" not in body:
+        return None
+    return ThrottleError("blocked by DingTalk's flood protection", retry_after=PUNISH_SECONDS, code="punish",
+                         status=status, body=body)
+
+
 def classify_text(status: int, text: str) -> DingTalkError:
     """A non-JSON answer: DingTalk's IP flood block is an HTML page with "punish":"deny"."""
     snippet = text[:200]
     if "punish" in text or status == 429:
-        return ThrottleError("blocked by DingTalk's flood protection", retry_after=300.0, code="punish",
+        return ThrottleError("blocked by DingTalk's flood protection", retry_after=PUNISH_SECONDS, code="punish",
                              status=status)
     if status >= 500 or status == 0:
         return TransientError(f"unexpected answer: {snippet!r}", code=status, status=status)

@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 import aiohttp
 
 from bot.platforms.http_session import OwnedSession
+from bot.platforms.json_body import json_bytes
 from bot.platforms.token_store import TokenStore
 from bot.platforms.wecom.errors import (ErrorKind, WeComError, WeComTransportError, classify)
 from leadbot.clock import Clock, SystemClock
@@ -99,7 +100,8 @@ class WeComClient(OwnedSession):
     async def _request(self, method: str, api: str, params: Mapping[str, Any], body: Any) -> dict[str, Any]:
         url = f"{self.api_base}/cgi-bin/{api}"
         try:
-            async with self._http().request(method, url, params=dict(params), json=body) as resp:
+            data, headers = json_bytes(body)  # conformance W8: UTF-8, not \u escapes
+            async with self._http().request(method, url, params=dict(params), data=data, headers=headers) as resp:
                 if resp.status != 200:
                     raise WeComTransportError(f"HTTP {resp.status}", api=api)
                 data = await resp.json(content_type=None)
