@@ -169,7 +169,7 @@ def setup_actions(app: web.Application, ctx: AppContext) -> None:
     secret from the database, so it is made at start-up."""
     ctx.services["lead_actions"] = LeadActions(ctx.engine, ctx.clock)
     ctx.services["kv"] = KeyValueStore(ctx.engine, ctx.clock)
-    router = Router(ctx.engine, ctx.settings.assignment, ctx.settings.calendar, ctx.clock)
+    router = Router(ctx.engine, ctx.settings.assignment, ctx.settings.calendar, ctx.clock, duty=ctx.settings.duty)
     ctx.services["router"] = router
 
     async def explain_for_rep(rep: Any, lang: str) -> str:

@@ -334,7 +334,8 @@ def explain(lead_id: int, lang: str | None, config_path: str | None) -> None:
     settings = _settings(config_path)
     text, found = asyncio.run(_with_engine(settings, lambda e: explain_lead(e, lead_id,
                                                                           lang or settings.server.language,
-                                                                          with_found=True)))
+                                                                          with_found=True,
+                                                                          calendar=settings.calendar)))
     click.echo(text, err=not found)
     if not found:
         sys.exit(EXIT_PARTIAL)
@@ -425,3 +426,85 @@ def crm_push(since: str, config_path: str | None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def duty() -> None:
+    """Who takes leads outside working hours (值班), per team: show, set or clear the override."""
+
+
+@duty.command("show")
+@config_option
+def duty_show(config_path: str | None) -> None:
+    """Every team's on-duty rotation: the manager's override, else [duty] in the config."""
+    settings = _settings(config_path)
+
+    async def work(engine: Any) -> list[str]:
+        from crm_bridge.routing.duty import ALL_TEAMS, DutyStore, in_turn, turn
+        from crm_bridge.sql_store import SqlCRMStore
+        from leadbot.clock import SystemClock
+        from leadbot.workcal import calendar_of
+
+        clock = SystemClock()
+        store, duties, cal = SqlCRMStore(engine, clock), DutyStore(engine, clock), calendar_of(settings.calendar)
+        lines = []
+        teams = [ALL_TEAMS, *[t.name for t in await store.list_teams()], *settings.duty.teams]
+        for team in dict.fromkeys(teams):
+            override = await duties.get(team)
+            names = list(override.reps) if override else list(settings.duty.rotation(team))
+            if not names and team == ALL_TEAMS:
+                continue
+            source = f"set by {override.set_by} at {override.at}" if override else "[duty]"
+            ordered = in_turn(names, turn(cal, clock.now(), len(names)))
+            lines.append(f"{team or '(rules without a team)'}: " +
+                         (f"{', '.join(ordered)} ({source}; first = this period)" if names
+                          else "nobody: off-hours leads wait for the next working window"))
+        return lines
+
+    for line in asyncio.run(_with_engine(settings, work)):
+        click.echo(line)
+
+
+@duty.command("set")
+@click.argument("team")
+@click.argument("rep_ids", nargs=-1, required=True)
+@config_option
+def duty_set(team: str, rep_ids: tuple[str, ...], config_path: str | None) -> None:
+    """Put REP_IDS (rep ids, in turn) on duty for TEAM ("" = rules without a team)."""
+    settings = _settings(config_path)
+
+    async def work(engine: Any) -> list[str]:
+        from crm_bridge.routing.duty import DutyStore
+        from crm_bridge.sql_store import SqlCRMStore
+        from leadbot.clock import SystemClock
+
+        clock = SystemClock()
+        store = SqlCRMStore(engine, clock)
+        missing = [r for r in rep_ids if await store.rep_by_external_id(r) is None]
+        if not missing:
+            await DutyStore(engine, clock).set(team, rep_ids, "cli")
+            await store.audit("cli", "duty.set", "team", team, {"reps": list(rep_ids)})
+        return missing
+
+    missing = asyncio.run(_with_engine(settings, work))
+    if missing:
+        click.echo(f"no rep with id {', '.join(missing)}", err=True)
+        sys.exit(EXIT_PARTIAL)
+    click.echo(f"{team or '(rules without a team)'}: on duty {', '.join(rep_ids)}")
+
+
+@duty.command("clear")
+@click.argument("team")
+@config_option
+def duty_clear(team: str, config_path: str | None) -> None:
+    """Drop TEAM's override: [duty] in the config applies again."""
+    settings = _settings(config_path)
+
+    async def work(engine: Any) -> bool:
+        from crm_bridge.routing.duty import DutyStore
+        from leadbot.clock import SystemClock
+
+        return await DutyStore(engine, SystemClock()).clear(team)
+
+    cleared = asyncio.run(_with_engine(settings, work))
+    click.echo(f"{team or '(rules without a team)'}: " + ("override cleared" if cleared else "had no override"))

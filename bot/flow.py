@@ -23,7 +23,7 @@ from bot.lead_views import lead_card_view
 from bot.lookup import LOOKUP
 from crm_bridge import dto
 from crm_bridge.outbox import NewOutboxItem
-from notifications.quiet_hours import REPLY
+from notifications.quiet_hours import ON_DUTY, REPLY
 from notifications.sender import dedupe_id
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class Flow:
         return await due(lead) if due is not None else None
 
     async def offer(self, lead: dto.Lead, reps: Sequence[dto.Rep], *, pool: bool = False, round_: str = "1",
-                    view: LeadCardView | None = None) -> int:
+                    view: LeadCardView | None = None, on_duty: bool = False) -> int:
         """Sends each rep their own copy of the lead card (their own signed buttons)."""
         items = []
         for rep in reps:
@@ -112,9 +112,11 @@ class Flow:
             # The copy's platform id (task_id / outTrackId) derives from the outbox key, so a
             # redelivery after a crash is recognised by the platform as the same card.
             card = await self.card_for(lead, rep, pool=pool, card_ref=dedupe_id(key), view=view)
+            payload = self.payload_for(card, channel, userid)
+            if on_duty:
+                payload[ON_DUTY] = True  # the rep on duty gets it now, whatever the hour
             items.append(NewOutboxItem(key=key, channel=channel, kind="card",
-                                       recipient=userid, payload=self.payload_for(card, channel, userid),
-                                       rep_id=rep.id, lead_id=lead.id))
+                                       recipient=userid, payload=payload, rep_id=rep.id, lead_id=lead.id))
         await self._enqueue(items)
         return len(items)
 
@@ -179,6 +181,13 @@ class Flow:
         lead = await self.ctx.store.get_lead(lead_id)
         if lead is None:
             return
+        if getattr(decision, "outcome", "") == "deferred":
+            # Off hours, nobody on duty: routed when the window opens (a timer); nobody is offered
+            # it meanwhile, and explain says when and to whom.
+            ladder = self.ctx.services.get("ladder")
+            if ladder is not None and decision.until is not None:
+                await ladder.route_at_window(lead, decision.until)
+            return
         chosen = getattr(decision, "rep_id", None)
         if chosen:
             rep = await self.ctx.store.get_rep(chosen)
@@ -191,7 +200,7 @@ class Flow:
                 customer = await self.ctx.store.get_customer(lead.customer_id) if lead.customer_id else None
                 view = await self.view_for(lead, sla_due_at=due, customer=customer)
                 await self.offer(lead, [rep], round_=str(getattr(decision, "decision_id", None) or lead.version),
-                                 view=view)
+                                 view=view, on_duty=getattr(decision, "outcome", "") == "on_duty")
                 identity = self.ctx.services.get("identity")
                 if identity is not None:
                     await identity.suggest(lead, rep, customer=customer)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.cards.views import DuplicateRef, LeadCardView
@@ -10,6 +10,8 @@ from bot.identity_actions import suggested_duplicate
 from bot.lookup import LOOKUP
 from crm_bridge import dto
 from crm_bridge.leads import LeadActions
+from leadbot.time_policy import local_text
+from scheduler.ladder import work_calendar
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -31,9 +33,11 @@ async def lead_card_view(ctx: "AppContext", lead: dto.Lead, *, sla_due_at: datet
         if other is not None and other.status == "active":
             duplicate = DuplicateRef(name=other.display_name or other.company, customer_id=other.id)
     silent = False
+    now = ctx.clock.now()
     silence = ctx.services.get("is_silent")
     if silence is not None:
-        silent = bool(silence(lead, ctx.clock.now()))
+        silent = bool(silence(lead, now))
+    came_in, starts = clock_texts(ctx, lead, now)
     return LeadCardView(
         lead_id=lead.id,
         customer_name=lead.name or (customer.display_name if customer else ""),
@@ -51,4 +55,18 @@ async def lead_card_view(ctx: "AppContext", lead: dto.Lead, *, sla_due_at: datet
         stage=lead.stage,
         silent_flag=silent,
         state=state or ("claimed" if lead.claimed_at else "open"),
+        came_in_text=came_in,
+        clock_starts_text=starts,
     )
+
+
+def clock_texts(ctx: "AppContext", lead: dto.Lead, now: datetime) -> tuple[str, str]:
+    """("周六 22:30", "周一 09:00") when the lead's first-touch clock starts later than it came in
+    (off hours: it waited for the window, or working-time SLAs start counting then), else ("", "")."""
+    calendar = work_calendar(ctx.settings.calendar)
+    came = lead.created_at
+    assigned = lead.assigned_at or now
+    starts = calendar.next_working_instant(assigned) if ctx.settings.sla.working_time else assigned
+    if starts - came < timedelta(minutes=1):
+        return "", ""
+    return local_text(came, calendar, ctx.lang, now=now), local_text(starts, calendar, ctx.lang, now=now)

@@ -131,12 +131,20 @@ class SlaActions:
         if ladder is not None:
             await ladder.pooled(lead)
 
+    async def route_at_window(self, lead_id: int, timer_key: str, payload: Mapping[str, Any]) -> None:
+        """The working window opened for a lead that came in off hours: whoever is on shift now
+        gets it, and its first-touch SLA counts from now."""
+        decision = await self.ctx.services["router"].assign(lead_id, trigger="window")
+        if getattr(decision, "applied", False):
+            await self.flow.after_routing(lead_id, decision)
+
     async def recycle_from_pool(self, lead_id: int, timer_key: str, payload: Mapping[str, Any]) -> None:
         lead = await self.ctx.store.get_lead(lead_id)
         if lead is None or lead.status != "pool":
             return
         decision = await self.ctx.services["router"].assign(lead_id, from_pool=True)
-        if getattr(decision, "applied", False) and getattr(decision, "rep_id", None):
+        if getattr(decision, "applied", False) and (getattr(decision, "rep_id", None)
+                                                    or getattr(decision, "outcome", "") == "deferred"):
             await self.flow.after_routing(lead_id, decision)
             return
         manager = await self._manager_of(None, lead)

@@ -213,6 +213,26 @@ class CalendarSettings:
         return ZoneInfo(self.timezone)
 
 
+@dataclass(frozen=True, slots=True)
+class DutySettings:
+    """[duty]: who takes leads outside working hours (值班). A team with on-duty reps gets its
+    off-hours leads sent to the one on duty at once; a team without waits for its next working
+    window, when the lead is assigned to whoever is on shift then. Managers change the duty
+    for their team with the text command "值班 NAME…" or `leadbot duty set`."""
+
+    reps: tuple[str, ...] = ()  # rotation for leads of rules without a team (rep ids, in turn)
+    teams: Mapping[str, Any] = field(default_factory=dict)  # team name -> [rep ids], in turn
+    only_urgent: bool = False  # true: only leads of rules with urgent = true go to the duty rep
+
+    def validate(self) -> None:
+        for team, reps in self.teams.items():
+            _check(isinstance(reps, (tuple, list)) and all(isinstance(r, str) and r for r in reps),
+                   "duty", f"teams.{team}", "must be a list of rep ids")
+
+    def rotation(self, team: str) -> tuple[str, ...]:
+        return tuple(self.teams.get(team, ())) if team else self.reps
+
+
 DEFAULT_FIELD_OWNERS: Mapping[str, str] = types.MappingProxyType({
     "name": "crm", "company": "crm", "title": "crm", "amount": "crm", "phone": "crm", "email": "crm",
     "owner": "leadbot", "stage": "leadbot", "status": "leadbot", "sla": "leadbot",
@@ -263,6 +283,7 @@ class Settings:
     sla: SlaSettings = field(default_factory=SlaSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     calendar: CalendarSettings = field(default_factory=CalendarSettings)
+    duty: DutySettings = field(default_factory=DutySettings)
     crm_bridge: CrmBridgeSettings | None = None
     source: str = "built-in defaults"
     # The sections the config file or the environment set (the rest are built-in defaults):
@@ -283,6 +304,7 @@ _SECTIONS: dict[str, type] = {
     "sla": SlaSettings,
     "pipeline": PipelineSettings,
     "calendar": CalendarSettings,
+    "duty": DutySettings,
     "crm_bridge": CrmBridgeSettings,
 }
 # Sections whose absence switches a platform off rather than taking defaults.

@@ -15,8 +15,8 @@ _WEEKDAYS = {"zh": "一二三四五六日", "en": ("Mon", "Tue", "Wed", "Thu", "
 
 
 def local_text(instant: datetime, calendar: Any, lang: str = "zh", *, now: datetime | None = None) -> str:
-    """An instant as a person in the calendar's zone reads it: "周一 09:00" within the coming
-    week of `now` (today: "今天 09:00"), else with its date ("12月7日 周一 09:00")."""
+    """An instant as a person in the calendar's zone reads it: "周一 09:00" within a week either
+    side of `now` (today: "今天 09:00"), else with its date ("12月7日 周一 09:00")."""
     cal = calendar_of(calendar)
     local = cal.local(instant)
     hhmm = local.strftime("%H:%M")
@@ -26,7 +26,7 @@ def local_text(instant: datetime, calendar: Any, lang: str = "zh", *, now: datet
         today = cal.local_date(now)
         if local.date() == today:
             return f"{'今天' if zh else 'today'} {hhmm}"
-        if today < local.date() < today + timedelta(days=7):
+        if today - timedelta(days=7) < local.date() < today + timedelta(days=7):
             return f"{day} {hhmm}"
     if zh:
         return f"{local.month}月{local.day}日 {day} {hhmm}"

@@ -25,6 +25,9 @@ from leadbot.workcal import WorkCalendar, calendar_of
 
 # The outbox payload flag of a message that answers its recipient's own action.
 REPLY = "reply"
+# The outbox payload flag of a lead card for the on-duty rep (值班): they are on duty, so it is
+# not held either.
+ON_DUTY = "on_duty"
 # The last_error an outbox row carries while it is held (metrics count these).
 HELD_REASON = "quiet hours"
 
@@ -44,7 +47,7 @@ def quiet_hours_in_force(settings: Settings) -> bool:
 def hold_until(now: datetime, settings: Settings, calendar: WorkCalendar, *, urgent: bool,
                payload: Mapping[str, Any]) -> datetime | None:
     """When a person-facing message may go out: None = now, else the instant it is held until."""
-    if payload.get(REPLY) or not quiet_hours_in_force(settings):
+    if payload.get(REPLY) or payload.get(ON_DUTY) or not quiet_hours_in_force(settings):
         return None
     if urgent and settings.calendar.quiet_hours_break_for_escalations:
         return None

@@ -24,6 +24,7 @@ STAGE_MANAGER = "stage.manager"
 STAGE_KINDS = (STAGE_OWNER, STAGE_MANAGER)
 POOL_RECYCLE = "pool.recycle"
 DIGEST = "digest.daily"
+ROUTE_AT_WINDOW = "route.window"  # a lead that came in off hours with nobody on duty
 
 
 @runtime_checkable
@@ -49,6 +50,9 @@ class LadderActions(Protocol):
 
     async def stagnation(self, lead_id: int, timer_key: str, payload: Mapping[str, Any]) -> None:
         """The lead sat in payload["stage"] past its limit: alert payload["level"] (owner, manager)."""
+
+    async def route_at_window(self, lead_id: int, timer_key: str, payload: Mapping[str, Any]) -> None:
+        """The working window opened for a lead that waited (payload["until"]): route it now."""
 
     async def digest(self, report: "DigestReport", chart_png: bytes | None, timer_key: str) -> None:
         """Send the day's digest to report.team's manager (and its group robot)."""

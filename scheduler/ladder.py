@@ -29,7 +29,7 @@ from leadbot.durations import parse_duration
 from leadbot.settings import CalendarSettings, Settings
 from leadbot.workcal import WorkCalendar
 from scheduler.actions import (ESCALATE, LADDER_KINDS, POOL_RECYCLE, POOL_RETURN, REASSIGN, REMIND,
-                               STAGE_KINDS, STAGE_MANAGER, STAGE_OWNER)
+                               ROUTE_AT_WINDOW, STAGE_KINDS, STAGE_MANAGER, STAGE_OWNER)
 
 # The manager hears about a stuck stage this much later than the owner (a fraction of the limit).
 MANAGER_AFTER = 0.5
@@ -191,6 +191,14 @@ async def start_pool_recycle(timers: TimerStore, lead_id: int, pooled_at: dateti
     return spec
 
 
+async def route_at_window(timers: TimerStore, lead_id: int, until: datetime) -> TimerSpec:
+    """A lead waits for the next working window (nobody on duty): routed when it opens."""
+    spec = TimerSpec(f"window:{lead_id}:{epoch_of(until)}", ROUTE_AT_WINDOW, lead_id, until,
+                     {"until": until.astimezone(timezone.utc).isoformat()})
+    await timers.schedule_many([spec])
+    return spec
+
+
 # ---- does a claimed timer still apply? -------------------------------------------------------
 
 def still_applies(timer: TimerRow, lead: LeadClock | None) -> bool:
@@ -212,6 +220,8 @@ def still_applies(timer: TimerRow, lead: LeadClock | None) -> bool:
     if timer.kind == POOL_RECYCLE:
         since = _parse(p.get("pooled_at"))
         return lead.owner_id is None and not _after(lead.claimed_at, since)
+    if timer.kind == ROUTE_AT_WINDOW:
+        return lead.owner_id is None and lead.status == "waiting"
     if timer.kind in STAGE_KINDS:
         if lead.stage != p.get("stage"):
             return False

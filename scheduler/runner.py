@@ -61,6 +61,7 @@ class SchedulerRunner:
             kinds.POOL_RECYCLE: actions.recycle_from_pool,
             kinds.STAGE_OWNER: actions.stagnation,
             kinds.STAGE_MANAGER: actions.stagnation,
+            kinds.ROUTE_AT_WINDOW: actions.route_at_window,
         }
 
     async def start(self) -> None:

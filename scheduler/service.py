@@ -10,7 +10,7 @@ from crm_bridge.timers import PENDING, TimerStore
 from leadbot.clock import Clock
 from leadbot.settings import Settings
 from scheduler.actions import ESCALATE, REASSIGN, REMIND
-from scheduler.ladder import (cancel_ladder, card_deadline, epoch_of, is_silent, schedule_ladder,
+from scheduler.ladder import (cancel_ladder, card_deadline, epoch_of, is_silent, route_at_window, schedule_ladder,
                               start_pool_recycle, start_stage_watch)
 
 
@@ -37,6 +37,10 @@ class LadderService:
         if fresh and not cycle:
             return card_deadline((s.kind, s.due_at) for s in specs)
         return await self.deadline(lead)
+
+    async def route_at_window(self, lead: Any, until: datetime) -> None:
+        """The lead waits for the next working window; a timer routes it then."""
+        await route_at_window(self.timers, lead.id, until)
 
     async def deadline(self, lead: Any) -> datetime | None:
         """The deadline a lead's card counts down to: its next pending escalation step."""

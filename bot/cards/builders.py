@@ -112,6 +112,9 @@ def _lead_fields(view: LeadCardView, now: datetime, lang: str, *,
         fields.append(Field(t("field.channel", lang), _channel(view, lang)))
     if sla:
         fields.append(sla)
+    if view.came_in_text and view.clock_starts_text and view.state == "open":
+        fields.append(Field(t("field.timing", lang), t("timing.off_hours", lang, came=view.came_in_text,
+                                                       starts=view.clock_starts_text)))
     if view.amount is not None:
         fields.append(Field(t("field.amount", lang), format_amount(view.amount, lang)))
     if view.region:

@@ -47,6 +47,10 @@ class LeadCardView:
     stage: str = ""
     silent_flag: bool = False
     state: str = "open"
+    # Off hours: when the lead came in and when its first-touch clock starts, already in the
+    # configured zone ("周六 22:30", "周一 09:00"); empty when they are the same moment.
+    came_in_text: str = ""
+    clock_starts_text: str = ""
 
 
 @dataclass(frozen=True, slots=True)

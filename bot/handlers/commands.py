@@ -8,6 +8,7 @@ import re
 from typing import TYPE_CHECKING
 
 from bot.cards.i18n import t
+from bot.duty_command import answer_duty
 from bot.events import TextCommand
 from bot.handlers import handles
 from crm_bridge.outbox import NewOutboxItem
@@ -72,6 +73,9 @@ async def answer_command(ctx: "AppContext", event: TextCommand) -> str:
             return t("my_leads.empty", lang)
         lines = [_line(lead) for lead in leads[:MAX_LISTED]]
         return "\n".join([t("my_leads.title", lang, n=len(leads)), *lines])
+    first, _, rest = text.partition(" ")
+    if _is(first, "cmd.duty"):
+        return await answer_duty(ctx, rep, rest.split(), lang)
     if _is(text, "cmd.why"):
         explain = ctx.services.get("explain_for_rep")
         if explain is None:

@@ -70,6 +70,12 @@ async def _finish_interrupted_routing(ctx: "AppContext", lead: dto.Lead) -> None
     deterministic keys, so whatever did get written before the crash is not written twice. A lead
     claimed, rerouted or moved by the CRM since is left as it is."""
     router = ctx.services.get("router")
+    if router is not None and lead.status == "waiting":
+        # Deferred to the working window: make sure its timer exists (same key if it does).
+        decision = await router.last_decision(lead.id)
+        if decision is not None and decision.outcome == "deferred":
+            await ctx.services["flow"].after_routing(lead.id, decision)
+        return
     if router is None or lead.claimed_at is not None or lead.status not in ("assigned", "pool"):
         return
     decision = await router.last_decision(lead.id)

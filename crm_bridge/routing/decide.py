@@ -16,7 +16,11 @@ SKIP_REASONS = ("excluded", "left", "on_leave", "not_active", "sidelined", "outs
                 "inactive", "over_capacity", "daily_cap", "no_weight", "not_found")
 # What a decision did. The first five are routing outcomes; the last two are answers of assign()
 # for a lead that had already been handled (nothing written).
-OUTCOMES = ("sticky", "assigned", "backup", "manager", "pool", "already_assigned", "not_assignable")
+# on_duty: outside working hours, to the team's on-duty rep ([duty]); deferred: outside working
+# hours with nobody on duty, the lead waits (status "waiting") and is routed when the next working
+# window opens (Decision.until).
+OUTCOMES = ("sticky", "assigned", "backup", "manager", "on_duty", "deferred", "pool", "already_assigned",
+            "not_assignable")
 WEIGHT_SCALE = 1000  # smooth WRR works on integers so pointer state is exact in JSON
 
 
@@ -89,6 +93,8 @@ class Decision:
     applied: bool = True
     at: datetime | None = None
     previous_owner_id: int | None = None
+    until: datetime | None = None  # deferred: when the lead is routed again (next working window)
+    expected: str = ""  # deferred: who would take it then, as far as can be told now
 
     @property
     def pool(self) -> bool:
@@ -126,7 +132,7 @@ class Context:
         return known
 
 
-def skip_reason(rep: RepSnapshot, ctx: Context, *, rotation: bool = True) -> str | None:
+def skip_reason(rep: RepSnapshot, ctx: Context, *, rotation: bool = True, hours: bool = True) -> str | None:
     """First reason this rep cannot take a lead now, else None. Order matters for the audit:
     the most fundamental reason is the one recorded."""
     if rep.id in ctx.exclude:
@@ -139,7 +145,7 @@ def skip_reason(rep: RepSnapshot, ctx: Context, *, rotation: bool = True) -> str
         return "not_active"
     if rotation and rep.sidelined:
         return "sidelined"
-    if not ctx.on_clock(rep.working_hours):
+    if hours and not ctx.on_clock(rep.working_hours):
         return "outside_hours"
     if ctx.active_within_minutes > 0:
         if rep.last_active_at is None or \
@@ -211,9 +217,11 @@ def plan(*, lead_id: int, rule: Rule, team_id: int | None, team_name: str, ctx: 
          members: Sequence[RepSnapshot], owner: RepSnapshot | None = None,
          backup: RepSnapshot | None = None, backup_missing: bool = False,
          manager: RepSnapshot | None = None, pointer: Mapping[str, int] | None = None,
-         previous_owner_id: int | None = None) -> Plan:
+         previous_owner_id: int | None = None, duty: Sequence[RepSnapshot] = (),
+         duty_applies: bool = True) -> Plan:
     """Sticky owner, else the rule's strategy over available members, else backup, else the
-    team manager, else the team pool."""
+    team manager; outside working hours then the on-duty rep (``duty``, in rotation order, when
+    ``duty_applies``), else the lead waits for the next working window; else the team pool."""
     pointer = dict(pointer or {})
     base = dict(lead_id=lead_id, rule=rule.name, rule_version=rule.version, strategy=rule.strategy,
                 previous_owner_id=previous_owner_id)
@@ -277,6 +285,23 @@ def plan(*, lead_id: int, rule: Rule, team_id: int | None, team_name: str, ctx: 
             return Plan(Decision(outcome="manager", rep_id=manager.id, team_id=team_id or manager.team_id,
                                  candidates=tuple(cands), reason=f"{nobody}; team manager {manager.name}",
                                  **base))
+
+    if not ctx.calendar.is_working(ctx.now) and any(c.skip == "outside_hours" for c in cands):
+        # Off hours: never a pool grab that wakes nobody. The on-duty rep takes it now, else it
+        # waits for the window and is routed to whoever is on shift then.
+        if duty_applies:
+            for rep in duty:
+                why = skip_reason(rep, ctx, rotation=False, hours=False)
+                why = why if why in ("excluded", "left", "on_leave", "not_active") else None
+                cands.append(_candidate(rep, "on_duty", skip=why, chosen=why is None))
+                if why is None:
+                    return Plan(Decision(outcome="on_duty", rep_id=rep.id, team_id=team_id or rep.team_id,
+                                         candidates=tuple(cands),
+                                         reason=f"{nobody}; outside working hours: on duty {rep.name}", **base))
+        until = ctx.calendar.next_working_instant(ctx.now)
+        return Plan(Decision(outcome="deferred", rep_id=None, team_id=team_id, candidates=tuple(cands),
+                             reason=f"{nobody}; outside working hours: routed when the window opens at "
+                                    f"{until.isoformat()}", until=until, **base))
 
     return Plan(Decision(outcome="pool", rep_id=None, team_id=team_id, candidates=tuple(cands),
                          reason=f"{nobody}; sent to the pool", **base))

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 import structlog
@@ -26,16 +27,17 @@ from crm_bridge.db import session_factory
 from crm_bridge.lead_status import CLOSED as CLOSED_STATUSES
 from crm_bridge.models import AuditEntry, Customer, Lead, Rep, RoutingDecision, RoutingState, Team
 from crm_bridge.routing.decide import Candidate, Context, Decision, Plan, RepSnapshot, plan
+from crm_bridge.routing.duty import in_turn, read_override, turn
 from leadbot.workcal import WorkCalendar
 from crm_bridge.routing.rules import Rule, RuleSet, parse_rules
 from crm_bridge.sync.capture import watches
 from leadbot.clock import Clock
-from leadbot.settings import AssignmentSettings, CalendarSettings, ConfigError
+from leadbot.settings import AssignmentSettings, CalendarSettings, ConfigError, DutySettings
 
 log = structlog.get_logger(__name__)
 
 # Decisions that hand a lead to a rep count towards that rep's daily cap.
-RECEIVING_OUTCOMES = ("sticky", "assigned", "backup", "manager")
+RECEIVING_OUTCOMES = ("sticky", "assigned", "backup", "manager", "on_duty")
 MAX_ATTEMPTS = 25
 
 
@@ -131,16 +133,25 @@ def decision_from_row(row: RoutingDecision, *, applied: bool = False) -> Decisio
                     rule_version=row.rule_version, strategy=row.strategy,
                     candidates=tuple(Candidate.from_json(c) for c in row.candidates or ()),
                     reason=row.reason, decision_id=row.id, applied=applied, at=row.at,
-                    previous_owner_id=row.previous_owner_id)
+                    previous_owner_id=row.previous_owner_id, until=_instant((row.data or {}).get("until")),
+                    expected=str((row.data or {}).get("expected", "")))
+
+
+def _instant(value: Any) -> datetime | None:
+    if not value:
+        return None
+    dt = datetime.fromisoformat(str(value))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 class Router:
     """The assignment engine. Construct once per process (create_app) and share."""
 
     def __init__(self, engine: AsyncEngine, assignment: AssignmentSettings, calendar: CalendarSettings,
-                 clock: Clock) -> None:
+                 clock: Clock, *, duty: DutySettings | None = None) -> None:
         self.engine = engine
         self.settings = assignment
+        self.duty = duty or DutySettings()
         self.rules: RuleSet = parse_rules(assignment)
         try:  # the one calendar (leadbot.workcal), as [calendar] validation already built it
             self.calendar = WorkCalendar.from_settings(calendar)
@@ -152,11 +163,14 @@ class Router:
 
     # ---- public API --------------------------------------------------------------------------
 
-    async def assign(self, lead_id: int, *, from_pool: bool = False) -> Decision:
+    async def assign(self, lead_id: int, *, from_pool: bool = False, trigger: str = "") -> Decision:
         """Routes a new lead and sets its owner. Idempotent: a lead that already has an owner (or
         waits in the pool, unless ``from_pool``) is left alone and the decision on record comes
-        back with ``applied=False``. Concurrent calls for one lead give one owner."""
-        return await self._route(lead_id, mode="assign", exclude=(), trigger="from_pool" if from_pool else "new")
+        back with ``applied=False``. Concurrent calls for one lead give one owner. A lead that
+        waits for the working window ("waiting") is routed again only by the window's timer
+        (``trigger="window"``)."""
+        return await self._route(lead_id, mode="assign", exclude=(),
+                                 trigger=trigger or ("from_pool" if from_pool else "new"))
 
     async def next_candidate(self, lead_id: int, exclude: Iterable[int] = (), reason: str = "declined") -> Decision:
         """Moves a lead on from its current owner (decline/pass, SLA reassignment): routes it
@@ -190,7 +204,7 @@ class Router:
     async def explain(self, lead_id: int, lang: str = "zh") -> str:
         from crm_bridge.routing.explain import explain_lead
 
-        return await explain_lead(self.engine, lead_id, lang)
+        return await explain_lead(self.engine, lead_id, lang, calendar=self.calendar)
 
     async def record_first_touch(self, rep_id: int, on_time: bool) -> StreakEvent | None:
         """Counts a first-touch SLA result (call once per lead). After ``miss_streak_limit``
@@ -302,6 +316,8 @@ class Router:
                         return await self._not_applied(session, lead, "already_assigned")
                     if lead.status == "pool" and trigger != "from_pool":
                         return await self._not_applied(session, lead, "pool")
+                    if lead.status == "waiting" and trigger != "window":
+                        return await self._not_applied(session, lead, "deferred")
                 if mode == "reroute" and lead.owner_id != expected_owner:
                     return await self._not_applied(session, lead, "already_assigned")
 
@@ -314,8 +330,10 @@ class Router:
                     await self._save_pointer(conn, meta["pointer_key"], state, p.pointer)
 
                 values: dict[str, Any] = {"version": Lead.version + 1, "updated_at": now}
-                if d.outcome == "pool":
-                    values.update(owner_id=None, status="pool",
+                if d.outcome in ("pool", "deferred"):
+                    # deferred: "waiting" until the window opens (a timer routes it then), offered
+                    # to nobody meanwhile.
+                    values.update(owner_id=None, status="pool" if d.outcome == "pool" else "waiting",
                                   team_id=d.team_id if d.team_id is not None else Lead.team_id)
                 else:
                     # A rule without a team still leaves the lead in its owner's team, so team
@@ -342,9 +360,12 @@ class Router:
 
                 data = {"trigger": trigger, "matched": meta["matched"], "team": meta["team_name"],
                         "excluded": sorted(excluded), "customer_id": meta["customer_id"]}
-                for flag in ("team_missing", "pool_rule"):
+                for flag in ("team_missing", "pool_rule", "urgent"):
                     if meta.get(flag):
                         data[flag] = True
+                if d.until is not None:
+                    data["until"] = d.until.isoformat()
+                    data["expected"] = d.expected
                 if previous_owner is not None:
                     data["previous_owner_name"] = meta.get("previous_owner_name", "")
                 if p.pointer_changed:
@@ -367,7 +388,7 @@ class Router:
         return Decision(lead_id=d.lead_id, outcome=d.outcome, rep_id=d.rep_id, team_id=d.team_id,
                         rule=d.rule, rule_version=d.rule_version, strategy=d.strategy,
                         candidates=d.candidates, reason=d.reason, decision_id=decision_id, applied=True,
-                        at=now, previous_owner_id=previous_owner)
+                        at=now, previous_owner_id=previous_owner, until=d.until, expected=d.expected)
 
     async def _plan(self, conn: AsyncConnection, lead: Any, excluded: frozenset[int],
                     now: datetime) -> tuple[Plan, dict[str, Any] | None, dict[str, Any]]:
@@ -429,14 +450,37 @@ class Router:
                 pointer = {str(k): int(v) for k, v in (found.data or {}).get("current", {}).items()}
             meta["pointer_before"] = dict(pointer)
 
-        ctx = Context(now=now, calendar=self.calendar,
+        calendar = self.calendar
+        ctx = Context(now=now, calendar=calendar,
                       active_within_minutes=self.settings.active_within_minutes, exclude=excluded)
         snapshot = self._snapshots
         snap = lambda r: None if r is None else snapshot(r)  # noqa: E731
-        result = plan(lead_id=lead.id, rule=rule, team_id=team.id if team is not None else None,
-                      team_name=meta["team_name"], ctx=ctx, members=[snapshot(r) for r in members],
-                      owner=snap(owner_row), backup=snap(backup_row), backup_missing=backup_missing,
-                      manager=snap(manager_row), pointer=pointer, previous_owner_id=prev_owner)
+        duty: list[RepSnapshot] = []
+        meta["urgent"] = rule.urgent
+        if not rule.pool and not calendar.is_working(now):
+            # Off hours: the team's on-duty rotation (a manager's override, else [duty]), in turn.
+            team_key = rule.target_team or ""
+            override = await read_override(conn, team_key)
+            names = override.reps if override is not None else self.duty.rotation(team_key)
+            for name in in_turn(names, turn(calendar, now, len(names))):
+                row = await rep(REP_BY_EXTERNAL_ID, external_id=name)
+                if row is None and name.isdigit():
+                    row = await rep(REP_BY_ID, rep_id=int(name))
+                if row is not None:
+                    duty.append(snapshot(row))
+        args = dict(lead_id=lead.id, rule=rule, team_id=team.id if team is not None else None,
+                    team_name=meta["team_name"], members=[snapshot(r) for r in members],
+                    owner=snap(owner_row), backup=snap(backup_row), backup_missing=backup_missing,
+                    manager=snap(manager_row), pointer=pointer, previous_owner_id=prev_owner,
+                    duty=duty, duty_applies=rule.urgent or not self.duty.only_urgent)
+        result = plan(ctx=ctx, **args)
+        d = result.decision
+        if d.outcome == "deferred" and d.until is not None:
+            # Who would take it when the window opens, as far as can be told now (loads and the
+            # rotation may change by then): explain and the manager's notice name them.
+            later = plan(ctx=Context(now=d.until, calendar=calendar, exclude=excluded), **args).decision
+            if later.rep_id is not None:
+                result = replace(result, decision=replace(d, expected=later.rep_name))
         return result, state, meta
 
     async def _customer_owner(self, conn: AsyncConnection, customer_id: int) -> tuple[int, int | None]:

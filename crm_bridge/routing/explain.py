@@ -3,6 +3,7 @@ the 为什么是我 / why text command and `leadbot explain LEAD_ID`."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crm_bridge.db import session_factory
 from crm_bridge.models import Lead, RoutingDecision
 from crm_bridge.routing.decide import Candidate
+from leadbot.clock import utc
+from leadbot.settings import CalendarSettings
+from leadbot.time_policy import local_text, stamp
+from leadbot.workcal import calendar_of
+
+
+def _instant(value: Any) -> Any:
+    return utc(datetime.fromisoformat(str(value))) if value else None
 
 _T: dict[str, dict[str, str]] = {
     "zh": {
@@ -20,7 +29,12 @@ _T: dict[str, dict[str, str]] = {
         "assigned": "线索 #{lead} 按规则「{rule}」（版本 {version}）以{strategy}分配给 {rep}。",
         "backup": "线索 #{lead} 匹配规则「{rule}」（版本 {version}），但{team}暂无可接人员，转给后备人员 {rep}。",
         "manager": "线索 #{lead} 匹配规则「{rule}」（版本 {version}），但{team}暂无可接人员，转给团队经理 {rep}。",
-        "pool": "线索 #{lead} 匹配规则「{rule}」（版本 {version}），{team}暂无可接人员，已进入公海，由团队群内先抢先得。",
+        "pool": "线索 #{lead} 匹配规则「{rule}」（版本 {version}），{team}暂无可接人员，已进入公海：团队每位在岗成员各收到一张卡片，先认领者得。",
+        "on_duty": "线索 #{lead} 于 {came}（非工作时间）到达，匹配规则「{rule}」（版本 {version}），已发给值班 {rep}。",
+        "deferred": "线索 #{lead} 于 {came}（非工作时间）到达，匹配规则「{rule}」（版本 {version}）；{team}没有值班人员，{until} 分配给{expected}，首次跟进时限从那时起算。",
+        "expected": "当时在班的 {name}（按当前轮转预计）",
+        "expected_none": "当时在班的销售",
+        "urgent": "该规则标记为紧急：非工作时间直接发给值班人员。",
         "pool_rule": "线索 #{lead} 匹配规则「{rule}」（版本 {version}），该规则直接将线索放入{team}公海。",
         "matched": "匹配条件：{conds}。",
         "default_rule": "没有规则匹配，使用默认规则（所有销售）。",
@@ -45,6 +59,7 @@ _T: dict[str, dict[str, str]] = {
         "role_owner": "客户负责人，",
         "role_backup": "后备，",
         "role_manager": "经理，",
+        "role_on_duty": "值班，",
         "role_member": "",
     },
     "en": {
@@ -54,7 +69,12 @@ _T: dict[str, dict[str, str]] = {
         "assigned": "Lead #{lead} went to {rep} by rule \"{rule}\" (version {version}) using {strategy}.",
         "backup": "Lead #{lead} matched rule \"{rule}\" (version {version}), but nobody in {team} was available, so it went to the backup {rep}.",
         "manager": "Lead #{lead} matched rule \"{rule}\" (version {version}), but nobody in {team} was available, so it went to the team manager {rep}.",
-        "pool": "Lead #{lead} matched rule \"{rule}\" (version {version}); nobody in {team} was available, so it is in the pool: first to claim it in the team group wins.",
+        "pool": "Lead #{lead} matched rule \"{rule}\" (version {version}); nobody in {team} was available, so it is in the pool: every active member of the team got a card of their own, and the first to claim it wins.",
+        "on_duty": "Lead #{lead} came in at {came} (outside working hours) and matched rule \"{rule}\" (version {version}); it went to {rep}, on duty.",
+        "deferred": "Lead #{lead} came in at {came} (outside working hours) and matched rule \"{rule}\" (version {version}); nobody in {team} is on duty, so at {until} it goes to {expected}, and its first-touch SLA counts from then.",
+        "expected": "whoever is on shift then ({name} by the current rotation)",
+        "expected_none": "whoever is on shift then",
+        "urgent": "The rule marks its leads urgent: outside working hours they go straight to the rep on duty.",
         "pool_rule": "Lead #{lead} matched rule \"{rule}\" (version {version}), which sends leads straight to the pool of {team}.",
         "matched": "Matched on: {conds}.",
         "default_rule": "No rule matched; the default rule (all reps) applied.",
@@ -79,6 +99,7 @@ _T: dict[str, dict[str, str]] = {
         "role_owner": "customer owner, ",
         "role_backup": "backup, ",
         "role_manager": "manager, ",
+        "role_on_duty": "on duty, ",
         "role_member": "",
     },
 }
@@ -103,14 +124,18 @@ SKIP_WORDS = {
 }
 
 _OUTCOME = {
-    "zh": {"sticky": "老客户归属", "assigned": "分配", "backup": "后备", "manager": "经理", "pool": "公海"},
-    "en": {"sticky": "sticky", "assigned": "assigned", "backup": "backup", "manager": "manager", "pool": "pool"},
+    "zh": {"sticky": "老客户归属", "assigned": "分配", "backup": "后备", "manager": "经理", "pool": "公海",
+           "on_duty": "值班", "deferred": "等待工作时间"},
+    "en": {"sticky": "sticky", "assigned": "assigned", "backup": "backup", "manager": "manager", "pool": "pool",
+           "on_duty": "on duty", "deferred": "waiting for working hours"},
 }
 
 
-def render_decision(row: Any, lang: str = "zh", history: list[Any] | None = None) -> str:
-    """``row`` is a RoutingDecision (or anything with its attributes)."""
+def render_decision(row: Any, lang: str = "zh", history: list[Any] | None = None, calendar: Any = None) -> str:
+    """``row`` is a RoutingDecision (or anything with its attributes). Times read in the zone of
+    ``calendar`` (a WorkCalendar or [calendar] settings; default: the built-in calendar)."""
     lang = lang if lang in _T else "zh"
+    cal = calendar_of(calendar if calendar is not None else CalendarSettings())
     t = _T[lang]
     cands = [Candidate.from_json(c) for c in (row.candidates or [])]
     data = dict(row.data or {})
@@ -119,7 +144,13 @@ def render_decision(row: Any, lang: str = "zh", history: list[Any] | None = None
     team = t["team"].format(name=team_name) if team_name else t["all"]
     outcome = row.outcome or ("assigned" if row.chosen_rep_id else "pool")
     fmt = dict(lead=row.lead_id, rep=chosen, rule=row.rule, version=row.rule_version or "-",
-               strategy=_STRATEGY[lang].get(row.strategy, row.strategy), team=team)
+               strategy=_STRATEGY[lang].get(row.strategy, row.strategy), team=team,
+               came=local_text(utc(row.at), cal, lang) if row.at else "")
+    if outcome == "deferred":
+        until = _instant(data.get("until"))
+        fmt["until"] = local_text(until, cal, lang, now=utc(row.at) if row.at else None) if until else "?"
+        fmt["expected"] = (t["expected"].format(name=data["expected"]) if data.get("expected")
+                           else t["expected_none"])
     key = outcome
     if outcome == "pool" and data.get("pool_rule"):
         key = "pool_rule"
@@ -136,6 +167,8 @@ def render_decision(row: Any, lang: str = "zh", history: list[Any] | None = None
             lines.append(t["matched"].format(conds="; ".join(data["matched"])))
     if data.get("team_missing"):
         lines.append(t["team_missing"].format(team=team_name))
+    if data.get("urgent") and outcome == "on_duty":
+        lines.append(t["urgent"])
     if cands and outcome != "sticky":
         lines.append(t["candidates"])
         for c in cands:
@@ -158,14 +191,14 @@ def render_decision(row: Any, lang: str = "zh", history: list[Any] | None = None
             h_cands = [Candidate.from_json(c) for c in (h.candidates or [])]
             h_rep = next((c.name for c in h_cands if c.chosen), "") or t["nobody"]
             h_out = h.outcome or "assigned"
-            lines.append(t["history_line"].format(at=h.at.strftime("%Y-%m-%d %H:%M UTC"),
+            lines.append(t["history_line"].format(at=stamp(utc(h.at), cal),
                                                   outcome=_OUTCOME[lang].get(h_out, h_out), rep=h_rep,
                                                   rule=h.rule))
     return "\n".join(lines)
 
 
 async def explain_lead(store_or_engine: Any, lead_id: int, lang: str = "zh", *,
-                       with_found: bool = False) -> Any:
+                       with_found: bool = False, calendar: Any = None) -> Any:
     """Why lead ``lead_id`` went where it went, in Chinese (default) or English. Accepts an
     AsyncEngine or anything with an ``engine`` attribute (SqlCRMStore, Router). ``with_found``:
     returns (text, whether the lead has a routing record)."""
@@ -181,5 +214,5 @@ async def explain_lead(store_or_engine: Any, lead_id: int, lang: str = "zh", *,
         lang = lang if lang in _T else "zh"
         text = _T[lang]["none" if exists else "no_lead"].format(lead=lead_id)
     else:
-        text = render_decision(rows[0], lang, history=list(reversed(rows[1:])))
+        text = render_decision(rows[0], lang, history=list(reversed(rows[1:])), calendar=calendar)
     return (text, bool(rows)) if with_found else text

@@ -11,6 +11,8 @@ TOML shape (an array of tables; order matters, the first matching rule decides):
                                            # (default: [assignment] default_strategy)
     backup = "rep-007"                     # optional: rep external id (or numeric id) used
                                            # when nobody in the team is available
+    urgent = true                          # optional: outside working hours its leads go to the
+                                           # on-duty rep at once ([duty]), even with only_urgent
     [assignment.rules.match]               # every key must match (AND); no match = catch-all
     region = ["上海", "江苏", "浙江"]         # a list matches any of its values
     source_channel = "baidu_ads"           # a scalar matches that value
@@ -40,7 +42,7 @@ STRATEGIES = ("weighted_round_robin", "least_loaded", "capped")
 LEAD_ATTRIBUTES = ("region", "city", "source_channel", "product_line", "language", "amount",
                    "campaign", "company", "title", "stage", "name")
 ALIASES = {"channel": "source_channel", "product": "product_line", "lang": "language"}
-RULE_KEYS = ("name", "match", "team", "pool", "strategy", "backup")
+RULE_KEYS = ("name", "match", "team", "pool", "strategy", "backup", "urgent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,7 @@ class Rule:
     strategy: str
     backup: str | None
     version: str
+    urgent: bool = False  # outside working hours its leads go to the on-duty rep at once ([duty])
 
     @property
     def target_team(self) -> str | None:
@@ -217,13 +220,18 @@ def parse_rule(i: int, raw: Any, default_strategy: str) -> Rule:
     if strategy not in STRATEGIES:
         raise _fail(i, name, f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     backup = raw.get("backup")
+    urgent = raw.get("urgent", False)
+    if not isinstance(urgent, bool):
+        raise _fail(i, name, "urgent must be true or false")
     content = {"name": name, "match": _plain(match), "team": team, "pool": pool,
                "strategy": strategy, "backup": backup}
+    if urgent:  # only then: the versions of existing rules stay what they were
+        content["urgent"] = True
     return Rule(index=i, name=name, conditions=tuple(sorted(conditions, key=lambda c: c.attribute)),
                 team=str(team).strip() if team is not None else None,
                 pool=str(pool).strip() if pool is not None else None,
                 strategy=strategy, backup=str(backup).strip() if backup is not None else None,
-                version=rule_version(content))
+                version=rule_version(content), urgent=urgent)
 
 
 def default_rule(strategy: str) -> Rule:

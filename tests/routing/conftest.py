@@ -90,8 +90,10 @@ def seed(engine: AsyncEngine, clock: ManualClock) -> Seed:
 
 @pytest.fixture
 def make_router(engine: AsyncEngine, clock: ManualClock):
-    def _make(rules: list[dict] | None = None, calendar: dict | None = None, **assignment: Any) -> Router:
-        settings = make_settings(assignment={"rules": rules or [], **assignment}, calendar=calendar or {})
-        return Router(engine, settings.assignment, settings.calendar, clock)
+    def _make(rules: list[dict] | None = None, calendar: dict | None = None, duty: dict | None = None,
+              **assignment: Any) -> Router:
+        settings = make_settings(assignment={"rules": rules or [], **assignment}, calendar=calendar or {},
+                                 duty=duty or {})
+        return Router(engine, settings.assignment, settings.calendar, clock, duty=settings.duty)
 
     return _make

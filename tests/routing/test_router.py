@@ -104,9 +104,14 @@ async def test_outside_hours_weekend_holiday_and_rep_hours(seed, make_router, cl
     assert d.rep_id == night and {c.rep_id: c.skip for c in d.candidates}[day] == "outside_hours"
     clock.set(datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc))  # Tuesday 10:00, a holiday
     d = await router.assign(await seed.lead())
-    assert d.pool and all(c.skip == "outside_hours" for c in d.candidates)
+    # Nobody on duty: no pool grab, the lead waits for Wednesday 09:00 and the day shift.
+    assert d.outcome == "deferred" and all(c.skip == "outside_hours" for c in d.candidates)
+    assert d.until == datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc) and d.expected == "白班"
+    assert (await seed.get_lead(d.lead_id)).status == "waiting"
     clock.set(datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc))  # Saturday 10:00
-    assert (await router.assign(await seed.lead())).pool
+    d = await router.assign(await seed.lead())
+    assert d.outcome == "deferred" and d.until == datetime(2026, 11, 30, 1, 0, tzinfo=timezone.utc)
+    assert (await router.assign(d.lead_id)).applied is False  # waits for its window, not a resubmission
 
 
 async def test_active_within_minutes(seed, make_router, clock):

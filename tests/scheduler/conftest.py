@@ -53,6 +53,9 @@ class RecordingActions:
     async def stagnation(self, lead_id, timer_key, payload):
         await self._record("stagnation", lead_id, timer_key, payload)
 
+    async def route_at_window(self, lead_id, timer_key, payload):
+        await self._record("route_at_window", lead_id, timer_key, payload)
+
     async def digest(self, report, chart_png, timer_key):
         self.digests.append((report, chart_png, timer_key))
 
