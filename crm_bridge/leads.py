@@ -185,11 +185,14 @@ class LeadActions:
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
             result = await session.execute(update(Lead).where(Lead.id == lead_id, Lead.first_contact_at.is_(None))
-                                           .values(first_contact_at=now, last_activity_at=now, updated_at=now))
+                                           .values(first_contact_at=now, last_activity_at=now, updated_at=now,
+                                                   version=Lead.version + 1))
             if result.rowcount == 1:
                 row = await session.get(Lead, lead_id)
                 session.add(Activity(lead_id=lead_id, customer_id=row.customer_id if row else None,
                                      kind="first_contact", actor=actor, body=how, at=now))
+                session.add(AuditEntry(at=now, actor=actor, action="lead.first_contact", subject_type="lead",
+                                       subject_id=str(lead_id), data={"how": how}))
             return result.rowcount == 1
 
     async def history_counts(self, customer_id: int | None, exclude_lead: int | None = None) -> tuple[int, int]:

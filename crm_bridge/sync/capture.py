@@ -49,8 +49,12 @@ AUDIT_EVENTS: Mapping[str, str] = {
     "lead.created": "lead.created",
     "lead.claimed": "lead.claimed",
     "lead.passed": "lead.released",
+    # The ladder's pool return changes the lead without a routing decision: without this a CRM
+    # mirror kept showing the last owner of a lead that sat in the pool.
+    "lead.to_pool": "lead.pooled",
     "lead.reassigned": "lead.reassigned",
     "lead.stage_advanced": "lead.stage_advanced",
+    "lead.first_contact": "lead.contacted",
     "customer.created": "customer.created",
     "customer.merged": "customer.merged",
     "customer.merge_undone": "customer.merge_undone",

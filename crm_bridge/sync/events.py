@@ -24,7 +24,7 @@ from typing import Any, Mapping
 SCHEMA = "leadbot.change/1"
 EVENT_TYPES = (
     "lead.created", "lead.assigned", "lead.pooled", "lead.claimed", "lead.released", "lead.reassigned",
-    "lead.stage_advanced", "lead.snapshot",
+    "lead.stage_advanced", "lead.contacted", "lead.snapshot",
     "customer.created", "customer.merged", "customer.merge_undone", "customer.identity_linked",
     "customer.snapshot",
 )
