@@ -231,6 +231,9 @@ class Timer(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|fired|cancelled
     fired_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # Who is firing the timer and until when: renewed while the action runs (crm_bridge.leases).
+    lease_owner: Mapped[str] = mapped_column(String(128), default="")
+    lease_until: Mapped[datetime | None]
     __table_args__ = (Index("ix_timers_state_due", "state", "due_at"),)
 
 
@@ -334,3 +337,26 @@ class KeyValue(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[str] = mapped_column(Text, default="")
     expires_at: Mapped[datetime | None]
+
+
+class SendScope(Base):
+    """One per-recipient or per-robot platform limit (``wecom:<userid>``, ``dingtalk_robot:<hash>``):
+    the row every reservation for the scope locks first (crm_bridge.send_budget)."""
+
+    __tablename__ = "send_scopes"
+    scope: Mapped[str] = mapped_column(String(300), primary_key=True)
+
+
+class SendReservation(Base):
+    """One message counted against a scope's windows, by whichever process sends it: ``held``
+    from before the send until the platform's answer (``at`` = the latest instant the platform
+    may receive it), then ``sent`` (``at`` = the answer's time); a send that never reached the
+    platform deletes its row."""
+
+    __tablename__ = "send_reservations"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(8), default="held")
+    holder: Mapped[str] = mapped_column(String(128), default="")
+    __table_args__ = (Index("ix_send_reservations_scope_at", "scope", "at"),)

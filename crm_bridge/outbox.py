@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from crm_bridge.db import session_factory
 from crm_bridge.models import CardCopy, KeyValue, OutboxItem, Rep
+from crm_bridge.send_budget import confirm_in
 from leadbot.clock import Clock, SystemClock, utc
 
 DELIVERY_PROFILES = ("card", "text", "both", "auto")
@@ -358,8 +359,10 @@ class OutboxRepo:
             params["b_recipient"] = recipient
         return await (_lease_in_one(conn, filters, params) if self.is_pg else _lease_in_two(conn, filters, params))
 
-    async def mark_sent(self, entry: OutboxEntry, result: Mapping[str, Any], card: CardRecord | None = None) -> bool:
-        """Records the platform's ids and, for a card, the copy needed to update it later.
+    async def mark_sent(self, entry: OutboxEntry, result: Mapping[str, Any], card: CardRecord | None = None, *,
+                        reservation: int | None = None) -> bool:
+        """Records the platform's ids and, for a card, the copy needed to update it later; the
+        send's budget ``reservation`` (crm_bridge.send_budget) counts from now, same transaction.
         False when the lease was lost (another worker owns the row now)."""
         now = self.clock.now()
         async with self.engine.begin() as conn:
@@ -367,6 +370,8 @@ class OutboxRepo:
                                                 "sent_at": now, "last_error": ""})
             if done.rowcount != 1:
                 return False
+            if reservation is not None:
+                await confirm_in(conn, [reservation], now)
             if card is not None:
                 await conn.execute(_ADD_CARD, dict(
                     lead_id=card.lead_id, card_kind=card.card_kind[:32], platform=card.platform[:16],

@@ -1,10 +1,11 @@
-"""Per-recipient sliding windows under the platforms' own limits, with look-ahead.
+"""The platforms' per-recipient limits (the windows), and a process-local sliding window over them.
 
 WeCom silently drops app messages beyond 30 per member per minute and 1000 per hour; DingTalk
-work notices allow 500 per user per day; group robots take 20 per minute. The worker asks
-``budget()`` before sending a burst, so it can roll the excess into one digest instead of
-letting the platform drop it. The windows live in memory and are re-read from the outbox's
-``sent_at`` (every process's sends) for the recipients of each delivery tick.
+work notices allow 500 per user per day; group robots take 20 per minute. The delivery worker
+takes its windows from ``limits`` here, but what was spent lives in the database
+(crm_bridge.send_budget), so several processes and hosts share one budget; ``RecipientThrottle``'s
+own bookkeeping is the same arithmetic for one process (a tool, and the model the tests check the
+windows against).
 """
 
 from __future__ import annotations

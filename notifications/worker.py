@@ -5,9 +5,11 @@ fenced; the platform-side guard for the crash window is described in notificatio
 
 One tick:
 1. lease due rows (urgent first); hold non-urgent ones back during quiet hours;
-2. per recipient, compare the burst with the platform budget (look-ahead): within budget every
-   row goes out; beyond it, the rest of that recipient's backlog is leased too and the excess
-   rolled into ONE digest, so the platform never silently drops the overflow;
+2. per recipient, reserve the burst in the platform budget shared by every process
+   (crm_bridge.send_budget: one reservation row per message, in the database): within budget
+   every row goes out; beyond it, the process that won the recipient's last slots leases the
+   rest of that recipient's backlog too and rolls the excess into ONE digest, so the platform
+   never silently drops the overflow; rows no slot was left for wait for the next free one;
 3. send: the delivery profile picks the form (card | text | both | auto), text carries the H5
    link; permanent failures fall back to text (auto switches the rep to both), then to the
    rep's other platform, then to dead-letter, which alerts the admins once per incident.
@@ -24,7 +26,9 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from crm_bridge.kv import deployment_id
+from crm_bridge.leases import process_identity
 from crm_bridge.outbox import CardRecord, NewOutboxItem, OutboxEntry, OutboxRepo, RepContact, digest_key
+from crm_bridge.send_budget import SendBudget, scope_for
 from crm_bridge.send_blocks import APP_WIDE, SendBlocks, recipient_ref
 from leadbot.clock import Clock
 from leadbot.logs import get_logger
@@ -43,6 +47,8 @@ OTHER_PLATFORM = {"wecom": "dingtalk", "dingtalk": "wecom"}
 ROLLABLE_KINDS = ("card", "text", "robot")
 # Card updates and remarks go through other APIs and do not count against message/send limits.
 UNCOUNTED_KINDS = ("card_update", "remark")
+# Added to every window: the platform's clock and ours may disagree a little (several hosts).
+CLOCK_MARGIN_SECONDS = 0.5
 TEXT_LIMIT_BYTES = 2048  # WeCom text content and DingTalk work notice msg are both capped at 2048 B
 
 
@@ -107,6 +113,7 @@ class DeliveryWorker:
                  poll_interval: float = 1.0,
                  gauge_interval: float = 10.0,
                  incident_ttl: timedelta = timedelta(hours=24),
+                 owner: str | None = None,
                  log: Any = None) -> None:
         if send_timeout >= lease_seconds:
             raise ValueError("send_timeout must be shorter than the lease, or a slow send could be repeated")
@@ -114,7 +121,11 @@ class DeliveryWorker:
         self.sender = sender
         self.clock = clock
         self.settings = settings
+        # The platforms' limits (the windows); what was spent lives in the database (SendBudget).
         self.throttle = throttle or RecipientThrottle()
+        self.budget = SendBudget(engine, holder=owner or process_identity())
+        # A reservation counts as in flight until then: longer than any send may take.
+        self.hold = timedelta(seconds=send_timeout + 10.0)
         self.metrics = DeliveryMetrics(registry)
         self.lang = settings.server.language
         self.render_digest = render_digest or make_text_digest(self.lang)
@@ -150,26 +161,7 @@ class DeliveryWorker:
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
-    async def seed_throttle(self) -> None:
-        """Restores the sliding windows from the outbox, so a restart does not forget them."""
-        since = self.clock.now() - timedelta(seconds=self.throttle.longest_window)
-        self.throttle.seed(await self.repo.recent_sends(since, uncounted_kinds=UNCOUNTED_KINDS))
-
-    def _refresh_windows(self, keys: Iterable[tuple[str, str]], sends: Iterable[tuple[str, str, datetime]]) -> None:
-        """Several processes deliver to the same reps: before a tick plans, its recipients'
-        windows are replaced by the outbox's sends (every process's, read with the tick's
-        lease), so together they stay under a rep's limit instead of each spending it. Two ticks
-        planning the same recipient at the same instant can still overshoot by what both saw
-        as free."""
-        windows: dict[tuple[str, str], list[datetime]] = {k: [] for k in keys if k[0] in self.throttle.limits}
-        for channel, recipient, at in sends:
-            if (channel, recipient) in windows:
-                windows[(channel, recipient)].append(at)
-        for (channel, recipient), times in windows.items():
-            self.throttle.replace(channel, recipient, times)
-
     async def start(self) -> None:
-        await self.seed_throttle()
         self._stopping = False
         self._task = asyncio.create_task(self._loop(), name="leadbot-outbox")
 
@@ -226,10 +218,9 @@ class DeliveryWorker:
 
     async def _run_once(self) -> int:
         now = self.clock.now()
+        # No send windows read here: the budget's reservations are the windows (see _plan).
         batch = await self.repo.take_batch(self.batch_size, now, lease_seconds=self.lease_seconds,
-                                           sends_since=now - timedelta(seconds=self.throttle.longest_window),
-                                           windowed_channels=self.throttle.limits.keys(),
-                                           uncounted_kinds=UNCOUNTED_KINDS)
+                                           sends_since=now, windowed_channels=())
         entries, reps = batch.entries, batch.reps
         if not entries:
             await self._refresh_gauges(now)
@@ -245,7 +236,6 @@ class DeliveryWorker:
                 await self.repo.defer(e, until, HELD_REASON)
                 continue
             groups.setdefault((e.channel, e.recipient), []).append(e)
-        self._refresh_windows(groups, batch.sends)
         await asyncio.gather(*(self._run_group(ch, rcpt, group, reps, now)
                                for (ch, rcpt), group in groups.items()))
         await self._refresh_gauges(now)
@@ -259,13 +249,12 @@ class DeliveryWorker:
                 for e in group:
                     await self.repo.defer(e, blocked, "throttled: the platform holds this robot/app back")
                 return
-            send, later = await self._plan(channel, recipient, group, reps, now)
-            for e in send:
-                await self._deliver(e, reps)
-            if later:
-                at = self.throttle.next_free(channel, recipient, self.clock.now())
-                for e in later:
-                    await self.repo.defer(e, at, "throttled: over the platform's per-recipient limit")
+            plan = await self._plan(channel, recipient, group, reps, now)
+            for e in plan.send:
+                await self._deliver(e, reps, plan.slots.pop(e.id, None))
+            await self.budget.release(plan.slots.values())  # reserved, not needed after all
+            for e in plan.later:
+                await self.repo.defer(e, plan.next_free, "throttled: over the platform's per-recipient limit")
 
     def _blocked_until(self, channel: str, recipient: str, now: datetime) -> datetime | None:
         scopes = ((channel, recipient_ref(recipient)), (channel, APP_WIDE))
@@ -280,13 +269,22 @@ class DeliveryWorker:
         return (not e.urgent and e.kind in ROLLABLE_KINDS and bool(e.payload.get("rollup", True))
                 and not e.payload.get("alert") and not e.payload.get("digest"))
 
+    def _windows(self, channel: str) -> list[tuple[int, float]]:
+        return [(w.limit, w.seconds + CLOCK_MARGIN_SECONDS) for w in self.throttle.limits.get(channel, ())]
+
     async def _plan(self, channel: str, recipient: str, group: list[OutboxEntry], reps: dict[int, RepContact],
-                    now: datetime) -> tuple[list[OutboxEntry], list[OutboxEntry]]:
+                    now: datetime) -> "_Plan":
         counted = [e for e in group if self._counts(e)]
         free = [e for e in group if not self._counts(e)]
-        budget = self.throttle.budget(channel, recipient, now)
-        if budget is None or len(counted) <= budget:
-            return free + counted, []
+        if not counted:
+            return _Plan(free, [], {}, now)
+        grant = await self.budget.reserve(scope_for(channel, recipient), len(counted), self._windows(channel),
+                                          now, hold=self.hold)
+        budget = len(grant.ids)
+        # Room left after the whole group: it all goes. A group that used the last slot (or found
+        # too few) takes the rest of the recipient's backlog: that slot carries one roll-up.
+        if budget == len(counted) and grant.room_left > 0:
+            return _Plan(free + counted, [], dict(zip((e.id for e in counted), grant.ids)), grant.next_free)
         if budget > 0:
             # Look-ahead: the whole backlog for this recipient decides the roll-up, not just
             # the slice this batch happened to lease.
@@ -303,7 +301,7 @@ class DeliveryWorker:
                     counted.append(m)
                 else:
                     free.append(m)
-        send: list[OutboxEntry] = list(free)
+        send: list[OutboxEntry] = []
         later: list[OutboxEntry] = []
         slots = budget
         must_go = [e for e in counted if not self._rollable(e)]
@@ -324,7 +322,8 @@ class DeliveryWorker:
                 send.append(digest)
         else:
             later.extend(rollable)
-        return send, later
+        # Every counted message that goes out holds one of the reservations; the rest are released.
+        return _Plan(free + send, later, dict(zip((e.id for e in send), grant.ids)), grant.next_free)
 
     async def _roll_up(self, channel: str, recipient: str, rolled: Sequence[OutboxEntry],
                        reps: dict[int, RepContact]) -> OutboxEntry | None:
@@ -393,15 +392,14 @@ class DeliveryWorker:
                                link=link, rep_id=e.rep_id, lead_id=e.lead_id, attempt=e.attempts,
                                redelivery=e.redelivery, urgent=e.urgent)
 
-    async def _deliver(self, e: OutboxEntry, reps: dict[int, RepContact]) -> None:
+    async def _deliver(self, e: OutboxEntry, reps: dict[int, RepContact], slot: int | None = None) -> None:
         rep = reps.get(e.rep_id) if e.rep_id is not None else None
         form = self._form(e, rep)
         if form == "card" and rep is not None and rep.delivery == "both":
             if await self.repo.enqueue(self._text_copy(e)) is not None:  # insert-or-ignore: safe on every retry
                 self.wake()
-        now = self.clock.now()
-        if self._counts(e) and not self.throttle.try_acquire(e.channel, e.recipient, now):
-            await self.repo.defer(e, self.throttle.next_free(e.channel, e.recipient, now), "throttled")
+        if self._counts(e) and slot is None:  # never sent without a reservation
+            await self.repo.defer(e, self.clock.now(), "no send budget reserved")
             return
         msg = await self._message(e, form, rep)
         try:
@@ -412,10 +410,21 @@ class DeliveryWorker:
             self.log.warning("outbox.send_raised", channel=e.channel, key=e.idempotency_key,
                              error=type(exc).__name__)
             result = DeliveryResult.failed("retry", f"{type(exc).__name__}: {exc}")
-        await self._record(e, form, msg, result, rep)
+        await self._record(e, form, msg, result, rep, slot)
+
+    async def _settle(self, slot: int | None, result: DeliveryResult) -> None:
+        """The reservation after a failed send: a refusal the platform answered (or a send held
+        back here) never reached the recipient and gives its slot back; a timeout or a throttle
+        answer may have counted there, so it keeps it (from now)."""
+        if slot is None:
+            return
+        if (result.error_kind or "retry") in ("retry", "throttle"):
+            await self.budget.confirm([slot], self.clock.now())
+        else:
+            await self.budget.release([slot])
 
     async def _record(self, e: OutboxEntry, form: str, msg: OutboundMessage, result: DeliveryResult,
-                      rep: RepContact | None) -> None:
+                      rep: RepContact | None, slot: int | None = None) -> None:
         if result.ok:
             ids = {**dict(result.platform_ids), "form": form}
             card = None
@@ -425,11 +434,13 @@ class DeliveryWorker:
                                   card_ref=str(ids.get("task_id") or ids.get("outTrackId") or msg.dedupe_id),
                                   lead_id=e.lead_id, msgid=str(ids.get("msgid") or ""),
                                   response_code=str(ids.get("response_code") or ""))
-            if await self.repo.mark_sent(e, ids, card):
+            if await self.repo.mark_sent(e, ids, card, reservation=slot):
                 self.metrics.sent.labels(e.channel, form).inc()
             else:
+                await self.budget.confirm([slot] if slot is not None else [], self.clock.now())
                 self.log.warning("outbox.lease_lost_after_send", key=e.idempotency_key)
             return
+        await self._settle(slot, result)
         kind = result.error_kind or "retry"
         if kind == "blocked":
             await self.repo.defer(e, self.clock.now() + timedelta(seconds=result.retry_after or 1.0),
@@ -558,3 +569,14 @@ class DeliveryWorker:
         self.metrics.held.set(held)
         self.metrics.held_age.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
 
+
+
+class _Plan:
+    """What one recipient's share of a tick does: ``send`` now (each counted message with its
+    reservation in ``slots``, by outbox id), defer ``later`` to ``next_free``."""
+
+    __slots__ = ("send", "later", "slots", "next_free")
+
+    def __init__(self, send: list[OutboxEntry], later: list[OutboxEntry], slots: dict[int, int],
+                 next_free: datetime) -> None:
+        self.send, self.later, self.slots, self.next_free = send, later, slots, next_free

@@ -107,7 +107,6 @@ async def test_restart_remembers_the_window(engine, repo: OutboxRepo, clock: Man
     await repo.enqueue_many([lead_card(rep, "wangwu", i) for i in range(31, 41)])
     second = FakeSender()
     worker = make_worker(sender=second, registry=CollectorRegistry())
-    await worker.seed_throttle()  # what start() does
     await worker.drain()
     assert second.delivered == []
 
@@ -322,8 +321,6 @@ async def test_two_processes_share_one_reps_window(engine, repo: OutboxRepo, clo
     first, second = FakeSender(), FakeSender()
     a = make_worker(sender=first)
     b = make_worker(sender=second, registry=CollectorRegistry())
-    await a.seed_throttle()
-    await b.seed_throttle()  # both started before anything was sent: empty windows
     await repo.enqueue_many([lead_card(rep, "qianqi", i) for i in range(1, 26)])
     await a.drain()
     assert len(first.delivered) == 25

@@ -1,0 +1,118 @@
+"""The send budget is one budget in the database, whichever process (worker) sends: reservations
+counted before the send, messages in flight included, blocks the platform imposed shared."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crm_bridge.outbox import NewOutboxItem, OutboxRepo
+from crm_bridge.send_budget import SendBudget, scope_for
+from leadbot.clock import ManualClock
+from notifications.sender import DeliveryResult
+from notifications.testing import FakeSender
+from tests.notifications.conftest import add_rep, lead_card
+
+MINUTE = [(30, 60.0)]
+
+
+async def test_concurrent_reservations_never_exceed_the_window(engine: AsyncEngine, clock: ManualClock) -> None:
+    # Ten reservers (on PostgreSQL: ten connections, as from ten processes) ask for 10 each at once.
+    budgets = [SendBudget(engine, holder=f"p{i}") for i in range(10)]
+    grants = await asyncio.gather(*(b.reserve("wecom:u1", 10, MINUTE, clock.now()) for b in budgets))
+    assert sum(len(g.ids) for g in grants) == 30
+    full = [g for g in grants if len(g.ids) < 10]
+    # Whoever found the window full learns when the first slot frees: a minute after the first send
+    # could have been received (held reservations count until the hold's end).
+    assert all(g.next_free > clock.now() for g in full)
+    assert await budgets[0].in_window("wecom:u1", clock.now(), 60) == 30
+    assert len((await budgets[0].reserve("wecom:u2", 5, MINUTE, clock.now())).ids) == 5  # per scope
+
+
+async def test_held_released_and_confirmed(engine: AsyncEngine, clock: ManualClock) -> None:
+    budget = SendBudget(engine)
+    grant = await budget.reserve("wecom:u1", 30, MINUTE, clock.now(), hold=timedelta(seconds=20))
+    assert len(grant.ids) == 30 and not (await budget.reserve("wecom:u1", 1, MINUTE, clock.now())).ids
+    await budget.release(grant.ids[:5])  # never reached the platform
+    again = await budget.reserve("wecom:u1", 10, MINUTE, clock.now(), hold=timedelta(seconds=20))
+    assert len(again.ids) == 5
+    clock.advance(1)
+    await budget.confirm(grant.ids[5:], clock.now())  # answered one second later
+    clock.advance(60)
+    # The confirmed ones left the window (answered at +1 s); the five reserved again are still
+    # held: their holder never answered (crashed), so they count until the hold's end plus a minute.
+    late = await budget.reserve("wecom:u1", 30, MINUTE, clock.now())
+    assert len(late.ids) == 25
+    await budget.release(late.ids)
+    clock.advance(20)
+    assert len((await budget.reserve("wecom:u1", 30, MINUTE, clock.now())).ids) == 30
+
+
+def test_robot_scopes_carry_no_secret() -> None:
+    scope = scope_for("dingtalk_robot", "https://oapi.dingtalk.com/robot/send?access_token=secret123")
+    assert "secret123" not in scope and scope.startswith("dingtalk_robot:h")
+    assert scope_for("wecom", "zhangsan") == "wecom:zhangsan"
+
+
+async def test_two_workers_bursting_to_one_rep_stay_under_the_limit_with_one_digest(
+        engine: AsyncEngine, repo: OutboxRepo, clock: ManualClock, make_worker) -> None:
+    """Two processes' workers lease different rows of one rep's burst and tick at the same time:
+    together they send at most 30, and everything beyond is in a digest or waits for the next slot."""
+    rep = await add_rep(engine, clock, wecom="zhaoliu", delivery="card")
+    await repo.enqueue_many([lead_card(rep, "zhaoliu", i) for i in range(1, 81)])
+    platform = FakeSender(latency=0.001)
+    a = make_worker(sender=platform, batch_size=30, registry=CollectorRegistry())
+    b = make_worker(sender=platform, batch_size=30, registry=CollectorRegistry())
+    await asyncio.gather(a.run_once(), b.run_once())
+    await asyncio.gather(a.drain(), b.drain())
+    first = platform.seen_by("zhaoliu")
+    # The minute's 30 slots: the worker that won the last one rolled what it could gather into it.
+    assert len(first) == 30 and len([m for m in first if m.payload.get("digest")]) == 1
+    rows = {r.idempotency_key: r for r in await repo.list(("sent", "rolled_up", "pending"), limit=200)}
+    assert all(f"lead:{i}:offer:{rep}" in rows for i in range(1, 81))  # nothing lost
+    clock.advance(120)
+    await asyncio.gather(a.drain(), b.drain())
+    seen = platform.seen_by("zhaoliu")
+    assert len(seen) <= 60
+    delivered = {m.lead_id for m in seen if not m.payload.get("digest")}
+    for m in seen:
+        if m.payload.get("digest"):
+            assert not delivered & set(m.payload["lead_ids"])  # nothing twice
+            delivered |= set(m.payload["lead_ids"])
+    assert delivered == set(range(1, 81))
+    assert (await repo.counts()).get("pending", 0) == 0
+
+
+class ThrottledRobot(FakeSender):
+    """A DingTalk custom robot that answered errcode 410100: a throttle of the robot with the
+    platform's 10-minute block as retry-after (bot/delivery_adapters.py classifies it so)."""
+
+    async def send(self, message):  # type: ignore[override]
+        self.calls.append(message)
+        return DeliveryResult.failed("throttle", "410100 send too fast", retry_after=600, scope="recipient")
+
+
+async def test_a_throttle_answer_blocks_the_robot_for_every_process(
+        engine: AsyncEngine, repo: OutboxRepo, clock: ManualClock, make_worker) -> None:
+    hook = "https://oapi.dingtalk.com/robot/send?access_token=abc"
+    first = ThrottledRobot()
+    a = make_worker(sender=first, registry=CollectorRegistry())
+    await repo.enqueue(NewOutboxItem(key="esc:1", channel="dingtalk_robot", kind="robot", recipient=hook,
+                                     payload={"text": "升级"}))
+    await a.drain()
+    assert len(first.calls) == 1
+    second = FakeSender()
+    b = make_worker(sender=second, registry=CollectorRegistry())  # another process
+    await repo.enqueue(NewOutboxItem(key="esc:2", channel="dingtalk_robot", kind="robot", recipient=hook,
+                                     payload={"text": "升级"}))
+    clock.advance(120)  # past the worker's own backoff, inside the platform's block
+    await b.drain()
+    assert second.calls == []
+    row = await repo.get_by_key("esc:2")
+    assert row.state == "pending" and "holds this robot/app back" in row.last_error
+    clock.advance(481)
+    await b.drain()
+    assert {m.key for m in second.delivered} == {"esc:1", "esc:2"}
