@@ -16,7 +16,8 @@ _WEEKDAYS = {"zh": "一二三四五六日", "en": ("Mon", "Tue", "Wed", "Thu", "
 
 def local_text(instant: datetime, calendar: Any, lang: str = "zh", *, now: datetime | None = None) -> str:
     """An instant as a person in the calendar's zone reads it: "周一 09:00" within a week either
-    side of `now` (today: "今天 09:00"), else with its date ("12月7日 周一 09:00")."""
+    side of `now`, else with its date ("12月7日 周一 09:00"). Never "today": a card keeps its
+    words for days, and "today" would turn false by the next morning."""
     cal = calendar_of(calendar)
     local = cal.local(instant)
     hhmm = local.strftime("%H:%M")
@@ -24,8 +25,6 @@ def local_text(instant: datetime, calendar: Any, lang: str = "zh", *, now: datet
     day = f"周{_WEEKDAYS['zh'][local.weekday()]}" if zh else _WEEKDAYS["en"][local.weekday()]
     if now is not None:
         today = cal.local_date(now)
-        if local.date() == today:
-            return f"{'今天' if zh else 'today'} {hhmm}"
         if today - timedelta(days=7) < local.date() < today + timedelta(days=7):
             return f"{day} {hhmm}"
     if zh:

@@ -76,6 +76,7 @@ class Demo:
     port: int = 8080
     db_path: str | None = None
     config_path: str | None = None
+    own_calendar: bool = False
     clock: DemoClock = field(default_factory=DemoClock)
     language: str = "zh"
 
@@ -125,12 +126,13 @@ class Demo:
             "crm_bridge": {"webhook_urls": [self.crm_webhook_url], "webhook_secret": self.crm.secret},
         }
         if self.config_path:
-            # An admin's own file: its ladder and stages drive the live sandbox; its routing
-            # rules go to the playground (they name teams the sandbox does not have).
+            # An admin's own file: its ladder, stages, calendar and duty drive the live sandbox;
+            # its routing rules go to the playground (they name teams the sandbox does not have).
             own = _read_toml(self.config_path)
-            for section in ("sla", "pipeline"):
+            for section in ("sla", "pipeline", "calendar", "duty"):
                 if section in own:
                     data[section] = own[section]
+            self.own_calendar = "calendar" in own
             if "language" in own.get("server", {}):
                 data["server"]["language"] = own["server"]["language"]
             if "assignment" in own:
@@ -171,8 +173,9 @@ class Demo:
         self.ctx = self.app[CTX]
         worker = self.ctx.services.get("delivery_worker")
         if worker is not None:
-            # The sandbox runs around the clock: nothing is held back for quiet hours.
-            worker.quiet_hours = False
+            # The sandbox runs around the clock (nothing held for quiet hours) unless the admin's
+            # own file brings a [calendar]: then it keeps that calendar's hours, to try them.
+            worker.quiet_hours = self.own_calendar
         runner = web.AppRunner(self.app, access_log=None)
         await runner.setup()
         self._runners.append(runner)

@@ -79,7 +79,7 @@ SLA: dict[str, Any] = {"first_touch_remind": "2m", "first_touch_escalate": "4m",
                        "pool_return": "2h", "working_time": False}
 
 # Around the clock, so the sandbox behaves the same whenever someone tries it.
-CALENDAR: dict[str, Any] = {"working_hours": "00:00-23:59", "working_days": [1, 2, 3, 4, 5, 6, 7]}
+CALENDAR: dict[str, Any] = {"working_hours": "00:00-24:00", "working_days": [1, 2, 3, 4, 5, 6, 7]}
 
 ASSIGNMENT_TOML = '''# Paste your own config.toml here (only [assignment], [calendar] are used)
 [assignment]

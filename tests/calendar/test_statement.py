@@ -46,7 +46,8 @@ def test_local_text_reads_in_the_calendar_zone() -> None:
     assert local_text(monday_9, s.calendar, "zh", now=SATURDAY_NIGHT) == "周一 09:00"
     assert local_text(monday_9, s.calendar, "en", now=SATURDAY_NIGHT) == "Mon 09:00"
     assert local_text(monday_9, s.calendar, "zh") == "11月30日 周一 09:00"
-    assert local_text(SATURDAY_NIGHT, s.calendar, "zh", now=SATURDAY_NIGHT) == "今天 22:30"
+    assert local_text(SATURDAY_NIGHT, s.calendar, "zh", now=SATURDAY_NIGHT) == "周六 22:30"
+    assert local_text(SATURDAY_NIGHT, s.calendar, "en", now=datetime(2026, 12, 20, tzinfo=SH)) == "Sat 28 Nov 22:30"
 
 
 async def test_serve_statement_counts_what_is_already_held(tmp_path: Path) -> None:
