@@ -235,7 +235,7 @@ def outbox(retry_dead: bool, ids: tuple[int, ...], limit: int, config_path: str 
     if retry_dead:
         n = asyncio.run(_with_engine(settings, lambda e: outbox_requeue_dead(e, list(ids) or None)))
         click.echo(f"{n} dead message(s) back in the queue")
-    click.echo(asyncio.run(_with_engine(settings, lambda e: outbox_report(e, limit))))
+    click.echo(asyncio.run(_with_engine(settings, lambda e: outbox_report(e, limit, settings.calendar))))
 
 
 @main.group()

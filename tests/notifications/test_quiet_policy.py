@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from crm_bridge.outbox import NewOutboxItem, OutboxRepo
 from leadbot.clock import ManualClock
+from notifications.cli_report import outbox_report
 from notifications.quiet_hours import REPLY, time_policy_line
 from notifications.testing import FakeSender
 from tests.conftest import make_settings
@@ -65,6 +66,8 @@ async def test_metrics_count_held_messages_and_their_age(
     await worker.run_once()
     assert gauge(registry, "leadbot_outbox_held") == 2
     assert gauge(registry, "leadbot_outbox_held_oldest_seconds") == 3 * 3600
+    report = await outbox_report(engine)
+    assert report.count("next=2026-11-30 09:00 Asia/Shanghai") == 2 and "quiet hours" in report
     clock.set(MONDAY_9)
     await worker.drain()
     assert len(sender.delivered) == 2
