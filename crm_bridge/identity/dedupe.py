@@ -127,7 +127,9 @@ def find_edges(index: IdentityIndex, records: Sequence[Record],
         for kind, value in rec.strong_keys():
             holders = index.holders(kind, value)
             if len(holders) - 1 > config.strong_cap:
-                continue
+                holders = matcher.agreeing_holders(rec, [index.records[h] for h in holders if h != i])
+                if not holders:
+                    continue
             for h in holders:
                 if h > i:
                     strong.setdefault(h, []).append((kind, value))

@@ -133,7 +133,7 @@ class IdentityIndex:
         # matter only where another key is shared too, so it is only intersected, never read whole.
         # A name token ("smith", "wei") is a blocking key only, no evidence: read up to block_limit.
         limits = {"name": c.name_cap, "token": c.block_limit, "landline": c.landline_cap, "address": c.address_cap,
-                  "company": c.company_cap, "domain": c.domain_cap, "id_part": c.strong_cap}
+                  "company": c.company_cap, "domain": c.domain_cap, "id_part": 20}
         for kind, key in probe.block_keys():
             held = self.blocks[kind].get(key)
             n = _size(held)
@@ -164,8 +164,10 @@ class IdentityIndex:
         for kind, value in probe.strong_keys():
             holders = [h for h in _ids(self.strong[kind].get(value)) if h != probe.id]
             if len(holders) > c.strong_cap:
-                strong_capped.append(kind)
-                continue
+                holders = self.matcher.agreeing_holders(probe, [self.records[h] for h in holders if h in self.records])
+                if not holders:
+                    strong_capped.append(kind)
+                    continue
             for holder in holders:
                 strong_hits.setdefault(holder, []).append((kind, value))
         ids = self.candidate_ids(probe)

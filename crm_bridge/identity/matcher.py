@@ -30,7 +30,7 @@ from crm_bridge.identity import reasons
 from crm_bridge.identity.company import company_key, normalize_company
 from crm_bridge.identity.names import (EMPTY_NAME, NameInfo, is_common_name, mailbox_from_name, name_similarity,
                                        parse_name)
-from crm_bridge.identity.normalize import (FREE_MAIL_DOMAINS, is_role_mailbox, normalize_address, normalize_city,
+from crm_bridge.identity.normalize import (FREE_MAIL_DOMAINS, cn_id_checksum_ok, is_role_mailbox, normalize_address, normalize_city,
                                            normalize_email, normalize_exact, normalize_id_number,
                                            parse_phone, parse_phones)
 from crm_bridge.identity.scoring import DEFAULT_MODEL, FIELDS, FSModel
@@ -127,7 +127,7 @@ class Record:
             yield "domain", domain
         for value in self.id_numbers:
             # Halves of an ID number: one mistyped character still meets its twin in one half.
-            if len(value) >= 8:
+            if len(value) >= 6:
                 half = len(value) // 2
                 yield "id_part", "a" + value[:half]
                 yield "id_part", "b" + value[half:]
@@ -354,6 +354,11 @@ def domain_names_company(domain: str, company_key_: str) -> bool:
                                                                 or company_key_.startswith(label)))
 
 
+def _ids_agree(a: Record, b: Record) -> bool:
+    return bool(a.id_numbers and b.id_numbers) and (bool(set(a.id_numbers) & set(b.id_numbers)) or any(
+        _one_edit_apart(x, y) for x in a.id_numbers for y in b.id_numbers))
+
+
 def _name_level(score: float, why: str, a: NameInfo, b: NameInfo) -> tuple[int, str]:
     if why.startswith("surname only"):
         return _NAME_LEVEL["surname"], "name.surname"
@@ -381,6 +386,17 @@ class Matcher:
     def __init__(self, config: MatchConfig | None = None, model: FSModel | None = None) -> None:
         self.config = config or DEFAULT_CONFIG
         self.model = model or DEFAULT_MODEL
+
+    def agreeing_holders(self, probe: Record, holders: Sequence[Record]) -> list[Id]:
+        """A strong value on more than strong_cap records: a rep's own mobile typed into every row
+        (each under another name) counts for nobody; one person entered five times (one name,
+        spelled five ways) still counts for the records whose name or address agrees."""
+        agreeing = [h.id for h in holders if h.id != probe.id and (
+            not probe.name.present or not h.name.present or probe.name.weak or h.name.weak
+            or name_similarity(probe.name, h.name)[0] >= self.config.name_gate
+            or address_similarity(probe.address, h.address) >= 0.75)]
+        disagreeing = sum(1 for h in holders if h.id != probe.id) - len(agreeing)
+        return agreeing if disagreeing <= self.config.strong_cap else []
 
     # ---- one pair ----------------------------------------------------------------------------
 
@@ -486,8 +502,9 @@ class Matcher:
             elif s_addr < 0.5:
                 put("address", 1, s_addr, "address.differ")
         if probe.city and cand.city:
-            if probe.city == cand.city:
-                put("city", 2, 1.0, "city.same", ("v", probe.city))
+            if probe.city == cand.city or (min(len(probe.city), len(cand.city)) >= 5
+                                           and _one_edit_apart(probe.city, cand.city)):
+                put("city", 2, 1.0, "city.same", ("v", cand.city))
             else:
                 put("city", 1, 0.0, "city.differ")
         # identifiers one person has one of
@@ -496,8 +513,13 @@ class Matcher:
                 vec[_FIELD_INDEX["id_number"]] = 3
             elif any(_one_edit_apart(a, b) for a in probe.id_numbers for b in cand.id_numbers):
                 put("id_number", 2, 0.9, "id_number.typo")
-            else:
+            elif all(cn_id_checksum_ok(v) for v in probe.id_numbers + cand.id_numbers):
+                # Resident IDs whose check digits hold were not mistyped: two people.
                 put("id_number", 1, 1.0, "id_number.differ")
+            else:
+                # Other document numbers (a passport, FEBRL's social security ids) carry no check
+                # digit: a difference weighs against, as a typo-prone field does, without a veto.
+                put("id_number", 1, 1.0, "id_number.other")
         if probe.unionids and cand.unionids and not set(probe.unionids) & set(cand.unionids):
             ev.append(Evidence("unionid", 1.0, -99.0, "", "unionid.differ"))
         return vec, ev, capped
@@ -522,7 +544,8 @@ class Matcher:
             p = 0.0
         pn, cn = probe.name, cand.name
         named = pn.present and cn.present
-        if named and vec[_FIELD_INDEX["name"]] == _NAME_LEVEL["differ"]:
+        id_agrees = vec[_FIELD_INDEX["id_number"]] >= 2  # the same ID number, or one character apart
+        if named and vec[_FIELD_INDEX["name"]] == _NAME_LEVEL["differ"] and not id_agrees:
             # Same company, same switchboard, another name: a colleague, not a duplicate.
             weighed.append(Evidence("name_gate", 1.0, 0.0, "", "name.gate"))
             p = min(p / 2, c.possible_threshold * 0.9)
@@ -548,7 +571,7 @@ class Matcher:
         as it is for pairs that share a strong identifier."""
         if not explain and probe.name.present and cand.name.present and not (probe.name.weak or cand.name.weak):
             s_name, _ = name_similarity(probe.name, cand.name)
-            if s_name < self.config.name_gate:
+            if s_name < self.config.name_gate and not _ids_agree(probe, cand):
                 return 0.0, [Evidence("name", s_name, 0.0, "", "name.differ",
                                       (("a", probe.name.display), ("b", cand.name.display)))], []
         vec, ev, capped = self.compare(probe, cand, freq)

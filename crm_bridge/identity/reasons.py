@@ -60,6 +60,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     # identifiers that contradict
     "id_number.typo": ("证件号仅差一位（笔误？）", "id_number one character apart (a typo?)"),
     "id_number.differ": ("证件号不同", "different id_number"),
+    "id_number.other": ("证件号不同", "different id_number"),
     "unionid.differ": ("微信 unionid 不同", "different unionid"),
     # decisions
     "decision.possible": ("可能与客户 {v} 重复（{n}）：", "possible duplicate of {v} ({n}): "),

@@ -108,8 +108,9 @@ def test_two_addresses_at_one_employer_are_two_people() -> None:
 
 
 def test_two_id_numbers_mean_two_people_even_with_one_mobile() -> None:
-    index = _index(build_record(1, name="王小明", phones="13812345678", id_numbers="110105194912310021"))
-    decision = index.match(build_record(None, name="王小明", phones="13812345678", id_numbers="320102198001011234"))
+    # Both resident IDs' check digits hold: neither is a typo.
+    index = _index(build_record(1, name="王小明", phones="13812345678", id_numbers="11010519491231002X"))
+    decision = index.match(build_record(None, name="王小明", phones="13812345678", id_numbers="320102198001011238"))
     assert decision.kind == POSSIBLE  # a person decides: a recycled number, a shared phone
     assert "different id_number" in decision.reason
 
@@ -121,6 +122,15 @@ def test_two_strong_identifiers_naming_two_customers() -> None:
     assert decision.kind == SAME and decision.customer_id == 1  # a mobile outranks an email
     assert [c.customer_id for c in decision.candidates] == [1, 2]
     assert "also shares an identifier with 2" in decision.reason
+
+
+def test_a_document_number_without_check_digit_weighs_but_does_not_veto() -> None:
+    index = _index(build_record(1, name="Jett Colegate", address="55 hampton circuit gibraltar 6000", city="st albans",
+                                id_numbers="1302954"))
+    decision = index.match(build_record(None, name="Colegate Jett", address="55 hampton ircuit gibroatar 6000",
+                                        city="st albans", id_numbers="1742749"))
+    assert decision.kind != NEW and "different id_number" in decision.reason
+    assert "given name and surname swapped" in decision.reason
 
 
 def test_distinct_pairs_suppress_suggestions() -> None:
