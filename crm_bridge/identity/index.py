@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from crm_bridge.identity.matcher import (DEFAULT_CONFIG, STRONG_INDEX_KINDS, Id, MatchConfig,
                                          MatchDecision, Matcher, Record)
 
-BLOCK_KINDS = ("name", "token", "company", "domain", "landline", "address", "id_part")
+BLOCK_KINDS = ("name", "token", "company", "domain", "landline", "address", "id_part", "mobile_mask")
 
 
 def _put(d: dict[str, Any], key: str, rid: Id) -> None:
@@ -133,7 +133,8 @@ class IdentityIndex:
         # matter only where another key is shared too, so it is only intersected, never read whole.
         # A name token ("smith", "wei") is a blocking key only, no evidence: read up to block_limit.
         limits = {"name": c.name_cap, "token": c.block_limit, "landline": c.landline_cap, "address": c.address_cap,
-                  "company": c.company_cap, "domain": c.domain_cap, "id_part": 20}
+                  "company": c.company_cap, "domain": c.domain_cap, "id_part": 20,
+                  "mobile_mask": c.strong_cap}
         for kind, key in probe.block_keys():
             held = self.blocks[kind].get(key)
             n = _size(held)

@@ -101,6 +101,7 @@ class Record:
     address: str = ""
     city: str = ""
     role_emails: tuple[str, ...] = ()  # sales@, info@: the company's, never one person's
+    masked_mobiles: tuple[str, ...] = ()  # "138****5678" as a rep types it into a remark
 
     def strong_keys(self) -> Iterator[tuple[str, str]]:
         for kind, values in (("unionid", self.unionids), ("external_userid", self.external_userids),
@@ -125,6 +126,10 @@ class Record:
             yield "company", self.company_key
         for domain in self.domains:
             yield "domain", domain
+        for masked in self.masked_mobiles:
+            yield "mobile_mask", masked
+        for mobile in self.mobiles:
+            yield "mobile_mask", mask_mobile(mobile)
         for value in self.id_numbers:
             # Halves of an ID number: one mistyped character still meets its twin in one half.
             if len(value) >= 6:
@@ -157,13 +162,25 @@ def _corporate(mail: str) -> str:
     return "" if domain in FREE_MAIL_DOMAINS else domain
 
 
+_MASKED_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)[*＊xX]{4}(\d{4})(?!\d)")
+
+
+def mask_mobile(e164: str) -> str:
+    """+8613812345678 -> 138****5678, the form a masked remark or card shows."""
+    digits = e164[3:] if e164.startswith("+86") else e164
+    return f"{digits[:3]}****{digits[-4:]}" if len(digits) == 11 else ""
+
+
 def build_record(id: Id, *, name: str = "", company: str = "", phones: Any = (), emails: Any = (),
                  unionids: Any = (), external_userids: Any = (), dingtalk_ids: Any = (),
                  id_numbers: Any = (), address: str = "", city: str = "") -> Record:
     """Features from raw, as-written values (a CSV row, a WeCom contact, a lead)."""
     mobiles: list[str] = []
     landlines: list[str] = []
+    masked: list[str] = []
     for raw in _as_list(phones):
+        if raw and "*" in raw:
+            masked += [m.group(1) + "****" + m.group(2) for m in _MASKED_MOBILE.finditer(raw)]
         if raw and len(raw) == 11 and raw.isdigit():
             phone = parse_phone(raw)  # the common case: a plain mobile, one field one number
             if phone:
@@ -185,7 +202,7 @@ def build_record(id: Id, *, name: str = "", company: str = "", phones: Any = (),
         _uniq([normalize_exact(v) for v in _as_list(dingtalk_ids)]) if dingtalk_ids else (),
         _uniq([normalize_id_number(v) for v in _as_list(id_numbers)]) if id_numbers else (),
         _intern(normalize_address(address)) if address else "", _intern(normalize_city(city)) if city else "",
-        roles)
+        roles, tuple(dict.fromkeys(masked)))
 
 
 def record_from_identities(id: Id, *, name: str = "", company: str = "", address: str = "", city: str = "",
@@ -334,7 +351,7 @@ _TLD_PARTS = frozenset({"com", "cn", "net", "org", "gov", "edu", "co", "ltd", "b
 # Evidence that belongs to one person, not to a company: what a common name needs beside it. A
 # mailbox built from the name is not: 王芳's namesake at the company gets wangfang2@ or fang.wang@.
 # Nor is an address: in B2B data it is the company's, which colleagues share.
-_PERSONAL = frozenset({"mobile.same", "landline.same", "id_number.typo", "id_number.same"})
+_PERSONAL = frozenset({"mobile.same", "mobile.masked", "landline.same", "id_number.typo", "id_number.same"})
 
 
 def _domain_label(domain: str) -> str:
@@ -347,7 +364,8 @@ def _domain_label(domain: str) -> str:
 
 def domain_names_company(domain: str, company_key_: str) -> bool:
     """huawei.com beside 华为技术有限公司 (key "huawei"), abc.com beside ABC科技(上海)有限公司."""
-    label = _domain_label(domain).replace("-", "")
+    label = _domain_label(domain).replace("-", "").rstrip("0123456789")
+    company_key_ = company_key_.rstrip("0123456789")
     if len(label) < 3 or not company_key_:
         return False
     return label == company_key_ or (len(company_key_) >= 3 and (label.startswith(company_key_)
@@ -438,10 +456,14 @@ class Matcher:
             elif s_comp < 0.5:
                 put("company", 1, s_comp, "company.differ", ("a", probe.company), ("b", cand.company),
                     detail=comp_detail)
-        else:
+        if vec[_FIELD_INDEX["company"]] <= 1 and "company" not in capped:
+            # No company on one side, or two spellings that do not meet (博远精密机械 / Boyuan
+            # Precision Machinery): a mail domain may name the other side's company.
             for rec, other in ((probe, cand), (cand, probe)):
                 named = next((d for d in rec.domains if domain_names_company(d, other.company_key)), "")
                 if named:
+                    if vec[_FIELD_INDEX["company"]]:
+                        ev[:] = [e for e in ev if e.field != "company"]
                     put("company", 2, 0.9, "company.variant", ("a", other.company or "?"), ("b", named))
                     break
         # company mail domain (role mailboxes count here: they name the company)
@@ -462,8 +484,11 @@ class Matcher:
             if mine and theirs and not set(mine) & set(theirs):
                 a, b = mine[0].partition("@")[0], theirs[0].partition("@")[0]
                 letters_a, letters_b = "".join(ch for ch in a if ch.isalpha()), "".join(ch for ch in b if ch.isalpha())
+                digits_a, digits_b = "".join(ch for ch in a if ch.isdigit()), "".join(ch for ch in b if ch.isdigit())
                 from_name = all(any(mailbox_from_name(local, n) for n in (pn, cn) if n.present) for local in (a, b))
-                if from_name and letters_a != letters_b:
+                # huang.minhong@ and huangminhong@ differ in a dot only; zhangwei@ and zhangwei2@ in
+                # the number a mail system gives a second 张伟.
+                if from_name and (letters_a != letters_b or digits_a == digits_b):
                     put("email", 2, 1.0, "email.from_name", ("a", mine[0]), ("b", theirs[0]))
                 else:
                     # zhangwei@ and zhangwei2@: the mail system told two namesakes apart.
@@ -474,7 +499,15 @@ class Matcher:
         # phones
         if probe.mobiles and cand.mobiles:
             if set(probe.mobiles) & set(cand.mobiles):
-                vec[_FIELD_INDEX["mobile"]] = 2
+                vec[_FIELD_INDEX["mobile"]] = 3
+            else:
+                put("mobile", 1, 1.0, "mobile.differ")
+        elif (probe.masked_mobiles and (cand.mobiles or cand.masked_mobiles)) or (cand.masked_mobiles and probe.mobiles):
+            mine = set(probe.masked_mobiles) | {mask_mobile(m) for m in probe.mobiles}
+            theirs = set(cand.masked_mobiles) | {mask_mobile(m) for m in cand.mobiles}
+            shared = mine & theirs
+            if shared:
+                put("mobile", 2, 0.9, "mobile.masked", ("v", min(shared)))
             else:
                 put("mobile", 1, 1.0, "mobile.differ")
         shared_lines = set(probe.landlines) & set(cand.landlines)
@@ -550,7 +583,8 @@ class Matcher:
             weighed.append(Evidence("name_gate", 1.0, 0.0, "", "name.gate"))
             p = min(p / 2, c.possible_threshold * 0.9)
         below_auto = c.auto_threshold - 0.01
-        if (pn.weak or cn.weak) and p > min(c.weak_name_max, below_auto):
+        # An honorific (张工) is a suggestion at most, unless a masked mobile agrees (张工-138****5678).
+        if (pn.weak or cn.weak) and "mobile.masked" not in codes and p > min(c.weak_name_max, below_auto):
             weighed.append(Evidence("name_weak", 1.0, 0.0, "", "name.weak_cap"))
             p = min(c.weak_name_max, below_auto)
         if "name" in capped and p > below_auto:
@@ -662,4 +696,4 @@ def decision_summary(decision: MatchDecision) -> dict[str, Any]:
 
 __all__ = ["SAME", "POSSIBLE", "NEW", "MatchConfig", "DEFAULT_CONFIG", "Record", "Evidence", "Candidate",
            "MatchDecision", "Matcher", "build_record", "record_from_identities", "mask_value",
-           "company_similarity", "decision_summary", "domain_names_company", "SINGLE_VALUED", "CONFLICT_CODES"]
+           "company_similarity", "decision_summary", "mask_mobile", "domain_names_company", "SINGLE_VALUED", "CONFLICT_CODES"]

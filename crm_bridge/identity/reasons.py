@@ -48,6 +48,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "email.role": ("角色邮箱 {v} 不代表个人", "role mailbox {v}: not a person's identity"),
     # phones
     "mobile.differ": ("手机号不同", "different mobiles"),
+    "mobile.masked": ("手机号相符（{v}）", "masked mobile agrees ({v})"),
     "landline.same": ("同一直线电话 {v}", "{v} direct line"),
     "landline.switchboard": ("总机 {v}（{n} 条记录共用），不计", "{v} shared by {n} records (switchboard), not counted"),
     # places

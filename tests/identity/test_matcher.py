@@ -52,8 +52,17 @@ def test_common_name_at_different_companies_is_not_a_duplicate() -> None:
 def test_different_mobiles_weigh_against_a_weak_match() -> None:
     index = _index(build_record(1, name="张伟", company="华为技术有限公司", phones="13811112222"))
     decision = index.match(build_record(None, name="张伟", company="华为技术", phones="13955556666"))
-    assert decision.kind == NEW
-    assert "different mobiles" in decision.reason
+    without = index.match(build_record(None, name="张伟", company="华为技术"))
+    assert decision.kind != SAME and decision.score < without.score
+    assert "different mobiles" in decision.reason and "手机号不同" in decision.reason_zh
+
+
+def test_a_masked_mobile_in_a_remark_links_the_honorific() -> None:
+    index = _index(build_record(1, name="张伟", company="ABC科技(上海)有限公司", phones="13812345678"),
+                   build_record(2, name="张强", company="ABC科技(上海)有限公司", phones="13912340000"))
+    decision = index.match(build_record(None, name="张工-ABC科技", company="ABC科技", phones="138****5678"))
+    assert decision.customer_id == 1 and decision.kind != NEW
+    assert "138****5678" in decision.reason and "手机号相符（138****5678）" in decision.reason_zh
 
 
 def test_a_shared_switchboard_does_not_count_but_a_direct_line_does() -> None:

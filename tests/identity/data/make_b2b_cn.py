@@ -41,6 +41,17 @@ TYPOS = {"wei": "wie", "ming": "mign", "jing": "jign", "zhang": "zahng", "wang":
          "xiao": "xaio", "hong": "hogn", "yang": "yagn", "chen": "chne", "liu": "lui"}
 
 used_mobiles: set[str] = set()
+used_mails: set[str] = set()
+
+
+def mailbox(candidates: list[str], domain: str) -> str:
+    """A mail system never hands one address to two people: the first free form, else a numbered one."""
+    for local in candidates + [f"{candidates[0]}{k}" for k in range(2, 9)]:
+        address = f"{local}@{domain}"
+        if address not in used_mails:
+            used_mails.add(address)
+            return address
+    raise RuntimeError("no free mailbox")
 used_names: set[str] = set()
 
 
@@ -78,14 +89,14 @@ def typo(word: str) -> str:
 
 class Company:
     def __init__(self, n: int) -> None:
-        self.brand = BRANDS[n % len(BRANDS)]
+        # Past the first 40, brands are recombined (华兴 + 正泰 -> 华泰): names stay company-like.
+        self.brand = BRANDS[n] if n < len(BRANDS) else BRANDS[n % len(BRANDS)][0] + BRANDS[(n * 7 + 3) % len(BRANDS)][1]
         self.trade, self.trade_en = TRADES[(n * 7) % len(TRADES)]
         self.city = CITIES[(n * 5) % len(CITIES)]
         bp = "".join(lazy_pinyin(self.brand, style=Style.NORMAL))
-        self.domain = f"{bp}{'' if n < len(BRANDS) else n}.{'com' if n % 3 else 'com.cn'}"
+        self.domain = f"{bp}{'' if n < len(BRANDS) else 'group'}.{'com' if n % 3 else 'com.cn'}"
         self.brand_py = bp
-        self.legal = f"{self.city}{self.brand}{self.trade}有限公司" if n < len(BRANDS) else \
-            f"{self.city}{self.brand}{self.trade}{n}有限公司"
+        self.legal = f"{self.city}{self.brand}{self.trade}有限公司"
         core = self.legal.removeprefix(self.city).removesuffix("有限公司")
         self.variants = [self.legal, f"{core}({self.city})有限公司", f"{core}（{self.city}）有限公司", f"{core}有限公司",
                          core, f"{self.brand_py.title()} {self.trade_en} Co., Ltd."]
@@ -108,7 +119,9 @@ def add(entity: str, split: str, **kw: str) -> None:
 def person_records(entity: str, split: str, co: Company, name: str, *, personal_mail: str = "", n_records: int = 0) -> None:
     s, g = py(name)
     m = mobile()
-    mail = personal_mail or rng.choice([f"{s}{g}", f"{g}.{s}", f"{s}.{g}"]) + "@" + co.domain
+    if personal_mail:
+        used_mails.add(personal_mail)
+    mail = personal_mail or mailbox(rng.sample([f"{s}{g}", f"{g}.{s}", f"{s}.{g}"], 3), co.domain)
     direct = f"{AREA[co.city]}-{rng.randrange(5, 9)}{rng.randrange(10**7):07d}"
     forms = ["crm", "remark", "card", "expo", "domain_only", "honorific"]
     weights = [5, 4, 4, 3, 3, 1]
@@ -128,14 +141,14 @@ def person_records(entity: str, split: str, co: Company, name: str, *, personal_
             first, last = (g.title(), s.title()) if order < 0.5 else (s.title(), g.title())
             if rng.random() < 0.35:
                 first, last = (typo(first.lower()).title(), last) if rng.random() < 0.5 else (first, typo(last.lower()).title())
-            other = rng.choice([f"{g[0]}.{s}", f"{s}{g[0]}", f"{g[0]}{s}", f"{s}.{g}"]) + "@" + co.domain
+            other = mailbox(rng.sample([f"{g[0]}.{s}", f"{s}{g[0]}", f"{g[0]}{s}", f"{s}.{g}"], 4), co.domain)
             add(entity, split, name=f"{first} {last}", email=other, company=rng.choice([co.variants[5], co.variant()]),
                 phone=direct, title=title)
         elif form == "expo":
             add(entity, split, name=name, phone=fmt_mobile(mobile()), company=co.variants[4], city=co.city,
                 email=mail)
         elif form == "domain_only":
-            other = rng.choice([f"{g[0]}.{s}", f"{s}{g[0]}", f"{g}.{s}"]) + "@" + co.domain
+            other = mailbox(rng.sample([f"{g[0]}.{s}", f"{s}{g[0]}", f"{g}.{s}"], 3), co.domain)
             add(entity, split, name=rng.choice([name, f"{s.title()} {g.title()}", f"{g.title()} {s.title()}"]),
                 email=other)
         elif form == "honorific":
