@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/identity_bench.py            # 100k and 1M (about 2 minutes, ~1.5 GB)
     .venv/bin/python bench/identity_bench.py --quick    # 10k and 100k
+    .venv/bin/python bench/identity_bench.py --size 1000000 --probes 2000   # the 1M figure alone
 
 Prints JSON: per size, the index build time, its memory (RSS growth while building, and per
 customer), and p50/p99/max latency of (a) normalising the raw contact and matching it, (b) the
@@ -231,9 +232,11 @@ def baselines(index: IdentityIndex, probe_rows: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="10k and 100k instead of 100k and 1M")
+    parser.add_argument("--size", type=int, action="append",
+                        help="customers in the index (repeatable), e.g. --size 1000000 alone for the 1M figure")
     parser.add_argument("--probes", type=int, default=3000)
     args = parser.parse_args()
-    sizes = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
+    sizes = tuple(args.size) if args.size else (10_000, 100_000) if args.quick else (100_000, 1_000_000)
     report: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                                 "platform": platform.platform(),
                                 "load_average_at_start": os.getloadavg()}, "sizes": {}}

@@ -184,8 +184,10 @@ def import_(kind: str, file: Path, config_path: str | None) -> None:
 @click.argument("input_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_csv", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the pairs (id_a,id_b,score,reason).")
+@click.option("--suggestions", "suggestions_csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the possible duplicates under the automatic bar, for a person to confirm.")
 @config_option
-def dedupe(input_csv: Path, out_csv: Path, config_path: str | None) -> None:
+def dedupe(input_csv: Path, out_csv: Path, suggestions_csv: Path | None, config_path: str | None) -> None:
     """Find every pair of rows in a customer CSV that are the same customer."""
     try:
         from crm_bridge.identity.dedupe import run_dedupe
@@ -201,10 +203,13 @@ def dedupe(input_csv: Path, out_csv: Path, config_path: str | None) -> None:
         click.echo(f"{input_csv}: none of the columns dedupe compares ({', '.join(CSV_COLUMNS[1:])}); "
                    f"the header has: {', '.join(rows.fieldnames) or 'nothing'}. Nothing written.", err=True)
         sys.exit(EXIT_USAGE)
-    stats = _with_progress("comparing", len(rows), lambda p: run_dedupe(rows, out_csv, p))
+    stats = _with_progress("comparing", len(rows),
+                           lambda p: run_dedupe(rows, out_csv, p, suggestions_path=suggestions_csv))
     click.echo(f"{_count(stats.rows, 'row')}: {_count(stats.pairs, 'pair')} in {_count(stats.clusters, 'cluster')} "
                f"written to {out_csv} (direct matches: {stats.direct_strong} on a strong identifier, "
                f"{stats.direct_weak} on name/company/address evidence; largest cluster {stats.largest_cluster})")
+    if suggestions_csv is not None:
+        click.echo(f"{_count(stats.suggested, 'possible duplicate')} to confirm written to {suggestions_csv}")
     _report_problems(rows)
     if rows.problems:
         sys.exit(EXIT_PARTIAL)

@@ -11,7 +11,7 @@ from crm_bridge import dto
 from crm_bridge.fields import DELIVERY_PROFILES, REP_ROLES, REP_STATUSES, split_list
 from crm_bridge.identity.customers import normalized_columns, suggestions, survivor
 from crm_bridge.identity.matcher import POSSIBLE, SAME
-from crm_bridge.identity.normalize import normalize_email, normalize_phone
+from crm_bridge.identity.normalize import is_role_mailbox, normalize_email, normalize_phone
 from crm_bridge.models import Customer, Rep, Team
 
 if TYPE_CHECKING:
@@ -153,7 +153,8 @@ def customer_identities(row: Mapping[str, str]) -> tuple[list[tuple[str, str, bo
     if row.get("email"):
         mail = normalize_email(row["email"])
         if mail:
-            out.append(("email", mail, True, row["email"]))
+            # sales@, info@: kept as the company's (weak), never as one person's identity.
+            out.append(("email", mail, not is_role_mailbox(mail), row["email"]))
         else:
             warnings.append(f"email {row['email']!r} is not valid (kept as an attribute)")
     for column, kind in (("wechat_unionid", "unionid"), ("wecom_external_userid", "external_userid"),

@@ -45,6 +45,7 @@ class DedupeStats:
     direct_strong: int
     direct_weak: int
     out: str = ""
+    suggested: int = 0  # pairs under the automatic bar, for a person to confirm
 
     def __str__(self) -> str:
         where = f" to {self.out}" if self.out else ""
@@ -155,7 +156,8 @@ def find_edges(index: IdentityIndex, records: Sequence[Record],
     for i, j, vec, evidence, capped in compared:
         score, weighed = matcher.judge(by_id[i], by_id[j], vec, evidence, capped, model)
         if score >= threshold:
-            same.append((i, j, round(score, 3), _weak_reason(weighed)))
+            # 1.000 is kept for a shared strong identifier: weak evidence says 0.999 at most.
+            same.append((i, j, min(round(score, 3), 0.999), _weak_reason(weighed)))
         elif score >= config.possible_threshold:
             suggested.append((i, j, round(score, 3), _weak_reason(weighed)))
     return Edges(same, suggested, model, len(compared))
@@ -279,12 +281,16 @@ def write_pairs(pairs: Iterable[Pair], out_path: str | Path) -> int:
 
 def run_dedupe(input_path: str | Path | Sequence[Mapping[str, Any]], out_path: str | Path,
                progress: Callable[[int], None] | None = None, *, config: MatchConfig | None = None,
-               threshold: float | None = None) -> DedupeStats:
+               threshold: float | None = None, suggestions_path: str | Path | None = None) -> DedupeStats:
     """The `leadbot dedupe` command: reads the CSV (or takes rows already read), writes the pairs,
-    returns counts. progress(1) is called once per row compared."""
+    returns counts. progress(1) is called once per row compared. suggestions_path: where the
+    pairs under the automatic bar go (same columns), for a person to confirm one by one."""
     rows = read_rows(input_path) if isinstance(input_path, (str, Path)) else list(input_path)
-    pairs = dedupe_rows(rows, progress, config=config, threshold=threshold)
+    result = resolve_rows(rows, progress, config=config, threshold=threshold)
+    pairs = result.pairs
     write_pairs(pairs, out_path)
+    if suggestions_path is not None:
+        write_pairs(result.suggestions, suggestions_path)
     clusters: dict[str, set[str]] = {}
     parent: dict[str, str] = {}
     for p in pairs:
@@ -295,4 +301,5 @@ def run_dedupe(input_path: str | Path | Sequence[Mapping[str, Any]], out_path: s
     transitive = sum(1 for p in pairs if p.reason.startswith("same cluster"))
     return DedupeStats(rows=len(rows), pairs=len(pairs), clusters=len(clusters),
                        largest_cluster=max((len(c) for c in clusters.values()), default=0),
-                       direct_strong=strong, direct_weak=len(pairs) - strong - transitive, out=str(out_path))
+                       direct_strong=strong, direct_weak=len(pairs) - strong - transitive, out=str(out_path),
+                       suggested=len(result.suggestions))

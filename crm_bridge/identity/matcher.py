@@ -464,7 +464,7 @@ class Matcher:
                 if named:
                     if vec[_FIELD_INDEX["company"]]:
                         ev[:] = [e for e in ev if e.field != "company"]
-                    put("company", 2, 0.9, "company.variant", ("a", other.company or "?"), ("b", named))
+                    put("company", 2, 0.9, "company.domain", ("a", other.company or "?"), ("b", named))
                     break
         # company mail domain (role mailboxes count here: they name the company)
         shared_domains = set(probe.domains) & set(cand.domains)

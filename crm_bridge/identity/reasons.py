@@ -38,6 +38,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "company.variant": ("同公司（写法不同：{a}≈{b}）", "same company written differently ({a} ≈ {b})"),
     "company.similar": ("公司名称相近（{a}≈{b}）", "similar company ({a} ≈ {b})"),
     "company.differ": ("公司不同（{a}≠{b}）", "company differs ({a} ≠ {b})"),
+    "company.domain": ("公司邮箱域名 {b}（{a}）", "company mail domain {b} ({a})"),
     "company.capped": ("公司记录过多，不计", "company: too many records, not counted"),
     # mail
     "domain.same": ("同公司邮箱域名 {v}", "same company mail domain {v}"),
@@ -72,7 +73,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "decision.also": ("；另与客户 {v} 共享标识", "; also shares an identifier with {v}"),
     "nothing": ("无证据", "no evidence"),
 }
-_JOIN = {"zh": ("+", "；"), "en": (" + ", "; ")}
+# As the issue writes it: "姓名相同（拼音）+ 同公司邮箱域名 abc.com".
+_JOIN = {"zh": ("+ ", "；"), "en": (" + ", "; ")}
 
 
 class Explained(Protocol):

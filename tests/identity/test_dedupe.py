@@ -115,3 +115,14 @@ def test_quality_on_the_labelled_sets() -> None:
     assert len(rows) >= 200
     same = identity_quality.report(rows, truth)["same"]
     assert same["auto_precision"] >= 0.99 and same["recall"] >= 0.75, same
+
+
+def test_run_dedupe_writes_the_suggestions_beside_the_pairs(tmp_path: Path) -> None:
+    rows = [{"id": "H", "name": "陈静", "company": "深圳市大疆创新科技有限公司", "address": "深圳市南山区仙元路55号"},
+            {"id": "I", "name": "Jing Chen", "company": "大疆创新科技有限公司", "address": "南山区 仙元路 55号"},
+            {"id": "J", "name": "刘强", "company": "华为技术有限公司"}]
+    stats = run_dedupe(rows, tmp_path / "pairs.csv", suggestions_path=tmp_path / "suggested.csv")
+    assert (stats.pairs, stats.suggested) == (0, 1)
+    with open(tmp_path / "suggested.csv", newline="", encoding="utf-8") as fh:
+        [row] = list(csv.DictReader(fh))
+    assert (row["id_a"], row["id_b"]) == ("H", "I") and "common name" in row["reason"]

@@ -179,3 +179,26 @@ async def test_backfill_makes_older_rows_findable(store, clock) -> None:
     assert await backfill_normalized(store) == 0
     result = await match_contact(store, ContactInfo(name="Nana Ouyang", corp_name="华为"))
     assert result.kind != NEW and result.customer_id is not None
+
+
+async def test_a_role_mailbox_in_an_import_never_merges_two_colleagues(store) -> None:
+    rows = [{"id": "S1", "name": "周燕", "email": "sales@hengxin.com.cn", "company": "苏州恒信电子科技有限公司"},
+            {"id": "S2", "name": "董雪", "email": "Sales@hengxin.com.cn", "company": "恒信电子科技"}]
+    summary = await store.import_customers(rows)
+    assert summary.created == 2 and not summary.merged
+    async with store.sessions() as session:
+        held = (await session.execute(select(Identity).where(Identity.kind == "email"))).scalars().all()
+    # Both keep the company's mailbox, as a weak identity: it names the company, not a person.
+    assert len(held) == 2 and not any(i.strong for i in held)
+    result = await match_contact(store, ContactInfo(name="陈伟", email="sales@hengxin.com.cn"))
+    assert result.kind == NEW
+
+
+async def test_a_possible_duplicate_reason_reads_whole_in_each_language(store) -> None:
+    await store.import_customers([{"id": "A1", "name": "张立新", "company": "ABC科技(上海)有限公司",
+                                   "phone": "13812345678"}])
+    result = await match_contact(store, ContactInfo(name="Zhang Lixin", email="l.zhang@abc.com"))
+    assert result.kind != NEW
+    assert "姓名相同（拼音）" in result.reason_in("zh") and "abc.com" in result.reason_in("zh")
+    assert not any(word in result.reason_in("zh") for word in ("same", "name", "company"))
+    assert "same name (pinyin)" in result.reason_in("en") and "同" not in result.reason_in("en")
