@@ -2,10 +2,13 @@
 
 Every row is indexed first (so frequencies, and therefore the caps on switchboards and common
 names, are those of the whole file), then each row is compared with the rows after it that share
-a key. Pairs sharing a strong identifier, or scoring at least `batch_threshold` on weak evidence,
+a key. With 2,000 candidate pairs or more the Fellegi–Sunter weights are re-fitted by EM on the
+file's own comparisons (no labels); a smaller file is judged with the shipped weights live
+matching uses. Pairs sharing a strong identifier, or whose probability reaches `auto_threshold`,
 are judged the same customer; clusters are closed with union-find and every pair inside a
 cluster is written (id_a, id_b, score, reason); a pair joined only through others carries the
-weakest link on the strongest path between them.
+weakest link on the strongest path between them. Pairs between `possible_threshold` and the
+automatic bar are suggestions (`--suggestions`), each with its reason.
 """
 
 from __future__ import annotations
@@ -211,6 +214,7 @@ def cluster_pairs(n: int, edges: Sequence[tuple[int, int, float, str]]) -> list[
 class DedupeResult:
     pairs: list[Pair]  # judged the same customer (clusters closed unless transitive=False)
     suggestions: list[Pair]  # direct pairs under the automatic bar, for a person to confirm
+    direct: list[Pair]  # the direct pairs judged the same, before clusters are closed
     model: FSModel
     candidate_pairs: int
 
@@ -232,12 +236,13 @@ def resolve_rows(rows: Sequence[Mapping[str, Any]], progress: Callable[[int], No
         ids.append(_clean(row).get("id") or f"line {n + 2}")
     edges = find_edges(index, records, progress, threshold, fit=fit)
     suggestions = [Pair(ids[a], ids[b], score, reason) for a, b, score, reason in sorted(edges.suggested)]
+    direct = [Pair(ids[a], ids[b], score, reason) for a, b, score, reason in sorted(edges.same)]
     if not transitive:
-        pairs = [Pair(ids[a], ids[b], score, reason) for a, b, score, reason in sorted(edges.same)]
+        pairs = direct
     else:
         pairs = [Pair(ids[a], ids[b], score, _via(reason, ids))
                  for a, b, score, reason in cluster_pairs(len(records), edges.same)]
-    return DedupeResult(pairs, suggestions, edges.model, edges.candidate_pairs)
+    return DedupeResult(pairs, suggestions, direct, edges.model, edges.candidate_pairs)
 
 
 def dedupe_rows(rows: Sequence[Mapping[str, Any]], progress: Callable[[int], None] | None = None, *,

@@ -107,7 +107,7 @@ def test_honorific_names_need_more_evidence() -> None:
     decision = index.match(build_record(None, name="张总", company="华为技术有限公司", phones="0755 2878 0808"))
     assert (decision.kind, decision.customer_id) == (POSSIBLE, 1)
     assert "honorific" in decision.reason
-    assert decision.score < index.config.batch_threshold  # suggested, never judged the same on its own
+    assert decision.score < index.config.auto_threshold  # suggested, never judged the same on its own
 
 
 def test_two_addresses_at_one_employer_are_two_people() -> None:
