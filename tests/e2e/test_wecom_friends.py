@@ -40,6 +40,8 @@ async def test_known_customer_is_recognised_and_its_owner_told(aiohttp_client, e
     assert await _count(engine, Customer) == 1 and await _count(engine, Lead) == 1
     cards = [m for m in wecom.messages_for(other) if "王小明" in str(m)]
     assert len(cards) == 1 and owner.name in str(cards[0])  # the card says who owns the customer
+    # Why it is the same customer, whole in the card's language (masked), never half English.
+    assert "手机号相同 138****5678" in str(cards[0]) and "same mobile" not in str(cards[0])
     assert any("添加了你的客户" in str(m) for m in wecom.messages_for(owner.wecom_userid))
 
 
