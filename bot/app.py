@@ -17,6 +17,7 @@ from bot.api.intake import setup_intake
 from bot.api.dingtalk_callbacks import setup_dingtalk
 from bot.api.wecom_callback import setup_wecom
 from bot.actions.buttons import ButtonFactory
+from bot.actions.effects import AfterEffects
 from bot.actions.secret import action_secret
 from bot.actions.service import ActionService
 from bot.actions.tokens import ActionSigner
@@ -33,7 +34,7 @@ from bot.metrics import Metrics
 from crm_bridge.db import create_engine
 from crm_bridge.inbox import Inbox
 from crm_bridge.kv import KeyValueStore
-from crm_bridge.leads import LeadActions
+from crm_bridge.leads import EFFECT_KINDS, LeadActions
 from crm_bridge.routing.engine import Router
 from crm_bridge.sql_store import SqlCRMStore
 from crm_bridge.wal_checkpoint import checkpointer_for
@@ -186,6 +187,12 @@ def setup_actions(app: web.Application, ctx: AppContext) -> None:
         flow = Flow(ctx, buttons)
         ctx.services.update(signer=signer, buttons=buttons, flow=flow, identity=IdentityActions(ctx),
                             actions=ActionService(ctx, signer, ctx.services["lead_actions"], flow))
+        effects = AfterEffects(ctx, flow)
+        ctx.services["effects"] = effects
+        runner = ctx.services.get("scheduler")
+        if runner is not None:
+            for kind in EFFECT_KINDS:
+                runner.register(kind, effects.sweep_handler(kind))
         ctx.services["on_new_lead"] = lambda lead: submit_lead(ctx, lead)
         if ctx.services.get("start_workers", True):
             await resubmit_unrouted(ctx)

@@ -22,9 +22,14 @@ _TTL = timedelta(days=3)
 
 
 def suggested_duplicate(customer: dto.Customer | None) -> Mapping[str, Any] | None:
-    suggestions = (customer.attributes.get("possible_duplicates") if customer else None) or []
-    best = suggestions[0] if suggestions else None
-    return best if isinstance(best, Mapping) and best.get("customer_id") else None
+    """The best other customer this one may be. A customer is never its own duplicate: after a
+    merge the survivor inherits the merged record's suggestions, which name the survivor."""
+    if customer is None:
+        return None
+    for best in customer.attributes.get("possible_duplicates") or []:
+        if isinstance(best, Mapping) and best.get("customer_id") and str(best["customer_id"]) != str(customer.id):
+            return best
+    return None
 
 
 class IdentityActions:
@@ -46,7 +51,7 @@ class IdentityActions:
         if customer is None or best is None:
             return False
         existing = await self.ctx.store.get_customer(int(best["customer_id"]))
-        if existing is None or existing.status != "active":
+        if existing is None or existing.status != "active" or existing.id == customer.id:
             return False
         flow = self.ctx.services["flow"]
         now = self.ctx.clock.now()

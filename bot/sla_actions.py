@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
+from bot.actions.buttons import BUTTON_TTL
 from bot.cards.builders import build_escalation_card, build_notice_card, build_reminder_card
 from bot.cards.i18n import t
 from bot.cards.render_dingtalk import dingtalk_markdown
@@ -85,8 +86,7 @@ class SlaActions:
             if streak is not None and getattr(streak, "kind", "") == "sidelined":
                 manager = await self.ctx.store.get_rep(streak.manager_id) if streak.manager_id else None
                 if manager is not None:
-                    await self.flow.tell(manager, f"{timer_key}:sidelined:{owner.id}",
-                                         t("notice.sidelined", self.lang, name=owner.name), urgent=True)
+                    await self._tell_sidelined(manager, owner, lead, f"{timer_key}:sidelined:{owner.id}")
         manager = await self._manager_of(owner, lead)
         now = self.ctx.clock.now()
         view = await lead_card_view(self.ctx, lead, sla_due_at=await self.flow._sla_due(lead))
@@ -101,6 +101,15 @@ class SlaActions:
                                          link=self.flow.buttons.link(lead.id, audience, now))
             await self.flow.notify(manager, key, card, urgent=True, lead_id=lead.id)
         await self._group_post(f"{timer_key}:group", build_escalation_card(view, now=now, lang=self.lang))
+
+    async def _tell_sidelined(self, manager: dto.Rep, owner: dto.Rep, lead: dto.Lead, key: str) -> None:
+        """The notice names what to do, and the button does it (router.reinstate)."""
+        now = self.ctx.clock.now()
+        button = self.flow.buttons.signer.key("reinstate", lead.id, f"rep:{manager.id}", now + BUTTON_TTL,
+                                              {"rep": owner.id})
+        card = build_notice_card(t("notice.sidelined", self.lang, name=owner.name), lang=self.lang,
+                                 buttons={"reinstate": button}, card_ref=dedupe_id(key), tone="warning")
+        await self.flow.notify(manager, key, card, urgent=True, lead_id=lead.id)
 
     async def reassign(self, lead_id: int, timer_key: str, payload: Mapping[str, Any]) -> None:
         lead, owner = await self._lead_and_owner(lead_id)

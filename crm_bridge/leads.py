@@ -7,6 +7,7 @@ row and, where it matters, an activity or stage-history row, all in one transact
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
 from sqlalchemy import bindparam, func, or_, select, update
@@ -15,9 +16,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crm_bridge import dto
 from crm_bridge.db import session_factory
 from crm_bridge.lead_status import WORKING as OPEN_STATUSES
-from crm_bridge.models import Activity, AuditEntry, Lead, Rep, StageHistory
+from crm_bridge.models import Activity, AuditEntry, Lead, Rep, StageHistory, Timer
 from crm_bridge.sql_store import lead_dto
 from leadbot.clock import Clock
+
+# A tap's after-effects (the lead's other card copies, its timers, re-routing) run after the
+# change commits. So that an error or a crash between the two cannot lose them, the change's own
+# transaction records them as a pending timer of one of these kinds; whoever runs them settles
+# it (bot/actions/effects.py). The sweep fires a marker still pending after EFFECTS_GRACE: the
+# tap itself, or its retry from the inbox, normally gets there first.
+EFFECT_KINDS = ("effects.claim", "effects.pass", "effects.advance")
+EFFECTS_GRACE = timedelta(seconds=60)
+
+
+def effects_key(action: str, lead_id: int, version: int) -> str:
+    return f"effects:{action}:{lead_id}:v{version}"
+
+
+def _record_effects(session: Any, action: str, row: Lead, now: datetime, payload: Mapping[str, Any]) -> None:
+    session.add(Timer(key=effects_key(action, row.id, row.version), kind=f"effects.{action}", lead_id=row.id,
+                      payload=dict(payload), due_at=now + EFFECTS_GRACE, state="pending", created_at=now))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +77,10 @@ class LeadActions:
         self.clock = clock
         self.sessions = session_factory(engine)
 
-    async def claim(self, lead_id: int, rep_id: int, actor: str) -> ClaimResult:
+    async def claim(self, lead_id: int, rep_id: int, actor: str, *, effects: bool = False) -> ClaimResult:
         """One conditional UPDATE decides the winner: among any number of simultaneous taps on
-        any copy of the card, exactly one sees rowcount 1."""
+        any copy of the card, exactly one sees rowcount 1. `effects`: record the tap's
+        after-effects as pending in the same transaction (EFFECT_KINDS)."""
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
             result = await session.execute(
@@ -78,6 +97,8 @@ class LeadActions:
                                      actor=actor, at=now))
                 session.add(AuditEntry(at=now, actor=actor, action="lead.claimed", subject_type="lead",
                                        subject_id=str(lead_id), data={"rep_id": rep_id}))
+                if effects:
+                    _record_effects(session, "claim", row, now, {"rep_id": rep_id})
                 return ClaimResult("claimed", lead_dto(row), rep_id)
             if row.owner_id == rep_id and row.claimed_at is not None:
                 return ClaimResult("already_yours", lead_dto(row), rep_id)
@@ -85,7 +106,8 @@ class LeadActions:
                 return ClaimResult("closed", lead_dto(row), row.owner_id)
             return ClaimResult("taken", lead_dto(row), row.owner_id)
 
-    async def release(self, lead_id: int, rep_id: int, reason: str, actor: str) -> dto.Lead | None:
+    async def release(self, lead_id: int, rep_id: int, reason: str, actor: str, *,
+                      effects: bool = False) -> dto.Lead | None:
         """Decline/pass: the rep gives an unclaimed offer back so routing can pick the next one."""
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
@@ -99,6 +121,8 @@ class LeadActions:
                                  body=reason, at=now))
             session.add(AuditEntry(at=now, actor=actor, action="lead.passed", subject_type="lead",
                                    subject_id=str(lead_id), data={"rep_id": rep_id, "reason": reason}))
+            if effects:
+                _record_effects(session, "pass", row, now, {"rep_id": rep_id, "reason": reason})
             return lead_dto(row)
 
     async def to_pool(self, lead_id: int, actor: str) -> dto.Lead | None:
@@ -147,7 +171,8 @@ class LeadActions:
             return {r.data.get("gate", ""): r.body for r in rows}
 
     async def advance(self, lead_id: int, stages: Sequence[Stage], actor: str, *,
-                      expected_stage: str | None = None, evidence: Mapping[str, str] | None = None) -> AdvanceResult:
+                      expected_stage: str | None = None, evidence: Mapping[str, str] | None = None,
+                      effects_for: int | None = None) -> AdvanceResult:
         """Moves the lead to the next stage if its gates are met. `expected_stage` is the stage
         the card showed: a stale card (or a double tap) does not advance twice."""
         now = self.clock.now()
@@ -178,6 +203,9 @@ class LeadActions:
                                      evidence={g: have.get(g, "") for g in target.gates}, at=now))
             session.add(AuditEntry(at=now, actor=actor, action="lead.stage_advanced", subject_type="lead",
                                    subject_id=str(lead_id), data={"from": current, "to": target.name}))
+            if effects_for is not None:
+                _record_effects(session, "advance", row, now, {"rep_id": effects_for, "from": current,
+                                                               "to": target.name})
             return AdvanceResult("advanced", lead_dto(row), current, target.name)
 
     async def first_contact(self, lead_id: int, actor: str, how: str) -> bool:

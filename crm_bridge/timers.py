@@ -125,6 +125,16 @@ class TimerStore:
             return (await conn.execute(update(Timer).where(Timer.key.in_(keys), Timer.state == PENDING)
                                        .values(state=CANCELLED))).rowcount
 
+    async def settle(self, keys: Iterable[str]) -> int:
+        """Marks timers fired whose work ran outside the sweep (a tap's after-effects, run by the
+        tap itself or its retry); a sweep holding one at that moment finds nothing to finish."""
+        keys = list(keys)
+        if not keys:
+            return 0
+        async with self.engine.begin() as conn:
+            return (await conn.execute(update(Timer).where(Timer.key.in_(keys), Timer.state.in_((PENDING, FIRING)))
+                                       .values(state=FIRED, fired_at=self.clock.now()))).rowcount
+
     async def reschedule(self, key: str, due_at: datetime) -> bool:
         """Moves a pending timer (snooze); False when it already fired or was cancelled."""
         async with self.engine.begin() as conn:

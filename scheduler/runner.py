@@ -64,6 +64,11 @@ class SchedulerRunner:
             kinds.ROUTE_AT_WINDOW: actions.route_at_window,
         }
 
+    def register(self, kind: str, handler: Any) -> None:
+        """Another timer kind and its action (handler(lead_id, timer_key, payload)), e.g. the
+        after-effects of a tap that bot/app.py wires in."""
+        self._handlers[kind] = handler
+
     async def start(self) -> None:
         """Fires whatever came due while leadbot was down (once), then starts the jobs."""
         if self.scheduler is not None:

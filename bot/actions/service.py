@@ -4,15 +4,17 @@ the same permissions, and applies the change exactly once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
 
 from bot.actions.tokens import ActionClaims, ActionSigner, TokenError
+from bot.cards.builders import build_notice_card, build_reminder_card
 from bot.cards.i18n import t
 from bot.cards.model import Card
 from crm_bridge import dto
-from crm_bridge.leads import LeadActions, stages_from_settings
+from crm_bridge.identity.merge import MergeError
+from crm_bridge.leads import LeadActions, effects_key, stages_from_settings
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -45,6 +47,13 @@ class ActionOutcome:
 
 class LeadFlow(Protocol):
     """After-effects of actions (card copies, timers, routing); implemented in bot/flow.py."""
+
+    buttons: Any
+
+    async def card_for(self, lead: dto.Lead, rep: dto.Rep, *, pool: bool = False, card_ref: str = "",
+                       view: Any = None) -> Card: ...
+
+    async def view_for(self, lead: dto.Lead) -> Any: ...
 
     async def after_claim(self, lead: dto.Lead, rep: dto.Rep, skip: tuple[str, str] | None = None) -> Card | None: ...
 
@@ -136,14 +145,58 @@ class ActionService:
 
     # ---- actions ------------------------------------------------------------------------------
 
+    async def _effects_now(self, action: str, lead: dto.Lead, payload: Mapping[str, Any],
+                           actor: Actor) -> Card | None:
+        """Runs the after-effects the change recorded (bot/actions/effects.py) and settles them."""
+        effects = self.ctx.services.get("effects")
+        skip = actor.tapped_copy
+        if effects is None:  # a minimal setup without the effects service: run them directly
+            rep = await self.ctx.store.get_rep(int(payload["rep_id"]))
+            if action == "claim" and rep is not None:
+                return await self.flow.after_claim(lead, rep, skip=skip)
+            return None
+        return await effects.finish(lead.id, f"effects.{action}", effects_key(action, lead.id, lead.version),
+                                    payload, skip=skip)
+
+    async def _pending_effects(self, lead_id: int) -> None:
+        """A repeat of a tap (the inbox retrying after an error, or a second tap) first finishes
+        what the first one left undone."""
+        effects = self.ctx.services.get("effects")
+        if effects is not None:
+            await effects.catch_up(lead_id)
+
+    async def _as_tapped(self, card: Card | None, actor: Actor, body: str = "", state: str = "") -> Card | None:
+        """The actor's own copy redrawn: the tapped card's id (a WeCom passive reply or update
+        must name the task_id it replaces), and what happened in its body."""
+        if card is None:
+            return None
+        changes: dict[str, Any] = {}
+        if actor.card_ref:
+            changes["card_ref"] = actor.card_ref
+        if body:
+            changes["body"] = "\n".join(x for x in (body, card.body) if x)
+        if state:
+            changes["state"] = state
+        return replace(card, **changes) if changes else card
+
+    def _retired(self, title: str, actor: Actor, *, state: str, body: str = "") -> Card:
+        """A card whose work is done: what happened, and no buttons left to tap."""
+        card = build_notice_card(title, body, lang=self.lang, card_ref=actor.card_ref, tone="good")
+        return replace(card, state=state)
+
     async def _do_claim(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
-        result = await self.leads.claim(lead.id, rep.id, f"rep:{rep.id}")
+        result = await self.leads.claim(lead.id, rep.id, f"rep:{rep.id}", effects=True)
         if result.outcome == "claimed" and result.lead is not None:
-            card = await self.flow.after_claim(result.lead, rep, skip=actor.tapped_copy)
-            return ActionOutcome(True, "claimed", t("result.claimed", self.lang), lead.id, rep.id, card)
+            card = await self._effects_now("claim", result.lead, {"rep_id": rep.id}, actor)
+            return ActionOutcome(True, "claimed", t("result.claimed", self.lang), lead.id, rep.id,
+                                 await self._as_tapped(card, actor))
         if result.outcome == "already_yours":
-            return ActionOutcome(True, "already_yours", t("error.already_done", self.lang), lead.id, rep.id)
+            await self._pending_effects(lead.id)
+            now_lead = await self.ctx.store.get_lead(lead.id) or result.lead or lead
+            card = await self.flow.card_for(now_lead, rep, card_ref=actor.card_ref)
+            return ActionOutcome(True, "already_yours", t("error.already_done", self.lang), lead.id, rep.id,
+                                 await self._as_tapped(card, actor, t("error.already_done", self.lang)))
         if result.outcome == "taken":
             names = await self.leads.rep_names([result.owner_id] if result.owner_id else [])
             return ActionOutcome(False, "taken", t("error.already_claimed", self.lang,
@@ -153,11 +206,16 @@ class ActionService:
     async def _do_pass(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
         reason = (params.get("reason") or claims.args.get("reason") or "declined")[:200]
-        released = await self.leads.release(lead.id, rep.id, reason, f"rep:{rep.id}")
+        released = await self.leads.release(lead.id, rep.id, reason, f"rep:{rep.id}", effects=True)
         if released is None:
-            return ActionOutcome(False, "already_done", t("error.already_done", self.lang), lead.id, rep.id)
-        await self.flow.after_pass(released, rep, reason)
-        return ActionOutcome(True, "passed", t("result.passed", self.lang), lead.id, rep.id)
+            await self._pending_effects(lead.id)
+            done = t("error.already_done", self.lang)
+            return ActionOutcome(True, "already_done", done, lead.id, rep.id,
+                                 self._retired(t("result.passed", self.lang), actor, state="passed", body=done))
+        await self._effects_now("pass", released, {"rep_id": rep.id, "reason": reason}, actor)
+        message = t("result.passed", self.lang)
+        return ActionOutcome(True, "passed", message, lead.id, rep.id,
+                             self._retired(message, actor, state="passed", body=_lead_line(released)))
 
     async def _do_advance(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
@@ -167,21 +225,30 @@ class ActionService:
         expected = claims.args.get("from")
         result = await self.leads.advance(lead.id, self.stages, f"rep:{rep.id}",
                                           expected_stage=expected if isinstance(expected, str) else None,
-                                          evidence=evidence)
+                                          evidence=evidence, effects_for=rep.id)
         if result.outcome == "missing_evidence":
             names = t("sep.list", self.lang).join(t(f"gate.{g}", self.lang) if _has(f"gate.{g}") else g
                                                   for g in result.missing)
-            return ActionOutcome(False, "missing_evidence",
-                                 t("error.missing_gate", self.lang, stage=result.to_stage, evidence=names),
-                                 lead.id, rep.id, data={"missing": list(result.missing), "stage": result.to_stage})
+            message = t("error.missing_gate", self.lang, stage=result.to_stage, evidence=names)
+            link = ""
+            if actor.platform != "h5":
+                # The H5 page of this lead has the evidence form: the refusal says where to go.
+                link = self.flow.buttons.link(lead.id, f"rep:{rep.id}", self.ctx.clock.now())
+                message = f"{message}\n{t('gate.supply_here', self.lang)} {link}"
+            return ActionOutcome(False, "missing_evidence", message, lead.id, rep.id,
+                                 data={"missing": list(result.missing), "stage": result.to_stage, "link": link})
         if result.outcome in ("stale", "not_next"):
-            return ActionOutcome(False, "already_done", t("error.already_done", self.lang), lead.id, rep.id)
+            await self._pending_effects(lead.id)
+            done = t("error.already_done", self.lang)
+            now_lead = await self.ctx.store.get_lead(lead.id) or lead
+            card = await self.flow.card_for(now_lead, rep, card_ref=actor.card_ref)
+            return ActionOutcome(True, "already_done", done, lead.id, rep.id, await self._as_tapped(card, actor, done))
         if result.outcome != "advanced" or result.lead is None:
             return self._refuse(result.outcome, "error.not_found", lead.id)
-        card = await self.flow.after_advance(result.lead, rep, result.from_stage, result.to_stage,
-                                              skip=actor.tapped_copy)
+        card = await self._effects_now("advance", result.lead, {"rep_id": rep.id, "from": result.from_stage,
+                                                                "to": result.to_stage}, actor)
         return ActionOutcome(True, "advanced", t("stage.moved", self.lang, stage=result.to_stage), lead.id,
-                             rep.id, card, data={"stage": result.to_stage})
+                             rep.id, await self._as_tapped(card, actor), data={"stage": result.to_stage})
 
     async def _do_reassign(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
@@ -198,30 +265,92 @@ class ActionService:
         minutes = claims.args.get("minutes", 30)
         delay = min(timedelta(minutes=int(minutes)), timedelta(seconds=self.ctx.settings.sla.seconds("snooze_max")))
         await self.flow.snooze(lead, rep, delay)
-        return ActionOutcome(True, "snoozed", t("result.snoozed", self.lang,
-                                                duration=t("duration.minutes", self.lang,
-                                                           minutes=int(delay.total_seconds() // 60))),
-                             lead.id, rep.id)
+        message = t("result.snoozed", self.lang, duration=t("duration.minutes", self.lang,
+                                                             minutes=int(delay.total_seconds() // 60)))
+        # The reminder stays a reminder, its 稍后提醒 spent: it says when the next one comes and
+        # still offers 认领 while the lead is this rep's to claim.
+        now = self.ctx.clock.now()
+        fresh = await self.ctx.store.get_lead(lead.id) or lead
+        mine = fresh.owner_id == rep.id and fresh.claimed_at is None
+        audience = f"rep:{rep.id}"
+        card = build_reminder_card(await self.flow.view_for(fresh), now=now, lang=self.lang, card_ref=actor.card_ref,
+                                   buttons=self.flow.buttons.keys(fresh, audience, ("claim",), now) if mine else None,
+                                   link=self.flow.buttons.link(lead.id, audience, now))
+        card = replace(card, body=message, state="snoozed")
+        return ActionOutcome(True, "snoozed", message, lead.id, rep.id, card)
 
     async def _do_merge(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
-        name = await self.flow.merge(lead, rep, claims.args)
-        return ActionOutcome(True, "merged", t("result.merged", self.lang, name=name), lead.id, rep.id)
+        try:
+            name = await self.flow.merge(lead, rep, claims.args)
+        except MergeError:
+            return await self._merge_repeat(lead, rep, claims, actor)
+        message = t("result.merged", self.lang, name=name)
+        return ActionOutcome(True, "merged", message, lead.id, rep.id,
+                             self._retired(message, actor, state="merged", body=t("merge.undo_below", self.lang)))
+
+    async def _merge_repeat(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, actor: Actor) -> ActionOutcome:
+        """A second tap on 合并 (or a merge that cannot happen any more): said, never raised."""
+        store = self.ctx.store
+        into = await store.get_customer(int(claims.args["into"]))
+        source = await store.get_customer(int(claims.args["from"]))
+        if source is not None and source.status == "merged":
+            target = await store.get_customer(source.merged_into) if source.merged_into else into
+            done = t("error.already_done", self.lang)
+            title = t("result.merged", self.lang, name=(target or into).display_name if (target or into) else "")
+            return ActionOutcome(True, "already_done", done, lead.id, rep.id,
+                                 self._retired(title, actor, state="merged", body=done))
+        message = t("error.merge_refused", self.lang, name=into.display_name if into else "")
+        return ActionOutcome(False, "refused_merge", message, lead.id, rep.id,
+                             self._retired(message, actor, state="closed"))
 
     async def _do_distinct(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
-        await self.flow.distinct(lead, rep, claims.args)
-        return ActionOutcome(True, "distinct", t("result.distinct", self.lang), lead.id, rep.id)
+        try:
+            await self.flow.distinct(lead, rep, claims.args)
+        except MergeError:
+            pass  # the same customer twice: nothing to keep apart
+        message = t("result.distinct", self.lang)
+        return ActionOutcome(True, "distinct", message, lead.id, rep.id,
+                             self._retired(message, actor, state="distinct"))
 
     async def _do_undo(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
-        await self.flow.undo(lead, rep, claims.args)
-        return ActionOutcome(True, "undone", t("result.undone", self.lang), lead.id, rep.id)
+        try:
+            await self.flow.undo(lead, rep, claims.args)
+        except MergeError as e:
+            if "already undone" in str(e):
+                done = t("error.already_done", self.lang)
+                return ActionOutcome(True, "already_done", done, lead.id, rep.id,
+                                     self._retired(t("result.undone_merge", self.lang), actor, state="undone", body=done))
+            message = t("error.undo_refused", self.lang)
+            return ActionOutcome(False, "refused_undo", message, lead.id, rep.id,
+                                 self._retired(message, actor, state="closed"))
+        message = t("result.undone_merge", self.lang)
+        return ActionOutcome(True, "undone", message, lead.id, rep.id, self._retired(message, actor, state="undone"))
+
+    async def _do_reinstate(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
+                            actor: Actor) -> ActionOutcome:
+        """The manager's 恢复派单 on the notice that a rep was sidelined after repeated misses."""
+        router = self.ctx.services.get("router")
+        target_id = claims.args.get("rep")
+        target = await self.ctx.store.get_rep(int(target_id)) if str(target_id).isdigit() else None
+        if rep.role not in ("manager", "admin") or router is None or target is None:
+            return self._refuse("refused_not_allowed", "error.not_allowed", lead.id)
+        event = await router.reinstate(target.id, f"rep:{rep.id}")
+        message = t("result.reinstated", self.lang, name=target.name)
+        done = "" if event is not None else t("error.already_done", self.lang)
+        return ActionOutcome(True, "reinstated" if event is not None else "already_done", message, lead.id, rep.id,
+                             self._retired(message, actor, state="reinstated", body=done))
 
     async def _do_contact(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
         await self.leads.first_contact(lead.id, f"rep:{rep.id}", params.get("how", "card"))
         return ActionOutcome(True, "contacted", t("error.already_done", self.lang), lead.id, rep.id)
+
+
+def _lead_line(lead: dto.Lead) -> str:
+    return " · ".join(x for x in (lead.name, lead.company) if x) or f"#{lead.id}"
 
 
 def _has(key: str) -> bool:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-ACTIONS = ("claim", "pass", "merge", "distinct", "advance", "reassign", "snooze", "undo", "open", "contact")
+ACTIONS = ("claim", "pass", "merge", "distinct", "advance", "reassign", "snooze", "undo", "open", "contact",
+           "reinstate")
 
 
 class TokenError(Exception):

@@ -38,6 +38,7 @@ ButtonSpec = Union[Mapping[str, str], Sequence[Button]]
 _ACTION_STYLE = {
     "claim": "primary", "advance": "primary", "merge": "primary", "distinct": "default",
     "reassign": "primary", "snooze": "default", "pass": "default", "undo": "default",
+    "reinstate": "primary",
 }
 ROLLUP_VISIBLE_ITEMS = 5
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 # The action before the colon of a button key; handlers and tests outside the repo rely on it.
 ACTIONS: tuple[str, ...] = (
-    "claim", "advance", "merge", "distinct", "reassign", "snooze", "pass", "undo",
+    "claim", "advance", "merge", "distinct", "reassign", "snooze", "pass", "undo", "reinstate",
 )
 BUTTON_STYLES: tuple[str, ...] = ("primary", "default", "danger")
 # Every state needs a label in the catalogue: WeCom shows it on the greyed-out button.
 CARD_STATES: tuple[str, ...] = (
     "open", "claimed", "closed", "merged", "distinct", "reassigned", "passed", "snoozed",
-    "advanced", "expired", "undone", "info",
+    "advanced", "expired", "undone", "info", "reinstated",
 )
 # normal: plain; good: done/green; warning: needs a look; alert: red (overdue, silent customer).
 TONES: tuple[str, ...] = ("normal", "good", "warning", "alert")

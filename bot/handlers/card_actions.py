@@ -49,7 +49,8 @@ async def handle_tap_card(event: CardAction, ctx: "AppContext") -> TapAnswer:
         dingtalk = render_dingtalk_callback_reply(card, card)
     elif outcome.code == "taken":
         wecom = {"replace_name": outcome.message[:10]}
-    if not outcome.ok and outcome.code != "taken":
+    if outcome.card is None and outcome.code != "taken":
+        # No redrawn card to show the result (a refusal, a reassignment): it is said in a message.
         await _tell_actor(ctx, event, outcome)
     return TapAnswer(outcome, wecom, dingtalk)
 
