@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Sequence
 from bot.cards.i18n import t
 from crm_bridge import dto
 from crm_bridge.routing.duty import DutyStore, in_turn, turn
-from scheduler.ladder import work_calendar
+from leadbot.workcal import calendar_of
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -21,7 +21,7 @@ async def on_duty_names(ctx: "AppContext", team: str) -> tuple[list[str], str]:
     """(rep external ids in turn, starting with the current period's, and who set them)."""
     override = await DutyStore(ctx.engine, ctx.clock).get(team)
     names = list(override.reps) if override is not None else list(ctx.settings.duty.rotation(team))
-    cal = work_calendar(ctx.settings.calendar)
+    cal = calendar_of(ctx.settings.calendar, team)
     return in_turn(names, turn(cal, ctx.clock.now(), len(names))), (override.set_by if override else "")
 
 

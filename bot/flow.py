@@ -23,7 +23,7 @@ from bot.lead_views import lead_card_view
 from bot.lookup import LOOKUP
 from crm_bridge import dto
 from crm_bridge.outbox import NewOutboxItem
-from notifications.quiet_hours import ON_DUTY, REPLY
+from notifications.quiet_hours import CALENDAR_TEAM, ON_DUTY, REPLY
 from notifications.sender import dedupe_id
 
 if TYPE_CHECKING:
@@ -59,6 +59,10 @@ class Flow:
                                         if self.ctx.settings.dingtalk else "",
                                         **_card_data(render_dingtalk_card(card, [userid]))}
         return payload
+
+    def _mark_team(self, payload: dict[str, Any], rep: dto.Rep) -> None:
+        if rep.team and rep.team in self.ctx.settings.calendar.teams:
+            payload[CALENDAR_TEAM] = rep.team  # quiet hours by the rep's team's own calendar
 
     async def _enqueue(self, items: Sequence[NewOutboxItem]) -> None:
         outbox = self.ctx.services.get("outbox")
@@ -113,6 +117,7 @@ class Flow:
             # redelivery after a crash is recognised by the platform as the same card.
             card = await self.card_for(lead, rep, pool=pool, card_ref=dedupe_id(key), view=view)
             payload = self.payload_for(card, channel, userid)
+            self._mark_team(payload, rep)
             if on_duty:
                 payload[ON_DUTY] = True  # the rep on duty gets it now, whatever the hour
             items.append(NewOutboxItem(key=key, channel=channel, kind="card",
@@ -172,6 +177,7 @@ class Flow:
             kind, payload = "card", self.payload_for(card, channel, userid)
         if reply:
             payload[REPLY] = True
+        self._mark_team(payload, rep)
         await self._enqueue([NewOutboxItem(key=key, channel=channel, kind=kind, recipient=userid,
                                            payload=payload, rep_id=rep.id, lead_id=lead_id, urgent=urgent)])
 
@@ -196,7 +202,7 @@ class Flow:
                 ladder = self.ctx.services.get("ladder")
                 due: Any = LOOKUP
                 if ladder is not None and start_ladder:
-                    due = await ladder.start(lead)
+                    due = await ladder.start(lead, team=rep.team)
                 customer = await self.ctx.store.get_customer(lead.customer_id) if lead.customer_id else None
                 view = await self.view_for(lead, sla_due_at=due, customer=customer)
                 await self.offer(lead, [rep], round_=str(getattr(decision, "decision_id", None) or lead.version),
@@ -265,7 +271,7 @@ class Flow:
         ladder = self.ctx.services.get("ladder")
         if ladder is not None:
             await ladder.cancel(updated, "reassigned")
-            await ladder.start(updated)
+            await ladder.start(updated, team=target.team)
         return target
 
     async def snooze(self, lead: dto.Lead, rep: dto.Rep, delay: timedelta) -> None:

@@ -11,7 +11,7 @@ from bot.lookup import LOOKUP
 from crm_bridge import dto
 from crm_bridge.leads import LeadActions
 from leadbot.time_policy import local_text
-from scheduler.ladder import work_calendar
+from leadbot.workcal import calendar_of
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -37,7 +37,8 @@ async def lead_card_view(ctx: "AppContext", lead: dto.Lead, *, sla_due_at: datet
     silence = ctx.services.get("is_silent")
     if silence is not None:
         silent = bool(silence(lead, now))
-    came_in, starts = clock_texts(ctx, lead, now)
+    team = await ctx.store.get_team(lead.team_id) if lead.team_id and ctx.settings.calendar.teams else None
+    came_in, starts = clock_texts(ctx, lead, now, team.name if team else "")
     return LeadCardView(
         lead_id=lead.id,
         customer_name=lead.name or (customer.display_name if customer else ""),
@@ -60,10 +61,10 @@ async def lead_card_view(ctx: "AppContext", lead: dto.Lead, *, sla_due_at: datet
     )
 
 
-def clock_texts(ctx: "AppContext", lead: dto.Lead, now: datetime) -> tuple[str, str]:
+def clock_texts(ctx: "AppContext", lead: dto.Lead, now: datetime, team: str = "") -> tuple[str, str]:
     """("周六 22:30", "周一 09:00") when the lead's first-touch clock starts later than it came in
     (off hours: it waited for the window, or working-time SLAs start counting then), else ("", "")."""
-    calendar = work_calendar(ctx.settings.calendar)
+    calendar = calendar_of(ctx.settings.calendar, team)
     came = lead.created_at
     assigned = lead.assigned_at or now
     starts = calendar.next_working_instant(assigned) if ctx.settings.sla.working_time else assigned

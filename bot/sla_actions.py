@@ -128,7 +128,8 @@ class SlaActions:
         if ladder is not None and fresh is not None and fresh.owner_id:
             # The new owner's steps join this cycle; its single pool deadline stays where it was.
             await self.ctx.services["timers"].cancel(lead_id, kinds=(REMIND, ESCALATE, REASSIGN))
-            await ladder.start(fresh, cycle=payload)
+            owner = await self.ctx.store.get_rep(fresh.owner_id)
+            await ladder.start(fresh, cycle=payload, team=owner.team if owner else "")
 
     async def return_to_pool(self, lead_id: int, timer_key: str, payload: Mapping[str, Any]) -> None:
         lead = await self.ctx.services["lead_actions"].to_pool(lead_id, f"timer:{timer_key}")

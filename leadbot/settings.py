@@ -182,6 +182,9 @@ class PipelineSettings:
         return tuple(s["name"] for s in self.stages)
 
 
+_TEAM_CALENDAR_KEYS = ("timezone", "working_hours", "working_days", "holidays", "extra_workdays")
+
+
 @dataclass(frozen=True, slots=True)
 class CalendarSettings:
     timezone: str = "Asia/Shanghai"
@@ -190,8 +193,31 @@ class CalendarSettings:
     holidays: tuple[str, ...] = ()
     extra_workdays: tuple[str, ...] = ()
     quiet_hours_break_for_escalations: bool = True
+    # A team working elsewhere or otherwise: [calendar.teams."NAME"] overrides any of timezone,
+    # working_hours, working_days, holidays, extra_workdays for that team (routing, its SLA
+    # clocks, quiet hours of its reps, times shown about its leads). Not part of eq/hash: a
+    # calendar is its own hours; the team tables make other calendars (for_team).
+    teams: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def for_team(self, team: str) -> "CalendarSettings":
+        """The calendar of `team`: this one with the team's overrides (itself when it has none)."""
+        override = self.teams.get(team) if team else None
+        if not override:
+            return self
+        values = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in override.items()}
+        return dataclasses.replace(self, teams={}, **values)
 
     def validate(self) -> None:
+        for team, override in self.teams.items():
+            if not isinstance(override, Mapping):
+                raise ConfigError(f"config: [calendar] teams.{team}: must be a table")
+            for key in override:
+                _check(key in _TEAM_CALENDAR_KEYS, "calendar", f"teams.{team}.{key}",
+                       f"unknown key (a team may set {', '.join(_TEAM_CALENDAR_KEYS)})")
+            try:
+                self.for_team(team).validate()
+            except ConfigError as e:
+                raise ConfigError(str(e).replace("[calendar] ", f"[calendar] teams.{team}.", 1)) from None
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -44,8 +44,10 @@ def calendar_line(settings: Any, configured: bool) -> str:
     days = ",".join(str(d) for d in c.working_days)
     cal = calendar_of(c)
     where = "[calendar] in " + settings.source if configured else "built-in default (no [calendar] in the config)"
+    teams = "".join(f"; team {name}: {c.for_team(name).timezone} {c.for_team(name).working_hours}"
+                    for name in c.teams)
     return (f"calendar: {c.timezone}, working days {days} (1 = Monday), {c.working_hours}, "
-            f"{len(cal.holidays)} holiday(s), {len(cal.extra_workdays)} 调休 workday(s): {where}")
+            f"{len(cal.holidays)} holiday(s), {len(cal.extra_workdays)} 调休 workday(s): {where}{teams}")
 
 
 def now_line(settings: Any, now: datetime, held: int = 0) -> str:

@@ -176,8 +176,19 @@ class WorkCalendar:
         return total
 
 
-def calendar_of(calendar: Any) -> WorkCalendar:
-    return calendar if isinstance(calendar, WorkCalendar) else WorkCalendar.from_settings(calendar)
+def calendar_of(calendar: Any, team: str = "") -> WorkCalendar:
+    """The WorkCalendar of a WorkCalendar or [calendar] settings; with `team`, that team's own
+    calendar ([calendar.teams."NAME"]) where it has one."""
+    if isinstance(calendar, WorkCalendar):
+        return calendar
+    if team and hasattr(calendar, "for_team"):
+        calendar = calendar.for_team(team)
+    return _built(calendar)
+
+
+@lru_cache(maxsize=64)
+def _built(calendar: Any) -> WorkCalendar:
+    return WorkCalendar.from_settings(calendar)
 
 
 def add_working(start: datetime, delta: timedelta, calendar: Any) -> datetime:

@@ -28,6 +28,8 @@ REPLY = "reply"
 # The outbox payload flag of a lead card for the on-duty rep (值班): they are on duty, so it is
 # not held either.
 ON_DUTY = "on_duty"
+# The outbox payload entry naming the recipient's team when it keeps a calendar of its own.
+CALENDAR_TEAM = "calendar_team"
 # The last_error an outbox row carries while it is held (metrics count these).
 HELD_REASON = "quiet hours"
 
@@ -51,7 +53,8 @@ def hold_until(now: datetime, settings: Settings, calendar: WorkCalendar, *, urg
         return None
     if urgent and settings.calendar.quiet_hours_break_for_escalations:
         return None
-    return quiet_until(now, calendar)
+    team = payload.get(CALENDAR_TEAM)
+    return quiet_until(now, calendar_of(settings.calendar, team) if team else calendar)
 
 
 def time_policy_line(settings: Settings) -> str:

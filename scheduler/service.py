@@ -20,7 +20,7 @@ class LadderService:
         self.settings = settings
         self.clock = clock
 
-    async def start(self, lead: Any, *, cycle: Mapping[str, Any] | None = None) -> datetime | None:
+    async def start(self, lead: Any, *, cycle: Mapping[str, Any] | None = None, team: str = "") -> datetime | None:
         """After routing gave the lead an owner. Counted from now (the assignment just happened).
         The epoch is the lead's version, so a retried call adds nothing and a later assignment
         (a new version) gets a ladder of its own. From the REASSIGN action pass its payload as
@@ -28,11 +28,13 @@ class LadderService:
         Returns the lead's card deadline (see deadline()), without reading the timers back when
         this call wrote the whole ladder."""
         now = self.clock.now()
+        # The owner's team's calendar counts its working time ([calendar.teams]).
+        settings = self.settings.replace(calendar=self.settings.calendar.for_team(team)) if team else self.settings
         if cycle:
-            specs, fresh = await schedule_ladder(self.timers, lead.id, now, self.settings, owner_id=lead.owner_id,
+            specs, fresh = await schedule_ladder(self.timers, lead.id, now, settings, owner_id=lead.owner_id,
                                                  epoch=str(cycle["epoch"]), attempt=int(cycle.get("attempt", 0)) + 1)
         else:
-            specs, fresh = await schedule_ladder(self.timers, lead.id, now, self.settings, owner_id=lead.owner_id,
+            specs, fresh = await schedule_ladder(self.timers, lead.id, now, settings, owner_id=lead.owner_id,
                                                  epoch=f"v{getattr(lead, 'version', 1)}-{epoch_of(now)[:8]}")
         if fresh and not cycle:
             return card_deadline((s.kind, s.due_at) for s in specs)

@@ -28,7 +28,7 @@ from crm_bridge.lead_status import CLOSED as CLOSED_STATUSES
 from crm_bridge.models import AuditEntry, Customer, Lead, Rep, RoutingDecision, RoutingState, Team
 from crm_bridge.routing.decide import Candidate, Context, Decision, Plan, RepSnapshot, plan
 from crm_bridge.routing.duty import in_turn, read_override, turn
-from leadbot.workcal import WorkCalendar
+from leadbot.workcal import WorkCalendar, calendar_of
 from crm_bridge.routing.rules import Rule, RuleSet, parse_rules
 from crm_bridge.sync.capture import watches
 from leadbot.clock import Clock
@@ -157,6 +157,7 @@ class Router:
             self.calendar = WorkCalendar.from_settings(calendar)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        self.calendars = calendar  # a team's own calendar: calendar_of(self.calendars, team)
         self.clock = clock
         self.sessions = session_factory(engine)
         self._snapshots = _Snapshots()
@@ -204,7 +205,7 @@ class Router:
     async def explain(self, lead_id: int, lang: str = "zh") -> str:
         from crm_bridge.routing.explain import explain_lead
 
-        return await explain_lead(self.engine, lead_id, lang, calendar=self.calendar)
+        return await explain_lead(self.engine, lead_id, lang, calendar=self.calendars)
 
     async def record_first_touch(self, rep_id: int, on_time: bool) -> StreakEvent | None:
         """Counts a first-touch SLA result (call once per lead). After ``miss_streak_limit``
@@ -450,7 +451,7 @@ class Router:
                 pointer = {str(k): int(v) for k, v in (found.data or {}).get("current", {}).items()}
             meta["pointer_before"] = dict(pointer)
 
-        calendar = self.calendar
+        calendar = calendar_of(self.calendars, rule.target_team or "")
         ctx = Context(now=now, calendar=calendar,
                       active_within_minutes=self.settings.active_within_minutes, exclude=excluded)
         snapshot = self._snapshots

@@ -135,7 +135,7 @@ def render_decision(row: Any, lang: str = "zh", history: list[Any] | None = None
     """``row`` is a RoutingDecision (or anything with its attributes). Times read in the zone of
     ``calendar`` (a WorkCalendar or [calendar] settings; default: the built-in calendar)."""
     lang = lang if lang in _T else "zh"
-    cal = calendar_of(calendar if calendar is not None else CalendarSettings())
+    cal = calendar_of(calendar if calendar is not None else CalendarSettings(), (row.data or {}).get("team") or "")
     t = _T[lang]
     cands = [Candidate.from_json(c) for c in (row.candidates or [])]
     data = dict(row.data or {})

@@ -64,3 +64,21 @@ async def test_serve_statement_counts_what_is_already_held(tmp_path: Path) -> No
         await engine.dispose()
     assert lines[0].startswith("calendar: Asia/Shanghai") and lines[2].startswith("time: SLA clocks count")
     assert "inside working hours" in lines[1] or "(1 held now)" in lines[1]
+
+
+def test_team_calendars_are_validated_and_named() -> None:
+    import pytest
+
+    from leadbot.settings import ConfigError
+
+    s = settings_from_mapping({"calendar": {"teams": {"柏林": {"timezone": "Europe/Berlin",
+                                                              "holidays": ["2026-12-24..2026-12-26"]}}}},
+                              environ={})
+    berlin = s.calendar.for_team("柏林")
+    assert berlin.timezone == "Europe/Berlin" and berlin.working_hours == "09:00-18:00"
+    assert s.calendar.for_team("华东") is s.calendar
+    assert "team 柏林: Europe/Berlin 09:00-18:00" in calendar_line(s, True)
+    with pytest.raises(ConfigError, match=r"\[calendar\] teams.柏林.timezone: unknown timezone"):
+        settings_from_mapping({"calendar": {"teams": {"柏林": {"timezone": "Mars/Base"}}}}, environ={})
+    with pytest.raises(ConfigError, match=r"\[calendar\] teams.柏林.digest: unknown key"):
+        settings_from_mapping({"calendar": {"teams": {"柏林": {"digest": "x"}}}}, environ={})

@@ -36,8 +36,13 @@ WEEK = {
     "sunday 03:00": (datetime(2026, 11, 29, 3, 0, tzinfo=SH), CALENDAR),
     "holiday": (datetime(2026, 12, 2, 10, 0, tzinfo=SH), CALENDAR),
     "调休 saturday": (datetime(2026, 12, 5, 10, 0, tzinfo=SH), CALENDAR),
-    # A team working from Berlin: 10:00 in Shanghai is 03:00 there.
-    "another zone": (datetime(2026, 12, 1, 10, 0, tzinfo=SH), {"timezone": "Europe/Berlin"}),
+    # A deployment whose calendar is Berlin's: 10:00 in Shanghai is 03:00 there.
+    "berlin calendar": (datetime(2026, 12, 1, 10, 0, tzinfo=SH), {"timezone": "Europe/Berlin"}),
+    # The head office in Shanghai, the 华东 team working from Berlin ([calendar.teams]).
+    "a team in another zone": (datetime(2026, 12, 1, 10, 0, tzinfo=SH),
+                               {**CALENDAR, "teams": {"华东": {"timezone": "Europe/Berlin"}}}),
+    "that team in its own hours": (datetime(2026, 12, 1, 19, 0, tzinfo=SH),  # 12:00 in Berlin
+                                   {**CALENDAR, "teams": {"华东": {"timezone": "Europe/Berlin"}}}),
 }
 
 
@@ -84,7 +89,7 @@ async def open_window(cli, clock, when: datetime) -> None:
 @pytest.mark.parametrize("name", list(WEEK))
 async def test_the_same_scenario_across_the_week(name, aiohttp_client, engine, clock, store, wecom) -> None:
     at, calendar = WEEK[name]
-    cal = WorkCalendar.from_settings(ctx_settings(calendar))
+    cal = WorkCalendar.from_settings(ctx_settings(calendar).for_team("华东"))  # every rep here is in 华东
     window = cal.next_working_instant(at)
     working = window == at
     cli, lead_id = await play(aiohttp_client, engine, clock, store, wecom, at, calendar)
@@ -94,7 +99,7 @@ async def test_the_same_scenario_across_the_week(name, aiohttp_client, engine, c
     assert "command reply" in now["lisi"] and "friend match" in now["lisi"], now
     assert now["zhou"] == []  # nobody escalates about a lead nobody was shown
 
-    explain = await explain_lead(engine, lead_id, "zh", calendar=cal)
+    explain = await explain_lead(engine, lead_id, "zh", calendar=ctx_settings(calendar))
     lead = await store.get_lead(lead_id)
     if working:
         assert lead.status == "assigned" and lead.assigned_at == at
