@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import signal
 import socket
 import sys
 import tempfile
@@ -628,9 +629,18 @@ async def serve(config_path: str | None, port: int, *, host: str = "127.0.0.1") 
     print(f"  钉钉 (sim)     {demo.dingtalk.base}", flush=True)
     print(f"  database       {demo.db_path}", flush=True)
     print("Press Ctrl+C to stop.", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # SIGTERM (a service manager, `kill`, a container stop) ends the demo the way Ctrl+C does:
+    # through demo.stop(), which removes the temporary database folder. Without a handler the
+    # process would die on SIGTERM with the folder left behind.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
         await demo.stop()
 
 

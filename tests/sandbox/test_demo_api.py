@@ -5,12 +5,14 @@ change, the clock fast-forwards, and the routing playground explains 100 decisio
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from sandbox import seed
 from sandbox.demo import Demo, wecom_card_json
@@ -182,11 +184,15 @@ def test_seed_has_every_kind_of_rep() -> None:
     assert len(set(phones)) < len(phones)  # duplicates to find
 
 
-def test_leadbot_demo_command_prints_the_url(tmp_path: Path) -> None:
-    """README's first command: `leadbot demo` brings the sandbox up and prints the URL."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_leadbot_demo_command_prints_the_url_and_cleans_up(tmp_path: Path, signum: int) -> None:
+    """README's first command: `leadbot demo` brings the sandbox up and prints the URL; Ctrl+C and
+    SIGTERM (a service manager, `kill`) both stop it and remove its temporary database folder."""
     exe = Path(sys.executable).parent / "leadbot"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     proc = subprocess.Popen([str(exe), "demo", "--port", "0"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp)})
     try:
         first = proc.stdout.readline() if proc.stdout else ""
         assert "open http://127.0.0.1:" in first, (first, proc.stderr.read() if proc.poll() is not None else "")
@@ -195,10 +201,14 @@ def test_leadbot_demo_command_prints_the_url(tmp_path: Path) -> None:
 
         with urllib.request.urlopen(url + "api/state", timeout=10) as resp:
             assert json.loads(resp.read())["phones"]
+        assert [p.name.startswith("leadbot-demo-") for p in tmp.iterdir()] == [True]
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert not list(tmp.iterdir())  # the demo database's temporary folder is gone
+    tmp.rmdir()
     assert not list(tmp_path.iterdir())  # the demo database lives in a temporary folder
