@@ -23,6 +23,7 @@ from bot.actions.service import ActionService
 from bot.actions.tokens import ActionSigner
 from bot.cards.i18n import t
 from bot.context import CTX, AppContext
+from bot.explain_text import explain_lead
 from bot.flow import Flow
 from bot.h5.page import setup_h5
 from bot.handlers.leads import resubmit_unrouted, submit_lead
@@ -175,7 +176,7 @@ def setup_actions(app: web.Application, ctx: AppContext) -> None:
 
     async def explain_for_rep(rep: Any, lang: str) -> str:
         leads = await ctx.store.list_leads(owner_id=rep.id, limit=1)
-        return await router.explain(leads[0].id, lang) if leads else t("why.none", lang)
+        return await explain_lead(router, leads[0].id, lang) if leads else t("why.none", lang)
 
     ctx.services["explain_for_rep"] = explain_for_rep
 
@@ -241,7 +242,8 @@ def setup_delivery(app: web.Application, ctx: AppContext) -> None:
 
     dingtalk = ctx.settings.dingtalk
     sender = PlatformSender(ctx.services.get("wecom_client"), ctx.services.get("dingtalk_client"),
-                            robot_secret_for=lambda hook: dingtalk.manager_robot_secret if dingtalk else "")
+                            robot_secret_for=lambda hook: dingtalk.manager_robot_secret if dingtalk else "",
+                            lang=ctx.lang)
     worker = DeliveryWorker(ctx.engine, sender, ctx.clock, ctx.settings, registry=ctx.metrics.registry,
                             link_for=lambda entry, rep: entry.payload.get("link") or None,
                             quiet_hours=ctx.services.get("quiet_hours", True))

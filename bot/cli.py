@@ -334,13 +334,11 @@ async def time_statement(engine: Any, settings: Settings) -> list[str]:
 @config_option
 def explain(lead_id: int, lang: str | None, config_path: str | None) -> None:
     """Why a lead was routed where it was: every candidate, every skip reason, the winner."""
-    from crm_bridge.routing.explain import explain_lead
+    from bot.explain_text import explain_with_record
 
     settings = _settings(config_path)
-    text, found = asyncio.run(_with_engine(settings, lambda e: explain_lead(e, lead_id,
-                                                                          lang or settings.server.language,
-                                                                          with_found=True,
-                                                                          calendar=settings.calendar)))
+    text, found = asyncio.run(_with_engine(settings, lambda e: explain_with_record(
+        e, lead_id, lang or settings.server.language, calendar=settings.calendar)))
     click.echo(text, err=not found)
     if not found:
         sys.exit(EXIT_PARTIAL)

@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 
 from bot.platforms.dingtalk.client import DingTalkClient
 from bot.platforms.dingtalk.errors import DingTalkError, ThrottleError
+from bot.cards.i18n import t
 from bot.platforms.dingtalk.messages import sample_markdown, sample_text, short_ref
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.errors import ALL_USERS_INVALID, ErrorKind, WeComError
@@ -82,7 +83,8 @@ class PlatformSender:
     not configured answers ``permanent`` (the worker then tries the rep's other platform)."""
 
     def __init__(self, wecom: WeComClient | None = None, dingtalk: DingTalkClient | None = None, *,
-                 robot_secret_for: Callable[[str], str] | None = None) -> None:
+                 robot_secret_for: Callable[[str], str] | None = None, lang: str = "zh") -> None:
+        self.lang = lang  # of the words around a message (the DingTalk work-notice ref tag)
         self.wecom = wecom
         self.dingtalk = dingtalk
         self.robot_secret_for = robot_secret_for
@@ -188,7 +190,7 @@ class PlatformSender:
         if p.get("via") == "robot":
             return await self._robot_text(m)
         result = await self.dingtalk.send_work_text(m.recipient, m.text or str(p.get("text", "")),
-                                                    ref=short_ref(m.key))
+                                                    ref=t("ref.tag", self.lang, ref=short_ref(m.key)))
         return await self._confirm_work_notice(m, result.task_id, result.request_id)
 
     async def _confirm_work_notice(self, m: OutboundMessage, task_id: str, request_id: str) -> DeliveryResult:

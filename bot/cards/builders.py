@@ -91,7 +91,8 @@ def _channel(view: LeadCardView | RollupItem, lang: str) -> str:
 
 def _history(view: LeadCardView, lang: str) -> str:
     if view.earlier_leads or view.activities:
-        return t("lead.history", lang, leads=view.earlier_leads, activities=view.activities)
+        return t("lead.history", lang, leads=t("count.earlier_leads", lang, n=view.earlier_leads),
+                 activities=t("count.activities", lang, n=view.activities))
     return t("lead.first_contact", lang)
 
 

@@ -68,8 +68,12 @@ async def _render(ctx: AppContext, claims: ActionClaims, outcome: ActionOutcome 
     if lead.claimed_at and not mine:
         names = await ctx.services["lead_actions"].rep_names([lead.owner_id] if lead.owner_id else [])
         card = build_claimed_card(view, claimer_name=names.get(lead.owner_id or 0, ""), now=now, lang=ctx.lang)
+    elif mine:
+        # Claimed by this viewer: the page says "你已认领：…", not "新线索：…" (the title the
+        # lead card had before the claim).
+        card = build_claimed_card(view, claimer_name=rep.name, now=now, lang=ctx.lang, claimed_by_viewer=True)
     else:
-        card = build_lead_card(view, now=now, lang=ctx.lang, claimed_by_viewer=mine)
+        card = build_lead_card(view, now=now, lang=ctx.lang)
     gates = []
     if "advance" in actions:
         stages = stages_from_settings(ctx.settings.pipeline.stages)

@@ -46,11 +46,11 @@ async def reply(ctx: "AppContext", event: TextCommand, text: str) -> None:
         worker.wake()
 
 
-def _line(lead: "dto.Lead") -> str:
-    who = " · ".join(x for x in (lead.name, lead.company) if x) or f"#{lead.id}"
-    phone = f" · {mask_phone(lead.phone)}" if lead.phone else ""
-    stage = f" · {lead.stage}" if lead.stage else ""
-    return f"#{lead.id} {who}{phone}{stage}"
+def _line(lead: "dto.Lead", lang: str) -> str:
+    # "线索 #12", never a bare "#12": customers have numbers too (客户 #5 on friend cards).
+    who = " · ".join(x for x in (lead.name, lead.company, mask_phone(lead.phone) if lead.phone else "",
+                                 lead.stage) if x) or t("customer.unnamed", lang)
+    return t("list.lead_line", lang, lead_id=lead.id, who=who)
 
 
 async def answer_command(ctx: "AppContext", event: TextCommand) -> str:
@@ -71,7 +71,7 @@ async def answer_command(ctx: "AppContext", event: TextCommand) -> str:
                  if lead.status in ("assigned", "claimed")]
         if not leads:
             return t("my_leads.empty", lang)
-        lines = [_line(lead) for lead in leads[:MAX_LISTED]]
+        lines = [_line(lead, lang) for lead in leads[:MAX_LISTED]]
         return "\n".join([t("my_leads.title", lang, n=len(leads)), *lines])
     first, _, rest = text.partition(" ")
     if _is(first, "cmd.duty"):
@@ -87,7 +87,7 @@ async def answer_command(ctx: "AppContext", event: TextCommand) -> str:
     found = await ctx.store.search_leads(text, limit=MAX_LISTED)
     if not found:
         return t("search.none", lang, query=text[:20])
-    return "\n".join([t("search.title", lang, query=text[:20], n=len(found)), *(_line(lead) for lead in found)])
+    return "\n".join([t("search.title", lang, query=text[:20], n=len(found)), *(_line(lead, lang) for lead in found)])
 
 
 @handles(TextCommand)

@@ -2,13 +2,13 @@
 miss streaks, and an explainable audit trail (routing_decisions).
 
 Public API: Router (engine.py), Decision / Candidate (decide.py), StreakEvent, parse_rules,
-explain_lead.
+load_decisions (the rows bot/explain_text.py puts into words).
 """
 
 from crm_bridge.routing.decide import Candidate, Decision
 from crm_bridge.routing.engine import RoutingConflict, Router, StreakEvent
-from crm_bridge.routing.explain import explain_lead
+from crm_bridge.routing.explain import load_decisions
 from crm_bridge.routing.rules import Rule, RuleSet, parse_rules
 
 __all__ = ["Candidate", "Decision", "Router", "RoutingConflict", "StreakEvent", "Rule", "RuleSet",
-           "explain_lead", "parse_rules"]
+           "load_decisions", "parse_rules"]

@@ -202,11 +202,6 @@ class Router:
             row = await self._last_row(session, lead_id)
             return decision_from_row(row) if row else None
 
-    async def explain(self, lead_id: int, lang: str = "zh") -> str:
-        from crm_bridge.routing.explain import explain_lead
-
-        return await explain_lead(self.engine, lead_id, lang, calendar=self.calendars)
-
     async def record_first_touch(self, rep_id: int, on_time: bool) -> StreakEvent | None:
         """Counts a first-touch SLA result (call once per lead). After ``miss_streak_limit``
         misses in a row the rep leaves the priority rotation (event "sidelined": tell the
@@ -359,7 +354,8 @@ class Router:
                     await conn.execute(update(Customer).where(Customer.id == meta["customer_id"], or_(*owners))
                                        .values(owner_id=d.rep_id, updated_at=now))
 
-                data = {"trigger": trigger, "matched": meta["matched"], "team": meta["team_name"],
+                data = {"trigger": trigger, "matched": meta["matched"], "conditions": meta["conditions"],
+                        "team": meta["team_name"],
                         "excluded": sorted(excluded), "customer_id": meta["customer_id"]}
                 for flag in ("team_missing", "pool_rule", "urgent"):
                     if meta.get(flag):
@@ -410,6 +406,9 @@ class Router:
 
         rule: Rule = self.rules.select(lead)
         meta["matched"] = [c.describe() for c in rule.conditions]
+        # The same conditions as data, so an explanation can word them (bot/explain_text.py).
+        meta["conditions"] = [{"attribute": c.attribute, "values": list(c.values), "min": c.min, "max": c.max}
+                              for c in rule.conditions]
         meta["pool_rule"] = bool(rule.pool)
         team: Any = None
         if rule.target_team:

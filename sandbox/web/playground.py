@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.explain_text import explain_lead
 from leadbot.clock import ManualClock
 from leadbot.settings import ConfigError, settings_from_mapping
 from sandbox import seed
@@ -74,7 +75,7 @@ async def run_playground(config_text: str, now: datetime, *, n: int = 100, lang:
                              "amount": sample.get("amount"), "rule": decision.rule or "(default)",
                              "outcome": decision.outcome, "target": target, "team": team,
                              "strategy": decision.strategy, "reason": decision.reason,
-                             "explanation": await router.explain(lead.id, lang)})
+                             "explanation": await explain_lead(router, lead.id, lang)})
         finally:
             await engine.dispose()
     return {"ok": True, "count": len(rows), "rows": rows,

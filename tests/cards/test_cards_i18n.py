@@ -14,12 +14,25 @@ def test_every_key_exists_in_every_language_and_is_not_empty() -> None:
     for key, entry in i18n.catalogue().items():
         assert set(entry) == set(LANGUAGES), key
         for lang in LANGUAGES:
-            assert entry[lang].strip(), (key, lang)
+            assert all(text.strip() for text in i18n.forms(key, lang)), (key, lang)
+            if not isinstance(entry[lang], str):  # counted: an "other" form, and a count
+                assert "other" in entry[lang] and set(entry[lang]) <= {"one", "other"}, key
+                assert all("n" in placeholders(text) for text in i18n.forms(key, lang)), key
 
 
 def test_both_languages_use_the_same_placeholders() -> None:
-    for key, entry in i18n.catalogue().items():
-        assert placeholders(entry["zh"]) == placeholders(entry["en"]), key
+    for key in i18n.keys():
+        found = {placeholders(text) for lang in LANGUAGES for text in i18n.forms(key, lang)}
+        assert len(found) == 1, key
+
+
+def test_english_counts_take_the_plural_they_need() -> None:
+    assert t("count.activities", "en", n=1) == "1 activity"
+    assert t("count.activities", "en", n=0) == "0 activities"
+    assert t("count.activities", "en", n=3) == "3 activities"
+    assert t("count.activities", "zh", n=1) == "1 次跟进"
+    assert t("rollup.title", "en", n=1) == "You have 1 new lead"
+    assert t("ago.days", "en", n=1) == "1 day ago"
 
 
 def test_texts_the_brief_promises_are_there() -> None:
@@ -51,7 +64,7 @@ def test_every_action_and_state_has_a_label() -> None:
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_labels_fit_wecom_keyname_and_button_limits(lang: str) -> None:
     for key in i18n.keys():
-        text = t(key, lang) if not placeholders(i18n.catalogue()[key][lang]) else ""
+        text = i18n.forms(key, lang)[0] if not placeholders(i18n.forms(key, lang)[0]) else ""
         if key.startswith("field."):
             assert display_width(text) <= 10, (key, text)  # keyname: 5 字
         if key.startswith(("button.", "state.")):

@@ -163,7 +163,7 @@ async def test_work_notice_daily_cap_and_unknown_users(client, sandbox):
 
 async def test_work_notice_shapes(client, sandbox):
     await client.send_work_action_card("u3", "线索待认领" * 10, "客户：**王**",
-                                       buttons=[("认领", "https://x/a/1"), ("转交", "https://x/a/2")], ref="r1")
+                                       buttons=[("认领", "https://x/a/1"), ("转交", "https://x/a/2")], ref="消息编号 r1")
     await client.send_work_action_card("u3", "单按钮", "正文", single=("打开详情页面" * 5, "https://x/a/3"))
     await client.send_work_text("u3", "长" * 3000)
     sent = [n["msg"] for n in sandbox.notices_for("u3")]
@@ -171,7 +171,7 @@ async def test_work_notice_shapes(client, sandbox):
     assert len(card["title"]) <= 64 and card["btn_orientation"] == "0"
     assert card["btn_json_list"] == [{"title": "认领", "action_url": "https://x/a/1"},
                                      {"title": "转交", "action_url": "https://x/a/2"}]
-    assert card["markdown"].endswith("#r1")
+    assert card["markdown"].endswith("\n\n###### 消息编号 r1")  # the ref as worded by the caller
     assert len(sent[1]["action_card"]["single_title"]) <= 20
     assert m.msg_size(sent[2]) <= 2048 and sent[2]["text"]["content"].endswith("…")
     body = sandbox.calls_to("/topapi/message/corpconversation/asyncsend_v2")[0].body

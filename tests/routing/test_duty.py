@@ -60,7 +60,7 @@ async def test_a_manager_override_wins_and_only_urgent_rules_reach_the_duty_rep(
 
 
 async def test_explain_says_what_happens_and_when_in_the_calendars_zone(seed, make_router, clock, engine):
-    from crm_bridge.routing import explain_lead
+    from bot.explain_text import explain_lead
 
     team = await seed.team("华东")
     await seed.rep("白班", team)
@@ -73,8 +73,8 @@ async def test_explain_says_what_happens_and_when_in_the_calendars_zone(seed, ma
     assert "公海" not in text and "群" not in text
     duty = make_router([{"name": "east", "team": "华东"}], duty={"teams": {"华东": ["d-a"]}})
     sent = await duty.assign(await seed.lead())
-    assert "已发给值班 张三" in await duty.explain(sent.lead_id, "zh")
-    assert "went to 张三, on duty" in await duty.explain(sent.lead_id, "en")
+    assert "已发给值班 张三" in await explain_lead(duty, sent.lead_id, "zh")
+    assert "went to 张三, on duty" in await explain_lead(duty, sent.lead_id, "en")
     # History lines are in the calendar's zone too, not UTC.
     clock.set(datetime(2026, 11, 30, 9, 0, tzinfo=SH))
     await duty.assign(waiting.lead_id, trigger="window")

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from crm_bridge.db import session_factory
 from crm_bridge.models import Customer, RoutingDecision, RoutingState
-from crm_bridge.routing import Router, explain_lead
+from bot.explain_text import explain_lead
+from crm_bridge.routing import Router
 from leadbot.settings import ConfigError
 from tests.conftest import make_settings
 
@@ -357,10 +358,10 @@ async def test_explain_zh_and_en(seed, make_router):
     await seed.rep("王五", team, working_hours="19:00-22:00")
     router = make_router([{"name": "east", "team": "华东", "match": {"region": ["上海", "江苏"]}}])
     d = await router.assign(await seed.lead(region="上海"))
-    zh = await router.explain(d.lead_id)
+    zh = await explain_lead(router, d.lead_id)
     assert "分配给 张三" in zh and "「east」" in zh and d.rule_version in zh and "加权轮询" in zh
     assert "李四：跳过（休假中）" in zh and "王五：跳过（不在工作时间）" in zh and "选中" in zh
-    assert "region in ['上海', '江苏']" in zh
+    assert "地区为上海、江苏之一" in zh
     en = await explain_lead(router.engine, d.lead_id, "en")
     assert "went to 张三" in en and "on leave" in en and "outside working hours" in en and "chosen" in en
     assert "weighted round robin" in en

@@ -33,9 +33,11 @@ def short_ref(key: str) -> str:
 
 
 def _with_ref(text: str, ref: str, markdown: bool) -> str:
+    """``ref`` as the reader sees it, e.g. "消息编号 961366" (the caller words it in the
+    recipient's language; a bare "#961366" at the end of a message explained nothing)."""
     if not ref:
         return text
-    return f"{text}\n\n###### #{ref}" if markdown else f"{text}\n#{ref}"
+    return f"{text}\n\n###### {ref}" if markdown else f"{text}\n{ref}"
 
 
 # ------------------------------------------------------------------------- work notices

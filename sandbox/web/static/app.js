@@ -207,8 +207,8 @@ function dingtalkCard(msg, phone) {
 }
 
 function actionCard(msg) {
-  const box = h("div", { class: "dt-action", dataset: { kind: "action_card" } });
-  if (msg.title) box.append(h("div", { class: "dt-title" }, msg.title));
+  // As for markdown: the title is the preview in the conversation list, the card shows the text.
+  const box = h("div", { class: "dt-action", dataset: { kind: "action_card" }, title: msg.title || "" });
   box.append(markdown(msg.text));
   const buttons = msg.buttons || [];
   if (buttons.length) {
@@ -225,8 +225,11 @@ function bubble(msg, phone) {
     case "wecom_card": body = wecomCard(msg, phone); break;
     case "dingtalk_card": body = dingtalkCard(msg, phone); break;
     case "text": body = h("div", { class: "bubble text", dataset: { kind: "text" } }, linkify(msg.text || "")); break;
-    case "markdown": body = h("div", { class: "bubble", dataset: { kind: "markdown" } },
-      msg.title ? h("div", { class: "md-h" }, msg.title) : null, markdown(msg.text)); break;
+    // DingTalk shows a markdown message's title only in the conversation list and the
+    // notification ("首屏会话透出的展示内容", open.dingtalk.com custom robot message types), not
+    // in the bubble: showing it here too printed every group message's headline twice.
+    case "markdown": body = h("div", { class: "bubble", dataset: { kind: "markdown" }, title: msg.title || "" },
+      markdown(msg.text)); break;
     case "textcard": body = h("div", { class: "bubble textcard", dataset: { kind: "textcard" } },
       h("div", { class: "md-h" }, msg.title || ""), h("div", {}, msg.text || ""),
       safeUrl(msg.url) ? h("a", { href: msg.url, target: "_blank", rel: "noopener", class: "h5-link" }, msg.btntxt || "详情") : null); break;
