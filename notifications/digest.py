@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from bot.cards.i18n import t
 from crm_bridge.outbox import OutboxEntry, RepContact
 
 # (channel, recipient, rolled entries, rep or None) -> (kind, payload); payload must carry "text".
@@ -25,7 +26,7 @@ def summary_of(entry: OutboxEntry, lang: str = "zh") -> str:
     if isinstance(p.get("text"), str) and p["text"].strip():
         return p["text"].strip().splitlines()[0][:80]
     if entry.lead_id is not None:
-        return f"线索 #{entry.lead_id}" if lang == "zh" else f"lead #{entry.lead_id}"
+        return t("digest.lead", lang, lead_id=entry.lead_id)
     return entry.idempotency_key[:80]
 
 
@@ -34,12 +35,8 @@ def make_text_digest(lang: str = "zh") -> DigestRenderer:
                rep: RepContact | None) -> tuple[str, dict[str, Any]]:
         n = len(entries)
         lines = [f"{i}. {summary_of(e, lang)}" for i, e in enumerate(entries[:SHOWN], 1)]
-        if lang == "zh":
-            title = f"你有 {n} 条新线索"
-            more = f"…另有 {n - SHOWN} 条" if n > SHOWN else ""
-        else:
-            title = f"You have {n} new leads"
-            more = f"…and {n - SHOWN} more" if n > SHOWN else ""
+        title = t("rollup.title", lang, n=n)
+        more = t("digest.more", lang, n=n - SHOWN) if n > SHOWN else ""
         body = "\n".join([title + ":", *lines] + ([more] if more else []))
         return "text", {"title": title, "text": body, "summary": title}
 

@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from bot.cards.i18n import t
 from crm_bridge.kv import deployment_id
 from crm_bridge.leases import process_identity
 from crm_bridge.outbox import CardRecord, NewOutboxItem, OutboxEntry, OutboxRepo, RepContact, digest_key
@@ -86,7 +87,7 @@ def compose_text(body: str, link: str | None, lang: str = "zh", limit: int = TEX
     platform's byte cap in the middle of the link."""
     if link and link in body:
         link = None  # the body already carries it (bot.cards.render_text puts it near the top)
-    tail = f"\n{'点击处理' if lang == 'zh' else 'Open'}: {link}" if link else ""
+    tail = "\n" + t("delivery.open_link", lang, url=link) if link else ""
     room = limit - len(tail.encode("utf-8"))
     raw = body.encode("utf-8")
     if len(raw) > room:
@@ -527,12 +528,7 @@ class DeliveryWorker:
 
     def _alerts(self, first_error: str) -> Callable[[str, Sequence[RepContact]], list[NewOutboxItem]]:
         def build(incident: str, admins: Sequence[RepContact]) -> list[NewOutboxItem]:
-            if self.lang == "zh":
-                text = ("【leadbot 投递告警】有消息无法送达，已进入死信队列（同一事件只提醒一次）。\n"
-                        f"首个错误：{first_error[:200]}\n请在服务器上运行 leadbot outbox 查看并处理。")
-            else:
-                text = ("[leadbot delivery alert] Messages could not be delivered and are dead-lettered "
-                        f"(one alert per incident).\nFirst error: {first_error[:200]}\nRun `leadbot outbox` to review.")
+            text = t("delivery.dead_alert", self.lang, error=first_error[:200])
             items = []
             for admin in admins:
                 for channel in self._alert_channels():

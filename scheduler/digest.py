@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from typing import Sequence
 
+from bot.cards.i18n import t as text
 from crm_bridge.reports import ReportStore, TeamRef
 from leadbot.durations import parse_duration
 from leadbot.settings import Settings
@@ -134,16 +135,6 @@ def _latin(text: str) -> str:
     return " ".join(p.capitalize() for p in lazy_pinyin(text))
 
 
-_LABELS = {
-    "zh": {"stuck": "各阶段停滞", "resp": "首次响应中位数（分钟）", "counts": "自上次日报",
-           "new": "新线索", "claimed": "已认领", "overdue": "超时未跟进", "silent": "沉默", "nobody": "未分配",
-           "none": "无"},
-    "en": {"stuck": "Stuck by stage", "resp": "Median first response (min)", "counts": "Since last digest",
-           "new": "new", "claimed": "claimed", "overdue": "overdue", "silent": "silent", "nobody": "unassigned",
-           "none": "none"},
-}
-
-
 def render_chart(report: DigestReport, language: str = "zh") -> bytes:
     """A 3-panel PNG: the day's counts, stuck leads by stage, median first response per rep.
     Chinese labels when a CJK font is installed, else English labels and pinyin names."""
@@ -152,7 +143,9 @@ def render_chart(report: DigestReport, language: str = "zh") -> bytes:
 
     font = cjk_font()
     lang = "zh" if (language == "zh" and font) else "en"
-    t = _LABELS[lang]
+    t = {k: text("chart." + k, lang) for k in ("stuck", "resp", "counts", "new", "claimed", "overdue", "silent",
+                                                "nobody")}
+    t["none"] = text("value.none", lang)
     name = (lambda s: s) if font else _latin
     rc = {"font.family": [font, "DejaVu Sans"] if font else ["DejaVu Sans"]}
 
@@ -176,7 +169,7 @@ def render_chart(report: DigestReport, language: str = "zh") -> bytes:
         ax2.tick_params(axis="y", labelsize=8)
 
         reps = report.first_response[:10] or ()
-        labels = [name(r.name) or (t["nobody"] if r.rep_id is None else f"#{r.rep_id}") for r in reps]
+        labels = [name(r.name) or (t["nobody"] if r.rep_id is None else text("chart.rep", lang, rep_id=r.rep_id)) for r in reps]
         ax3.barh(labels[::-1] or [t["none"]], [r.median_seconds / 60 for r in reps][::-1] or [0], color="#76b7b2")
         ax3.set_title(t["resp"])
         ax3.tick_params(axis="y", labelsize=8)

@@ -299,7 +299,7 @@ def build_reassigned_card(view: LeadCardView, *, from_name: str, to_name: str,
     head = [Field(t("field.from", lang), from_name or t("value.none", lang)),
             Field(t("field.to", lang), to_name)]
     if reason:
-        head.append(Field(t("field.reason", lang), reason))
+        head.append(Field(t("field.reason", lang), lookup("reason", reason, lang)))
     return Card(
         kind="reassigned",
         title=t("reassign.title", lang, name=_name(view.customer_name, lang)),

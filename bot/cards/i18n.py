@@ -22,6 +22,7 @@ _CATALOGUE: dict[str, dict[str, str | dict[str, str]]] = {
     # --- separators and small words -------------------------------------------------------
     "sep.label": {"zh": "：", "en": ": "},
     "sep.list": {"zh": "、", "en": ", "},
+    "badges": {"zh": "【{badges}】", "en": "[{badges}]"},
     "value.none": {"zh": "无", "en": "none"},
     "value.unknown": {"zh": "未填写", "en": "not given"},
     "customer.unnamed": {"zh": "未留名客户", "en": "Unnamed customer"},
@@ -351,6 +352,33 @@ _CATALOGUE: dict[str, dict[str, str | dict[str, str]]] = {
     "cond.at_least": {"zh": "{attr} ≥ {min}", "en": "{attr} ≥ {min}"},
     "cond.below": {"zh": "{attr} < {max}", "en": "{attr} < {max}"},
     "cond.between": {"zh": "{min} ≤ {attr} < {max}", "en": "{min} ≤ {attr} < {max}"},
+    # --- daily digest chart (scheduler/digest.py) ----------------------------------------
+    "chart.stuck": {"zh": "各阶段停滞", "en": "Stuck by stage"},
+    "chart.resp": {"zh": "首次响应中位数（分钟）", "en": "Median first response (min)"},
+    "chart.counts": {"zh": "自上次日报", "en": "Since last digest"},
+    "chart.new": {"zh": "新线索", "en": "new"},
+    "chart.claimed": {"zh": "已认领", "en": "claimed"},
+    "chart.overdue": {"zh": "超时未跟进", "en": "overdue"},
+    "chart.silent": {"zh": "沉默", "en": "silent"},
+    "chart.nobody": {"zh": "未分配", "en": "unassigned"},
+    "chart.rep": {"zh": "销售 #{rep_id}", "en": "Rep #{rep_id}"},
+    # --- delivery (notifications/) ---------------------------------------------------------
+    "delivery.open_link": {"zh": "点击处理：{url}", "en": "Open: {url}"},
+    "delivery.dead_alert": {
+        "zh": ("【leadbot 投递告警】有消息无法送达，已进入死信队列（同一事件只提醒一次）。\n"
+               "首个错误：{error}\n请在服务器上运行 leadbot outbox 查看并处理。"),
+        "en": ("[leadbot delivery alert] Messages could not be delivered and are dead-lettered "
+               "(one alert per incident).\nFirst error: {error}\nRun `leadbot outbox` to review."),
+    },
+    "digest.lead": {"zh": "线索 #{lead_id}", "en": "Lead #{lead_id}"},
+    "digest.more": {"zh": "…另有 {n} 条", "en": "…and {n} more"},
+    # --- why a lead changed hands (reassignment reasons; routing triggers) ------------------
+    "reason.manager": {"zh": "经理改派", "en": "reassigned by a manager"},
+    "reason.sla_reassign": {"zh": "超时未跟进", "en": "not followed up in time"},
+    "reason.declined": {"zh": "原负责人放弃", "en": "the owner passed"},
+    "reason.rep_left": {"zh": "原负责人离职", "en": "the owner left"},
+    "reason.from_pool": {"zh": "从公海认领", "en": "claimed from the pool"},
+    "reason.new": {"zh": "新线索", "en": "new lead"},
     # --- counts (plural forms) ------------------------------------------------------------
     "count.earlier_leads": {"zh": "此前 {n} 条线索", "en": {"one": "{n} earlier lead", "other": "{n} earlier leads"}},
     "count.activities": {"zh": "{n} 次跟进", "en": {"one": "{n} activity", "other": "{n} activities"}},

@@ -177,7 +177,7 @@ def dingtalk_markdown(card: Card, *, max_bytes: int = WORK_NOTICE_MSG_MAX_BYTES,
         head.append(markdown_text(truncate_chars(one_line(card.subtitle), _HEADLINE_CHARS)))
     if card.badges:
         badges = truncate_chars(" · ".join(card.badges), _HEADLINE_CHARS)
-        head.append(f"**【{markdown_text(badges)}】**")
+        head.append(f"**{t('badges', card.lang, badges=markdown_text(badges))}**")
     body = []
     for f in card.fields:
         if not f.value:

@@ -39,7 +39,7 @@ def detail_lines(card: Card, lang: str) -> list[str]:
     sep = t("sep.label", lang)
     lines = []
     if card.badges:
-        lines.append("【" + " · ".join(card.badges) + "】")
+        lines.append(t("badges", card.lang, badges=" · ".join(card.badges)))
     lines += [f"{one_line(f.label)}{sep}{one_line(f.value)}" for f in card.fields if f.value]
     if card.body:
         lines += card.body.splitlines()

@@ -91,7 +91,7 @@ async def test_missing_card_body_or_platform() -> None:
     sender = PlatformSender(wecom=StubWeCom())  # type: ignore[arg-type]
     assert (await sender.send(msg("wecom", "card", {}))).error_kind == "card_unsupported"
     assert (await sender.send(msg("dingtalk", "card", {}))).error_kind == "permanent"
-    text = await sender.send(msg("wecom", "text", {"text": "x"}, text="新线索\n点击处理: https://x/a/t"))
+    text = await sender.send(msg("wecom", "text", {"text": "x"}, text="新线索\n点击处理：https://x/a/t"))
     assert text.ok and text.platform_ids == {"msgid": "m2"}
 
 

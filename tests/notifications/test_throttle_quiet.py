@@ -65,4 +65,4 @@ def test_backoff_and_text() -> None:
     assert exponential_backoff(4, lambda: 0.0) == 8.0
     assert exponential_backoff(30, lambda: 1.0) == 900.0
     text = compose_text("新" * 2000, "https://x.example/a/tok")
-    assert len(text.encode()) <= 2048 and text.endswith("点击处理: https://x.example/a/tok")
+    assert len(text.encode()) <= 2048 and text.endswith("点击处理：https://x.example/a/tok")
