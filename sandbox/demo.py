@@ -363,7 +363,31 @@ class Demo:
 
     # ------------------------------------------------------------------ what the page shows
 
+    def tour_words(self, lang: str | None = None) -> dict[str, Any]:
+        """Everything the guided tour says, in ``lang`` (default: the sandbox's language)."""
+        from bot.cards.formatting import format_duration
+        from bot.cards.i18n import lookup, normalize_lang, t
+        from leadbot.durations import parse_duration
+
+        lang = normalize_lang(lang or self.settings.server.language)
+        sla = self.settings.sla
+        times = {"remind": format_duration(parse_duration(sla.first_touch_remind).total_seconds(), lang),
+                 "escalate": format_duration(parse_duration(sla.first_touch_escalate).total_seconds(), lang)}
+        steps = {}
+        for step in ("intro", "submit", "claim", "race", "escalate", "friend", "merge", "finish"):
+            steps[step] = {"title": t(f"tour.{step}.title", lang), "body": t(f"tour.{step}.body", lang, **times)}
+        labels = {k: t(f"sandbox.{k}", lang) for k in ("tour", "next", "back", "close", "done", "details", "send")}
+        labels["step"] = "{n} / {total}"
+        controls = {k: t(f"sandbox.control.{k}", lang)
+                    for k in ("submit", "friend", "pool", "north", "dup", "ff60", "ff180", "ff300", "ff1800", "ff86400")}
+        channels = {c: lookup("channel", c, lang) for c in seed.CHANNELS}
+        return {"lang": lang, "steps": steps, "labels": labels, "channels": channels, "controls": controls, "clock": t("sandbox.clock", lang, **times),
+                "clock_short": t("sandbox.clock_short", lang, **times)}
+
     async def state(self) -> dict[str, Any]:
+        from bot.cards.i18n import lookup
+
+        lang = self.settings.server.language
         store = self.ctx.store
         reps = {r.external_id: r for r in await store.list_reps()}
         leads = await store.list_leads(limit=40)
@@ -383,13 +407,15 @@ class Demo:
                            "platform": platform, "userid": userid, "messages": messages})
         return {
             "now": self.clock.now().isoformat(),
+            "language": lang,
             "now_local": self.clock.now().astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
             "leadbot_url": self.leadbot_url,
             "intake_token": INTAKE_TOKEN,
             "phones": phones,
             "group": self._group_messages(),
             "leads": [{"id": lead.id, "name": lead.name, "company": lead.company, "region": lead.region,
-                       "channel": lead.source_channel, "status": lead.status, "stage": lead.stage,
+                       "channel": lead.source_channel, "channel_label": lookup("channel", lead.source_channel, lang)
+                       if lead.source_channel else "", "status": lead.status, "stage": lead.stage,
                        "owner": names.get(lead.owner_id or 0, ""), "owner_id": lead.owner_id,
                        "flags": list(lead.flags)} for lead in leads],
             "log": [{"at": _hhmmss(line.at), "text": line.text, "ok": line.ok, "detail": line.detail}

@@ -122,3 +122,4 @@ def format_ago(then: datetime, now: datetime, lang: str = "zh") -> str:
 
 def format_percent(score: float) -> str:
     return f"{round(max(0.0, min(1.0, score)) * 100)}%"
+

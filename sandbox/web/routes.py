@@ -2,6 +2,7 @@
 event stream that pushes the whole state whenever it changes (the page also polls as a fallback).
 
     GET  /                    the page            GET /api/state     everything the page shows
+    GET  /api/tour            the guided tour's words (?lang=zh|en)          GET /favicon.ico
     GET  /api/events          text/event-stream   POST /api/leads    {fields...} -> leadbot intake
     POST /api/tap             {platform, userid, key, ref}
     POST /api/text            {platform, userid, text}
@@ -142,6 +143,16 @@ async def routing(request: web.Request) -> web.Response:
     return _json(result, 200 if result.get("ok") else 400)
 
 
+async def tour(request: web.Request) -> web.Response:
+    """The guided tour's words (?lang=zh|en, default the sandbox's language), from the catalogue."""
+    return _json(request.app[DEMO].tour_words(request.query.get("lang") or None))
+
+
+async def favicon(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "favicon.svg", headers={"Content-Type": "image/svg+xml",
+                                                             "Cache-Control": "max-age=86400"})
+
+
 async def crm_forge(request: web.Request) -> web.Response:
     return _json(await request.app[DEMO].forge_crm_event())
 
@@ -152,6 +163,8 @@ def make_web_app(demo: "Demo") -> web.Application:
     r = app.router
     r.add_get("/", index)
     r.add_static("/static/", STATIC, append_version=False)
+    r.add_get("/favicon.ico", favicon)
+    r.add_get("/api/tour", tour)
     r.add_get("/api/state", state)
     r.add_get("/api/events", events)
     r.add_post("/api/leads", submit_lead)

@@ -59,21 +59,28 @@ SKIPS = ["excluded", "left", "on_leave", "not_active", "sidelined", "outside_hou
          "over_capacity", "daily_cap", "no_weight", "not_found"]
 STRATEGIES = ["weighted_round_robin", "least_loaded", "capped"]
 OUTCOMES = ["sticky", "assigned", "backup", "manager", "pool"]
-MATCHES = ["phone", "email", "unionid", "external_userid", "dingtalk_id", "id_number", "name_company", "name"]
+MATCHES = ["phone", "email", "unionid", "external_userid", "dingtalk_id", "id_number", "name_company", "name",
+           "mobile", "landline", "email_domain", "company", "address", "city", "wechat_unionid",
+           "wecom_external_userid"]
 RULE_CODES = ["sticky_owner"]
 CODES = sorted(set(CHANNELS + REASONS + SKIPS + STRATEGIES + OUTCOMES + MATCHES + RULE_CODES))
 # Codes that are also plain English words may appear in English sentences ("the team manager").
 ENGLISH_WORDS = {"manager", "declined", "left", "excluded", "inactive", "sticky", "assigned", "backup", "pool",
-                 "phone", "email", "name", "ads", "api", "import", "referral", "capped", "sidelined"}
+                 "phone", "email", "name", "ads", "api", "import", "referral", "capped", "sidelined", "mobile",
+                 "company", "address", "city", "landline",
+                 # English identity reasons name WeChat's and WeCom's own ids (crm_bridge/identity/reasons.py)
+                 "unionid", "external_userid", "dingtalk_id", "id_number"}
 
 # Latin that belongs in Chinese text: the product's name, and abbreviations Chinese sales teams use.
 LATIN_IN_ZH = {"leadbot", "CRM", "UTC", "SLA", "H5", "API", "ID"}
 _URL = re.compile(r"https?://\S+")
 # Markup (<font color=...>, comments) and commands to type (leadbot outbox) are not words.
-_MARKUP = re.compile(r"<[^>]*>|leadbot [a-z]+")
+# Time-zone ids (Asia/Shanghai, after a time) and config sections ([duty]) are named as configured.
+_MARKUP = re.compile(r"<[^>]*>|leadbot [a-z]+|\b[\w.]+\.toml\b|\b[A-Z][a-z]+/[A-Za-z_]+\b|\[[a-z_]+\]")
 _LATIN = re.compile(r"[A-Za-z][A-Za-z_]+")
-# Chinese characters and Chinese punctuation (【】，。：); not the full-width ＊ that masks a phone.
-_CJK = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff01-\uff09\uff0b-\uffef]")
+# Chinese characters and Chinese punctuation (【】，。：); not the full-width ＊ and ＿ that keep
+# masked phones and ids from turning into markdown emphasis.
+_CJK = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff01-\uff09\uff0b-\uff3e\uff40-\uffef]")
 
 
 def problems(text: str, lang: str) -> list[str]:
@@ -126,6 +133,9 @@ def cards(lang: str) -> Iterator[tuple[str, Any]]:
         incoming=CustomerBrief(501, d["name"], d["company"], "13812345678"),
         existing=CustomerBrief(88, d["other"], d["company"], "13812345678", owner_name=d["owner"]),
         reasons=tuple(MATCHES), score=0.92), lang=lang, buttons={"merge": "merge:x", "distinct": "distinct:x"})
+    yield "duplicate/worded", build_duplicate_card(DuplicateCardView(
+        incoming=CustomerBrief(501, d["name"], d["company"]), existing=CustomerBrief(88, d["other"], d["company"]),
+        reasons=(reason_text(lang),), score=0.8), lang=lang)
     for match in MATCHES:
         for mine in (False, True):
             yield f"friend/{match}/{mine}", build_friend_match_card(FriendMatchView(
@@ -140,6 +150,14 @@ def cards(lang: str) -> Iterator[tuple[str, Any]]:
     yield "notice/sidelined", build_notice_card(t("notice.sidelined", lang, name=d["rep"]), lang=lang)
     yield "notice/stagnation", build_notice_card(t("notice.stagnation", lang, name=d["name"], stage=d["stage"]),
                                                  lang=lang)
+
+
+def reason_text(lang: str) -> str:
+    """An identity-match reason as the identity service words it for a card (every strong one)."""
+    from crm_bridge.identity import reasons
+
+    codes = [k for k in reasons.TEXTS if k.startswith("strong.")]
+    return " + ".join(reasons.TEXTS[k][reasons.LANGS.index(lang)].replace("{v}", "138****5678") for k in codes)
 
 
 def card_texts(card: Any) -> list[str]:

@@ -34,6 +34,11 @@ async function api(method, path, body) {
   return data;
 }
 
+// Words of the page in the sandbox's language, once tour.js has loaded them from the catalogue.
+function label(key, fallback) {
+  return (window.sandboxLabels && window.sandboxLabels[key]) || fallback;
+}
+
 function safeUrl(url) {
   return /^https?:\/\//i.test(url || "") ? url : null;
 }
@@ -144,7 +149,7 @@ function wecomCard(msg, phone) {
     card.append(h("div", { class: "wc-jump" }, url ? h("a", { href: url, target: "_blank", rel: "noopener" }, j.title) : j.title));
   }
   const link = c.card_action && safeUrl(c.card_action.url);
-  if (link) card.append(h("a", { class: "wc-detail h5-link", href: link, target: "_blank", rel: "noopener" }, "查看详情 ›"));
+  if (link) card.append(h("a", { class: "wc-detail h5-link", href: link, target: "_blank", rel: "noopener" }, label("details", "查看详情") + " ›"));
   const buttons = c.button_list || [];
   if (msg.replace_name) {
     card.append(h("div", { class: "wc-replaced", dataset: { replaced: "1" } }, msg.replace_name));
@@ -201,7 +206,7 @@ function dingtalkCard(msg, phone) {
   }
   const foot = [];
   if (p.footer) foot.push(h("span", {}, p.footer));
-  if (safeUrl(p.link)) foot.push(h("a", { href: p.link, target: "_blank", rel: "noopener", class: "h5-link" }, "详情 ›"));
+  if (safeUrl(p.link)) foot.push(h("a", { href: p.link, target: "_blank", rel: "noopener", class: "h5-link" }, label("details", "详情") + " ›"));
   if (foot.length) card.append(h("div", { class: "dt-foot" }, foot));
   return card;
 }
@@ -327,6 +332,7 @@ const STATUS = { new: "新", assigned: "已分配", claimed: "已认领", pool: 
 
 function render(data) {
   state.data = data;
+  window.dispatchEvent(new CustomEvent("sandbox:state", { detail: data }));  // the guided tour follows along
   document.getElementById("clock").textContent = data.now_local;
   const hhmm = data.now_local.slice(11, 16);
   const phones = document.getElementById("phones");
@@ -336,7 +342,7 @@ function render(data) {
   document.getElementById("leads").replaceChildren(...data.leads.map((l) =>
     h("tr", { dataset: { lead: l.id, status: l.status } }, h("td", {}, "#" + l.id),
       h("td", {}, l.name || "—", h("div", { class: "muted small" }, [l.company, l.region].filter(Boolean).join(" · "))),
-      h("td", {}, l.channel), h("td", {}, STATUS[l.status] || l.status), h("td", {}, l.owner || "—"))));
+      h("td", { title: l.channel }, l.channel_label || l.channel), h("td", {}, STATUS[l.status] || l.status), h("td", {}, l.owner || "—"))));
   document.getElementById("log").replaceChildren(...data.log.map((line) =>
     h("li", { class: line.ok ? "" : "bad", title: line.detail || "" }, h("span", { class: "muted" }, line.at + " "), line.text)));
   renderCrm(data.crm);
@@ -408,7 +414,9 @@ function connect() {
 const PRESETS = {
   pool: { name: "周星", phone: "13911112222", company: "上海新元科技有限公司", region: "上海", channel: "expo", product_line: "CRM", amount: "" },
   north: { name: "张伟", phone: "13600009999", company: "北京星河医疗器械有限公司", region: "北京", channel: "baidu", product_line: "云服务", amount: "200000", extra_key: "医院等级", extra_value: "三级甲等" },
-  dup: { name: "王晓明", phone: "138 1234 5678", company: "华为技术", region: "上海", channel: "web_form", product_line: "ERP", amount: "" },
+  // Same name and company as customer 王小明 but no phone: a possible duplicate, for a person to merge or not
+  // (the same phone would be the same customer, merged at once).
+  dup: { name: "王小明", phone: "", company: "华为技术", region: "上海", channel: "web_form", product_line: "ERP", amount: "" },
 };
 
 function setupControls() {
