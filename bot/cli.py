@@ -21,6 +21,16 @@ if TYPE_CHECKING:
 # asked about does not exist; the command line or the configuration is wrong (nothing was done).
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
+# The command line's own words come from the catalogue, in English: it is the operators' tool, and
+# what it quotes (row reasons from the importer, config keys, column names) is English too.
+CLI_LANG = "en"
+
+
+def _t(message: str, **params: object) -> str:
+    from bot.cards.i18n import t
+
+    return t(message, CLI_LANG, **params)
+
 config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                              help="Config file (default: $LEADBOT_CONFIG, else ./config.toml, else built-in defaults).")
 
@@ -114,7 +124,7 @@ def db_upgrade(config_path: str | None) -> None:
     except Exception as e:
         click.echo(f"database: upgrade failed: {e}", err=True)
         sys.exit(EXIT_PARTIAL)
-    click.echo(f"database is at revision {revision}")
+    click.echo(_t("cli.db_revision", revision=revision))
 
 
 def read_csv(path: Path) -> "CsvRows":
@@ -131,11 +141,7 @@ def read_csv(path: Path) -> "CsvRows":
 
 def _report_problems(rows: "CsvRows") -> None:
     for p in rows.problems:
-        click.echo(f"  line {p.line}: rejected: {p.reason}")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+        click.echo(_t("cli.row_rejected", line=p.line, row_id="", reason=p.reason))
 
 
 def _with_progress(label: str, total: int, work: Callable[[Callable[[int], None]], Any]) -> Any:
@@ -169,11 +175,12 @@ def import_(kind: str, file: Path, config_path: str | None) -> None:
 
     summary = _with_progress(f"importing {kind}", len(rows), lambda p: asyncio.run(run(p)))
     rejected = len(summary.rejected) + len(rows.problems)
-    click.echo(f"{kind}: {summary.created} created, {summary.updated} updated, {rejected} rejected "
-               f"({_count(len(rows) + len(rows.problems), 'row')})")
+    click.echo(_t("cli.import_summary", kind=_t(f"cli.kind.{kind}"), created=summary.created,
+                  updated=summary.updated, rejected=rejected, rows=_t("cli.rows", n=len(rows) + len(rows.problems))))
     _report_problems(rows)
     for r in summary.rejected:
-        click.echo(f"  line {r.line}: rejected{' (' + r.key + ')' if r.key else ''}: {r.reason}")
+        click.echo(_t("cli.row_rejected", line=r.line, row_id=_t("cli.row_key", row_id=r.key) if r.key else "",
+                      reason=r.reason))
     for note in summary.notes:
         click.echo(f"  {note}")
     if rejected:
@@ -200,16 +207,16 @@ def dedupe(input_csv: Path, out_csv: Path, suggestions_csv: Path | None, config_
     rows = read_csv(input_csv)
     known = {c.strip().lower() for c in rows.fieldnames} & (set(CSV_COLUMNS) - {"id"})
     if not known:
-        click.echo(f"{input_csv}: none of the columns dedupe compares ({', '.join(CSV_COLUMNS[1:])}); "
-                   f"the header has: {', '.join(rows.fieldnames) or 'nothing'}. Nothing written.", err=True)
+        click.echo(_t("cli.dedupe_no_columns", file=input_csv, expected=", ".join(CSV_COLUMNS[1:]),
+                      header=", ".join(rows.fieldnames) or _t("value.none")), err=True)
         sys.exit(EXIT_USAGE)
     stats = _with_progress("comparing", len(rows),
                            lambda p: run_dedupe(rows, out_csv, p, suggestions_path=suggestions_csv))
-    click.echo(f"{_count(stats.rows, 'row')}: {_count(stats.pairs, 'pair')} in {_count(stats.clusters, 'cluster')} "
-               f"written to {out_csv} (direct matches: {stats.direct_strong} on a strong identifier, "
-               f"{stats.direct_weak} on name/company/address evidence; largest cluster {stats.largest_cluster})")
+    click.echo(_t("cli.dedupe_summary", rows=_t("cli.rows", n=stats.rows), pairs=_t("cli.pairs", n=stats.pairs),
+                  clusters=_t("cli.clusters", n=stats.clusters), out=out_csv, strong=stats.direct_strong,
+                  weak=stats.direct_weak, largest=stats.largest_cluster))
     if suggestions_csv is not None:
-        click.echo(f"{_count(stats.suggested, 'possible duplicate')} to confirm written to {suggestions_csv}")
+        click.echo(_t("cli.suggested", n=stats.suggested, out=suggestions_csv))
     _report_problems(rows)
     if rows.problems:
         sys.exit(EXIT_PARTIAL)
@@ -239,7 +246,7 @@ def outbox(retry_dead: bool, ids: tuple[int, ...], limit: int, config_path: str 
     settings = _settings(config_path)
     if retry_dead:
         n = asyncio.run(_with_engine(settings, lambda e: outbox_requeue_dead(e, list(ids) or None)))
-        click.echo(f"{n} dead message(s) back in the queue")
+        click.echo(_t("cli.requeued", n=n))
     click.echo(asyncio.run(_with_engine(settings, lambda e: outbox_report(e, limit, settings.calendar))))
 
 
@@ -269,9 +276,9 @@ def reps_leave(rep_id: str, config_path: str | None) -> None:
 
     result = asyncio.run(run())
     if result is None:
-        click.echo(f"no rep with id {rep_id!r}", err=True)
+        click.echo(_t("cli.no_rep", rep_id=repr(rep_id)), err=True)
         sys.exit(EXIT_PARTIAL)
-    click.echo(f"{result[0]} marked as left; {result[1]} open lead(s) re-routed (cards go out with the running server)")
+    click.echo(_t("cli.rep_left", name=result[0], n=result[1]))
 
 
 @reps.command("sync")

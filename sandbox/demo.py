@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import signal
 import socket
@@ -160,7 +161,9 @@ class Demo:
         self._sockets.append(sock)
         self.leadbot_url = f"http://{self.host}:{sock.getsockname()[1]}"
         if self.db_path is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="leadbot-demo-")
+            sweep_stale_folders()
+            self._tmp = tempfile.TemporaryDirectory(prefix=TMP_PREFIX)
+            (Path(self._tmp.name) / "pid").write_text(str(os.getpid()), encoding="ascii")
             self.db_path = str(Path(self._tmp.name) / "leadbot-demo.db")
         db_url = f"sqlite+aiosqlite:///{self.db_path}"
         self.settings = self._settings(self.leadbot_url, db_url, robot_webhook, robot_secret)
@@ -510,6 +513,33 @@ class Demo:
 
 
 # ---------------------------------------------------------------------- small helpers
+
+TMP_PREFIX = "leadbot-demo-"
+
+
+def sweep_stale_folders(root: str | None = None) -> list[str]:
+    """Removes the temporary folders of demos that died without cleaning up (SIGKILL, a crash):
+    each folder names its process in ``pid``; a folder whose process is gone is removed. Folders
+    of running demos, and folders without a pid file, are left alone."""
+    import shutil
+
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(TMP_PREFIX + "*"):
+        try:
+            pid = int((folder / "pid").read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running (or another user's: not ours to touch)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(str(folder))
+    return removed
+
 
 def _bound_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

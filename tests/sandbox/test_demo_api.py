@@ -212,3 +212,22 @@ def test_leadbot_demo_command_prints_the_url_and_cleans_up(tmp_path: Path, signu
     assert not list(tmp.iterdir())  # the demo database's temporary folder is gone
     tmp.rmdir()
     assert not list(tmp_path.iterdir())  # the demo database lives in a temporary folder
+
+
+def test_a_killed_demos_folder_is_swept_by_the_next_one(tmp_path: Path) -> None:
+    """SIGKILL cannot be handled: the next demo removes folders whose process is gone."""
+    from sandbox.demo import TMP_PREFIX, sweep_stale_folders
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    gone = tmp_path / f"{TMP_PREFIX}gone"
+    gone.mkdir()
+    (gone / "pid").write_text(dead)
+    (gone / "leadbot-demo.db").write_bytes(b"x")
+    alive = tmp_path / f"{TMP_PREFIX}alive"
+    alive.mkdir()
+    (alive / "pid").write_text(str(os.getpid()))
+    unknown = tmp_path / f"{TMP_PREFIX}unknown"
+    unknown.mkdir()
+    assert sweep_stale_folders(str(tmp_path)) == [str(gone)]
+    assert not gone.exists() and alive.exists() and unknown.exists()
