@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crm_bridge.routing import explain_lead
+from bot.explain_text import explain_lead
 from leadbot.time_policy import local_text
 from leadbot.workcal import WorkCalendar
 from tests.conftest import AUTH
