@@ -30,7 +30,9 @@ async def test_wecom_commands(aiohttp_client, engine, clock, store, wecom) -> No
     assert "王小明" in mine and "138****5678" in mine and "13812345678" not in mine
     await wecom.send_text("zhangsan", "5678")
     await deliver(cli)
-    assert "王小明" in _last_text(wecom, "zhangsan")
+    found = _last_text(wecom, "zhangsan")
+    # Lead numbers say they are lead numbers: customers have numbers too (客户 #N on cards).
+    assert "找到 1 条线索" in found and "线索 #1 王小明" in found
     await wecom.send_text("zhangsan", "为什么是我")
     await deliver(cli)
     assert "张三" in _last_text(wecom, "zhangsan")

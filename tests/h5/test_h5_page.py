@@ -27,6 +27,9 @@ async def test_claim_from_the_page_then_the_page_shows_the_owned_view(text_mode_
         async with http.post(text_mode_lead["link"], data={"key": key}) as resp:
             after = await resp.text()
         assert 'data-code="claimed"' in after
+        # The page (and its title) says the viewer has it now, not "新线索" as before the claim.
+        title = re.search(r"<title>(.*?)</title>", after).group(1)
+        assert title.startswith("你已认领") and "新线索" not in after
         assert "13900001111" in after  # the owner now sees the full number
         claimed = await store.get_lead(text_mode_lead["lead"]["id"])
         assert claimed.status == "claimed"

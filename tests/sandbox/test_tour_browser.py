@@ -113,6 +113,12 @@ async def test_the_guided_tour_in_both_languages(async_playwright, tmp_path: Pat
                 await page.locator("#lead-result[data-status='201']").wait_for()
                 await page.click('[data-advance="300"]')
                 await done("escalate")
+                # The group's markdown shows its headline once (DingTalk keeps the title for the preview).
+                bubbles = page.locator('.phone.group .bubble[data-kind="markdown"]')
+                assert await bubbles.count() >= 1
+                for i in range(await bubbles.count()):
+                    text = (await bubbles.nth(i).inner_text()).strip()
+                    assert text.count(text.splitlines()[0]) == 1, text
 
                 await step("friend")
                 await page.click("#friend-btn")
