@@ -80,6 +80,21 @@ class TextCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class RobotQuotaExhausted:
+    """A robot message DingTalk delivered without its text because the organisation's API call
+    quota is used up (errCode 20001; conformance D13, dt/develop-stream-mode-push-server)."""
+
+    platform: Platform
+    sender_id: str
+    occurred_at: datetime
+    error_code: int
+    error_message: str = ""
+    message_id: str = ""
+    reply_webhook: str = ""
+    reply_webhook_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AgentEntered:
     platform: Platform
     user_id: str
@@ -116,4 +131,4 @@ class UnknownEvent:
 
 
 Event = (FriendAdded | ContactChanged | CardAction | TextCommand | AgentEntered | CrmObjectChanged
-         | LeadSubmitted | UnknownEvent)
+         | LeadSubmitted | RobotQuotaExhausted | UnknownEvent)

@@ -362,6 +362,17 @@ class DeliveryWorker:
             return "text" if rep is not None and rep.delivery == "text" else "card"
         return e.kind
 
+    @staticmethod
+    def _with_text_copy(e: OutboxEntry, rep: RepContact) -> bool:
+        """conformance W3 (wecom/90236): the WeChat plug-in (微工作台) shows no template card, and
+        message/send answers errcode 0 all the same; WeCom offers no field or failure that tells
+        leadbot who reads through the plug-in. So "auto" (the default profile) sends a WeCom card
+        with its text copy (H5 link included); "card" (set by the admin's rep CSV, or by the rep
+        with 卡片模式) is for reps known to use the WeCom app."""
+        if rep.delivery == "both":
+            return True
+        return rep.delivery == "auto" and PLATFORM_OF.get(e.channel) == "wecom"
+
     def _text_copy(self, e: OutboxEntry) -> NewOutboxItem:
         return NewOutboxItem(key=f"{e.idempotency_key}:text", channel=e.channel, kind="text", recipient=e.recipient,
                              payload={**e.payload, "copy_of": e.idempotency_key}, rep_id=e.rep_id,
@@ -396,7 +407,7 @@ class DeliveryWorker:
     async def _deliver(self, e: OutboxEntry, reps: dict[int, RepContact], slot: int | None = None) -> None:
         rep = reps.get(e.rep_id) if e.rep_id is not None else None
         form = self._form(e, rep)
-        if form == "card" and rep is not None and rep.delivery == "both":
+        if form == "card" and rep is not None and self._with_text_copy(e, rep):
             if await self.repo.enqueue(self._text_copy(e)) is not None:  # insert-or-ignore: safe on every retry
                 self.wake()
         if self._counts(e) and slot is None:  # never sent without a reservation

@@ -71,6 +71,7 @@ FAULTS: dict[str, str] = {
 ROBOT_THROTTLED = 410100  # dt/custom-robots-send-group-messages
 ROBOT_SEND_FAILED = 660026  # dt/group-template-robot-message: "send failed, retry"
 PUNISH_BODY = {"status": 1111, "wait": 5, "punish": "deny"}  # dt/call-frequency-limit
+QUOTA_EXHAUSTED = 20001  # dt/develop-stream-mode-push-server
 # The 1 h window in which DingTalk still answers a custom robot's msgUuid with the first result
 # (no window is documented; an hour covers every retry leadbot makes).
 MSG_UUID_MEMORY = timedelta(hours=1)
@@ -78,6 +79,15 @@ MSG_UUID_MEMORY = timedelta(hours=1)
 
 def _rand(n: int = 16) -> str:
     return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(n))
+
+
+def _event_ack_ok(ack: Mapping[str, Any]) -> bool:
+    try:
+        data = json.loads(ack.get("data") or "{}") if isinstance(ack.get("data"), str) else ack.get("data")
+    except ValueError:
+        return False
+    return (isinstance(data, dict) and data.get("status") in ("SUCCESS", "LATER")
+            and isinstance(data.get("message"), str))
 
 
 def hmac_b64(secret: str, message: str) -> str:
@@ -174,6 +184,8 @@ class DingTalkSandbox:
         self._stream_waiting: dict[str, asyncio.Future[Any]] = {}
         self.stream_connected = asyncio.Event()
         self.stream_acks: list[dict[str, Any]] = []
+        self.invalid_acks: list[dict[str, Any]] = []  # EVENT acks DingTalk would not take (D8)
+        self._frame_types: dict[str, str] = {}
         # The directory (add_department / add_member); dept 1 is the company itself.
         self.departments: dict[int, dict[str, Any]] = {1: {"dept_id": 1, "name": "沙箱科技", "order": 0}}
         self.members: dict[str, dict[str, Any]] = {}
@@ -951,6 +963,15 @@ class DingTalkSandbox:
                                         data=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
         return CallbackResult(status, resp)
 
+    def robot_quota_body(self, sender_staff_id: str, **kw: Any) -> dict[str, Any]:
+        """conformance D13 (dt/develop-stream-mode-push-server): with the organisation's call
+        quota used up, DingTalk still delivers the robot message, without its text, with
+        errCode 20001 and errMsg."""
+        body = self.robot_body(sender_staff_id, "", **kw)
+        body.pop("text", None)
+        body.update(errCode=QUOTA_EXHAUSTED, errMsg="应用调用量已超过免费额度，请升级套餐")
+        return body
+
     async def send_robot_text(self, sender_staff_id: str, text: str, **kw: Any) -> CallbackResult:
         """A user @-mentions the app robot in a group (conversation_type "2") or DMs it ("1")."""
         post_kw = {k: kw.pop(k) for k in ("timestamp", "secret", "sign") if k in kw}
@@ -1027,7 +1048,12 @@ class DingTalkSandbox:
                 except ValueError:
                     continue
                 self.stream_acks.append(ack)
-                fut = self._stream_waiting.pop(str((ack.get("headers") or {}).get("messageId")), None)
+                message_id = str((ack.get("headers") or {}).get("messageId"))
+                if self._frame_types.pop(message_id, "") == "EVENT" and not _event_ack_ok(ack):
+                    # conformance D8: an event ack's data carries status and message; without
+                    # them DingTalk counts the event unacknowledged (and pushes it again).
+                    self.invalid_acks.append(ack)
+                fut = self._stream_waiting.pop(message_id, None)
                 if fut is not None and not fut.done():
                     fut.set_result(ack)
         finally:
@@ -1043,6 +1069,7 @@ class DingTalkSandbox:
         message_id = str(frame["headers"]["messageId"])
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._stream_waiting[message_id] = fut
+        self._frame_types[message_id] = str(frame.get("type") or "")
         await self._stream_ws.send_str(json.dumps(frame, ensure_ascii=False))
         return await asyncio.wait_for(fut, timeout)
 

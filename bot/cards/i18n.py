@@ -201,6 +201,9 @@ _CATALOGUE: dict[str, dict[str, str | dict[str, str]]] = {
     "error.internal": {"zh": "出错了，请稍后再试", "en": "Something went wrong. Please try again later."},
     # --- text commands --------------------------------------------------------------------
     "cmd.help": {"zh": "帮助", "en": "help"},
+    "robot.quota_exhausted": {"zh": "本组织的钉钉接口调用额度已用完，机器人没能读到你的消息。请联系管理员；额度恢复后请重新发送。",
+                              "en": "DingTalk's API call quota for this organisation is used up, so the robot could not read "
+                                    "your message. Please tell your admin, and send it again once the quota is back."},
     "cmd.my_leads": {"zh": "我的线索", "en": "my leads"},
     "cmd.text_mode": {"zh": "文本模式", "en": "text mode"},
     "cmd.card_mode": {"zh": "卡片模式", "en": "card mode"},

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from bot.cards.i18n import t
 from bot.duty_command import answer_duty
-from bot.events import TextCommand
+from bot.events import RobotQuotaExhausted, TextCommand
 from bot.handlers import handles
+from bot.platforms.dingtalk.messages import robot_text
 from crm_bridge.outbox import NewOutboxItem
 from notifications.quiet_hours import REPLY
 from leadbot.masking import mask_phone
@@ -93,3 +94,20 @@ async def answer_command(ctx: "AppContext", event: TextCommand) -> str:
 @handles(TextCommand)
 async def handle_text_command(event: TextCommand, ctx: "AppContext") -> None:
     await reply(ctx, event, await answer_command(ctx, event))
+
+
+@handles(RobotQuotaExhausted)
+async def handle_robot_quota_exhausted(event: RobotQuotaExhausted, ctx: "AppContext") -> None:
+    """conformance D13 (dt/develop-stream-mode-push-server): the organisation's call quota is used
+    up and the message came without its text. Logged as such for the operator; the sender is
+    answered through the conversation's sessionWebhook while it is valid (it needs no quota-
+    counted API call), never through the robot API, which the quota also stops."""
+    ctx.log.warning("dingtalk.robot_quota_exhausted", err_code=event.error_code, err_msg=event.error_message[:200])
+    client = ctx.services.get("dingtalk_client")
+    expired = event.reply_webhook_expires_at is not None and event.reply_webhook_expires_at <= ctx.clock.now()
+    if client is None or not event.reply_webhook or expired:
+        return
+    try:
+        await client.send_session_webhook(event.reply_webhook, robot_text(t("robot.quota_exhausted", ctx.lang)))
+    except Exception as e:  # the quota may stop this too: the log line above is what is left
+        ctx.log.warning("dingtalk.robot_quota_reply_failed", error=type(e).__name__)

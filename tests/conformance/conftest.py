@@ -11,6 +11,7 @@ import pytest
 from bot.context import CTX
 from sandbox.dingtalk import DingTalkSandbox
 from tests.conftest import make_settings
+from tests.e2e.conftest import wecom  # noqa: F401  (the simulated WeCom fixture)
 
 DT_REPS = [{"id": "m1", "name": "周经理", "dingtalk_userid": "dt_zhou", "team": "华北", "role": "manager"},
            {"id": "r1", "name": "陈静", "dingtalk_userid": "dt_chen", "team": "华北",

@@ -78,12 +78,12 @@ async def test_event_frame_is_stored_and_acked_success(leadbot, transport):
     await transport.handle_frame(json.dumps(frame), ws)
     (ack,) = ws.sent
     assert ack["code"] == 200 and ack["headers"]["messageId"] == frame["headers"]["messageId"]
-    assert json.loads(ack["data"]) == {"status": "SUCCESS"}
+    assert json.loads(ack["data"]) == {"status": "SUCCESS", "message": "OK"}
     # The same event arriving over HTTP too (both transports on) is a duplicate, not a second effect.
     res = await sb.send_crm_event("create", "crm_contact", "x1", event_id="evt-s1")
     assert res.reply == "success"
     await transport.handle_frame(frame, ws)  # and a Stream redelivery
-    assert json.loads(ws.sent[-1]["data"]) == {"status": "SUCCESS"}
+    assert json.loads(ws.sent[-1]["data"]) == {"status": "SUCCESS", "message": "OK"}
     await leadbot.drain()
     assert len(leadbot.recorder.events) == 1 and isinstance(leadbot.recorder.events[0], CrmObjectChanged)
 
@@ -97,7 +97,7 @@ async def test_event_frame_asks_for_redelivery_when_the_store_fails(leadbot, tra
     monkeypatch.setattr(inbound, "accept", broken)
     ws = FakeSocket()
     await transport.handle_frame(leadbot.sandbox.stream_event_frame("user_add_org", {"userId": ["u1"]}), ws)
-    assert json.loads(ws.sent[0]["data"]) == {"status": "LATER"}
+    assert json.loads(ws.sent[0]["data"]) == {"status": "LATER", "message": "later"}
 
 
 async def test_robot_frame(leadbot, transport):
@@ -140,7 +140,8 @@ async def test_whole_stream_session_against_the_sandbox(make_leadbot, sandbox):
 
     ack = await sandbox.push_frame(sandbox.stream_event_frame(
         "ding_paas_object_data_create", {"dataId": "w1", "objectType": "crm_customer"}, event_id="evt-ws"))
-    assert json.loads(ack["data"]) == {"status": "SUCCESS"}
+    assert json.loads(ack["data"]) == {"status": "SUCCESS", "message": "OK"}
+    assert sandbox.invalid_acks == []  # conformance D8: status and message, as DingTalk takes them
     ack = await sandbox.stream_robot_text("u2", "我的线索")
     assert ack["code"] == 200
 

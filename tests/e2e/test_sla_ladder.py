@@ -8,10 +8,13 @@ from datetime import timedelta
 from tests.conftest import AUTH
 from tests.e2e.conftest import ctx_of, deliver, start_leadbot
 
+# Card-only reps (WeCom app users): the default "auto" adds a text copy to each WeCom card (W3).
 REPS = [
-    {"id": "m1", "name": "周经理", "wecom_userid": "zhou", "team": "华东", "role": "manager"},
-    {"id": "r1", "name": "张三", "wecom_userid": "zhangsan", "team": "华东", "role": "rep", "manager": "m1"},
-    {"id": "r2", "name": "李四", "wecom_userid": "lisi", "team": "华东", "role": "rep", "manager": "m1"},
+    {"id": "m1", "name": "周经理", "wecom_userid": "zhou", "team": "华东", "role": "manager", "delivery": "card"},
+    {"id": "r1", "name": "张三", "wecom_userid": "zhangsan", "team": "华东", "role": "rep", "manager": "m1",
+     "delivery": "card"},
+    {"id": "r2", "name": "李四", "wecom_userid": "lisi", "team": "华东", "role": "rep", "manager": "m1",
+     "delivery": "card"},
 ]
 SLA = {"first_touch_remind": "2m", "first_touch_escalate": "4m", "first_touch_reassign": "30m",
        "pool_return": "2h"}

@@ -158,7 +158,7 @@ async def test_kill_9_with_a_card_in_flight_no_rep_sees_a_card_twice(tmp_path: P
             await upgrade(engine)
             await SqlCRMStore(engine).import_reps(
                 [{"id": f"r{i}", "name": f"销售{i}", "wecom_userid": f"user{i}", "team": "华东", "role": "rep",
-                  "weight": "1"} for i in range(reps)])
+                  "weight": "1", "delivery": "card"} for i in range(reps)])  # WeCom-app reps: no text copies (W3)
             await engine.dispose()
             # Working hours all day (cards wait out quiet hours otherwise, and the test runs on the
             # real clock); SLA steps far away, so the only cards are the leads' own.

@@ -24,7 +24,7 @@ def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 async def test_card_is_sent_once_with_platform_ids_and_card_copy(
         engine, repo: OutboxRepo, clock, sender: FakeSender, make_worker, registry) -> None:
-    rep = await add_rep(engine, clock, wecom="zhangsan")
+    rep = await add_rep(engine, clock, wecom="zhangsan", delivery="card")
     await repo.enqueue(lead_card(rep, "zhangsan", 7))
     worker = make_worker()
     assert await worker.drain() == 1

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from bot.events import CardAction, CrmObjectChanged, TextCommand, UnknownEvent
+from bot.events import CardAction, CrmObjectChanged, RobotQuotaExhausted, TextCommand, UnknownEvent
 
 PLATFORM = "dingtalk"
 ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
@@ -234,10 +234,19 @@ def to_event(payload: Mapping[str, Any]) -> Any:
         body = payload.get("body") or {}
         when = _to_utc(_ms(body.get("createAt")), fallback)
         text = _robot_text(body)
+        expires = _ms(body.get("sessionWebhookExpiredTime"))
+        err_code = _ms(body.get("errCode") if "errCode" in body else body.get("errcode"))
+        if text is None and err_code:
+            # conformance D13: the org's call quota is used up; the message came without text.
+            return RobotQuotaExhausted(platform=PLATFORM, sender_id=str(body.get("senderStaffId") or ""),
+                                       occurred_at=when, error_code=int(err_code),
+                                       error_message=_text(body.get("errMsg") or body.get("errmsg") or "")[:300],
+                                       message_id=str(body.get("msgId") or ""),
+                                       reply_webhook=str(body.get("sessionWebhook") or ""),
+                                       reply_webhook_expires_at=_to_utc(expires, fallback) if expires else None)
         if text is None:
             return UnknownEvent(platform=PLATFORM, kind=f"robot_{body.get('msgtype') or 'unknown'}",
                                 occurred_at=when, raw={"msgId": str(body.get("msgId") or "")})
-        expires = _ms(body.get("sessionWebhookExpiredTime"))
         return TextCommand(platform=PLATFORM,
                            sender_id=str(body.get("senderStaffId") or body.get("senderId") or ""),
                            text=text.strip(), occurred_at=when, message_id=str(body.get("msgId") or ""),

@@ -70,8 +70,10 @@ class LeadbotEventHandler(EventHandler):
         ack.code = code
         ack.headers.message_id = event_message.headers.message_id
         ack.headers.content_type = "application/json"
+        # conformance D8 (open-dingtalk/developerpedia docs/learn/stream/protocol.md): an event's
+        # ack data carries status and message (the table marks message optional; sent always).
         ack.message = "OK" if status == "SUCCESS" else "later"
-        ack.data = {"status": status}
+        ack.data = {"status": status, "message": ack.message}
         return ack
 
 
