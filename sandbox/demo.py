@@ -364,6 +364,35 @@ class Demo:
 
         return await run_playground(config_text, self.clock.now(), n=n)
 
+    # ------------------------------------------------------------------ platform faults
+
+    def _platform(self, name: str) -> Any:
+        return {"wecom": self.wecom, "dingtalk": self.dingtalk}[name]
+
+    async def faults(self) -> dict[str, Any]:
+        """Each documented refusal the simulated platforms can answer (on or off), and what
+        leadbot holds back meanwhile (rows waiting after a throttle, with the platform's answer)."""
+        from sandbox.dingtalk import FAULTS as DINGTALK_FAULTS
+        from sandbox.wecom import FAULTS as WECOM_FAULTS
+
+        listed = [{"platform": platform, "name": name, "label": label, "on": name in self._platform(platform).faults}
+                  for platform, catalogue in (("dingtalk", DINGTALK_FAULTS), ("wecom", WECOM_FAULTS))
+                  for name, label in catalogue.items() if name != "token_expired"]
+        outbox = self.ctx.services.get("outbox")
+        rows = await outbox.list(("pending",), 200) if outbox is not None else []
+        waiting = [{"channel": e.channel, "until": _hhmmss(e.next_attempt_at), "error": e.last_error[:120]}
+                   for e in rows if e.last_error and ("throttle" in e.last_error or "blocked" in e.last_error)]
+        return {"faults": listed, "waiting": waiting[:12]}
+
+    async def set_fault(self, platform: str, name: str, on: bool) -> dict[str, Any]:
+        sandbox = self._platform(platform)
+        if on:
+            sandbox.set_fault(name)
+        else:
+            sandbox.clear_fault(name)
+        self.note(f"{'开启' if on else '关闭'}故障 {platform}:{name}", ok=not on)
+        return await self.faults()
+
     # ------------------------------------------------------------------ what the page shows
 
     def tour_words(self, lang: str | None = None) -> dict[str, Any]:

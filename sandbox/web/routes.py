@@ -10,6 +10,8 @@ event stream that pushes the whole state whenever it changes (the page also poll
     GET  /api/routing         the sample config   POST /api/routing  {config} -> 100 decisions
     POST /api/crm/forge       a wrongly signed event to the sandbox CRM (shows as ✗)
     POST /sandbox/crm/webhook leadbot's signed change events -> the sandbox CRM (crm_receiver)
+    GET  /api/faults          the platforms' fault switches, and what leadbot holds back
+    POST /api/faults          {platform, name, on} switches one documented refusal / throttle
 """
 
 from __future__ import annotations
@@ -157,6 +159,21 @@ async def crm_forge(request: web.Request) -> web.Response:
     return _json(await request.app[DEMO].forge_crm_event())
 
 
+async def faults(request: web.Request) -> web.Response:
+    return _json(await request.app[DEMO].faults())
+
+
+async def set_fault(request: web.Request) -> web.Response:
+    data = await _body(request)
+    platform, name = _need(data, "platform", "name")
+    if platform not in ("wecom", "dingtalk"):
+        raise web.HTTPBadRequest(text='{"error": "platform must be wecom or dingtalk"}', content_type="application/json")
+    try:
+        return _json(await request.app[DEMO].set_fault(platform, name, bool(data.get("on"))))
+    except KeyError:
+        raise web.HTTPBadRequest(text=_dumps({"error": f"unknown fault {name}"}), content_type="application/json") from None
+
+
 def make_web_app(demo: "Demo") -> web.Application:
     app = web.Application(client_max_size=256 * 1024)
     app[DEMO] = demo
@@ -175,5 +192,7 @@ def make_web_app(demo: "Demo") -> web.Application:
     r.add_get("/api/routing", routing_sample)
     r.add_post("/api/routing", routing)
     r.add_post("/api/crm/forge", crm_forge)
+    r.add_get("/api/faults", faults)
+    r.add_post("/api/faults", set_fault)
     demo.crm.routes(app)
     return app

@@ -23,9 +23,12 @@ from tests.e2e.conftest import ctx_of, deliver, start_leadbot
 SH = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
 REPS = [
-    {"id": "m1", "name": "周经理", "wecom_userid": "zhou", "team": "华东", "role": "manager"},
-    {"id": "r1", "name": "张三", "wecom_userid": "zhangsan", "team": "华东", "role": "rep", "manager": "m1"},
-    {"id": "r2", "name": "李四", "wecom_userid": "lisi", "team": "华东", "role": "rep", "manager": "m1"},
+    # Card-only reps (WeCom app users): the default "auto" adds a text copy to each card (W3).
+    {"id": "m1", "name": "周经理", "wecom_userid": "zhou", "team": "华东", "role": "manager", "delivery": "card"},
+    {"id": "r1", "name": "张三", "wecom_userid": "zhangsan", "team": "华东", "role": "rep", "manager": "m1",
+     "delivery": "card"},
+    {"id": "r2", "name": "李四", "wecom_userid": "lisi", "team": "华东", "role": "rep", "manager": "m1",
+     "delivery": "card"},
 ]
 RULES = [{"name": "east", "team": "华东"}]
 # 2026-12-02 (Wednesday) is a holiday; Saturday 2026-12-05 is worked to pay for it (调休).

@@ -231,3 +231,31 @@ def test_a_killed_demos_folder_is_swept_by_the_next_one(tmp_path: Path) -> None:
     unknown.mkdir()
     assert sweep_stale_folders(str(tmp_path)) == [str(gone)]
     assert not gone.exists() and alive.exists() and unknown.exists()
+
+
+async def test_faults_panel_switches_a_410100_and_leadbot_rides_it_out(demo: Demo) -> None:
+    """Item 3 of #19: the page switches a documented throttle on (DingTalk custom robot 410100),
+    shows what leadbot holds back, and the message arrives once the fault is off and the
+    10-minute block is over."""
+    async with aiohttp.ClientSession() as s:
+        async with s.get(demo.url + "api/faults") as r:
+            listed = await r.json()
+        names = {(f["platform"], f["name"]) for f in listed["faults"]}
+        assert ("dingtalk", "robot_410100") in names and ("wecom", "app_45009") in names
+        async with s.post(demo.url + "api/faults", json={"platform": "dingtalk", "name": "robot_410100", "on": True}) as r:
+            after = await r.json()
+        assert next(f for f in after["faults"] if f["name"] == "robot_410100")["on"] is True
+        async with s.post(demo.url + "api/faults", json={"platform": "dingtalk", "name": "nope", "on": True}) as r:
+            assert r.status == 400
+    from crm_bridge.outbox import NewOutboxItem
+
+    hook = demo.settings.dingtalk.manager_robot_webhook
+    await demo.ctx.services["outbox"].enqueue(NewOutboxItem(key="faults:1", channel="dingtalk_robot", kind="robot",
+                                                            recipient=hook, payload={"text": "超时：测试"}, urgent=True))
+    await demo.settle()
+    waiting = (await demo.faults())["waiting"]
+    assert waiting and "410100" in waiting[0]["error"]
+    assert not any("超时：测试" in str(m) for m in demo.dingtalk.group_messages)
+    await demo.set_fault("dingtalk", "robot_410100", False)
+    await demo.advance(601)
+    assert any("超时：测试" in str(m) for m in demo.dingtalk.group_messages)
