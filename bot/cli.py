@@ -44,9 +44,9 @@ def _settings(config_path: str | None) -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    from leadbot.logs import configure_logging
+    from leadbot.logs import configure_logging, secrets_of
 
-    configure_logging(settings.server.log_format, settings.server.log_level)
+    configure_logging(settings.server.log_format, settings.server.log_level, secrets=secrets_of(settings))
 
 
 async def _upgrade(settings: Settings) -> str:
