@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.api.crm_api import setup_crm_bridge
@@ -31,7 +32,7 @@ from bot.identity_actions import IdentityActions
 from bot.http_errors import json_error
 from bot.handlers import card_actions, commands, crm_objects, dispatch, friends, leads  # noqa: F401  (registers handlers)
 from bot.inbound import InboxProcessor
-from bot.metrics import Metrics
+from bot.metrics import Metrics, channels_named_in
 from crm_bridge.db import create_engine
 from crm_bridge.inbox import Inbox
 from crm_bridge.kv import KeyValueStore
@@ -53,11 +54,38 @@ def _route_name(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# SQLSTATE classes that are the request's fault or a bug, never an outage: 22 data exception
+# (out of range, invalid text, NUL), 23 integrity, 42 syntax/undefined. Retrying cannot help.
+_PERMANENT_SQLSTATE_CLASSES = ("22", "23", "42")
+
+
+def _sqlstate(e: DBAPIError) -> str:
+    orig = getattr(e, "orig", None)
+    return str(getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None) or "")
+
+
 def _store_unavailable(e: DBAPIError) -> bool:
-    """Bad data, a broken constraint or broken SQL are bugs (500: fix, don't retry forever);
+    """Bad data, a broken constraint or broken SQL are permanent (retrying forever cannot help);
     every other driver error (refused, lost, shutting down, not accepting connections) is the
     store being away (503: the platform or source retries)."""
-    return not isinstance(e, (IntegrityError, DataError, ProgrammingError)) or e.connection_invalidated
+    if e.connection_invalidated:
+        return True
+    if isinstance(e, (IntegrityError, DataError, ProgrammingError)):
+        return False
+    if _sqlstate(e)[:2] in _PERMANENT_SQLSTATE_CLASSES:
+        return False
+    # asyncpg refuses a parameter it cannot encode (an int beyond 64 bits, text with NUL) before
+    # sending it: the value's fault, not the server's.
+    text = str(getattr(e, "orig", "") or "")
+    return "invalid input for query argument" not in text and "out of range" not in text
+
+
+def _unavailable(route_log: Any, route: str, error: str, detail: str) -> web.Response:
+    route_log.warning("http.store_unavailable", route=route, error=error, detail=detail)
+    resp = json_error(503, "unavailable", "the store is briefly unavailable; retry")
+    resp.headers["Retry-After"] = "2"
+    return resp
 
 
 @web.middleware
@@ -84,19 +112,23 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except (DBAPIError, ConnectionError, OSError) as e:
         if isinstance(e, DBAPIError) and not _store_unavailable(e):
-            # Bad data or a constraint: a bug to fix, not an outage to wait out.
-            ctx.log.exception("http.database_error", route=route, path=request.path,
-                              sqlstate=str(getattr(e.orig, "sqlstate", "") or ""))
-            return json_error(500, "internal", "internal error")
+            # The database refused a value of this request (out of range, not storable): the
+            # request is wrong and resending it cannot help, so 4xx, never 503 (retried forever).
+            status = 422
+            ctx.log.warning("http.value_refused", route=route, path=request.path, sqlstate=_sqlstate(e),
+                            error=type(e.orig).__name__ if e.orig is not None else type(e).__name__)
+            return json_error(422, "unstorable", "the database refused a value in this request "
+                                                 "(out of range or not storable text); fix it, do not retry")
         # The store is away (connection refused or lost): 503 so platforms and sources retry.
         status = 503
         # The driver's own message ("database is locked", "connection refused"), never the
         # statement and its parameters, which can hold customer data.
         detail = str(getattr(e, "orig", None) or e)[:200] if isinstance(e, DBAPIError) else str(e)[:200]
-        ctx.log.warning("http.store_unavailable", route=route, error=type(e).__name__, detail=detail)
-        resp = json_error(503, "unavailable", "the store is briefly unavailable; retry")
-        resp.headers["Retry-After"] = "2"
-        return resp
+        return _unavailable(ctx.log, route, type(e).__name__, detail)
+    except SqlPoolTimeout as e:
+        # Every pooled connection is busy: the store is saturated, not broken.
+        status = 503
+        return _unavailable(ctx.log, route, "PoolTimeout", str(e)[:200])
     except asyncio.CancelledError:
         status = 499
         raise
@@ -104,7 +136,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         ctx.log.exception("http.unhandled", route=route, path=request.path)
         return json_error(500, "internal", "internal error")
     finally:
-        ctx.metrics.child(ctx.metrics.requests, route, request.method, str(status)).inc()
+        method = request.method if request.method in HTTP_METHODS else "OTHER"
+        ctx.metrics.child(ctx.metrics.requests, route, method, str(status)).inc()
         ctx.metrics.child(ctx.metrics.latency, route).observe(time.perf_counter() - started)
 
 
@@ -122,7 +155,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     cap = max(settings.server.max_body_bytes, settings.intake.max_body_bytes)
     app = web.Application(middlewares=[observe], client_max_size=cap)
     ctx = AppContext(settings=settings, clock=clock, engine=engine,
-                     store=SqlCRMStore(engine, clock), inbox=Inbox(engine, clock), metrics=Metrics(),
+                     store=SqlCRMStore(engine, clock), inbox=Inbox(engine, clock), metrics=Metrics(channels_named_in(settings.assignment.rules)),
                      log=get_logger("leadbot"))
     app[CTX] = ctx
     ctx.services["start_workers"] = start_workers

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+# Channels every deployment sees; the ones its routing rules name are added per app.
+COMMON_CHANNELS = ("api", "web", "form", "crm", "wecom", "dingtalk", "wechat", "baidu", "douyin",
+                   "call_center", "event", "referral")
+OTHER = "other"
+
+
+def channels_named_in(rules: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The source channels [assignment] rules match on: those get their own metric label."""
+    out: set[str] = set()
+    for rule in rules:
+        match = rule.get("match") or {}
+        for key in ("source_channel", "channel"):
+            value = match.get(key)
+            values = value if isinstance(value, (list, tuple)) else [value]
+            out.update(str(v).strip().lower() for v in values if isinstance(v, str) and v.strip())
+    return out
 
 
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, channels: Iterable[str] = ()) -> None:
+        # Label values are bounded: a source channel is whatever a source sends (unbounded, and
+        # it could be a phone number), so only known channels are labels; the rest are "other".
+        self.channels = frozenset(COMMON_CHANNELS) | {c.strip().lower() for c in channels}
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("leadbot_http_requests_total", "HTTP requests by route and status",
@@ -38,6 +57,10 @@ class Metrics:
         if child is None:
             child = self._children[key] = metric.labels(*labels)
         return child
+
+    def channel_label(self, channel: str) -> str:
+        low = channel.strip().lower()
+        return low if low in self.channels else OTHER
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,6 +17,7 @@ class LeadInput:
     source_channel: str = "api"
     actor: str = "intake"
     customer_id: int | None = None  # known already (e.g. a matched WeCom friend): no matching needed
+    source: str = ""  # the intake source ([intake] sources) that sent it
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class Lead:
     last_activity_at: datetime | None = None
     version: int = 1
     external_id: str | None = None  # the CRM's id, when the CRM bridge knows it
+    source: str = ""  # the intake source that sent it ("" when it did not come through intake)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -133,6 +133,8 @@ class Lead(Base):
     __tablename__ = "leads"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     intake_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    # The intake source ([intake] sources) that sent it: a source reads only its own leads.
+    source: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
     external_id: Mapped[str | None] = mapped_column(String(128), unique=True)  # the CRM's id (crm_bridge.sync)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     source_channel: Mapped[str] = mapped_column(String(64), default="api")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any, Callable, Mapping, Sequence
 
@@ -39,7 +40,8 @@ def lead_dto(row: Lead | Row[Any]) -> dto.Lead:
         extra=dict(row.extra or {}), flags=tuple(row.flags or ()), created_at=row.created_at,
         updated_at=row.updated_at, assigned_at=row.assigned_at, claimed_at=row.claimed_at,
         first_contact_at=row.first_contact_at, stage_entered_at=row.stage_entered_at,
-        last_activity_at=row.last_activity_at, version=row.version, external_id=row.external_id)
+        last_activity_at=row.last_activity_at, version=row.version, external_id=row.external_id,
+        source=row.source or "")
 
 
 # Intake runs Core statements built once on its session's connection: per lead, the ORM's unit of
@@ -140,7 +142,8 @@ class SqlCRMStore:
                                else await self._link_customer(conn, values, now))
                 source_channel = (lead.source_channel or "api")[:64]
                 row = {**_NEW_LEAD, **values, "intake_key": lead.intake_key, "customer_id": customer_id,
-                       "source_channel": source_channel, "extra": extra, "flags": flags, "status": "new",
+                       "source_channel": source_channel, "source": lead.source, "extra": extra, "flags": flags,
+                       "status": "new",
                        "created_at": now, "updated_at": now, "last_activity_at": now}
                 lead_id = (await conn.execute(_INSERT_LEAD, row)).scalar_one()
                 await _add_audit(session, conn, {"at": now, "actor": lead.actor, "action": "lead.created",
@@ -300,7 +303,7 @@ def _lead_values(lead: dto.LeadInput) -> tuple[dict[str, Any], dict[str, Any], l
         limit = _LEAD_TEXT_LIMITS[name]
         if limit and len(value) > limit:
             # Keep the whole value: the column gets a prefix, extra the original.
-            extra.setdefault(name, value)
+            keep_in_extra(extra, name, value)
             flags.append(f"{name}_truncated")
             value = value[:limit]
         values[name] = value
@@ -308,7 +311,7 @@ def _lead_values(lead: dto.LeadInput) -> tuple[dict[str, Any], dict[str, Any], l
     if amount not in (None, ""):
         parsed = parse_amount(amount)
         if parsed is None:
-            extra.setdefault("amount", amount)
+            keep_in_extra(extra, "amount", amount)
             flags.append("amount_invalid")
         else:
             values["amount"] = parsed
@@ -318,8 +321,19 @@ def _lead_values(lead: dto.LeadInput) -> tuple[dict[str, Any], dict[str, Any], l
         flags.append("email_invalid")
     for known in fields:
         if known not in LEAD_TEXT_FIELDS and known != "amount":
-            extra.setdefault(known, fields[known])
+            keep_in_extra(extra, known, fields[known])
     return values, extra, flags
+
+
+def keep_in_extra(extra: dict[str, Any], key: str, value: Any) -> str:
+    """Stores value in extra under key, or, when the source already used that key for something
+    else, under the first free "key~2", "key~3"...: neither value is lost. Returns the key used."""
+    candidate, n = key, 1
+    while candidate in extra and extra[candidate] != value:
+        n += 1
+        candidate = f"{key}~{n}"
+    extra[candidate] = value
+    return candidate
 
 
 _WAN = re.compile(r"^\s*([\d.,]+)\s*(万|w|W)\s*$")
@@ -329,13 +343,15 @@ def parse_amount(value: Any) -> float | None:
     """12000, "12,000", "1.2万", "¥12000" -> 12000.0; anything else -> None (kept as given)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    text_value = str(value).strip().replace("¥", "").replace("￥", "").replace("元", "")
-    wan = _WAN.match(text_value)
     try:
-        if wan:
-            return float(wan.group(1).replace(",", "")) * 10000
-        return float(text_value.replace(",", ""))
-    except ValueError:
+        if isinstance(value, (int, float)):
+            parsed = float(value)
+        else:
+            text_value = str(value).strip().replace("¥", "").replace("￥", "").replace("元", "")
+            wan = _WAN.match(text_value)
+            parsed = (float(wan.group(1).replace(",", "")) * 10000 if wan
+                      else float(text_value.replace(",", "")))
+    except (ValueError, OverflowError):  # "abc", or an integer of 400 digits
         return None
+    # NaN and infinities are not amounts (and not JSON): kept as given, flagged.
+    return parsed if math.isfinite(parsed) else None

@@ -6,7 +6,9 @@ start-up with one line that names the key (``ConfigError``), instead of surfacin
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import re
 import json
 import os
 import tomllib
@@ -33,6 +35,8 @@ class ServerSettings:
     replay_window_seconds: int = 300
     max_body_bytes: int = 1024 * 1024
     secret_key: str = ""
+    metrics_token: str = ""  # empty: /metrics answers loopback clients only
+    read_timeout_seconds: float = 10.0  # to send the request headers, and then the body
     log_format: str = "auto"
     log_level: str = "info"
 
@@ -41,6 +45,7 @@ class ServerSettings:
         _check(0 < self.port < 65536, "server", "port", "must be between 1 and 65535")
         _check(self.replay_window_seconds >= 0, "server", "replay_window_seconds", "must be >= 0")
         _check(self.max_body_bytes >= 1024, "server", "max_body_bytes", "must be at least 1024")
+        _check(0 < self.read_timeout_seconds <= 300, "server", "read_timeout_seconds", "must be between 0 and 300")
         _check(self.log_format in ("auto", "json", "console"), "server", "log_format",
                "must be auto, json or console")
         _check(self.log_level in ("debug", "info", "warning", "error"), "server", "log_level",
@@ -107,10 +112,49 @@ class DingTalkSettings:
         return tuple(x for x in (self.app_key, self.corp_id) if x)
 
 
+DEFAULT_SOURCE = "default"
+_SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
 @dataclass(frozen=True, slots=True)
 class IntakeSettings:
+    """Lead sources: each named source has its own tokens and sees only its own leads and its
+    own Idempotency-Keys. `api_tokens` is the source named "default" (kept for older configs)."""
+
     api_tokens: tuple[str, ...] = ()
+    sources: Mapping[str, Any] = field(default_factory=dict)
     max_body_bytes: int = 1024 * 1024
+
+    def validate(self) -> None:
+        seen: set[str] = set(self.api_tokens)
+        _check(len(seen) == len(self.api_tokens), "intake", "api_tokens", "a token is listed twice")
+        _check(all(t.strip() for t in self.api_tokens), "intake", "api_tokens", "tokens must not be empty")
+        for name, source in self.sources.items():
+            key = f"sources.{name}"
+            _check(bool(_SOURCE_NAME.match(str(name))), "intake", key,
+                   "source names are 1-32 of a-z, 0-9, _ and -, starting with a letter or digit")
+            _check(not (name == DEFAULT_SOURCE and self.api_tokens), "intake", key,
+                   "api_tokens already define the default source; list its tokens in one place")
+            _check(isinstance(source, Mapping), "intake", key, "must be a table with tokens = [...]")
+            unknown = set(source) - {"tokens"}
+            _check(not unknown, "intake", f"{key}.{next(iter(unknown), '')}", "unknown key (known: tokens)")
+            tokens = source.get("tokens", ())
+            _check(isinstance(tokens, (list, tuple)) and bool(tokens)
+                   and all(isinstance(t, str) and t.strip() for t in tokens),
+                   "intake", f"{key}.tokens", "must be a non-empty list of non-empty strings")
+            for token in tokens:
+                _check(token not in seen, "intake", f"{key}.tokens", "a token belongs to one source only")
+                seen.add(token)
+
+    @property
+    def source_tokens(self) -> Mapping[str, tuple[str, ...]]:
+        """Source name -> its tokens; api_tokens are the "default" source."""
+        out: dict[str, tuple[str, ...]] = {}
+        if self.api_tokens:
+            out[DEFAULT_SOURCE] = tuple(self.api_tokens)
+        for name, source in self.sources.items():
+            out[str(name)] = tuple(source.get("tokens", ()))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,7 +442,7 @@ def _coerce(section: str, key: str, hint: Any, value: Any, from_env: bool) -> An
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         item = args[0] if args else Any
         return tuple(value if item is Any else [_coerce(section, key, item, v, from_env) for v in value])
-    if origin in (Mapping, dict) or hint is Mapping or typing.get_origin(hint) is typing.Mapping:
+    if origin in (Mapping, dict, collections.abc.Mapping) or hint is Mapping:
         if from_env and isinstance(value, str):
             try:
                 value = json.loads(value)

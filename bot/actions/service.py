@@ -113,6 +113,10 @@ class ActionService:
                 return lead.team_id is None or lead.team_id == rep.team_id
             owner = await self.ctx.store.get_rep(lead.owner_id)
             return owner is None or owner.manager_id == rep.id or owner.team_id == rep.team_id
+        if claims.action == "snooze" and lead.owner_id != rep.id and rep.role != "manager":
+            # A token outlives a change of owner: a former owner's snooze would move the new
+            # owner's ladder. It acts only for whoever owns the lead now.
+            return False
         # Every other token is bound to one recipient (or one team's pool members).
         if claims.rep_id is not None:
             return claims.rep_id == rep.id
@@ -253,7 +257,15 @@ class ActionService:
     async def _do_reassign(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
         target = claims.args.get("to") or params.get("to")
-        to_rep_id = int(target) if target not in (None, "") and str(target).isdigit() else None
+        to_rep_id = None
+        if target not in (None, ""):
+            target_rep = (await self.ctx.store.get_rep(int(target))
+                          if str(target).isascii() and str(target).isdigit() and len(str(target)) <= 18 else None)
+            # Only to someone who can take it now: an active rep, of the manager's own team.
+            if (target_rep is None or target_rep.status != "active" or target_rep.role != "rep"
+                    or (rep.role != "admin" and target_rep.team_id != rep.team_id)):
+                return self._refuse("refused_target", "error.not_allowed", lead.id)
+            to_rep_id = target_rep.id
         new_owner = await self.flow.reassign(lead, rep, to_rep_id, params.get("reason", "manager"))
         if new_owner is None:
             return ActionOutcome(False, "no_candidate", t("error.not_allowed", self.lang), lead.id, rep.id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Iterable
+from typing import Iterable, Mapping
 
 
 def bearer_ok(header: str, tokens: Iterable[str]) -> bool:
@@ -16,4 +16,19 @@ def bearer_ok(header: str, tokens: Iterable[str]) -> bool:
     found = False
     for candidate in tokens:
         found |= hmac.compare_digest(candidate.encode(), given)
+    return found
+
+
+def bearer_source(header: str, sources: Mapping[str, Iterable[str]]) -> str | None:
+    """The name of the source whose token `Authorization: Bearer <t>` carries, or None. Every
+    token of every source is compared (constant time, no early exit)."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    given = token.strip().encode("utf-8", "replace")
+    found: str | None = None
+    for name, tokens in sources.items():
+        for candidate in tokens:
+            if hmac.compare_digest(candidate.encode(), given):
+                found = name
     return found

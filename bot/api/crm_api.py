@@ -123,12 +123,21 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         raise InboundError("empty body: send a JSON object")
     try:
-        data = json.loads(raw.decode(request.charset or "utf-8"))
+        data = json.loads(raw.decode(request.charset or "utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, LookupError, ValueError, RecursionError) as e:
         raise InboundError(f"body is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise InboundError(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InboundError("body contains a lone surrogate escape (invalid Unicode)") from None
     return data
+
+
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; stored, they would be served back as invalid JSON.
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _answer(result: WriteResult, status: int | None = None) -> web.Response:

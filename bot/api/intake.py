@@ -8,17 +8,20 @@ or multipart. Nothing they send is lost: known fields fill columns, everything e
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 from typing import Any
 
 from aiohttp import web
 from aiohttp import BodyPartReader
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot.api.auth import bearer_ok
+from bot.api.auth import bearer_source
 from bot.context import AppContext, ctx_of
 from bot.http_errors import json_error
 from crm_bridge.dto import LeadInput
+from leadbot.settings import DEFAULT_SOURCE
 
 # Canonical lead fields and the spellings sources commonly use for them.
 FIELD_ALIASES: dict[str, str] = {
@@ -37,6 +40,8 @@ FIELD_ALIASES: dict[str, str] = {
     "note": "note", "remark": "note", "message": "note", "comment": "note",
 }
 CHANNEL_KEYS = ("source_channel", "channel", "source", "utm_source")
+CHANNEL_LIMIT = 64  # leads.source_channel
+INTAKE_KEY_LIMIT = 300  # leads.intake_key
 INLINE_FILE_BYTES = 64 * 1024
 
 
@@ -46,8 +51,13 @@ class BadRequest(Exception):
         self.message = message
 
 
+def source_of(ctx: AppContext, request: web.Request) -> str | None:
+    """The intake source ([intake] sources, api_tokens = "default") the Bearer token names."""
+    return bearer_source(request.headers.get("Authorization", ""), ctx.settings.intake.source_tokens)
+
+
 def authorized(ctx: AppContext, request: web.Request) -> bool:
-    return bearer_ok(request.headers.get("Authorization", ""), ctx.settings.intake.api_tokens)
+    return source_of(ctx, request) is not None
 
 
 def _unauthorized() -> web.Response:
@@ -72,10 +82,15 @@ async def _read_body(request: web.Request, limit: int) -> dict[str, Any]:
 
         charset = request.charset or "utf-8"
         try:
-            pairs = parse_qsl(raw.decode(charset), keep_blank_values=True, strict_parsing=False)
+            # Percent-escapes decode strictly in the declared charset (UTF-8 unless the Content-Type
+            # says charset=gbk): a GBK form read as UTF-8 would store "����", a lead acknowledged
+            # and its text lost.
+            pairs = parse_qsl(raw.decode(charset), keep_blank_values=True, strict_parsing=False,
+                              encoding=charset, errors="strict")
         except (UnicodeDecodeError, LookupError):
-            raise BadRequest(f"form body is not valid {charset}") from None
-        return _collapse(pairs)
+            raise BadRequest(f"form fields are not valid {charset}; declare the charset in the Content-Type "
+                             f"(e.g. application/x-www-form-urlencoded; charset=gbk)") from None
+        return _storable_body(_collapse(pairs))
     # JSON is the default: many sources omit or mislabel the content type.
     charset = request.charset or "utf-8"
     try:
@@ -83,7 +98,9 @@ async def _read_body(request: web.Request, limit: int) -> dict[str, Any]:
     except (UnicodeDecodeError, LookupError):
         raise BadRequest(f"body is not valid {charset} text") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)
+    except _NotJson as e:
+        raise BadRequest(str(e)) from None
     except RecursionError:
         raise BadRequest("JSON nests too deeply") from None
     except ValueError as e:
@@ -91,12 +108,35 @@ async def _read_body(request: web.Request, limit: int) -> dict[str, Any]:
         raise BadRequest(f"body is not valid JSON: {e}{hint}") from None
     if not isinstance(data, dict):
         raise BadRequest(f"expected a JSON object with the lead's fields, got {type(data).__name__}")
+    return _storable_body(data)
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; they are not JSON, and stored they would be served
+    # back as invalid JSON.
+    raise _NotJson(f"body is not valid JSON: {name} is not a JSON number")
+
+
+def _storable_body(data: dict[str, Any]) -> dict[str, Any]:
+    """Refuses what could be acknowledged but not stored or served back whole."""
     try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError:
         # "\ud800" alone is valid JSON but not Unicode: nothing downstream could store or echo it.
         raise BadRequest("body contains a lone surrogate escape (invalid Unicode)") from None
+    except ValueError:
+        raise BadRequest("body contains NaN or Infinity, which are not JSON numbers") from None
+    if not any(_has_value(v) for v in data.values()):
+        raise BadRequest("the lead has no fields: send at least one non-empty field (name, phone, ...)")
     return data
+
+
+def _has_value(value: Any) -> bool:
+    return value not in (None, "", [], {})
 
 
 def _collapse(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -143,7 +183,7 @@ async def _read_multipart(request: web.Request, limit: int) -> dict[str, Any]:
         raise
     except (ValueError, AssertionError, HttpProcessingError) as e:
         raise BadRequest(f"malformed multipart body: {e}") from None
-    return _collapse(pairs)
+    return _storable_body(_collapse(pairs))
 
 
 def storable(text: str) -> str:
@@ -157,10 +197,16 @@ def split_fields(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], 
     fields: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     channel = "api"
+    channel_taken = False
     for key, value in data.items():
         norm = key.strip().lower() if isinstance(key, str) else key
-        if norm in CHANNEL_KEYS and isinstance(value, str) and value and channel == "api":
-            channel = storable(value).strip()[:64]
+        if norm in CHANNEL_KEYS and isinstance(value, str) and value.strip() and not channel_taken:
+            channel_taken = True
+            channel = storable(value).strip()
+            if len(channel) > CHANNEL_LIMIT:
+                # The column takes a prefix; the whole value stays in extra under its own key.
+                extra[key] = value
+                channel = channel[:CHANNEL_LIMIT]
             continue
         canonical = FIELD_ALIASES.get(norm)
         if canonical and canonical not in fields and isinstance(value, (str, int, float)) \
@@ -171,50 +217,86 @@ def split_fields(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], 
     return fields, extra, channel
 
 
+def intake_key(source: str, kind: str, value: str) -> str:
+    """The lead's idempotency key, per source: source B cannot claim (or answer for) source A's
+    keys. A key too long for the column is hashed whole, never cut (two keys that share their
+    first 300 characters are two leads)."""
+    key = f"{kind}:{value}" if source == DEFAULT_SOURCE else f"src:{source}:{kind}:{value}"
+    if len(key) > INTAKE_KEY_LIMIT:
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        key = f"sha256:{source}:{kind}:{digest}"
+    return key
+
+
+_LEAD_ID = re.compile(r"[0-9]{1,18}")
+
+
+def readable_by(lead_source: str, source: str) -> bool:
+    """A named source reads the leads it sent. The default source (api_tokens, which the CRM
+    bridge also accepts when it has no tokens of its own) reads its own and the leads no intake
+    source sent (created by the CRM bridge or from a WeCom friend), as it always could."""
+    return lead_source == source or (source == DEFAULT_SOURCE and lead_source == "")
+
+
+async def lead_json(ctx: AppContext, lead: Any) -> dict[str, Any]:
+    """The lead as the intake API shows it: its owner named by the ids people outside know."""
+    body = lead.to_json()
+    owner = await ctx.store.get_rep(lead.owner_id) if lead.owner_id is not None else None
+    body["owner"] = ({"id": owner.id, "external_id": owner.external_id, "name": owner.name}
+                     if owner is not None else None)
+    return body
+
+
+def _json_response(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
 async def post_lead(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    if not authorized(ctx, request):
+    source = source_of(ctx, request)
+    if source is None:
         ctx.metrics.leads.labels("unauthorized", "").inc()
         return _unauthorized()
     try:
         data = await _read_body(request, ctx.settings.intake.max_body_bytes)
     except BadRequest as e:
         ctx.metrics.leads.labels("rejected", "").inc()
-        ctx.log.info("intake.rejected", reason=e.message)
+        ctx.log.info("intake.rejected", reason=e.message, source=source)
         return json_error(400, "bad_request", e.message)
     fields, extra, channel = split_fields(data)
     idem = storable(request.headers.get("Idempotency-Key", "")).strip()
     if idem:
-        intake_key = f"idem:{idem}"[:300]
+        key: str | None = intake_key(source, "idem", idem)
     elif fields.get("source_ref"):
-        intake_key = f"ref:{channel}:{fields['source_ref']}"[:300]
+        key = intake_key(source, "ref", f"{channel}:{fields['source_ref']}")
     else:
-        intake_key = None
+        key = None
     lead, created = await ctx.store.create_lead(
-        LeadInput(fields=fields, extra=extra, intake_key=intake_key, source_channel=channel))
-    ctx.metrics.leads.labels("created" if created else "replayed", lead.source_channel).inc()
+        LeadInput(fields=fields, extra=extra, intake_key=key, source_channel=channel, source=source))
+    ctx.metrics.leads.labels("created" if created else "replayed", ctx.metrics.channel_label(lead.source_channel)).inc()
     ctx.log.info("intake.lead", lead_id=lead.id, created=created, channel=lead.source_channel,
-                 flags=list(lead.flags))
+                 source=source, flags=list(lead.flags))
     if created:
         on_new = ctx.services.get("on_new_lead")
         if on_new is not None:
             await on_new(lead)
-    body = lead.to_json()
+    body = await lead_json(ctx, lead)
     body["created"] = created
-    return web.json_response(body, status=201 if created else 200, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    return _json_response(body, status=201 if created else 200)
 
 
 async def get_lead(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    if not authorized(ctx, request):
+    source = source_of(ctx, request)
+    if source is None:
         return _unauthorized()
     raw_id = request.match_info["lead_id"]
-    if not raw_id.isdigit() or len(raw_id) > 18:
-        return json_error(404, "not_found", f"no lead with id {raw_id!r}")
-    lead = await ctx.store.get_lead(int(raw_id))
-    if lead is None:
-        return json_error(404, "not_found", f"no lead with id {raw_id}")
-    return web.json_response(lead.to_json(), dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    # ASCII digits only ("²".isdigit() is True), and within a 64-bit id.
+    lead = await ctx.store.get_lead(int(raw_id)) if _LEAD_ID.fullmatch(raw_id) else None
+    # Another source's lead is answered as missing: ids are sequential, and a lead holds a phone.
+    if lead is None or not readable_by(lead.source, source):
+        return json_error(404, "not_found", f"no lead with id {raw_id!r} from this source")
+    return _json_response(await lead_json(ctx, lead))
 
 
 def setup_intake(app: web.Application) -> None:

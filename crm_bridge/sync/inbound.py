@@ -105,7 +105,10 @@ class _Plan:
     audit: dict[str, Any] = field(default_factory=dict)
 
 
-def _text(name: str, value: Any, limit: int) -> str:
+MAX_ID = 2**63 - 1  # ids are 64-bit
+
+
+def _text(name: str, value: Any, limit: int | None) -> str:
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -117,7 +120,7 @@ def _text(name: str, value: Any, limit: int) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise Invalid(name, "is not valid Unicode text (lone surrogate)") from None
-    if len(text) > limit:
+    if limit is not None and len(text) > limit:  # None: a Text column, no limit
         raise Invalid(name, f"longer than {limit} characters")
     return text
 
@@ -150,13 +153,13 @@ def expected_version(body: Mapping[str, Any], if_match: str | None) -> int | Non
     if raw is None:
         return None
     try:
-        if isinstance(raw, bool):
+        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
             raise ValueError
         value = int(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         raise Invalid(name, "must be the integer version you last saw") from None
-    if value < 1:
-        raise Invalid(name, "must be >= 1")
+    if not 1 <= value <= MAX_ID:
+        raise Invalid(name, f"must be between 1 and {MAX_ID}")
     return value
 
 
@@ -196,6 +199,7 @@ class CrmInbound:
     # ---- reads -------------------------------------------------------------------------------
 
     async def lead(self, external_id: str) -> dict[str, Any]:
+        external_id = _text("external_id", external_id, 128)
         async with self.sessions() as session:
             lead_id = (await session.execute(select(Lead.id).where(Lead.external_id == external_id))).scalar()
             if lead_id is None:
@@ -203,6 +207,7 @@ class CrmInbound:
             return await session.run_sync(lambda s: lead_snapshot(s, lead_id))
 
     async def customer(self, external_id: str) -> dict[str, Any]:
+        external_id = _text("external_id", external_id, 128)
         async with self.sessions() as session:
             cid = (await session.execute(select(Customer.id).where(Customer.external_id == external_id))).scalar()
             if cid is None:
@@ -216,7 +221,8 @@ class CrmInbound:
             return None
         if not isinstance(value, (str, int)) or isinstance(value, bool):
             raise Invalid(name, "must be the rep's id (the id column of the reps CSV)")
-        row = (await session.execute(select(Rep.id, Rep.status).where(Rep.external_id == str(value)))).first()
+        value = _text(name, value, Rep.__table__.c.external_id.type.length)
+        row = (await session.execute(select(Rep.id, Rep.status).where(Rep.external_id == value))).first()
         if row is None:
             raise Invalid(name, f"no rep with id {value!r}")
         if row.status == "left":
@@ -350,6 +356,7 @@ class CrmInbound:
         if not isinstance(value, bool):
             raise Invalid("do_not_contact", "must be true or false")
         body = {"do_not_contact": value}
+        external_id = _text("external_id", external_id, 128)
         expected = expected_version({}, if_match)
 
         async def work() -> WriteResult:
@@ -429,9 +436,13 @@ class CrmInbound:
     async def _link_existing_lead(self, session: AsyncSession, leadbot_id: Any, external_id: str, actor: str,
                                   now: Any) -> Lead:
         try:
+            if isinstance(leadbot_id, (bool, float)):
+                raise ValueError
             lead_id = int(leadbot_id)
         except (TypeError, ValueError):
             raise Invalid("leadbot_id", "must be the id of a lead in leadbot") from None
+        if not 1 <= lead_id <= MAX_ID:
+            raise NotFound(f"no lead with leadbot id {lead_id}")
         row = (await session.execute(select(Lead).where(Lead.id == lead_id).with_for_update())).scalar_one_or_none()
         if row is None:
             raise NotFound(f"no lead with leadbot id {lead_id}")
@@ -505,6 +516,7 @@ class CrmInbound:
     async def command_lead(self, external_id: str, body: Mapping[str, Any], *, if_match: str | None = None,
                            actor: str = "crm") -> WriteResult:
         """Stage and/or owner set by the CRM as explicit intent (ownership does not apply)."""
+        external_id = _text("external_id", external_id, 128)
         body = check_body(body, ("stage", "owner"))
         if not body.get("stage") and "owner" not in body:
             raise Invalid("stage", "give stage and/or owner")
