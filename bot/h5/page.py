@@ -19,6 +19,7 @@ from bot.cards.builders import build_claimed_card, build_lead_card, make_buttons
 from bot.cards.i18n import t
 from bot.context import AppContext, ctx_of
 from bot.lead_views import lead_card_view
+from bot.refusals import RefusalLimiter
 from crm_bridge.leads import stages_from_settings
 
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -44,12 +45,27 @@ def _error_page(ctx: AppContext, message: str, status: int) -> web.Response:
                                                          message=message, ok=False, code="error"), status)
 
 
-async def _verify(ctx: AppContext, token: str) -> ActionClaims | web.Response:
+def _limiter(ctx: AppContext) -> RefusalLimiter:
+    return ctx.services.setdefault("h5_refusals", RefusalLimiter())
+
+
+async def _verify(ctx: AppContext, request: web.Request) -> ActionClaims | web.Response:
     signer = ctx.services["signer"]
+    client = request.remote or ""
+    now = ctx.clock.now()
+    limiter = _limiter(ctx)
+    if limiter.blocked(client, now):
+        # Too many bad links from this address: no verification, no page, no audit row.
+        resp = web.Response(status=429, text="too many invalid links; retry later",
+                            headers={"Retry-After": str(limiter.retry_after(client, now))})
+        return resp
     try:
-        return signer.verify(token, ctx.clock.now(), action="open")
+        return signer.verify(request.match_info["token"], now, action="open")
     except TokenError as e:
-        await ctx.store.audit("h5", "action.refused", "", "", {"reason": f"link_{e.kind}"})
+        audit, _ = limiter.note(client, now)
+        if audit:  # the first refusal of this client's window; the rest are counted only
+            await ctx.store.audit("h5", "action.refused", "", "", {"reason": f"link_{e.kind}"})
+        ctx.metrics.child(ctx.metrics.callbacks, "h5", f"refused_{e.kind}").inc()
         key = "error.token_expired" if e.kind == "expired" else "error.token_forged"
         return _error_page(ctx, t(key, ctx.lang), 410 if e.kind == "expired" else 403)
 
@@ -95,7 +111,7 @@ async def _render(ctx: AppContext, claims: ActionClaims, outcome: ActionOutcome 
 
 async def get_action_page(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    claims = await _verify(ctx, request.match_info["token"])
+    claims = await _verify(ctx, request)
     if isinstance(claims, web.Response):
         return claims
     return await _render(ctx, claims)
@@ -103,7 +119,7 @@ async def get_action_page(request: web.Request) -> web.Response:
 
 async def post_action_page(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    claims = await _verify(ctx, request.match_info["token"])
+    claims = await _verify(ctx, request)
     if isinstance(claims, web.Response):
         return claims
     try:
