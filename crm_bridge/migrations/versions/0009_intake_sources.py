@@ -2,15 +2,15 @@
 so a source reads only its own leads; leads that came in through intake before are the "default"
 source's (the api_tokens)
 
-Revision ID: 0008_intake_sources
-Revises: 0007_outbox_recent_sends
+Revision ID: 0009_intake_sources
+Revises: 0008_send_budget_leases
 """
 import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0008_intake_sources'
-down_revision = '0007_outbox_recent_sends'
+revision = '0009_intake_sources'
+down_revision = '0008_send_budget_leases'
 branch_labels = None
 depends_on = None
 
