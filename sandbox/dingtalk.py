@@ -174,6 +174,8 @@ class DingTalkSandbox:
         self.crm_records: dict[str, dict[str, Any]] = {}  # instance id -> record (see seed_crm_customer)
         self.card_callbacks: dict[str, tuple[str, str]] = {}  # route key -> (url, apiSecret)
         self.fail_next: list[tuple[str, int, Any]] = []  # (path, status, body) injected answers
+        self.session_delay = 0.0  # seconds a sendBySession answer takes (a slow webhook)
+        self._last_robot_ms = 0
         self.faults: dict[str, int | None] = {}  # FAULTS name -> calls left (None: until cleared)
         self._robot_uuids: dict[tuple[str, str], datetime] = {}  # (robot, msgUuid) -> first post
         self._task_seq = 0
@@ -658,6 +660,8 @@ class DingTalkSandbox:
 
     async def _send_by_session(self, request: web.Request) -> web.Response:
         call = await self._record(request)
+        if self.session_delay:
+            await asyncio.sleep(self.session_delay)
         session = self.sessions.get(request.query.get("session", ""))
         if session is None or self._now() >= session[1]:
             return self._answer(call, {"errcode": 300005, "errmsg": "token is not exist"})
@@ -953,9 +957,16 @@ class DingTalkSandbox:
             "sessionWebhookExpiredTime": expires,
         }
 
+    def _robot_ms(self) -> int:
+        """DingTalk signs each robot message with the millisecond it sends it: two messages never
+        share a (timestamp, sign) pair, even under a frozen test clock."""
+        ms = max(self._now_ms(), self._last_robot_ms + 1)
+        self._last_robot_ms = ms
+        return ms
+
     async def post_robot(self, body: Mapping[str, Any], *, timestamp: str | None = None,
                          secret: str | None = None, sign: str | None = None) -> CallbackResult:
-        ts = timestamp or str(self._now_ms())
+        ts = timestamp or str(self._robot_ms())
         key = secret if secret is not None else self.app_secret
         headers = {"Content-Type": "application/json", "timestamp": ts,
                    "sign": sign if sign is not None else hmac_b64(key, f"{ts}\n{key}")}

@@ -7,7 +7,8 @@ key, and answers at once; bad input is a 4xx with a log line, never a 500.
 - ``POST /callbacks/dingtalk/events``: ``?signature|msg_signature&timestamp|timeStamp&nonce``,
   body ``{"encrypt"}``; answered with the encrypted "success" within DingTalk's 1.5 s.
 - ``POST /callbacks/dingtalk/robot``: headers ``timestamp`` + ``sign`` (HMAC-SHA256 with the
-  app secret; DingTalk allows one hour, leadbot also the replay window); answered ``{}``.
+  app secret; DingTalk allows one hour, leadbot also the replay window); each pair carries one
+  message (msgId) only; answered ``{}``.
 - ``POST /callbacks/dingtalk/card``: headers ``x-ddpaas-signature-timestamp`` +
   ``x-ddpaas-signature``; handled inline, answered with the card data to show (2 s).
 
@@ -19,7 +20,9 @@ within the window.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +34,7 @@ from bot.platforms.dingtalk.crypto import (CallbackRejected, EventCipher, card_s
                                            parse_epoch, robot_sign, same_sign)
 from bot.platforms.dingtalk.inbound import DingTalkInbound
 from bot.platforms.dingtalk.normalize import NotNormalisable, event_from_http, to_event
+from crm_bridge.kv import KeyValueStore
 from leadbot.settings import DingTalkSettings
 
 ROBOT_WINDOW_SECONDS = 3600
@@ -44,6 +48,7 @@ class DingTalkEdge:
     inbound: DingTalkInbound
     client: DingTalkClient
     cipher: EventCipher | None
+    seen: KeyValueStore  # robot (timestamp, sign) pairs already used
 
 
 EDGE: web.AppKey[DingTalkEdge] = web.AppKey("dingtalk_edge", DingTalkEdge)
@@ -109,10 +114,24 @@ async def robot(request: web.Request) -> web.Response:
         if not same_sign(robot_sign(timestamp, edge.settings.app_secret), sign):
             raise CallbackRejected("bad_signature", 403, "sign does not match")
         body = loads_object(await request.read())
+        await _once(edge, timestamp, sign, body)
         await edge.inbound.accept_robot(body, "http")
     except CallbackRejected as e:
         return _reject(ctx, "robot", e)
     return web.json_response({})
+
+
+async def _once(edge: DingTalkEdge, timestamp: str, sign: str, body: dict[str, Any]) -> None:
+    """A (timestamp, sign) pair carries one message. The sign covers only the timestamp, not
+    the body, so a captured pair would otherwise carry any body for the whole window. The pair is
+    kept (in the database, shared by every process) with the message id it came with: DingTalk
+    resending that message passes (the inbox dedupes it), another body under it is refused."""
+    msg_id = str(body.get("msgId") or "")
+    if not msg_id:
+        raise CallbackRejected("missing_msg_id", 400, "robot message without msgId")
+    key = "robot-sign:" + hashlib.sha256(f"{timestamp}\n{sign}".encode("utf-8", "replace")).hexdigest()
+    if not await edge.seen.try_lease(key, msg_id[:200], timedelta(seconds=ROBOT_WINDOW_SECONDS)):
+        raise CallbackRejected("replayed_sign", 401, "this timestamp and sign were used for another message")
 
 
 async def card(request: web.Request) -> web.Response:
@@ -144,12 +163,10 @@ def setup_dingtalk(app: web.Application, ctx: AppContext) -> None:
     dt = ctx.settings.dingtalk
     if dt is None:
         return
-    from crm_bridge.kv import KeyValueStore
-
     client = DingTalkClient(dt, clock=ctx.clock, token_store=KeyValueStore(ctx.engine, ctx.clock), log=ctx.log)
     inbound = DingTalkInbound(ctx)
     cipher = EventCipher(dt.token, dt.aes_key, dt.receive_ids) if dt.token and dt.aes_key else None
-    app[EDGE] = DingTalkEdge(dt, inbound, client, cipher)
+    app[EDGE] = DingTalkEdge(dt, inbound, client, cipher, KeyValueStore(ctx.engine, ctx.clock))
     ctx.services["dingtalk_client"] = client
     ctx.services["dingtalk_inbound"] = inbound
     processor = ctx.services.get("processor")

@@ -24,7 +24,9 @@ async def test_reference_example_through_the_route(make_leadbot, clock):
     for offset, window, status in cases:
         clock.set(sent_at + offset)
         lb = await make_leadbot(dingtalk={"app_secret": "this is secret"}, server={"replay_window_seconds": window})
-        res = await lb.sandbox.post_robot(lb.sandbox.robot_body("u1", "帮助"), timestamp="1577262236757", sign=sign)
+        # One message (one msgId): a pair of timestamp and sign carries one message only.
+        body = lb.sandbox.robot_body("u1", "帮助", msg_id="msg-reference")
+        res = await lb.sandbox.post_robot(body, timestamp="1577262236757", sign=sign)
         assert res.status == status, (offset, window, res.body)
 
 

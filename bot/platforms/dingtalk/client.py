@@ -42,6 +42,10 @@ Sleep = Callable[[float], Awaitable[Any]]
 
 CUSTOM_ROBOT_PER_MINUTE = 20
 SESSION_WEBHOOK_MARGIN = timedelta(seconds=10)
+# A reply through a sessionWebhook runs on the inbox processor: a slow or dead webhook must not
+# hold it (10 s per try, retried by the inbox, stalled every other event behind it). A reply that
+# does not get through in this time goes by the robot API instead.
+SESSION_WEBHOOK_TIMEOUT = aiohttp.ClientTimeout(total=3.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,7 @@ class DingTalkClient(OwnedSession):
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.session_webhook_timeout = SESSION_WEBHOOK_TIMEOUT
         self._session = session
         self._own_session = session is None
         self._tokens = {"v1": _Token(), "oapi": _Token()}
@@ -154,11 +159,13 @@ class DingTalkClient(OwnedSession):
         return delay * random.uniform(0.8, 1.2)
 
     async def _request(self, method: str, url: str, *, params: Mapping[str, Any] | None,
-                       body: Any, headers: Mapping[str, str] | None) -> tuple[int, Any, str]:
+                       body: Any, headers: Mapping[str, str] | None,
+                       timeout: aiohttp.ClientTimeout | None = None) -> tuple[int, Any, str]:
         try:
             data_bytes, extra = json_bytes(body)
             async with self._http().request(method, url, params=dict(params or {}), data=data_bytes,
-                                            headers={**extra, **dict(headers or {})}) as resp:
+                                            headers={**extra, **dict(headers or {})},
+                                            **({"timeout": timeout} if timeout is not None else {})) as resp:
                 text = await resp.text()
                 status = resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
@@ -184,7 +191,7 @@ class DingTalkClient(OwnedSession):
 
     async def _call(self, method: str, host: str, path: str, *, params: Mapping[str, Any] | None = None,
                     body: Any = None, auth: bool = True, retry_throttle: bool = True,
-                    url: str | None = None) -> dict[str, Any]:
+                    url: str | None = None, timeout: aiohttp.ClientTimeout | None = None) -> dict[str, Any]:
         """One API call with token refresh (once) and throttle backoff. ``host`` is "api" or
         "oapi"; ``url`` overrides the address (webhooks)."""
         token_retried = False
@@ -203,7 +210,8 @@ class DingTalkClient(OwnedSession):
                     query["access_token"] = token
             target = url or (self.api_base if host == "api" else self.oapi_base) + path
             try:
-                status, data, text = await self._request(method, target, params=query, body=body, headers=headers)
+                status, data, text = await self._request(method, target, params=query, body=body, headers=headers,
+                                                         timeout=timeout)
             except TransientError:
                 # Only reads are repeated here: a POST may have been carried out already.
                 if method == "GET" and transport_failures < self.throttle_retries:
@@ -410,9 +418,26 @@ class DingTalkClient(OwnedSession):
                                       "msgKey": msg_key, "msgParam": json.dumps(dict(msg_param), ensure_ascii=False)})
         return str(data.get("processQueryKey", ""))
 
+    def is_own_webhook(self, webhook: str) -> bool:
+        """True when the URL is on DingTalk's own hosts (the configured oapi/api bases). The
+        sessionWebhook comes in the message body: posting a rep's search results to whatever
+        URL a body names would hand them to whoever forged or replayed it."""
+        try:
+            target = urllib.parse.urlsplit(webhook)
+        except ValueError:
+            return False
+        for base in (self.oapi_base, self.api_base):
+            own = urllib.parse.urlsplit(base)
+            if (target.scheme, target.netloc.lower()) == (own.scheme, own.netloc.lower()) and not target.username:
+                return True
+        return False
+
     async def send_session_webhook(self, webhook: str, payload: Mapping[str, Any]) -> None:
         """Replies through a robot message's sessionWebhook (no token; valid ~90 minutes)."""
-        await self._call("POST", "oapi", "", url=webhook, body=dict(payload), auth=False, retry_throttle=False)
+        if not self.is_own_webhook(webhook):
+            raise PermanentError("sessionWebhook is not on a DingTalk host", code="foreign_webhook")
+        await self._call("POST", "oapi", "", url=webhook, body=dict(payload), auth=False, retry_throttle=False,
+                         timeout=self.session_webhook_timeout)
 
     async def reply(self, command: Any, text: str | None = None, *, markdown: tuple[str, str] | None = None) -> str:
         """Answers a robot TextCommand: through its sessionWebhook while that is valid, else
@@ -428,6 +453,10 @@ class DingTalkClient(OwnedSession):
                 return "session"
             except PermanentError as e:
                 self._note("dingtalk.session_webhook_refused", code=e.code)
+            except TransientError as e:
+                # Slow or unreachable: the robot API answers instead of the inbox retrying this
+                # event (and everything queued behind it) webhook-timeout after webhook-timeout.
+                self._note("dingtalk.session_webhook_failed", code=e.code)
         msg_key, param = m.sample_text(text) if text is not None else m.sample_markdown(*markdown)  # type: ignore[misc]
         if getattr(command, "is_group", False) and getattr(command, "conversation_id", ""):
             await self.robot_group_send(command.conversation_id, msg_key, param)
