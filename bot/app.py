@@ -139,6 +139,20 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         ctx.metrics.child(ctx.metrics.latency, route).observe(time.perf_counter() - started)
 
 
+@web.middleware
+async def read_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The whole body arrives within [server] read_timeout_seconds, or the request is answered
+    408: a client trickling a body must not hold a handler (and what it holds) open. The body is
+    read here once; handlers' request.read()/json()/post() get the bytes already read."""
+    if request.body_exists:
+        try:
+            async with asyncio.timeout(request.app[CTX].settings.server.read_timeout_seconds):
+                await request.read()
+        except TimeoutError:
+            return json_error(408, "timeout", "the request body did not arrive in time")
+    return await handler(request)
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None,
                start_workers: bool = True) -> web.Application:
     """Builds the aiohttp application. The engine is created here unless one is injected (tests
@@ -151,7 +165,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     engine = engine or create_engine(settings.database.url, settings.database.echo,
                                      background_checkpoints=checkpointer is not None)
     cap = max(settings.server.max_body_bytes, settings.intake.max_body_bytes)
-    app = web.Application(middlewares=[observe], client_max_size=cap)
+    app = web.Application(middlewares=[observe, read_deadline], client_max_size=cap)
     ctx = AppContext(settings=settings, clock=clock, engine=engine,
                      store=SqlCRMStore(engine, clock), inbox=Inbox(engine, clock), metrics=Metrics(channels_named_in(settings.assignment.rules)),
                      log=get_logger("leadbot"))

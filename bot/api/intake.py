@@ -7,6 +7,7 @@ or multipart. Nothing they send is lost: known fields fill columns, everything e
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -14,13 +15,14 @@ import re
 from typing import Any
 
 from aiohttp import web
-from aiohttp import BodyPartReader
+from aiohttp import BodyPartReader, MultipartReader, StreamReader
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.api.auth import bearer_source
 from bot.context import AppContext, ctx_of
 from bot.http_errors import json_error
 from crm_bridge.dto import LeadInput
+from crm_bridge.sql_store import keep_in_extra
 from leadbot.settings import DEFAULT_SOURCE
 
 # Canonical lead fields and the spellings sources commonly use for them.
@@ -153,7 +155,12 @@ def _collapse(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 async def _read_multipart(request: web.Request, limit: int) -> dict[str, Any]:
     try:
-        reader = await request.multipart()
+        # The body was read already (bot.app.read_deadline): parse the bytes, not the stream.
+        raw = await request.read()
+        stream = StreamReader(_Unpaused(), len(raw) + 1, loop=asyncio.get_running_loop())
+        stream.feed_data(raw)
+        stream.feed_eof()
+        reader = MultipartReader(request.headers, stream)
     except (ValueError, AssertionError, HttpProcessingError) as e:
         raise BadRequest(f"malformed multipart body: {e}") from None
     pairs: list[tuple[str, Any]] = []
@@ -186,6 +193,16 @@ async def _read_multipart(request: web.Request, limit: int) -> dict[str, Any]:
     return _storable_body(_collapse(pairs))
 
 
+class _Unpaused:
+    """The protocol a StreamReader over bytes already in memory asks to pause: nothing to pause."""
+
+    def pause_reading(self, *_: Any, **__: Any) -> None:
+        return None
+
+    def resume_reading(self, *_: Any, **__: Any) -> None:
+        return None
+
+
 def storable(text: str) -> str:
     """Text every database column accepts: lone surrogates (from JSON escapes, or invalid UTF-8 in a
     header) become visible escapes, NUL (refused by PostgreSQL text) is dropped."""
@@ -203,7 +220,7 @@ def split_fields(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], 
         if norm in CHANNEL_KEYS and isinstance(value, str) and value.strip() and not channel_taken:
             channel_taken = True
             channel = storable(value).strip()
-            if len(channel) > CHANNEL_LIMIT:
+            if len(channel) > CHANNEL_LIMIT or storable(value) != value:
                 # The column takes a prefix; the whole value stays in extra under its own key.
                 extra[key] = value
                 channel = channel[:CHANNEL_LIMIT]
@@ -212,6 +229,10 @@ def split_fields(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], 
         if canonical and canonical not in fields and isinstance(value, (str, int, float)) \
                 and not isinstance(value, bool):
             fields[canonical] = value if canonical == "amount" else storable(str(value))
+            if canonical != "amount" and fields[canonical] != str(value):
+                # A NUL (refused by PostgreSQL text) or a lone surrogate: the column gets the
+                # storable text, extra the value exactly as sent.
+                keep_in_extra(extra, key, value)
         else:
             extra[key] = value
     return fields, extra, channel

@@ -68,7 +68,8 @@ async def test_intake_with_hostile_bodies(target, data) -> None:
         headers["Idempotency-Key"] = idem + secrets.token_hex(4)  # unique per example
     status = await target.send("POST", "/api/v1/leads", data=body, headers=headers)
     if auth is not AUTH and auth != {"Authorization": f"bearer  {INTAKE_TOKEN}  "}:
-        assert status == 401
+        # The body is read (within the read timeout, under the size cap) before any route runs.
+        assert status in (401, 413)
     if status == 201 and idem:
         before = await target.counts()
         again = await target.send("POST", "/api/v1/leads", data=body, headers=headers)
