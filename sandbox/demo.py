@@ -424,6 +424,11 @@ class Demo:
         reps = {r.external_id: r for r in await store.list_reps()}
         leads = await store.list_leads(limit=40)
         names = {r.id: r.name for r in reps.values()}
+        failures = await self._delivery_failures()
+        failures_by: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for f in failures:
+            target = ("group", "") if f["channel"].endswith("_robot") else (f["channel"], f["recipient"])
+            failures_by.setdefault(target, []).append(f)
         phones = []
         for row in seed.REPS:
             rep = reps.get(row["id"])
@@ -433,10 +438,14 @@ class Demo:
             else:
                 platform, userid = "dingtalk", row["dingtalk_userid"]
                 messages = self._dingtalk_messages(userid)
+            mine = failures_by.get((platform, userid), [])
+            if mine:
+                messages = sorted([*messages, *mine], key=lambda m: m["at"])
             phones.append({"id": row["id"], "name": row["name"], "team": row["team"], "role": row["role"],
                            "status": rep.status if rep else row["status"],
                            "delivery": rep.delivery if rep else row["delivery"],
-                           "platform": platform, "userid": userid, "messages": messages})
+                           "platform": platform, "userid": userid, "messages": messages,
+                           "failed": sum(1 for f in mine if f["state"] == "dead")})
         return {
             "now": self.clock.now().isoformat(),
             "language": lang,
@@ -444,7 +453,10 @@ class Demo:
             "leadbot_url": self.leadbot_url,
             "intake_token": INTAKE_TOKEN,
             "phones": phones,
-            "group": self._group_messages(),
+            "group": sorted([*self._group_messages(), *failures_by.get(("group", ""), [])], key=lambda m: m["at"]),
+            "failures": {"dead": sum(1 for f in failures if f["state"] == "dead"),
+                         "retrying": sum(1 for f in failures if f["state"] != "dead"),
+                         "items": failures[-20:][::-1]},
             "leads": [{"id": lead.id, "name": lead.name, "company": lead.company, "region": lead.region,
                        "channel": lead.source_channel, "channel_label": lookup("channel", lead.source_channel, lang)
                        if lead.source_channel else "", "status": lead.status, "stage": lead.stage,
@@ -521,16 +533,38 @@ class Demo:
                 out.append(_custom_robot_item(reply["msg"], reply["at"]))
         return sorted(out, key=lambda m: m["at"])
 
+    async def _delivery_failures(self) -> list[dict[str, Any]]:
+        """What leadbot could not deliver (dead letters), and what it is still retrying after an
+        error: shown on the phone (or group) it was meant for and counted at the top of the page,
+        not only in the terminal's log."""
+        outbox = self.ctx.services.get("outbox")
+        if outbox is None:
+            return []
+        rows = [*await outbox.list(("dead",), limit=200),
+                *[e for e in await outbox.list(("pending",), limit=500) if e.last_error]]
+        out = []
+        for e in sorted(rows, key=lambda e: e.created_at):
+            out.append({"at": e.created_at.isoformat(), "time": _hhmm(e.created_at), "type": "failure",
+                        "state": e.state, "channel": e.channel, "recipient": e.recipient, "kind": e.kind,
+                        "attempts": e.attempts, "lead_id": e.lead_id, "error": (e.last_error or "")[:240],
+                        "platform": e.channel.removesuffix("_robot")})
+        return out
+
     def _group_messages(self) -> list[dict[str, Any]]:
         out = []
         for key, messages in self.wecom.robot_messages.items():
             for m in messages:
                 body = m["body"]
                 content = body.get(m["msgtype"]) or {}
-                out.append({"at": m["at"].isoformat(), "time": _hhmm(m["at"]), "platform": "wecom",
-                            "type": "markdown" if m["msgtype"].startswith("markdown") else "text",
-                            "text": content.get("content", json.dumps(content, ensure_ascii=False)),
-                            "mentions": content.get("mentioned_list", [])})
+                item = {"at": m["at"].isoformat(), "time": _hhmm(m["at"]), "platform": "wecom",
+                        "type": "markdown" if m["msgtype"].startswith("markdown") else "text",
+                        "text": content.get("content", json.dumps(content, ensure_ascii=False)),
+                        "mentions": content.get("mentioned_list", [])}
+                if m["msgtype"] == "image":
+                    # A group robot's image message (the digest chart): shown as the image, never
+                    # as its base64 text.
+                    item.update(type="image", text="", src=_image_src(str(content.get("base64", ""))))
+                out.append(item)
         for m in self.dingtalk.group_messages:
             if m.get("via") == "custom_robot":
                 item = _custom_robot_item(m["msg"], m["at"])
@@ -542,6 +576,24 @@ class Demo:
 
 
 # ---------------------------------------------------------------------- small helpers
+
+_IMAGE_MAGIC = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+
+
+def _image_src(b64: str) -> str:
+    """A data: URL for a PNG/JPEG robot image (WeCom accepts only those two), '' for anything else."""
+    import base64
+    import binascii
+
+    try:
+        head = base64.b64decode(b64[:16] + "=" * (-len(b64[:16]) % 4), validate=False)
+    except (binascii.Error, ValueError):
+        return ""
+    for magic, mime in _IMAGE_MAGIC.items():
+        if head.startswith(magic):
+            return f"data:{mime};base64,{b64}"
+    return ""
+
 
 TMP_PREFIX = "leadbot-demo-"
 

@@ -240,10 +240,45 @@ function bubble(msg, phone) {
       safeUrl(msg.url) ? h("a", { href: msg.url, target: "_blank", rel: "noopener", class: "h5-link" }, msg.btntxt || "详情") : null); break;
     case "action_card": body = actionCard(msg); break;
     case "system": body = h("div", { class: "system" }, msg.text); break;
+    case "image": body = imageBubble(msg); break;
+    case "failure": body = failureBubble(msg); break;
     default: body = h("div", { class: "bubble" }, msg.text || "");
   }
   return h("div", { class: "msg" }, h("div", { class: "msg-time" }, msg.time || ""),
-    h("div", { class: "msg-row" }, msg.type === "system" ? null : h("div", { class: "avatar " + phone.platform }, "L"), body));
+    h("div", { class: "msg-row" }, msg.type === "system" || msg.type === "failure" ? null
+      : h("div", { class: "avatar " + phone.platform }, "L"), body));
+}
+
+// A robot's image message (the daily digest chart) as the picture; only data: URLs of PNG/JPEG,
+// which the sandbox builds from the message itself (nothing is fetched).
+function imageBubble(msg) {
+  const src = /^data:image\/(png|jpeg);base64,[A-Za-z0-9+/=]+$/.test(msg.src || "") ? msg.src : null;
+  return h("div", { class: "bubble image", dataset: { kind: "image" } },
+    src ? h("img", { src, alt: "image", class: "msg-img" }) : h("span", { class: "muted" }, "[图片 image]"));
+}
+
+// What leadbot could not deliver to this phone (dead letter) or is retrying after an error: the
+// user sees it where the message was meant to appear, not only in the terminal's log.
+const FAILED_KIND = { card: "卡片", card_update: "卡片更新", text: "文本", robot: "群消息" };
+function failureBubble(msg) {
+  const dead = msg.state === "dead";
+  return h("div", { class: "failure " + (dead ? "dead" : "retrying"), dataset: { kind: "failure", state: msg.state } },
+    h("div", { class: "failure-head" }, dead ? "⚠ 发送失败 delivery failed" : "↻ 重试中 retrying",
+      " · ", FAILED_KIND[msg.kind] || msg.kind, msg.lead_id ? " · 线索 #" + msg.lead_id : "",
+      dead ? "" : ` · ${msg.attempts} 次`),
+    h("div", { class: "failure-error" }, msg.error || ""));
+}
+
+function renderFailures(f) {
+  const el = document.getElementById("failures");
+  if (!el || !f) return;
+  el.hidden = !(f.dead || f.retrying);
+  el.className = "failures" + (f.dead ? " dead" : "");
+  el.replaceChildren(
+    h("b", {}, f.dead ? `⚠ ${f.dead} 条发送失败` : `↻ ${f.retrying} 条重试中`),
+    f.dead && f.retrying ? h("span", {}, ` · ${f.retrying} 条重试中`) : null,
+    h("span", { class: "muted" }, " delivery failures · 见对应手机 / see the phones"),
+    h("ol", {}, (f.items || []).slice(0, 5).map((x) => h("li", {}, `${x.time} ${x.channel} → ${x.recipient || "群"}: ${x.error}`))));
 }
 
 // ---- phones ----------------------------------------------------------------------------------
@@ -283,13 +318,14 @@ function renderPhone(container, phone, now) {
     state.phoneCache.set(phone.id, entry);
   }
   entry.el.querySelector(".sb-time").textContent = now;
-  const tagKey = phone.status + "|" + phone.delivery;
+  const tagKey = phone.status + "|" + phone.delivery + "|" + (phone.failed || 0);
   if (entry.tags !== tagKey) {
     entry.tags = tagKey;
     const tags = entry.el.querySelector(".tags");
     tags.replaceChildren(...[h("span", { class: "tag " + phone.platform }, PLATFORM[phone.platform]),
       phone.status !== "active" ? h("span", { class: "tag warn" }, phone.status === "on_leave" ? "休假 on leave" : phone.status) : null,
-      phone.delivery === "text" ? h("span", { class: "tag" }, "文本模式 text") : null].filter(Boolean));
+      phone.delivery === "text" ? h("span", { class: "tag" }, "文本模式 text") : null,
+      phone.failed ? h("span", { class: "tag fail", title: "delivery failed" }, `⚠ ${phone.failed} 发送失败`) : null].filter(Boolean));
     entry.el.classList.toggle("away", phone.status !== "active");
   }
   const json = JSON.stringify(phone.messages);
@@ -338,6 +374,7 @@ function render(data) {
   const phones = document.getElementById("phones");
   for (const phone of data.phones) renderPhone(phones, phone, hhmm);
   renderGroup(phones, data.group, hhmm);
+  renderFailures(data.failures);
 
   document.getElementById("leads").replaceChildren(...data.leads.map((l) =>
     h("tr", { dataset: { lead: l.id, status: l.status } }, h("td", {}, "#" + l.id),
