@@ -274,11 +274,12 @@ function renderFailures(f) {
   if (!el || !f) return;
   el.hidden = !(f.dead || f.retrying);
   el.className = "failures" + (f.dead ? " dead" : "");
-  el.replaceChildren(
+  el.replaceChildren(...[
     h("b", {}, f.dead ? `⚠ ${f.dead} 条发送失败` : `↻ ${f.retrying} 条重试中`),
     f.dead && f.retrying ? h("span", {}, ` · ${f.retrying} 条重试中`) : null,
     h("span", { class: "muted" }, " delivery failures · 见对应手机 / see the phones"),
-    h("ol", {}, (f.items || []).slice(0, 5).map((x) => h("li", {}, `${x.time} ${x.channel} → ${x.recipient || "群"}: ${x.error}`))));
+    h("ol", {}, (f.items || []).slice(0, 5).map((x) => h("li", {}, `${x.time} ${x.channel} → ${x.recipient || "群"}: ${x.error}`)))]
+    .filter(Boolean));
 }
 
 // ---- phones ----------------------------------------------------------------------------------
