@@ -238,7 +238,6 @@ class ActionService:
             if actor.platform != "h5":
                 # The H5 page of this lead has the evidence form: the refusal says where to go.
                 link = self.flow.buttons.link(lead.id, f"rep:{rep.id}", self.ctx.clock.now())
-                message = f"{message}\n{t('gate.supply_here', self.lang)} {link}"
             return ActionOutcome(False, "missing_evidence", message, lead.id, rep.id,
                                  data={"missing": list(result.missing), "stage": result.to_stage, "link": link})
         if result.outcome in ("stale", "not_next"):

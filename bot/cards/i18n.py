@@ -184,7 +184,7 @@ _CATALOGUE: dict[str, dict[str, str | dict[str, str]]] = {
     "error.merge_refused": {"zh": "无法合并到 {name}：客户已变更或被标记为不同客户",
                             "en": "Cannot merge into {name}: the customers changed or were marked different"},
     "error.undo_refused": {"zh": "无法撤销：之后又有合并，请先撤销那一次", "en": "Cannot undo: a later merge must be undone first"},
-    "gate.supply_here": {"zh": "在此补充资料：", "en": "Add it here:"},
+    "gate.supply_button": {"zh": "去补充", "en": "Add it"},
     # --- errors ---------------------------------------------------------------------------
     "error.token_expired": {"zh": "操作已过期，请在最新的卡片上重试",
                             "en": "This action has expired. Please use the latest card."},

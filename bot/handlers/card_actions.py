@@ -8,10 +8,14 @@ from typing import TYPE_CHECKING, Any
 from bot.actions.service import ActionOutcome, Actor
 from bot.cards.render_dingtalk import render_dingtalk_callback_reply
 from bot.cards.render_wecom import render_wecom_template_card
+from bot.cards.builders import build_notice_card
+from bot.cards.i18n import t
+from bot.cards.model import Button
 from bot.events import CardAction
 from bot.handlers import handles
 from crm_bridge.outbox import NewOutboxItem, remember_response_code
 from notifications.quiet_hours import REPLY
+from notifications.sender import dedupe_id
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -56,15 +60,32 @@ async def handle_tap_card(event: CardAction, ctx: "AppContext") -> TapAnswer:
 
 
 async def _tell_actor(ctx: "AppContext", event: CardAction, outcome: ActionOutcome) -> None:
-    """Refusals and missing evidence are said to the tapper in a message of their own."""
+    """Refusals and missing evidence are said to the tapper in a message of their own; a gate
+    refusal as a card whose 去补充 opens the H5 page with the evidence form."""
     outbox = ctx.services.get("outbox")
     if outbox is None:
         return
     digest = hashlib.sha256(f"{event.key}|{event.occurred_at.isoformat()}".encode()).hexdigest()[:24]
+    key = f"tap:{event.platform}:{event.actor_id}:{digest}"
+    link = str(outcome.data.get("link") or "")
+    flow = ctx.services.get("flow")
+    if link and flow is not None:
+        card = build_notice_card(outcome.message, lang=ctx.lang, link=link, tone="warning", card_ref=dedupe_id(key),
+                                 buttons=[Button(key="", text=t("gate.supply_button", ctx.lang), url=link)])
+        await outbox.enqueue(NewOutboxItem(key=key, channel=event.platform, kind="card", recipient=event.actor_id,
+                                           payload={**flow.payload_for(card, event.platform, event.actor_id),
+                                                    REPLY: True},
+                                           lead_id=outcome.lead_id, urgent=True))
+        _wake(ctx)
+        return
     await outbox.enqueue(NewOutboxItem(key=f"tap:{event.platform}:{event.actor_id}:{digest}", channel=event.platform,
                                        kind="text", recipient=event.actor_id,
                                        payload={"text": outcome.message, REPLY: True}, lead_id=outcome.lead_id,
                                        urgent=True))
+    _wake(ctx)
+
+
+def _wake(ctx: "AppContext") -> None:
     worker = ctx.services.get("delivery_worker")
     if worker is not None:
         worker.wake()

@@ -136,10 +136,11 @@ async def test_wecom_claimed_card_advances_and_a_gate_says_where(aiohttp_client,
     assert (await store.get_lead(lead["id"])).stage == "线索验证"
     await _tap(wecom, clock, "zhangsan", card, "advance")  # the next stage needs a budget
     await deliver(cli)
-    refusal = _texts(wecom, "zhangsan")[-1]
-    assert "预算" in refusal or "budget" in refusal
-    assert "http://leadbot.test/a/" in refusal  # the H5 page with the evidence form
-    link = refusal[refusal.index("http://leadbot.test"):].split()[0]
+    refusal = _cards(wecom, "zhangsan")[-1]["card"]
+    assert "预算" in str(refusal) or "budget" in str(refusal)
+    jump = refusal["jump_list"][0]  # 去补充: the H5 page with the evidence form
+    assert jump["title"] == "去补充" and refusal["card_action"]["url"] == jump["url"]
+    link = jump["url"]
     page = await cli.get(link[len("http://leadbot.test"):])
     assert page.status == 200 and 'name="evidence.budget"' in await page.text()
 
