@@ -457,12 +457,13 @@ class DingTalkSandbox:
         return dept
 
     def add_member(self, userid: str, name: str, dept_ids: Iterable[int] = (1,), *, mobile: str = "",
-                   leader_in: Iterable[int] = (), active: bool = True, title: str = "") -> dict[str, Any]:
+                   leader_in: Iterable[int] = (), active: bool = True, title: str = "",
+                   access_limited: bool = False) -> dict[str, Any]:
         """A member of the directory (v2/user/list); also a valid message recipient. DingTalk has
         no "left" state: a person who leaves is deleted (remove_member)."""
         member = {"userid": userid, "unionid": "u" + hashlib.sha1(userid.encode()).hexdigest()[:20], "name": name,
                   "dept_id_list": [int(d) for d in dept_ids], "leader_in": {int(d) for d in leader_in},
-                  "active": active, "title": title, "mobile": mobile}
+                  "active": active, "title": title, "mobile": mobile, "access_limited": access_limited}
         self.members[userid] = member
         self.users.add(userid)
         return member
@@ -520,11 +521,14 @@ class DingTalkSandbox:
             return self._answer(call, {"errcode": 400002, "errmsg": "无效的参数", "request_id": _rand(12)})
         if dept_id is None:
             return self._no_dept(call)
-        members = [m for m in self.members.values() if dept_id in m["dept_id_list"]]
+        # conformance D10 (suspected): staff with restricted visibility are listed only when
+        # the caller asks with contain_access_limit.
+        members = [m for m in self.members.values() if dept_id in m["dept_id_list"]
+                   and (not m["access_limited"] or body.get("contain_access_limit") is True)]
         page = members[cursor:cursor + size]
         listed = []
         for m in page:
-            user = {k: v for k, v in m.items() if k not in ("leader_in", "mobile")}
+            user = {k: v for k, v in m.items() if k not in ("leader_in", "mobile", "access_limited")}
             user["leader"] = dept_id in m["leader_in"]
             if m["mobile"]:
                 user.update(mobile=m["mobile"], state_code="86")

@@ -5,7 +5,10 @@ The renderers return message bodies without recipients: the platform adapter add
 quoted by WxJava, wechatpy and other SDKs ("建议不超过 N 个字" is a display width, so it is
 measured in 字 with Latin letters counting half):
 
-- template_card: main_title.title 26 字, main_title.desc 30 字, sub_title_text 112 字,
+- template_card (conformance W10, wecom/94888, suspected: a recent copy calls longer limits,
+  36/44/160/20/30/18, display recommendations; the reading that cannot lose a card is that the
+  older, stricter ones may be refused, so leadbot cuts to them and the sandbox refuses beyond):
+  main_title.title 26 字, main_title.desc 30 字, sub_title_text 112 字,
   source.desc 13 字, horizontal_content_list ≤6 items (keyname 5 字, value 26 字),
   jump_list ≤3 (title 13 字), button_list ≤6 (text 10 字, style 1–4, key ≤1024 B, unique),
   task_id [0-9A-Za-z_-@] ≤128 B (checked by the Card itself). text_notice needs card_action.
@@ -50,8 +53,10 @@ _HEADLINE_CHARS = 128
 _LABEL_CHARS = 40
 _LINE_CHARS = 300
 
-# WeCom only knows styles 1–4; which number is which colour is shown in WeCom's style gallery,
-# not in the API text, so this mapping is by eye: 1 filled (primary), 2 plain, 3 red-ish.
+# conformance W9 (wecom/94888, suspected): WeCom only knows styles 1–4, and its style gallery
+# leaves open which of 3/4 is the negative colour. Reading chosen: any of 1–4 is a valid style,
+# so neither can make WeCom refuse the card (the sandbox refuses anything else); the button's
+# words carry its meaning, never the colour. 1 filled (primary), 2 plain, 3 red-ish.
 _STYLE = {"primary": 1, "default": 2, "danger": 3}
 # source.desc_color: 0 grey, 1 black, 2 red, 3 green.
 _TONE_COLOUR = {"normal": 0, "warning": 1, "alert": 2, "good": 3}

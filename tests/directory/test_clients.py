@@ -50,3 +50,17 @@ async def test_dingtalk_departments_and_paged_members(dingtalk, clock) -> None:
         assert str(e.value.code) == "60003"
     finally:
         await client.close()
+
+
+async def test_dingtalk_access_restricted_staff_are_listed(dingtalk, clock) -> None:
+    """conformance D10 (suspected reading): user/list leaves out staff with restricted visibility
+    unless asked with contain_access_limit; leadbot always asks, so directory sync never takes
+    them for people who left."""
+    dingtalk.add_member("dt_hidden", "保密成员", [20], access_limited=True)
+    client = DingTalkClient(DingTalkSettings(**dingtalk.dingtalk_settings()), clock=clock)
+    try:
+        members = await client.list_department_users(20)
+        assert "dt_hidden" in {m["userid"] for m in members}
+        assert all(c.body.get("contain_access_limit") is True for c in dingtalk.calls_to("/topapi/v2/user/list"))
+    finally:
+        await client.close()

@@ -648,8 +648,13 @@ class DingTalkClient(OwnedSession):
         cursor: Any = 0
         seen: set[Any] = set()
         while True:
+            # conformance D10 (dt/queries-the-complete-information-of-a-department-user,
+            # suspected): without contain_access_limit, staff whose visibility is restricted may
+            # be left out, and directory sync would take them for people who left. Reading
+            # chosen: always ask for them (the sandbox leaves them out unless asked).
             data = await self._call("POST", "oapi", "/topapi/v2/user/list",
-                                    body={"dept_id": int(dept_id), "cursor": cursor, "size": min(page_size, 100)})
+                                    body={"dept_id": int(dept_id), "cursor": cursor, "size": min(page_size, 100),
+                                          "contain_access_limit": True})
             result = data.get("result") if isinstance(data.get("result"), dict) else {}
             users += [u for u in result.get("list") or [] if isinstance(u, dict)]
             cursor = result.get("next_cursor")
