@@ -8,13 +8,14 @@ the flow degrades (e.g. no router: the lead waits in the pool) instead of failin
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from bot.actions.buttons import ButtonFactory, actions_for
-from bot.cards.builders import build_claimed_card, build_lead_card, build_notice_card, build_pool_card
+from bot.cards.builders import (build_claimed_card, build_escalation_card, build_lead_card, build_notice_card,
+                                build_pool_card, build_reassigned_card, build_reminder_card)
 from bot.cards.i18n import t
-from bot.cards.model import Card
+from bot.cards.model import Card, headline
 from bot.cards.render_dingtalk import render_dingtalk_card
 from bot.cards.render_text import render_text
 from bot.cards.render_wecom import render_wecom_template_card
@@ -22,12 +23,25 @@ from bot.cards.views import LeadCardView
 from bot.lead_views import lead_card_view
 from bot.lookup import LOOKUP
 from crm_bridge import dto
-from crm_bridge.outbox import NewOutboxItem
+from crm_bridge.lead_status import CLOSED as CLOSED_STATUSES
+from crm_bridge.outbox import CardRecord, NewOutboxItem
 from notifications.quiet_hours import CALENDAR_TEAM, ON_DUTY, REPLY
 from notifications.sender import dedupe_id
 
 if TYPE_CHECKING:
     from bot.context import AppContext
+
+
+# Copies whose purpose is to offer the lead (or show who has it): redrawn by Flow.card_for.
+OFFER_KINDS = ("lead", "claimed", "pool", "reassigned", "card")
+
+
+def shown_on(card: Card, platform: str) -> str:
+    """What a copy shows, as a digest: a change that leaves it as it is sends no update. On WeCom
+    (one update per response_code) only the headline counts (title, subtitle, state, which
+    buttons), so a field changing (a stage name) does not spend the only code an untapped copy
+    has; on DingTalk (updates are free) every field counts."""
+    return headline(card, with_fields=platform != "wecom")
 
 
 def channel_of(rep: dto.Rep) -> tuple[str, str] | None:
@@ -50,8 +64,15 @@ class Flow:
 
     # ---- outbound helpers --------------------------------------------------------------------
 
-    def payload_for(self, card: Card, channel: str, userid: str) -> dict[str, Any]:
-        payload: dict[str, Any] = {"text": render_text(card, self.lang), "link": card.link}
+    def payload_for(self, card: Card, channel: str, userid: str,
+                    meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A card row's payload. ``card_kind`` (the copy's purpose), ``shown`` and ``meta`` go
+        into the copy registry when the card is delivered, so later changes redraw it for the
+        same purpose."""
+        payload: dict[str, Any] = {"text": render_text(card, self.lang), "link": card.link,
+                                   "card_kind": card.kind, "shown": shown_on(card, channel)}
+        if meta:
+            payload["meta"] = dict(meta)
         if channel == "wecom":
             payload["wecom_card"] = render_wecom_template_card(card)
         else:
@@ -63,6 +84,15 @@ class Flow:
     def _mark_team(self, payload: dict[str, Any], rep: dto.Rep) -> None:
         if rep.team and rep.team in self.ctx.settings.calendar.teams:
             payload[CALENDAR_TEAM] = rep.team  # quiet hours by the rep's team's own calendar
+
+    def update_payload(self, card: Card, platform: str, recipient: str, *, response_code: str = "") -> dict[str, Any]:
+        """A card_update row's payload for one delivered copy (its card_ref is the card's):
+        WeCom's whole new card with the code it spends, DingTalk's card data by outTrackId."""
+        if platform == "wecom":
+            wecom_card = render_wecom_template_card(card, for_update=True)
+            wecom_card["task_id"] = card.card_ref
+            return {"response_code": response_code, "wecom_card": wecom_card}
+        return {"out_track_id": card.card_ref, **_card_data(render_dingtalk_card(card, [recipient]))}
 
     async def _enqueue(self, items: Sequence[NewOutboxItem]) -> None:
         outbox = self.ctx.services.get("outbox")
@@ -91,6 +121,15 @@ class Flow:
             names = await self.ctx.services["lead_actions"].rep_names([lead.owner_id] if lead.owner_id else [])
             return build_claimed_card(view, claimer_name=names.get(lead.owner_id or 0, ""), now=now,
                                       lang=self.lang, link=link, card_ref=card_ref)
+        if (lead.claimed_at is None and lead.owner_id not in (None, rep.id)
+                and lead.status not in CLOSED_STATUSES):
+            # Offered to someone else now (passed on, reassigned, given out of the pool): nobody
+            # claimed it, so the card says who has it, never "claimed by".
+            names = await self.ctx.services["lead_actions"].rep_names([lead.owner_id or 0])
+            return build_reassigned_card(replace(view, state="reassigned"),
+                                         from_name=t("value.pool", self.lang) if pool else rep.name,
+                                         to_name=names.get(lead.owner_id or 0, "?"), now=now, lang=self.lang,
+                                         link=link, card_ref=card_ref, state="reassigned")
         if mine:
             return build_claimed_card(view, claimer_name=rep.name, now=now, lang=self.lang,
                                       claimed_by_viewer=True, buttons=keys, link=link, card_ref=card_ref)
@@ -125,14 +164,76 @@ class Flow:
         await self._enqueue(items)
         return len(items)
 
-    async def update_copies(self, lead: dto.Lead, reason: str, *, skip: tuple[str, str] | None = None) -> None:
-        """Every delivered copy of the lead's card, on both platforms, shows the lead as it is now.
-        `skip` is (platform, card_ref) of the copy the tap itself answers synchronously."""
+    async def outcome_for(self, lead: dto.Lead, viewer: dto.Rep, *, had_it: int | None = None) -> tuple[str, str]:
+        """(what happened, card state) for a view the lead has moved past: claimed (by the viewer
+        or someone else), handed to someone else, back in the pool, closed. ``had_it`` is the rep
+        the view was about (the escalated owner, the reminded rep)."""
+        if lead.status in CLOSED_STATUSES:
+            return t(f"state.{'merged' if lead.status == 'merged' else 'closed'}", self.lang), (
+                "merged" if lead.status == "merged" else "closed")
+        names = await self.ctx.services["lead_actions"].rep_names([lead.owner_id] if lead.owner_id else [])
+        owner = names.get(lead.owner_id or 0, "?")
+        if lead.claimed_at is not None:
+            if lead.owner_id == viewer.id:
+                return t("outcome.you_claimed", self.lang), "claimed"
+            return t("claimed.by", self.lang, name=owner), "claimed"
+        if lead.owner_id is None:
+            return t("outcome.pooled", self.lang), "reassigned"
+        if had_it is not None and lead.owner_id != had_it:
+            return t("result.reassigned", self.lang, name=owner), "reassigned"
+        return t("outcome.assigned_to", self.lang, name=owner), "reassigned"
+
+    async def card_for_copy(self, lead: dto.Lead, rep: dto.Rep, copy: CardRecord, *,
+                            view: LeadCardView | None = None) -> Card | None:
+        """The copy redrawn to the lead as it is now, keeping its purpose: an offer shows the
+        lead (or who has it now), a reminder stays a reminder and an escalation an escalation,
+        each saying what happened. None for purposes this does not redraw (merge suggestions,
+        notices): those copies are left alone."""
+        kind = copy.card_kind
+        if kind in OFFER_KINDS:
+            return await self.card_for(lead, rep, pool=kind == "pool", card_ref=copy.card_ref, view=view)
+        if kind not in ("reminder", "escalation"):
+            return None
+        now = self.ctx.clock.now()
+        view = view or await self.view_for(lead)
+        audience = f"rep:{rep.id}"
+        link = self.buttons.link(lead.id, audience, now)
+        open_ = lead.status not in CLOSED_STATUSES and lead.claimed_at is None
+        if kind == "reminder":
+            if open_ and lead.owner_id == rep.id:
+                keys = self.buttons.keys(lead, audience, ("claim", "snooze"), now)
+                return build_reminder_card(view, now=now, lang=self.lang, buttons=keys, link=link,
+                                           card_ref=copy.card_ref)
+            outcome, state = await self.outcome_for(lead, rep, had_it=rep.id)
+            return build_reminder_card(view, now=now, lang=self.lang, link=link, card_ref=copy.card_ref,
+                                       claimed_by_viewer=lead.claimed_at is not None and lead.owner_id == rep.id,
+                                       outcome=outcome, state=state)
+        escalated = copy.meta.get("owner_id")
+        escalated_id = int(escalated) if isinstance(escalated, int) or str(escalated).isdigit() else None
+        names = await self.ctx.services["lead_actions"].rep_names([escalated_id] if escalated_id else [])
+        shown = replace(view, owner_name=names.get(escalated_id or 0, ""), sla_due_at=_when(copy.meta.get("due")))
+        if open_ and lead.owner_id == escalated_id:
+            keys = self.buttons.keys(lead, audience, ("reassign",), now)
+            return build_escalation_card(shown, now=now, lang=self.lang, buttons=keys, link=link,
+                                         card_ref=copy.card_ref)
+        outcome, state = await self.outcome_for(lead, rep, had_it=escalated_id)
+        return build_escalation_card(shown, now=now, lang=self.lang, link=link, card_ref=copy.card_ref,
+                                     outcome=outcome, state=state)
+
+    async def update_copies(self, lead: dto.Lead, reason: str, *, skip: tuple[str, str] | None = None,
+                            taken_from: dto.Rep | None = None) -> None:
+        """Every delivered copy of the lead's card, on both platforms, redrawn to the lead as it is
+        now for its own purpose, within each platform's rules (reference/conformance.md W1):
+        DingTalk by outTrackId, as often as needed; WeCom only with the copy's unspent code
+        younger than 72 h, spent here (one conditional UPDATE) and only when the copy's headline
+        changes. A copy that cannot be updated is left alone; when the change took the lead
+        from its recipient (``taken_from``), they get a message instead.
+        `skip` is (platform, card_ref) of the copy the tap itself answers."""
         outbox = self.ctx.services.get("outbox")
         if outbox is None:
             return
         copies = await outbox.cards_for_lead(lead.id)
-        if not copies:
+        if not copies and taken_from is None:
             return
         reps_by_user: dict[tuple[str, str], dto.Rep] = {}
         for rep in await self.ctx.store.list_reps():
@@ -140,29 +241,57 @@ class Flow:
                 reps_by_user[("wecom", rep.wecom_userid)] = rep
             if rep.dingtalk_userid:
                 reps_by_user[("dingtalk", rep.dingtalk_userid)] = rep
+        now = self.ctx.clock.now()
         items = []
         view: LeadCardView | None = None
+        told_taken = False
+        notice = ""
+        if taken_from is not None:
+            outcome, _ = await self.outcome_for(lead, taken_from, had_it=taken_from.id)
+            notice = t("notice.taken", self.lang, name=lead.name or lead.company or f"#{lead.id}", outcome=outcome)
         for copy in copies:
             rep = reps_by_user.get((copy.platform, copy.recipient))
-            if rep is None or (copy.platform, copy.card_ref) == skip:
+            if rep is None:
+                continue
+            if (copy.platform, copy.card_ref) == skip:
+                told_taken = told_taken or (taken_from is not None and rep.id == taken_from.id)
                 continue
             view = view or await self.view_for(lead)
-            card = await self.card_for(lead, rep, card_ref=copy.card_ref, view=view)
+            card = await self.card_for_copy(lead, rep, copy, view=view)
+            if card is None:
+                continue
+            shown = shown_on(card, copy.platform)
+            if shown == copy.shown:
+                told_taken = told_taken or (taken_from is not None and rep.id == taken_from.id)
+                continue
+            code = ""
             if copy.platform == "wecom":
-                if not copy.response_code:
-                    continue  # no code left to update this copy with (WeCom codes are single-use)
-                payload: dict[str, Any] = {"response_code": copy.response_code,
-                                           "wecom_card": render_wecom_template_card(card, for_update=True)}
-                payload["wecom_card"]["task_id"] = copy.card_ref
-            else:
-                payload = {"out_track_id": copy.card_ref, **_card_data(render_dingtalk_card(card, [copy.recipient]))}
+                code = copy.usable_code(now)
+                if not code or copy.id is None or not await outbox.take_code(copy.id, code, now, shown):
+                    continue  # no code left: WeCom would refuse; the copy stays as it was
+            elif copy.id is not None:
+                await outbox.set_shown(copy.id, shown, now)
+            payload = self.update_payload(card, copy.platform, copy.recipient, response_code=code)
+            if taken_from is not None and rep.id == taken_from.id:
+                told_taken = True
+                payload["notice"] = notice  # said as a message if the platform refuses the update
             items.append(NewOutboxItem(key=f"lead:{lead.id}:v{lead.version}:{reason}:{copy.platform}:{copy.card_ref}",
                                        channel=copy.platform, kind="card_update", recipient=copy.recipient,
                                        payload=payload, rep_id=rep.id, lead_id=lead.id, urgent=True))
+        if taken_from is not None and not told_taken:
+            # None of their copies could show it (no WeCom code left): the change is theirs to
+            # know, so it comes as a message of its own.
+            where = channel_of(taken_from)
+            if where is not None:
+                items.append(NewOutboxItem(key=f"lead:{lead.id}:v{lead.version}:{reason}:taken:{taken_from.id}",
+                                           channel=where[0], kind="text", recipient=where[1],
+                                           payload={"text": notice}, rep_id=taken_from.id, lead_id=lead.id,
+                                           urgent=True))
         await self._enqueue(items)
 
     async def notify(self, rep: dto.Rep, key: str, card: Card, *, urgent: bool = False,
-                     lead_id: int | None = None, reply: bool = False) -> None:
+                     lead_id: int | None = None, reply: bool = False,
+                     meta: Mapping[str, Any] | None = None) -> None:
         """`reply`: the message answers the rep's own action, so quiet hours never hold it."""
         where = channel_of(rep)
         if where is None:
@@ -174,7 +303,7 @@ class Flow:
         else:
             if not card.card_ref:
                 card = replace(card, card_ref=dedupe_id(key))
-            kind, payload = "card", self.payload_for(card, channel, userid)
+            kind, payload = "card", self.payload_for(card, channel, userid, meta)
         if reply:
             payload[REPLY] = True
         self._mark_team(payload, rep)
@@ -230,15 +359,17 @@ class Flow:
         await self.update_copies(lead, "claimed", skip=skip)
         return await self.card_for(lead, rep)
 
-    async def after_pass(self, lead: dto.Lead, rep: dto.Rep, reason: str) -> None:
+    async def after_pass(self, lead: dto.Lead, rep: dto.Rep, reason: str,
+                         skip: tuple[str, str] | None = None) -> None:
         ladder = self.ctx.services.get("ladder")
         if ladder is not None:
             await ladder.cancel(lead, "passed")
-        await self.update_copies(lead, "passed")
         router = self.ctx.services.get("router")
         if router is not None:
             decision = await router.next_candidate(lead.id, exclude=[rep.id], reason=reason)
             await self.after_routing(lead.id, decision)
+        # After routing: the copies show where the lead went (not a claimable lead in between).
+        await self.update_copies(await self.ctx.store.get_lead(lead.id) or lead, "passed", skip=skip)
 
     async def after_advance(self, lead: dto.Lead, rep: dto.Rep, from_stage: str, to_stage: str,
                             skip: tuple[str, str] | None = None) -> Card | None:
@@ -266,7 +397,8 @@ class Flow:
         target = await self.ctx.store.get_rep(to_rep_id)
         if updated is None or target is None:
             return None
-        await self.update_copies(updated, "reassigned")
+        previous = await self.ctx.store.get_rep(lead.owner_id) if lead.owner_id and lead.owner_id != to_rep_id else None
+        await self.update_copies(updated, "reassigned", taken_from=previous)
         await self.offer(updated, [target], round_=f"re{updated.version}")
         ladder = self.ctx.services.get("ladder")
         if ladder is not None:
@@ -317,6 +449,16 @@ class Flow:
 
     async def tell(self, rep: dto.Rep, key: str, title: str, body: str = "", *, urgent: bool = False) -> None:
         await self.notify(rep, key, build_notice_card(title, body, lang=self.lang), urgent=urgent)
+
+
+def _when(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
 def _card_data(rendered: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ crash never sends twice."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Mapping
 
 from bot.actions.buttons import BUTTON_TTL
@@ -89,17 +90,20 @@ class SlaActions:
                     await self._tell_sidelined(manager, owner, lead, f"{timer_key}:sidelined:{owner.id}")
         manager = await self._manager_of(owner, lead)
         now = self.ctx.clock.now()
-        view = await lead_card_view(self.ctx, lead, sla_due_at=await self.flow._sla_due(lead))
+        # The escalation is about the deadline this step marks, which has just passed: its card
+        # says how late the owner is, not the countdown to the next step.
+        view = await lead_card_view(self.ctx, lead, sla_due_at=now)
         if owner is not None:
-            view = view.__class__(**{**{f: getattr(view, f) for f in view.__dataclass_fields__},
-                                     "owner_name": owner.name})
+            view = replace(view, owner_name=owner.name)
         if manager is not None:
             key = f"{timer_key}:dm:{manager.id}"
             audience = f"rep:{manager.id}"
             card = build_escalation_card(view, now=now, lang=self.lang, card_ref=dedupe_id(key),
                                          buttons=self.flow.buttons.keys(lead, audience, ("reassign",), now),
                                          link=self.flow.buttons.link(lead.id, audience, now))
-            await self.flow.notify(manager, key, card, urgent=True, lead_id=lead.id)
+            # What later redraws keep: whose lead it was and the deadline that was missed.
+            await self.flow.notify(manager, key, card, urgent=True, lead_id=lead.id,
+                                   meta={"owner_id": owner.id if owner else None, "due": now.isoformat()})
         await self._group_post(f"{timer_key}:group", build_escalation_card(view, now=now, lang=self.lang))
 
     async def _tell_sidelined(self, manager: dto.Rep, owner: dto.Rep, lead: dto.Lead, key: str) -> None:
@@ -121,9 +125,10 @@ class SlaActions:
             lead_id, exclude=[owner.id] if owner else [], reason="sla_reassign")
         if not getattr(decision, "applied", True):
             return
-        await self.flow.update_copies(lead, f"sla-reassign-{timer_key}")
         await self.flow.after_routing(lead_id, decision, start_ladder=False)
         fresh = await self.ctx.store.get_lead(lead_id)
+        if fresh is not None:
+            await self.flow.update_copies(fresh, f"sla-reassign-{timer_key}", taken_from=owner)
         ladder = self.ctx.services.get("ladder")
         if ladder is not None and fresh is not None and fresh.owner_id:
             # The new owner's steps join this cycle; its single pool deadline stays where it was.
@@ -132,10 +137,11 @@ class SlaActions:
             await ladder.start(fresh, cycle=payload, team=owner.team if owner else "")
 
     async def return_to_pool(self, lead_id: int, timer_key: str, payload: Mapping[str, Any]) -> None:
+        _, owner = await self._lead_and_owner(lead_id)
         lead = await self.ctx.services["lead_actions"].to_pool(lead_id, f"timer:{timer_key}")
         if lead is None:
             return
-        await self.flow.update_copies(lead, f"pool-{timer_key}")
+        await self.flow.update_copies(lead, f"pool-{timer_key}", taken_from=owner)
         await self.flow.after_routing(lead_id, None)
         ladder = self.ctx.services.get("ladder")
         if ladder is not None:

@@ -292,6 +292,15 @@ class CardCopy(Base):
     card_ref: Mapped[str] = mapped_column(String(256), index=True)  # task_id | outTrackId
     msgid: Mapped[str] = mapped_column(String(128), default="")
     response_code: Mapped[str] = mapped_column(String(256), default="")
+    # WeCom: a response_code updates a card once, within 72 h (conformance W1). When the newest
+    # code arrived (send answer or tap) and when it was spent; NULL spent = still usable.
+    code_issued_at: Mapped[datetime | None]
+    code_spent_at: Mapped[datetime | None]
+    # A digest of what the copy shows now (bot.flow.headline), so a change that leaves the copy's
+    # headline as it is does not spend a WeCom code.
+    shown: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # The view's own facts, e.g. whose lead an escalation was about and the deadline it missed.
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     state: Mapped[str] = mapped_column(String(32), default="open")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -4,7 +4,9 @@ States: ``pending`` (waiting for ``next_attempt_at``) -> ``sending`` (leased by 
 ``next_attempt_at``, which doubles as the lease expiry) -> ``sent`` | ``pending`` (retry) |
 ``dead`` | ``rolled_up`` (folded into a digest row named in ``result.rolled_into``) |
 ``fallback`` (replaced by another row, named in ``result.superseded_by``: the text copy of a card
-the client cannot show, or the same message on the rep's other platform).
+the client cannot show, or the same message on the rep's other platform) | ``skipped`` (a card
+update the platform refused because the copy can no longer be updated: the copy is left as it
+was, which is what the platform allows, not a delivery failure).
 
 A leased row whose worker crashed comes back by itself when the lease expires, and is then
 handed out with ``redelivery=True``, as is a row whose earlier attempt failed (a timeout may
@@ -40,7 +42,10 @@ from crm_bridge.send_budget import confirm_in
 from leadbot.clock import Clock, SystemClock, utc
 
 DELIVERY_PROFILES = ("card", "text", "both", "auto")
-OUTBOX_STATES = ("pending", "sending", "sent", "dead", "rolled_up", "fallback")
+OUTBOX_STATES = ("pending", "sending", "sent", "dead", "rolled_up", "fallback", "skipped")
+# WeCom: a response_code updates a card once and only within 72 h (wecom/94888, wecom/94945;
+# reference/conformance.md W1).
+RESPONSE_CODE_TTL = timedelta(hours=72)
 DEAD_INCIDENT_KEY = "outbox.dead_incident"
 
 
@@ -107,6 +112,18 @@ class CardRecord:
     lead_id: int | None = None
     msgid: str = ""
     response_code: str = ""
+    id: int | None = None
+    code_issued_at: datetime | None = None
+    code_spent_at: datetime | None = None
+    shown: str = ""  # digest of what the copy shows (bot.flow.headline)
+    meta: Mapping[str, Any] = field(default_factory=dict)  # the view's own facts
+
+    def usable_code(self, now: datetime) -> str:
+        """The copy's WeCom response_code when it may still update the copy: unspent and younger
+        than 72 h (a code whose age is unknown counts as too old)."""
+        if not self.response_code or self.code_spent_at is not None or self.code_issued_at is None:
+            return ""
+        return self.response_code if now - self.code_issued_at < RESPONSE_CODE_TTL else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +393,10 @@ class OutboxRepo:
                 await conn.execute(_ADD_CARD, dict(
                     lead_id=card.lead_id, card_kind=card.card_kind[:32], platform=card.platform[:16],
                     recipient=card.recipient[:256], card_ref=card.card_ref[:256], msgid=card.msgid[:128],
-                    response_code=card.response_code[:256], state="open", created_at=now, updated_at=now))
+                    response_code=card.response_code[:256],
+                    code_issued_at=now if card.response_code else None, code_spent_at=None,
+                    shown=card.shown[:64], meta=dict(card.meta) or None,
+                    state="open", created_at=now, updated_at=now))
         return True
 
     async def mark_retry(self, entry: OutboxEntry, error: str, next_at: datetime) -> bool:
@@ -511,13 +531,51 @@ class OutboxRepo:
         async with self.engine.connect() as conn:
             return await _sends(conn, since, wanted, uncounted_kinds)
 
+    async def mark_skipped(self, entry: OutboxEntry, error: str) -> bool:
+        """A card update the platform refused because the copy cannot be updated any more."""
+        async with self.engine.begin() as conn:
+            done = await conn.execute(_FENCED, {**_fence(entry), "state": "skipped", "last_error": error[:2000],
+                                                "result": {"skipped": True}})
+            return done.rowcount == 1
+
     async def cards_for_lead(self, lead_id: int) -> list[CardRecord]:
         async with self.sessions() as session:
             rows = (await session.execute(select(CardCopy).where(CardCopy.lead_id == lead_id)
                                           .order_by(CardCopy.id))).scalars().all()
-            return [CardRecord(card_kind=r.card_kind, platform=r.platform, recipient=r.recipient,
-                               card_ref=r.card_ref, lead_id=r.lead_id, msgid=r.msgid,
-                               response_code=r.response_code) for r in rows]
+            return [_card_record(r) for r in rows]
+
+    async def card_copy(self, platform: str, card_ref: str, recipient: str) -> CardRecord | None:
+        """The delivered copy a tap came from (its card_ref and the tapper)."""
+        async with self.sessions() as session:
+            row = (await session.execute(select(CardCopy).where(
+                CardCopy.platform == platform, CardCopy.card_ref == card_ref, CardCopy.recipient == recipient)
+                .order_by(CardCopy.id.desc()).limit(1))).scalar_one_or_none()
+            return _card_record(row) if row is not None else None
+
+    async def take_code(self, card_id: int, code: str, now: datetime, shown: str | None = None) -> bool:
+        """Spends the copy's response_code for one update, if it is still the copy's newest code,
+        unspent and younger than 72 h: one conditional UPDATE, so two changes racing for the
+        same copy never both use its code. ``shown`` records what the update will show."""
+        values: dict[str, Any] = {"code_spent_at": now, "updated_at": now}
+        if shown is not None:
+            values["shown"] = shown[:64]
+        async with self.engine.begin() as conn:
+            done = await conn.execute(update(CardCopy).where(
+                CardCopy.id == card_id, CardCopy.response_code == code, CardCopy.code_spent_at.is_(None),
+                CardCopy.code_issued_at > now - RESPONSE_CODE_TTL).values(**values))
+            return done.rowcount == 1
+
+    async def set_shown(self, card_id: int, shown: str, now: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(CardCopy).where(CardCopy.id == card_id)
+                               .values(shown=shown[:64], updated_at=now))
+
+    async def spend_code(self, platform: str, card_ref: str, recipient: str, code: str, now: datetime) -> None:
+        """The platform refused an update with this code: it is no use any more."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(CardCopy).where(
+                CardCopy.platform == platform, CardCopy.card_ref == card_ref, CardCopy.recipient == recipient,
+                CardCopy.response_code == code, CardCopy.code_spent_at.is_(None)).values(code_spent_at=now))
 
     # ---- reps: delivery profile and contacts -------------------------------------------------
 
@@ -546,6 +604,13 @@ class OutboxRepo:
             return done.rowcount == 1
 
 
+def _card_record(r: Any) -> CardRecord:
+    return CardRecord(card_kind=r.card_kind, platform=r.platform, recipient=r.recipient, card_ref=r.card_ref,
+                      lead_id=r.lead_id, msgid=r.msgid, response_code=r.response_code, id=r.id,
+                      code_issued_at=r.code_issued_at, code_spent_at=r.code_spent_at, shown=r.shown or "",
+                      meta=dict(r.meta or {}))
+
+
 def _leased(e: OutboxEntry, lease_until: datetime) -> OutboxEntry:
     return OutboxEntry(
         id=e.id, idempotency_key=e.idempotency_key, channel=e.channel, kind=e.kind, recipient=e.recipient,
@@ -556,12 +621,13 @@ def _leased(e: OutboxEntry, lease_until: datetime) -> OutboxEntry:
 
 async def remember_response_code(engine: AsyncEngine, card_ref: str, recipient: str, response_code: str,
                                  now: datetime) -> bool:
-    """WeCom response codes are single-use: every tap brings a fresh one for that copy, which the
-    next update of that copy must use."""
+    """WeCom response codes are single-use: every tap brings a fresh one for that copy (valid
+    72 h from now), which the next update of that copy must use."""
     if not card_ref or not response_code:
         return False
     async with engine.begin() as conn:
         done = await conn.execute(update(CardCopy).where(CardCopy.card_ref == card_ref,
                                                          CardCopy.recipient == recipient)
-                                  .values(response_code=response_code, updated_at=now))
+                                  .values(response_code=response_code, code_issued_at=now, code_spent_at=None,
+                                          updated_at=now))
         return done.rowcount > 0

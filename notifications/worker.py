@@ -441,11 +441,14 @@ class DeliveryWorker:
             ids = {**dict(result.platform_ids), "form": form}
             card = None
             if form == "card":
+                meta = e.payload.get("meta")
                 card = CardRecord(card_kind=str(e.payload.get("card_kind") or ("digest" if e.payload.get("digest") else e.kind)),
                                   platform=PLATFORM_OF.get(e.channel, e.channel), recipient=e.recipient,
                                   card_ref=str(ids.get("task_id") or ids.get("outTrackId") or msg.dedupe_id),
                                   lead_id=e.lead_id, msgid=str(ids.get("msgid") or ""),
-                                  response_code=str(ids.get("response_code") or ""))
+                                  response_code=str(ids.get("response_code") or ""),
+                                  shown=str(e.payload.get("shown") or ""),
+                                  meta=dict(meta) if isinstance(meta, dict) else {})
             if await self.repo.mark_sent(e, ids, card, reservation=slot):
                 self.metrics.sent.labels(e.channel, form).inc()
             else:
@@ -497,6 +500,9 @@ class DeliveryWorker:
                 self.metrics.fallbacks.labels(e.channel, "text").inc()
                 self.wake()
             return
+        if e.kind == "card_update":
+            await self._update_refused(e, error)
+            return
         alt = self._other_platform(e, rep)
         if alt is not None:
             if await self.repo.supersede(e, alt, error):
@@ -530,6 +536,27 @@ class DeliveryWorker:
                                  recipient=e.recipient, payload={**e.payload, "via": "robot"}, rep_id=e.rep_id,
                                  lead_id=e.lead_id, urgent=e.urgent)
         return self._other_platform(e, rep)
+
+    async def _update_refused(self, e: OutboxEntry, error: str) -> None:
+        """A copy the platform will not update (its code spent or too old, the card gone): the copy
+        is left as it is, which is all the platform allows; when the change concerns the
+        recipient, the producer put a message for them in ``notice`` and it goes out instead.
+        Never a dead letter: nothing was lost that a retry could deliver."""
+        code = str(e.payload.get("response_code") or "")
+        card_ref = str((e.payload.get("wecom_card") or {}).get("task_id") or e.payload.get("out_track_id") or "")
+        if code and card_ref:
+            await self.repo.spend_code(PLATFORM_OF.get(e.channel, e.channel), card_ref, e.recipient, code,
+                                       self.clock.now())
+        notice = e.payload.get("notice")
+        if isinstance(notice, str) and notice:
+            item = NewOutboxItem(key=f"{e.idempotency_key}:notice", channel=e.channel, kind="text",
+                                 recipient=e.recipient, payload={"text": notice}, rep_id=e.rep_id,
+                                 lead_id=e.lead_id, urgent=e.urgent)
+            if await self.repo.supersede(e, item, error):
+                self.wake()
+            return
+        await self.repo.mark_skipped(e, error)
+        self.log.info("outbox.update_skipped", key=e.idempotency_key, channel=e.channel, error=error[:200])
 
     # ---- dead-letter -------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import hmac
 import json
 import secrets
 import string
+import time
 import urllib.parse
 import uuid
 from collections import defaultdict, deque
@@ -131,6 +132,7 @@ class CallbackResult:
 
 class DingTalkSandbox:
     TOKEN_TTL = 7200
+    CARD_ANSWER_WINDOW = 2.0
     CUSTOM_ROBOT_PER_MINUTE = 20
     CUSTOM_ROBOT_BLOCK = timedelta(minutes=10)
 
@@ -171,6 +173,12 @@ class DingTalkSandbox:
         self.sessions: dict[str, tuple[str, datetime]] = {}  # session -> (conversation, expiry)
         self.session_replies: list[dict[str, Any]] = []
         self.cards: dict[str, CardInstance] = {}
+        # A card callback's answer counts only inside DingTalk's 2 s (dt/event-callback-card;
+        # conformance D4): measured on the real round trip plus ``callback_latency``, so a test can
+        # make leadbot "slow" without sleeping. Switch off with enforce_answer_window = False.
+        self.enforce_answer_window = True
+        self.callback_latency = 0.0
+        self.late_answers: list[dict[str, Any]] = []
         self.crm_records: dict[str, dict[str, Any]] = {}  # instance id -> record (see seed_crm_customer)
         self.card_callbacks: dict[str, tuple[str, str]] = {}  # route key -> (url, apiSecret)
         self.fail_next: list[tuple[str, int, Any]] = []  # (path, status, body) injected answers
@@ -1020,10 +1028,20 @@ class DingTalkSandbox:
         headers = {"Content-Type": "application/json", "x-ddpaas-signature-timestamp": ts,
                    "x-ddpaas-signature": sign if sign is not None else hmac_b64(key_secret, ts)}
         body = self.card_tap_body(out_track_id, user_id, key=key, action_id=action_id, params=params)
+        started = time.monotonic()
         status, resp = await self._post(url, data=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
         if status == 200 and isinstance(resp, dict) and card is not None:
-            self.apply_callback_response(card, user_id, resp)
+            self._answer_in_time(card, user_id, resp, time.monotonic() - started)
         return CallbackResult(status, resp)
+
+    def _answer_in_time(self, card: CardInstance, user_id: str, resp: Mapping[str, Any], elapsed: float) -> None:
+        elapsed += self.callback_latency
+        if self.enforce_answer_window and elapsed > self.CARD_ANSWER_WINDOW:
+            if any(k in resp for k in ("cardData", "userPrivateData")):
+                self.late_answers.append({"out_track_id": card.out_track_id, "user_id": user_id,
+                                          "elapsed": elapsed})
+            return  # too late: the card stays as it was until the update API changes it
+        self.apply_callback_response(card, user_id, resp)
 
     def apply_callback_response(self, card: CardInstance, user_id: str, resp: Mapping[str, Any]) -> None:
         if not any(k in resp for k in ("cardData", "userPrivateData")):
@@ -1115,12 +1133,14 @@ class DingTalkSandbox:
         return await self.push_frame(self.stream_callback_frame(ROBOT_TOPIC, self.robot_body(sender_staff_id, text, **kw)))
 
     async def stream_tap_card(self, out_track_id: str, user_id: str, **kw: Any) -> dict[str, Any]:
+        started = time.monotonic()
         ack = await self.push_frame(self.stream_callback_frame(CARD_TOPIC, self.card_tap_body(out_track_id, user_id, **kw)))
+        elapsed = time.monotonic() - started
         card = self.cards.get(out_track_id)
         try:
             response = json.loads(ack.get("data") or "{}").get("response")
         except (ValueError, AttributeError):
             response = None
         if card is not None and isinstance(response, dict):
-            self.apply_callback_response(card, user_id, response)
+            self._answer_in_time(card, user_id, response, elapsed)
         return ack

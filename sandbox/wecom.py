@@ -25,6 +25,7 @@ import itertools
 import json
 import secrets
 import string
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -48,7 +49,10 @@ INVALID_USERID = 40003
 INVALID_MSGTYPE = 40008
 BAD_CORPID = 40013
 INVALID_TOKEN = 40014
-INVALID_PARAMETER = 40035  # WeCom names no specific code for a spent response_code; generic one
+# WeCom documents no errcode of its own for a spent or expired response_code (wecom/94888,
+# wecom/94945; the global code list, doc/90313, has none either: searched 2026-12-04), so the
+# generic "不合法的参数" is the one answered for it, as for any other refused parameter.
+INVALID_PARAMETER = 40035
 INVALID_AGENTID = 40056
 MISSING_TOKEN = 41001
 WELCOME_CODE_INVALID = 41051
@@ -125,6 +129,8 @@ class CallbackResult:
     plain: str  # the plaintext XML that was encrypted and sent
     query: dict[str, str] = field(default_factory=dict)
     reply_plain: str = ""  # decrypted passive reply, if any
+    reply_applied: bool = False  # card events: the passive reply came in time and was applied
+    response_code: str = ""  # card events: the ResponseCode the event carried
     reply: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -145,6 +151,10 @@ class SimulatedWeCom:
     WELCOME_CODE_TTL = timedelta(seconds=20)
     RESPONSE_CODE_TTL = timedelta(hours=72)
     RECALL_WINDOW = timedelta(hours=24)
+    # A passive reply to a card event counts only inside WeCom's 5 s answer window (wecom/90241;
+    # conformance W2). Measured on the real round trip plus ``callback_latency``, so a test can
+    # make leadbot "slow" without sleeping.
+    PASSIVE_REPLY_WINDOW = 5.0
 
     def __init__(self, *, corp_id: str = "wwsandbox0000000001", secret: str = "sandbox-secret",
                  agent_id: int = 1000002, token: str = "sandboxtoken",
@@ -174,6 +184,12 @@ class SimulatedWeCom:
         self.contacts: dict[str, dict[str, Any]] = {}
         self.welcome_messages: list[dict[str, Any]] = []
         self.callbacks: list[CallbackResult] = []
+        # Each documented refusal can be switched off in a test (all on by default).
+        self.enforce_codes = True  # W1: a response_code updates once, within 72 h
+        self.enforce_reply_window = True  # W2: passive replies count only inside 5 s
+        self.validate_updates = True  # W7: update bodies are checked like sends
+        self.callback_latency = 0.0  # seconds added to each callback's measured round trip
+        self.late_replies: list[dict[str, Any]] = []  # passive replies that came too late
         self.departments: dict[int, dict[str, Any]] = {}  # the directory: add_department / add_member
         self.faults: dict[str, int | None] = {}  # FAULTS name -> calls left (None: until cleared)
         self.plugin_users: set[str] = set()  # members who read WeCom only in WeChat (微工作台)
@@ -523,12 +539,19 @@ class SimulatedWeCom:
         code = body.get("response_code")
         entry = self._response_codes.get(code) if isinstance(code, str) else None
         now = self.now()
-        if entry is None or entry["used"] or now - entry["issued_at"] > self.RESPONSE_CODE_TTL:
-            return _err(INVALID_PARAMETER, "invalid response_code: unknown, used or expired")
+        if entry is None:
+            return _err(INVALID_PARAMETER, "invalid response_code")
+        if self.enforce_codes and (entry["used"] or now - entry["issued_at"] > self.RESPONSE_CODE_TTL):
+            # One update per code, within 72 h (wecom/94888: "一个code只能调用一次该接口，且只能在72小时内调用").
+            return _err(INVALID_PARAMETER, "invalid response_code: used or expired")
         has_button = isinstance(body.get("button"), dict)
         has_card = isinstance(body.get("template_card"), dict)
         if has_button == has_card:
             return _err(INVALID_PARAMETER, "give either button or template_card")
+        if self.validate_updates:
+            problem = self._update_problem(entry, body)
+            if problem:
+                return _err(INVALID_PARAMETER, problem)
         entry["used"] = True
         targets = entry["userids"] if body.get("atall") else list(body.get("userids") or [])
         for user in targets:
@@ -539,6 +562,31 @@ class SimulatedWeCom:
                     else:
                         msg["card"] = body["template_card"]
         return {"errcode": OK, "errmsg": "ok", "invaliduser": []}
+
+    def _update_problem(self, entry: Mapping[str, Any], body: Mapping[str, Any]) -> str:
+        """An update body is checked like a send (W7): a whole new card must be a valid card (a
+        button_interaction card needs its button_list); replacing the button text is only for
+        the card types that have buttons."""
+        original = self._original_card(entry)
+        if isinstance(body.get("button"), dict):
+            if not str(body["button"].get("replace_name") or ""):
+                return "button.replace_name required"
+            if original is not None and original.get("card_type") not in CALLBACK_CARD_TYPES:
+                return "button update needs a button, vote or multiple card"
+            return ""
+        card = body["template_card"]
+        problem = _template_card_problem(card)
+        if problem:
+            return problem
+        if card.get("task_id") and card.get("task_id") != entry.get("task_id"):
+            return "task_id does not match the response_code's card"
+        return ""
+
+    def _original_card(self, entry: Mapping[str, Any]) -> dict[str, Any] | None:
+        for record in self.messages.values():
+            if record.get("task_id") and record["task_id"] == entry.get("task_id"):
+                return record.get("content")
+        return None
 
     def _recall(self, body: dict[str, Any]) -> dict[str, Any]:
         record = self.messages.get(body.get("msgid", ""))
@@ -763,9 +811,18 @@ class SimulatedWeCom:
         if items:
             fields["SelectedItems"] = {"SelectedItem": items}
         event = "template_card_menu_event" if menu else "template_card_event"
+        started = time.monotonic()
         result = await self.post_callback(_xml(self._event(userid, event, **fields)))
+        result.response_code = code
+        elapsed = time.monotonic() - started + self.callback_latency
         if result.reply:
-            self._apply_passive_reply(userid, task_id, result.reply)
+            if self.enforce_reply_window and elapsed > self.PASSIVE_REPLY_WINDOW:
+                # Too late: WeCom ignores the answer; the card stays as it was.
+                self.late_replies.append({"userid": userid, "task_id": task_id, "elapsed": elapsed,
+                                          "reply": result.reply})
+            else:
+                result.reply_applied = True
+                self._apply_passive_reply(userid, task_id, result.reply)
         return result
 
     def _apply_passive_reply(self, userid: str, task_id: str, reply: dict[str, Any]) -> None:

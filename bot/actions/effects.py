@@ -48,10 +48,10 @@ class AfterEffects:
                                                  skip=skip)
         if kind == "effects.pass":
             if lead.owner_id is None and lead.status == "new":
-                await self.flow.after_pass(lead, rep, str(payload.get("reason", "")))
+                await self.flow.after_pass(lead, rep, str(payload.get("reason", "")), skip=skip)
             else:
                 # Routing already moved it on (or someone took it): only the copies are left to do.
-                await self.flow.update_copies(lead, "passed")
+                await self.flow.update_copies(lead, "passed", skip=skip)
             return None
         raise LookupError(f"unknown after-effect {kind!r}")
 

@@ -57,7 +57,8 @@ class LeadFlow(Protocol):
 
     async def after_claim(self, lead: dto.Lead, rep: dto.Rep, skip: tuple[str, str] | None = None) -> Card | None: ...
 
-    async def after_pass(self, lead: dto.Lead, rep: dto.Rep, reason: str) -> None: ...
+    async def after_pass(self, lead: dto.Lead, rep: dto.Rep, reason: str,
+                         skip: tuple[str, str] | None = None) -> None: ...
 
     async def after_advance(self, lead: dto.Lead, rep: dto.Rep, from_stage: str, to_stage: str,
                             skip: tuple[str, str] | None = None) -> Card | None: ...
@@ -203,8 +204,12 @@ class ActionService:
                                  await self._as_tapped(card, actor, t("error.already_done", self.lang)))
         if result.outcome == "taken":
             names = await self.leads.rep_names([result.owner_id] if result.owner_id else [])
-            return ActionOutcome(False, "taken", t("error.already_claimed", self.lang,
-                                                   name=names.get(result.owner_id or 0, "?")), lead.id, rep.id)
+            name = names.get(result.owner_id or 0, "?")
+            # A stale tap: the lead went to someone else. "Claimed by" only when they claimed it.
+            claimed = result.lead is not None and result.lead.claimed_at is not None
+            message = (t("error.already_claimed", self.lang, name=name) if claimed
+                       else t("outcome.assigned_to", self.lang, name=name))
+            return ActionOutcome(False, "taken", message, lead.id, rep.id)
         return self._refuse(result.outcome, "error.not_found", lead.id)
 
     async def _do_pass(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,

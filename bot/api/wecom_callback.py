@@ -145,8 +145,11 @@ async def _inline_card_reply(ctx: AppContext, edge: WeComEdge, processor: Any, e
         # only the passive answer is given up.
         result = await asyncio.wait_for(asyncio.shield(task), timeout=edge.inline_timeout)
     except asyncio.TimeoutError:
-        edge.background.add(task)
-        task.add_done_callback(edge.background.discard)
+        # Too late for a passive reply (WeCom applies one only inside its 5 s window): once the
+        # work is done, the tapped copy is updated with the tap's own code instead.
+        late = asyncio.ensure_future(answer_after_deadline(task))
+        edge.background.add(late)
+        late.add_done_callback(edge.background.discard)
         ctx.log.warning("wecom.card_reply_timeout", entry_id=entry_id, timeout=edge.inline_timeout)
         return None
     update = card_update_from(result)
@@ -157,6 +160,15 @@ async def _inline_card_reply(ctx: AppContext, edge: WeComEdge, processor: Any, e
                               corp_id=edge.corp_id, create_time=int(ctx.clock.now().timestamp()))
     ctx.metrics.callbacks.labels("wecom", "card_reply").inc()
     return edge.crypto.encrypt_reply(plain, ctx.clock.now())
+
+
+async def answer_after_deadline(task: "asyncio.Future[Any]") -> None:
+    """Waits for a tap's handler that missed the synchronous answer, then lets its result update
+    the tapped card afterwards (TapAnswer.after_deadline)."""
+    result = await task
+    hook = getattr(result, "after_deadline", None)
+    if callable(hook):
+        await hook()
 
 
 def setup_wecom(app: web.Application, ctx: AppContext) -> None:

@@ -230,13 +230,20 @@ def build_pool_card(view: LeadCardView, *, now: datetime, lang: str = "zh",
 
 def build_reminder_card(view: LeadCardView, *, now: datetime, lang: str = "zh",
                         buttons: ButtonSpec | None = None, link: str = "", card_ref: str = "",
-                        claimed_by_viewer: bool = False) -> Card:
-    """A nudge to the assigned rep before the first-touch deadline ("3 分钟内跟进")."""
+                        claimed_by_viewer: bool = False, outcome: str = "", state: str = "") -> Card:
+    """A nudge to the assigned rep before the first-touch deadline ("3 分钟内跟进").
+
+    ``outcome`` (with ``state``) redraws a reminder the lead has moved past: it stays a reminder
+    and says what happened instead ("你已认领", "已改派给 钱伟"), without buttons."""
     lang = normalize_lang(lang)
+    if outcome:
+        view = replace(view, state=state or "closed")  # no countdown on a settled reminder
     fields, badges, overdue = _lead_fields(view, now, lang)
     name = _name(view.customer_name, lang)
     due = ""
-    if view.sla_due_at is not None:
+    if outcome:
+        due = outcome
+    elif view.sla_due_at is not None:
         if sla_seconds_left(view.sla_due_at, now) > 0:
             due = t("sla.due_within", lang, minutes=minutes_left(view.sla_due_at, now))
         else:
@@ -247,43 +254,52 @@ def build_reminder_card(view: LeadCardView, *, now: datetime, lang: str = "zh",
         subtitle=_joined(due, view.company, _phone(view.phone, claimed_by_viewer)),
         fields=tuple(fields),
         badges=tuple(badges),
-        buttons=make_buttons(buttons, lang),
+        buttons=() if outcome else make_buttons(buttons, lang),
         link=link,
         card_ref=card_ref,
-        state=_card_state(view.state),
+        state=(state or "closed") if outcome else _card_state(view.state),
         footer=t("footer.lead", lang, lead_id=view.lead_id),
-        tone=_tone(alert=overdue or view.silent_flag, warning=True),
+        tone=_tone(good=True) if outcome else _tone(alert=overdue or view.silent_flag, warning=True),
         lang=lang,
     )
 
 
 def build_escalation_card(view: LeadCardView, *, now: datetime, lang: str = "zh",
                           level: int = 1, buttons: ButtonSpec | None = None, link: str = "",
-                          card_ref: str = "") -> Card:
-    """For a manager (or the managers' group): a lead nobody touched in time. Phone masked."""
+                          card_ref: str = "", outcome: str = "", state: str = "") -> Card:
+    """For a manager (or the managers' group): a lead nobody touched in time. Phone masked.
+
+    ``view.sla_due_at`` is the deadline that was missed; the title says "超时未跟进" only once it
+    has passed (never beside a countdown that is still running). ``outcome`` (with ``state``)
+    redraws an escalation the lead has moved past: it stays an escalation and says what
+    happened ("已改派给 钱伟", "已被 李强 认领"), without buttons."""
     lang = normalize_lang(lang)
     owner = view.owner_name or t("value.none", lang)
-    fields, badges, _ = _lead_fields(view, now, lang, show_owner=False)
+    left = sla_seconds_left(view.sla_due_at, now) if view.sla_due_at is not None else None
+    overdue_now = left is not None and left <= 0
+    shown = replace(view, state=state or "closed") if outcome else view
+    fields, badges, _ = _lead_fields(shown, now, lang, show_owner=False)
     fields.insert(0, Field(t("field.owner", lang), owner))
     subtitle = t("escalation.subtitle_plain", lang, owner=owner)
-    if view.sla_due_at is not None:
-        left = sla_seconds_left(view.sla_due_at, now)
-        if left <= 0:
-            overdue = format_duration(-left // 60 * 60, lang)
-            subtitle = t("escalation.subtitle", lang, owner=owner, overdue=overdue)
+    if overdue_now and left is not None:
+        overdue = format_duration(-left // 60 * 60, lang)
+        subtitle = t("escalation.subtitle", lang, owner=owner, overdue=overdue)
+    if outcome:
+        subtitle = _joined(outcome, subtitle)
     fields.append(Field(t("field.level", lang), t("escalation.level", lang, level=level)))
+    name = _name(view.customer_name, lang)
     return Card(
         kind="escalation",
-        title=t("escalation.title", lang, name=_name(view.customer_name, lang)),
+        title=t("escalation.title" if overdue_now or left is None else "escalation.title_due", lang, name=name),
         subtitle=subtitle,
         fields=tuple(fields),
         badges=(t("badge.escalated", lang), *badges),
-        buttons=make_buttons(buttons, lang),
+        buttons=() if outcome else make_buttons(buttons, lang),
         link=link,
         card_ref=card_ref,
-        state=_card_state(view.state),
+        state=(state or "closed") if outcome else _card_state(view.state),
         footer=t("footer.lead", lang, lead_id=view.lead_id),
-        tone="alert",
+        tone="good" if outcome else "alert",
         lang=lang,
     )
 

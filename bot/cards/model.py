@@ -134,6 +134,16 @@ class Card:
         return tuple(b for b in self.buttons if not b.is_callback)
 
 
+def headline(card: Card, *, with_fields: bool = False) -> str:
+    """A digest of what a card shows: two renders with the same digest look the same to the
+    reader. Without fields it covers the headline only (kind, title, subtitle, state, which
+    buttons): a change of a field alone (a stage name) then does not count."""
+    parts: list[str] = [card.kind, card.title, card.subtitle, card.state, *(b.action for b in card.buttons)]
+    if with_fields:
+        parts += [f"{f.label}={f.value}" for f in card.fields] + list(card.badges)
+    return hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
 def check_card_ref(card_ref: str) -> None:
     """Raises ValueError unless ``card_ref`` is a valid WeCom task_id (or empty)."""
     if not _CARD_REF_CHARS.fullmatch(card_ref):

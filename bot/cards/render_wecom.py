@@ -113,9 +113,14 @@ def _common(card: Card, card_type: str) -> dict[str, Any]:
 
 
 def _is_button_card(card: Card, for_update: bool) -> bool:
-    # A button card needs a task_id. For an update, a card_ref means the copy being replaced
-    # was a button card, and WeCom keeps the card type: buttons left over are greyed out.
-    return bool(card.card_ref) and (bool(card.callback_buttons) or for_update)
+    # A button card needs a task_id and a button_list, in an update as in a send (wecom/94888;
+    # conformance W7). An update that retires every button replaces the copy with a
+    # text_notice (a callback card "can be updated into any template card type", wecom/94945),
+    # whose card_action opens the H5 page; only a card without a link keeps the old greyed-out
+    # form.
+    if not card.card_ref:
+        return False
+    return bool(card.callback_buttons) or (for_update and not card.link)
 
 
 def render_wecom_template_card(card: Card, *, for_update: bool = False) -> dict[str, Any]:
@@ -140,6 +145,8 @@ def render_wecom_template_card(card: Card, *, for_update: bool = False) -> dict[
         raise ValueError("a WeCom card needs card.card_ref (button card) or card.link "
                          "(text_notice card_action)")
     tc = _common(card, "text_notice")
+    if for_update and card.card_ref:
+        tc["task_id"] = card.card_ref  # the copy it replaces
     jumps = card.link_buttons[:MAX_JUMPS]
     if jumps:
         tc["jump_list"] = [{"type": 1, "title": truncate_zi(one_line(b.text), JUMP_TITLE_ZI),

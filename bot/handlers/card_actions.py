@@ -1,11 +1,21 @@
-"""A tap on a card button, from either platform, as a neutral CardAction."""
+"""A tap on a card button, from either platform, as a neutral CardAction.
+
+Every tap is answered from the lead as it is now: the tapped copy is redrawn for its own purpose
+(an offer, a reminder, an escalation) whatever the action's outcome, with the tap's own code.
+In time, the platform route puts that card in its synchronous answer (WeCom's passive reply
+inside 5 s, DingTalk's callback answer inside 2 s); too late for that, the route calls
+``TapAnswer.after_deadline`` and the same card goes out as an update (WeCom with the tap's
+ResponseCode, DingTalk through the card update API). reference/conformance.md W1, W2, D4.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.actions.service import ActionOutcome, Actor
+from bot.cards.model import Card, headline
 from bot.cards.render_dingtalk import render_dingtalk_callback_reply
 from bot.cards.render_wecom import render_wecom_template_card
 from bot.cards.builders import build_notice_card
@@ -24,10 +34,16 @@ if TYPE_CHECKING:
 class TapAnswer:
     """What the platform route sends back synchronously for the tapped copy."""
 
-    def __init__(self, outcome: ActionOutcome, wecom: dict[str, Any] | None, dingtalk: dict[str, Any] | None) -> None:
+    def __init__(self, outcome: ActionOutcome, wecom: dict[str, Any] | None, dingtalk: dict[str, Any] | None,
+                 *, ctx: "AppContext | None" = None, event: CardAction | None = None, card: Card | None = None,
+                 copy_id: int | None = None) -> None:
         self.outcome = outcome
         self._wecom = wecom
         self.dingtalk = dingtalk
+        self._ctx = ctx
+        self._event = event
+        self.card = card
+        self._copy_id = copy_id
 
     def wecom_update(self) -> dict[str, Any] | None:
         return self._wecom
@@ -35,18 +51,25 @@ class TapAnswer:
     def dingtalk_callback_response(self) -> dict[str, Any] | None:
         return self.dingtalk
 
+    async def after_deadline(self) -> None:
+        """The synchronous answer did not make it in time: the tapped copy is updated instead."""
+        if self._ctx is None or self._event is None or self.card is None:
+            return
+        await _update_tapped_copy(self._ctx, self._event, self.card, self._copy_id, self.outcome.lead_id)
+
 
 @handles(CardAction)
 async def handle_tap_card(event: CardAction, ctx: "AppContext") -> TapAnswer:
-    # Each tap brings a fresh single-use response_code for this copy: keep it for later updates.
+    # Each tap brings a fresh single-use response_code (valid 72 h) for this copy: keep it for
+    # the copy's next update.
     if event.platform == "wecom" and event.response_code:
         await remember_response_code(ctx.engine, event.card_ref, event.actor_id, event.response_code, ctx.clock.now())
     params = dict(event.params)
     outcome = await ctx.services["actions"].perform(
         event.key, Actor(event.platform, event.actor_id, event.card_ref), params=params)
+    card, copy_id = await _tapped_card(ctx, event, outcome)
     wecom = dingtalk = None
-    if outcome.card is not None:
-        card = outcome.card
+    if card is not None:
         wecom = {"template_card": render_wecom_template_card(card, for_update=True)}
         # Each DingTalk copy is a card instance of its own recipient: the tapper's own view is
         # both the shared data and their private overlay.
@@ -56,7 +79,52 @@ async def handle_tap_card(event: CardAction, ctx: "AppContext") -> TapAnswer:
     if outcome.card is None and outcome.code != "taken":
         # No redrawn card to show the result (a refusal, a reassignment): it is said in a message.
         await _tell_actor(ctx, event, outcome)
-    return TapAnswer(outcome, wecom, dingtalk)
+    return TapAnswer(outcome, wecom, dingtalk, ctx=ctx, event=event, card=card, copy_id=copy_id)
+
+
+async def _tapped_card(ctx: "AppContext", event: CardAction, outcome: ActionOutcome) -> tuple[Card | None, int | None]:
+    """The tapped copy as it should look now: the action's own card where it made one for an
+    offer, else the copy redrawn from the lead's current state for its purpose."""
+    outbox, flow = ctx.services.get("outbox"), ctx.services.get("flow")
+    copy = await outbox.card_copy(event.platform, event.card_ref, event.actor_id) if outbox and event.card_ref else None
+    card = outcome.card
+    if copy is not None and flow is not None and outcome.lead_id is not None and (
+            card is None or copy.card_kind in ("reminder", "escalation")):
+        lead = await ctx.store.get_lead(outcome.lead_id)
+        rep = await ctx.store.rep_by_platform_id(event.platform, event.actor_id)
+        if lead is not None and rep is not None:
+            card = await flow.card_for_copy(lead, rep, copy) or card
+    if card is None:
+        return None, copy.id if copy else None
+    if event.card_ref and card.card_ref != event.card_ref:
+        card = replace(card, card_ref=event.card_ref)
+    if copy is not None and copy.id is not None and flow is not None:
+        await outbox.set_shown(copy.id, headline(card, with_fields=event.platform != "wecom"), ctx.clock.now())
+    return card, copy.id if copy else None
+
+
+async def _update_tapped_copy(ctx: "AppContext", event: CardAction, card: Card, copy_id: int | None,
+                              lead_id: int | None) -> None:
+    outbox, flow = ctx.services.get("outbox"), ctx.services.get("flow")
+    if outbox is None or flow is None or not event.card_ref:
+        return
+    now = ctx.clock.now()
+    code = ""
+    if event.platform == "wecom":
+        # The tap's own code, unless a change of the lead already used it to redraw this copy.
+        code = event.response_code or ""
+        if not code or copy_id is None or not await outbox.take_code(copy_id, code, now):
+            ctx.log.info("tap.late_answer_skipped", platform=event.platform, reason="code used")
+            return
+    digest = hashlib.sha256(f"{event.key}|{event.occurred_at.isoformat()}".encode()).hexdigest()[:24]
+    rep = await ctx.store.rep_by_platform_id(event.platform, event.actor_id)
+    await outbox.enqueue(NewOutboxItem(
+        key=f"tap:{event.platform}:{event.actor_id}:{digest}:late", channel=event.platform, kind="card_update",
+        recipient=event.actor_id, payload=flow.update_payload(card, event.platform, event.actor_id, response_code=code),
+        rep_id=rep.id if rep else None, lead_id=lead_id, urgent=True))
+    worker = ctx.services.get("delivery_worker")
+    if worker is not None:
+        worker.wake()
 
 
 async def _tell_actor(ctx: "AppContext", event: CardAction, outcome: ActionOutcome) -> None:

@@ -88,14 +88,22 @@ def test_without_link_or_card_ref_it_falls_back_to_text_not_an_error() -> None:
     assert utf8_len(body["text"]["content"]) <= 2048
 
 
-def test_update_greys_out_the_buttons_when_none_are_left() -> None:
+def test_update_without_buttons_left_becomes_a_text_notice_of_the_same_copy() -> None:
+    # A button_interaction card needs a button_list in an update too (conformance W7): with
+    # nothing left to tap, the copy becomes a text_notice that opens the H5 page.
     card = _huge_card(buttons=(), state="claimed")
     body = render_wecom_update(card, agent_id=5, response_code="rc")
     assert body["agentid"] == 5 and body["response_code"] == "rc"
     tc = body["template_card"]
-    assert tc["card_type"] == "button_interaction" and tc["replace_text"] == "已认领"
-    assert "button_list" not in tc
+    assert tc["card_type"] == "text_notice" and tc["card_action"]["url"] == card.link
+    assert tc["task_id"] == card.card_ref and "button_list" not in tc
     assert render_wecom_update(card) == {"template_card": tc}
+
+
+def test_update_without_buttons_or_link_keeps_the_greyed_out_button_card() -> None:
+    card = _huge_card(buttons=(), state="claimed", link="")
+    tc = render_wecom_update(card, agent_id=5, response_code="rc")["template_card"]
+    assert tc["card_type"] == "button_interaction" and tc["replace_text"] == "已认领"
 
 
 def test_textcard_limits() -> None:
