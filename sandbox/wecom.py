@@ -826,13 +826,22 @@ class SimulatedWeCom:
         return result
 
     def _apply_passive_reply(self, userid: str, task_id: str, reply: dict[str, Any]) -> None:
+        card = None
+        if reply.get("MsgType") == "update_template_card":
+            # The reply's XML card, in the JSON shape a card is shown and checked in (W7: a
+            # passive reply is a card like any other; the tapped card keeps its task_id).
+            card = {**_card_from_xml(reply.get("TemplateCard") or {}), "task_id": task_id}
+            problem = _template_card_problem(card) if self.validate_updates else ""
+            if problem:
+                self.late_replies.append({"userid": userid, "task_id": task_id, "refused": problem})
+                return
         for msg in self.inbox.get(userid, []):
             if msg["msgtype"] != "template_card" or msg["task_id"] != task_id:
                 continue
             if reply.get("MsgType") == "update_button":
                 msg["replace_name"] = (reply.get("Button") or {}).get("ReplaceName", "")
-            elif reply.get("MsgType") == "update_template_card":
-                msg["card"] = reply.get("TemplateCard")
+            elif card is not None:
+                msg["card"] = card
 
     async def send_text(self, userid: str, content: str, *, msgid: str | None = None) -> CallbackResult:
         fields = {"ToUserName": self.corp_id, "FromUserName": userid, "CreateTime": int(self.now().timestamp()),
@@ -857,6 +866,30 @@ class SimulatedWeCom:
             raise RuntimeError("set callback_url to leadbot's /callbacks/wecom first")
         async with self._http().get(self.callback_url, params=query) as resp:
             return CallbackResult(status=resp.status, body=await resp.text(), plain=echo, query=query)
+
+
+_XML_NAMES = {"KeyName": "keyname", "UserId": "userid", "AppId": "appid", "PagePath": "pagepath",
+              "CheckBox": "checkbox"}
+
+
+def _json_name(xml_name: str) -> str:
+    if xml_name in _XML_NAMES:
+        return _XML_NAMES[xml_name]
+    return "".join(("_" + c.lower()) if c.isupper() and i else c.lower() for i, c in enumerate(xml_name))
+
+
+def _card_from_xml(value: Any, name: str = "") -> Any:
+    """A passive reply's <TemplateCard> (repeated elements for lists, CamelCase names) as the
+    template_card JSON of message/send (wecom/90241 maps one onto the other)."""
+    if name.endswith("_list"):
+        return [_card_from_xml(v) for v in (value if isinstance(value, list) else [value])]
+    if isinstance(value, dict):
+        return {(key := _json_name(k)): _card_from_xml(v, key) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_card_from_xml(v) for v in value]
+    if isinstance(value, str) and value.isdigit() and name in ("style", "type", "desc_color"):
+        return int(value)
+    return value
 
 
 def _err(code: int, msg: str) -> dict[str, Any]:
