@@ -88,14 +88,19 @@ async def _tapped_card(ctx: "AppContext", event: CardAction, outcome: ActionOutc
     outbox, flow = ctx.services.get("outbox"), ctx.services.get("flow")
     copy = await outbox.card_copy(event.platform, event.card_ref, event.actor_id) if outbox and event.card_ref else None
     card = outcome.card
-    if copy is not None and flow is not None and outcome.lead_id is not None and (
-            card is None or copy.card_kind in ("reminder", "escalation")):
+    if copy is not None and flow is not None and outcome.lead_id is not None and card is None:
         lead = await ctx.store.get_lead(outcome.lead_id)
         rep = await ctx.store.rep_by_platform_id(event.platform, event.actor_id)
         if lead is not None and rep is not None:
             card = await flow.card_for_copy(lead, rep, copy) or card
     if card is None:
         return None, copy.id if copy else None
+    if not card.link and not card.callback_buttons and outcome.lead_id is not None and flow is not None:
+        # A card with nothing left to tap replaces a button card as a text_notice, which needs
+        # somewhere to open (conformance W7): the lead's H5 page.
+        rep = await ctx.store.rep_by_platform_id(event.platform, event.actor_id)
+        if rep is not None:
+            card = replace(card, link=flow.buttons.link(outcome.lead_id, f"rep:{rep.id}", ctx.clock.now()))
     if event.card_ref and card.card_ref != event.card_ref:
         card = replace(card, card_ref=event.card_ref)
     if copy is not None and copy.id is not None and flow is not None:
