@@ -90,6 +90,13 @@ class Phones:
         got += [json.dumps(n, ensure_ascii=False, default=str) for n in self.dingtalk.notices_for(user)]
         return got
 
+    def everything(self, user: str) -> str:
+        """All the user's phone shows, cards and texts, as one string."""
+        cards = [json.dumps(c.view(user), ensure_ascii=False) for c in self.dingtalk.cards.values()
+                 if any(user in s for s in c.spaces)]
+        return json.dumps(self.wecom.messages_for(user), ensure_ascii=False, default=str) + "".join(cards) + \
+            "".join(self.texts(user))
+
     async def tap(self, user: str, ref: str, key: str, **params: str) -> Any:
         if user in ("chenjing", "qianwei"):
             return await self.dingtalk.tap_card(ref, user, key=key, params=params or None)

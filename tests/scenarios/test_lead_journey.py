@@ -72,7 +72,7 @@ async def test_pool_offer_claim_race_and_a_gated_advance(phones: Phones, store) 
     await phones.tap(winner, mine["ref"], mine["keys"]["advance"])
     await phones.settle()
     assert (await store.get_lead(lead["id"])).stage == "线索验证"
-    assert any("痛点诊断" in t for t in phones.texts(winner)), phones.texts(winner)
+    assert "痛点诊断" in phones.everything(winner)  # the refusal names the gate (a card or a text)
     mine = phones.cards(winner, lead["id"])[0]
     assert "你已认领" in mine["text"] and mine["actions"] == ["advance"], mine
     await _no_dead(phones)

@@ -1,15 +1,15 @@
 """card copy codes: a WeCom response_code's age and whether it was spent (one update per code,
 72 h), what the copy shows now, and the view's own facts (whose lead an escalation was about)
 
-Revision ID: 0009_card_copy_codes
-Revises: 0008_send_budget_leases
+Revision ID: 0010_card_copy_codes
+Revises: 0009_intake_sources
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0009_card_copy_codes'
-down_revision = '0008_send_budget_leases'
+revision = '0010_card_copy_codes'
+down_revision = '0009_intake_sources'
 branch_labels = None
 depends_on = None
 
