@@ -226,6 +226,7 @@ class DingTalkSandbox:
         r.add_post("/v1.0/robot/oToMessages/batchSend", self._batch_send)
         r.add_post("/v1.0/robot/groupMessages/send", self._group_send)
         r.add_post("/v1.0/card/instances/createAndDeliver", self._create_and_deliver)
+        r.add_post("/v1.0/card/instances/deliver", self._create_and_deliver)
         r.add_put("/v1.0/card/instances", self._update_card)
         r.add_post("/v1.0/card/callbacks/register", self._register_card_callback)
         r.add_post("/robot/send", self._custom_robot)
@@ -786,7 +787,7 @@ class DingTalkSandbox:
         private = body.get("privateData") or {}
         private_maps = {uid: self._param_map(v) for uid, v in private.items()} if isinstance(private, dict) else None
         problem = ""
-        if not body.get("cardTemplateId") or not out_track_id:
+        if (not body.get("cardTemplateId") and not request.path.endswith("/deliver")) or not out_track_id:
             problem = "cardTemplateId 和 outTrackId 必填"
         elif not space_id.startswith("dtv1.card//"):
             problem = "openSpaceId 不合法"
@@ -799,8 +800,14 @@ class DingTalkSandbox:
                                        "requestid": uuid.uuid4().hex}, 400)
         spaces = [s for s in space_id[len("dtv1.card//"):].split(";") if s]
         card = self.cards.get(out_track_id)
+        if card is not None and request.path.endswith("/createAndDeliver"):
+            # conformance D9 (suspected): the strict reading, an existing outTrackId is refused.
+            return self._answer(call, {"code": "param.cardAlreadyExist", "message": "卡片已存在",
+                                       "requestid": uuid.uuid4().hex}, 400)
+        if card is None and request.path.endswith("/deliver"):
+            return self._answer(call, {"code": "cardInstanceNotExist", "message": "卡片实例不存在",  # sandbox code
+                                       "requestid": uuid.uuid4().hex}, 400)
         if card is None:
-            # A second createAndDeliver with the same outTrackId does not make a second card.
             card = CardInstance(out_track_id, str(body["cardTemplateId"]), card_data or {},
                                 {uid: v or {} for uid, v in private_maps.items()}, [],
                                 str(body.get("callbackType") or ""), str(body.get("callbackRouteKey") or ""))

@@ -218,3 +218,16 @@ async def test_card_callback_url_is_registered_at_start(make_leadbot):
         await asyncio.sleep(0.01)
     assert lb.sandbox.card_callbacks[lb.dingtalk.card_route_key][0] == \
         "https://leadbot.example.com/callbacks/dingtalk/card"
+
+
+async def test_a_card_sent_again_is_delivered_not_created_twice(leadbot):
+    """conformance D9 (suspected reading): createAndDeliver refuses an outTrackId it has seen
+    (param.cardAlreadyExist); a redelivery after a crash then delivers the existing card, so the
+    rep has one card and the send is not a permanent failure."""
+    client, sb = leadbot.dingtalk, leadbot.sandbox
+    first = await client.create_and_deliver_card("lead-d9", card_data={"title": "x"}, user_ids=["u1"])
+    again = await client.create_and_deliver_card("lead-d9", card_data={"title": "x"}, user_ids=["u1"])
+    assert first.ok and again.ok and again.out_track_id == "lead-d9"
+    assert sb.calls_to("/v1.0/card/instances/createAndDeliver")[-1].status == 400
+    assert len(sb.calls_to("/v1.0/card/instances/deliver")) == 1
+    assert sb.cards["lead-d9"].spaces == ["IM_ROBOT.u1"]

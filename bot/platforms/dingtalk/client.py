@@ -41,6 +41,7 @@ from leadbot.settings import DingTalkSettings
 Sleep = Callable[[float], Awaitable[Any]]
 
 CUSTOM_ROBOT_PER_MINUTE = 20
+CARD_ALREADY_EXISTS = "param.cardAlreadyExist"
 SESSION_WEBHOOK_MARGIN = timedelta(seconds=10)
 # A reply through a sessionWebhook runs on the inbox processor: a slow or dead webhook must not
 # hold it (10 s per try, retried by the inbox, stalled every other event behind it). A reply that
@@ -526,7 +527,18 @@ class DingTalkClient(OwnedSession):
             if at_user_ids:
                 deliver["atUserIds"] = dict(at_user_ids)
             body["imGroupOpenDeliverModel"] = deliver
-        data = await self._call("POST", "api", "/v1.0/card/instances/createAndDeliver", body=body)
+        try:
+            data = await self._call("POST", "api", "/v1.0/card/instances/createAndDeliver", body=body)
+        except PermanentError as e:
+            if e.code != CARD_ALREADY_EXISTS:
+                raise
+            # conformance D9 (dt/create-and-deliver-cards, suspected: the page also says a reused
+            # id "does not take effect"). Reading chosen: the card exists (an earlier attempt made
+            # it, e.g. before a crash) and may not have reached every space: deliver it there,
+            # which does not add a second card where it already is.
+            deliver = {k: v for k, v in body.items() if k in ("outTrackId", "openSpaceId", "userIdType",
+                                                               "imRobotOpenDeliverModel", "imGroupOpenDeliverModel")}
+            data = await self._call("POST", "api", "/v1.0/card/instances/deliver", body=deliver)
         result = data.get("result") if isinstance(data.get("result"), dict) else {}
         if data.get("success") is False:
             raise PermanentError("createAndDeliver answered success=false", code="success_false", body=data)
