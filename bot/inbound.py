@@ -10,6 +10,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
+from crm_bridge.leases import Heartbeat
 from leadbot.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -36,6 +37,10 @@ class InboxProcessor:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._requeued_at = 0.0
+        # Rows this process is working on: the heartbeat renews their leases while they run, so
+        # another process takes one back only when this one stopped renewing (dead or hung).
+        self._held: set[int] = set()
+        self._heartbeat: Heartbeat | None = None
 
     def register_parser(self, platform: str, parser: Parser) -> None:
         self.parsers[platform] = parser
@@ -44,13 +49,27 @@ class InboxProcessor:
         self._wake.set()
 
     async def start(self) -> None:
-        await self.ctx.inbox.requeue_stale(at_start=True)
+        await self.ctx.inbox.requeue_stale()
         self._requeued_at = time.monotonic()
+        self._heartbeat = Heartbeat(self._renew, self.ctx.inbox.LEASE.total_seconds() / 3, log=self.ctx.log,
+                                    name="inbox")
+        await self._heartbeat.__aenter__()
         self._task = asyncio.create_task(self._run(), name="inbox-processor")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+        if self._heartbeat is not None:
+            await self._heartbeat.__aexit__(None, None, None)
+            self._heartbeat = None
+
+    async def _renew(self) -> bool:
+        held = set(self._held)
+        if held:
+            lost = held - await self.ctx.inbox.renew(sorted(held)) - (held - self._held)  # not finished meanwhile
+            if lost:
+                self.ctx.log.warning("inbox.lease_lost", rows=sorted(lost)[:20])
+        return True
 
     async def _run(self) -> None:
         while True:
@@ -98,12 +117,16 @@ class InboxProcessor:
         inbox = self.ctx.inbox
         entry_id = entry.id
         parser = self.parsers.get(entry.platform)
+        self._held.add(entry_id)
         try:
             event = parser(entry.payload) if parser else None
             result: Any = True
             if event is not None and self.dispatch is not None:
                 result = await self.dispatch(event, self.ctx)
-            await inbox.done(entry_id)
+            if not await inbox.done(entry_id):
+                # Our lease ran out unrenewed (this process was stalled) and another process took
+                # the row back: it finishes the row, not us (handlers are idempotent on the row).
+                self.ctx.log.warning("inbox.lease_lost_before_done", entry_id=entry_id, kind=entry.kind)
             self.ctx.metrics.events.labels(entry.kind or entry.platform, "ok").inc()
             return True if result is None else result
         except asyncio.CancelledError:
@@ -114,3 +137,5 @@ class InboxProcessor:
             self.ctx.metrics.events.labels(entry.kind or entry.platform, "error").inc()
             await inbox.failed(entry_id, f"{type(e).__name__}: {e}")
             return None
+        finally:
+            self._held.discard(entry_id)

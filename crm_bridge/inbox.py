@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_bridge.db import session_factory
+from crm_bridge.leases import holder_parts, process_identity
 from crm_bridge.models import InboxItem
 from crm_bridge.sqlite_driver import patiently
 from leadbot.clock import Clock, SystemClock
@@ -41,8 +42,13 @@ _LEASED = dict(state="processing", attempts=InboxItem.attempts + 1, lease_owner=
                lease_until=bindparam("until"))
 _CLAIM_ONE = (update(InboxItem).where(InboxItem.id == bindparam("entry_id"), InboxItem.state == "pending")
               .values(**_LEASED).returning(*_CLAIMED))
-_DONE = (update(InboxItem).where(InboxItem.id == bindparam("entry_id"))
+# Finishing is fenced on the lease: a holder whose lease ran out unrenewed and was taken back
+# finishes nothing (the new holder does).
+_HELD = (InboxItem.state == "processing", InboxItem.lease_owner == bindparam("owner"))
+_DONE = (update(InboxItem).where(InboxItem.id == bindparam("entry_id"), *_HELD)
          .values(state="done", processed_at=bindparam("now"), error="", lease_owner="", lease_until=None))
+_RENEW = (update(InboxItem).where(InboxItem.id.in_(bindparam("ids", expanding=True)), *_HELD)
+          .values(lease_until=bindparam("until")).returning(InboxItem.id))
 
 
 def _claim_statement(skip_locked: bool) -> Any:
@@ -214,15 +220,17 @@ class Inbox:
 
     MAX_ATTEMPTS = 5
     MAX_BATCH = 256
-    # A handler takes milliseconds; its platform calls go through the outbox. Two minutes leaves
-    # room for a slow directory lookup before another process may take the row over.
+    # A handler takes milliseconds; its platform calls go through the outbox. The holder renews
+    # the lease every third of it while it works (crm_bridge.leases.Heartbeat), so two minutes
+    # only bound how long a dead or hung holder's rows wait before another process takes them.
     LEASE = timedelta(minutes=2)
 
     def __init__(self, engine: AsyncEngine, clock: Clock | None = None, *, group_commit: bool = True,
                  linger: float = 0.0, owner: str | None = None) -> None:
         self.engine = engine
-        # "host:pid": lets a process on the same host tell a dead holder's rows from a live one's.
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        # host:pid:random (crm_bridge.leases): unique across hosts and restarts; host and pid let a
+        # process on the same host tell a dead holder's rows from a live one's at once.
+        self.owner = owner or process_identity()
         self.clock = clock or SystemClock()
         self.sessions = session_factory(engine)
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
@@ -406,39 +414,56 @@ class Inbox:
     def _lease(self) -> dict[str, Any]:
         return {"owner": self.owner[:128], "until": self.clock.now() + self.LEASE}
 
-    async def done(self, entry_id: int) -> None:
+    async def renew(self, entry_ids: Sequence[int]) -> set[int]:
+        """Extends this process's lease on rows it is working on; returns those it still holds
+        (a row missing was taken back after its lease ran out: do not finish it)."""
+        if not entry_ids:
+            return set()
         async with self.engine.begin() as conn:
-            await conn.execute(_DONE, {"entry_id": entry_id, "now": self.clock.now()})
+            rows = await conn.execute(_RENEW, {"ids": list(entry_ids), "owner": self.owner[:128],
+                                               "until": self.clock.now() + self.LEASE})
+            return {r[0] for r in rows}
 
-    async def failed(self, entry_id: int, error: str) -> None:
-        """Puts the row back for another try, or parks it as failed after MAX_ATTEMPTS."""
+    async def done(self, entry_id: int) -> bool:
+        """False when this process no longer held the row (its lease was taken back)."""
+        async with self.engine.begin() as conn:
+            done = await conn.execute(_DONE, {"entry_id": entry_id, "now": self.clock.now(),
+                                              "owner": self.owner[:128]})
+            return done.rowcount == 1
+
+    async def failed(self, entry_id: int, error: str) -> bool:
+        """Puts the row back for another try, or parks it as failed after MAX_ATTEMPTS. False
+        (nothing written) when this process no longer held the row."""
         async with self.sessions() as session, session.begin():
-            row = await session.get(InboxItem, entry_id)
-            if row is None:
-                return
+            row = await session.get(InboxItem, entry_id, with_for_update=True)
+            if row is None or row.state != "processing" or row.lease_owner != self.owner[:128]:
+                return False
             row.error = error[:2000]
             row.state = "failed" if row.attempts >= self.MAX_ATTEMPTS else "pending"
             row.lease_owner, row.lease_until = "", None
+            return True
 
-    def _orphaned(self, owner: str, until: datetime | None, now: datetime, *, at_start: bool) -> bool:
-        """Whether a processing row's holder is gone: its lease ran out (or it predates leases),
-        or it is a process on this host that no longer runs."""
+    def _orphaned(self, owner: str, until: datetime | None, now: datetime) -> bool:
+        """Whether a processing row's holder is gone: its lease ran out unrenewed (or it predates
+        leases), or it is a process on this host that no longer runs."""
         if until is None or until <= now:
             return True
-        host, _, pid = owner.rpartition(":")
-        if host != socket.gethostname() or not pid.isdigit():
+        if owner == self.owner[:128]:
+            return False  # our own work in flight (renewed while it runs)
+        host, pid = holder_parts(owner)
+        if host != socket.gethostname() or pid is None:
             return False  # another host: its lease decides
-        if int(pid) == os.getpid():
-            return at_start  # ours: at start a predecessor with our pid; later our own work in flight
+        if pid == os.getpid():
+            return True  # an earlier process that had our pid (we have another identity)
         try:
-            os.kill(int(pid), 0)
+            os.kill(pid, 0)
         except ProcessLookupError:
             return True
         except (PermissionError, OSError):
             return False
         return False
 
-    async def requeue_stale(self, *, at_start: bool = False) -> int:
+    async def requeue_stale(self) -> int:
         """Rows whose holder crashed go back to pending: at start, and from the processor's
         periodic sweep. A row another live process is handling stays with it (until its lease
         runs out), so starting or restarting one process never re-runs its neighbours' work."""
@@ -448,7 +473,7 @@ class Inbox:
                                        .where(InboxItem.state == "processing"))).all()
         requeued = 0
         for row_id, owner, until in rows:
-            if not self._orphaned(owner, until, now, at_start=at_start):
+            if not self._orphaned(owner, until, now):
                 continue
             # Conditional on the lease we judged: a row finished or re-claimed meanwhile stays as is.
             same_lease = InboxItem.lease_until.is_(None) if until is None else InboxItem.lease_until == until

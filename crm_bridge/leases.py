@@ -10,10 +10,12 @@ nothing another process took over.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
 from functools import lru_cache
+from typing import Any, Awaitable, Callable
 
 
 @lru_cache(maxsize=1)
@@ -31,3 +33,56 @@ def holder_parts(owner: str) -> tuple[str, int | None]:
     if len(parts) >= 2 and parts[-1].isdigit():
         return ":".join(parts[:-1]), int(parts[-1])
     return owner, None
+
+
+class Heartbeat:
+    """Renews a lease while its holder works: ``async with Heartbeat(renew, every): ...``.
+
+    ``renew`` returns whether the lease is still held; once it says no (another process took the
+    work back after the lease ran out unrenewed: this one was hung or cut off), ``lost`` is set
+    and renewing stops. The finishing writes are fenced on the lease anyway: ``lost`` is for
+    logs and for giving up early. The interval is real time (it paces database writes); what the
+    lease's expiry means is decided by the store's clock."""
+
+    def __init__(self, renew: Callable[[], Awaitable[bool]], every: float, *, log: Any = None,
+                 name: str = "lease") -> None:
+        if every <= 0:
+            raise ValueError("heartbeat interval must be positive")
+        self.renew = renew
+        self.every = every
+        self.log = log
+        self.name = name
+        self.lost = False
+        self.beats = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            try:
+                held = await self.renew()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a failed renewal is retried at the next beat
+                if self.log is not None:
+                    self.log.warning("lease.renew_failed", lease=self.name, error=type(e).__name__)
+                continue
+            self.beats += 1
+            if not held:
+                self.lost = True
+                if self.log is not None:
+                    self.log.warning("lease.lost", lease=self.name)
+                return
+
+    async def __aenter__(self) -> "Heartbeat":
+        self._task = asyncio.create_task(self._run(), name=f"heartbeat-{self.name}")
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None

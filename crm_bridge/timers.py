@@ -6,9 +6,11 @@
   FOR UPDATE SKIP LOCKED, so several processes share the table and each row goes to one of them).
 - The sweeper runs the action with the timer's key, from which the action derives its outbox
   idempotency key, then marks the row `fired` (finish). A process that dies between claim and
-  finish leaves a `firing` row; requeue_stale() hands it back after a lease, and the shared key
-  makes the retried notification a no-op in the outbox. So nothing is lost and nothing is sent
-  twice, whatever crashes where.
+  finish leaves a `firing` row; requeue_stale() hands it back once its lease ran out unrenewed
+  (the sweeper renews the leases of the rows it is firing: crm_bridge.leases.Heartbeat), and the
+  shared key makes the retried notification a no-op in the outbox. finish/drop/retry_later are
+  fenced on the lease's holder: a sweeper whose row was taken back finishes nothing. So nothing is
+  lost and nothing is sent twice, whatever crashes or stalls where, on whichever host.
 - An action that raises is retried with backoff and parked as `failed` (visible) after a few tries.
 
 States: pending -> firing -> fired | pending (retry) | failed; pending -> cancelled.
@@ -20,11 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crm_bridge.leases import process_identity
 from crm_bridge.models import Lead, Timer
 from leadbot.clock import Clock, SystemClock
 
@@ -77,9 +80,12 @@ class LeadClock:
 class TimerStore:
     MAX_ATTEMPTS = 5
 
-    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+    LEASE = timedelta(minutes=5)
+
+    def __init__(self, engine: AsyncEngine, clock: Clock | None = None, *, owner: str | None = None) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
+        self.owner = (owner or process_identity())[:128]
         self._pg = engine.dialect.name == "postgresql"
         self._insert = pg_insert if self._pg else sqlite_insert
         self._schedule_stmt = (self._insert(Timer).on_conflict_do_nothing(index_elements=["key"])
@@ -143,9 +149,12 @@ class TimerStore:
 
     # ---- sweeping ----------------------------------------------------------------------------
 
-    async def take_due(self, now: datetime, limit: int = 500) -> list[TimerRow]:
-        """Claims up to `limit` due pending timers, oldest first, marking them firing in the same
-        transaction. Concurrent callers never get the same row."""
+    def _held(self) -> tuple[Any, ...]:
+        return (Timer.state == FIRING, Timer.lease_owner == self.owner)
+
+    async def take_due(self, now: datetime, limit: int = 500, *, lease: timedelta | None = None) -> list[TimerRow]:
+        """Claims up to `limit` due pending timers, oldest first, marking them firing under this
+        store's lease in the same transaction. Concurrent callers never get the same row."""
         ids = (select(Timer.id)
                .where(Timer.state == PENDING, Timer.due_at <= now)
                .order_by(Timer.due_at, Timer.id)
@@ -156,7 +165,7 @@ class TimerStore:
         # the row), and a second `state = ...` makes SQLite walk the state index of every open row.
         stmt = (update(Timer)
                 .where(Timer.id.in_(ids.scalar_subquery()))
-                .values(state=FIRING, fired_at=now)
+                .values(state=FIRING, fired_at=now, lease_owner=self.owner, lease_until=now + (lease or self.LEASE))
                 .returning(Timer)
                 .execution_options(synchronize_session=False))
         async with self.engine.begin() as conn:
@@ -165,21 +174,31 @@ class TimerStore:
         out.sort(key=lambda t: (t.due_at, t.id))
         return out
 
-    async def finish(self, ids: Sequence[int]) -> None:
-        """Marks claimed timers fired once their actions ran."""
+    async def renew(self, ids: Sequence[int], lease: timedelta | None = None) -> set[int]:
+        """Extends this store's lease on timers it is firing; returns the ids it still holds."""
         if not ids:
-            return
+            return set()
+        until = self.clock.now() + (lease or self.LEASE)
         async with self.engine.begin() as conn:
-            await conn.execute(update(Timer).where(Timer.id.in_(list(ids)), Timer.state == FIRING)
-                               .values(state=FIRED))
+            rows = await conn.execute(update(Timer).where(Timer.id.in_(list(ids)), *self._held())
+                                      .values(lease_until=until).returning(Timer.id))
+            return {r[0] for r in rows}
+
+    async def finish(self, ids: Sequence[int]) -> int:
+        """Marks claimed timers fired once their actions ran; returns how many were still ours."""
+        if not ids:
+            return 0
+        async with self.engine.begin() as conn:
+            return (await conn.execute(update(Timer).where(Timer.id.in_(list(ids)), *self._held())
+                                       .values(state=FIRED, lease_owner="", lease_until=None))).rowcount
 
     async def drop(self, ids: Sequence[int]) -> None:
         """Claimed timers that no longer apply (the lead moved on): cancelled, no action."""
         if not ids:
             return
         async with self.engine.begin() as conn:
-            await conn.execute(update(Timer).where(Timer.id.in_(list(ids)), Timer.state == FIRING)
-                               .values(state=CANCELLED))
+            await conn.execute(update(Timer).where(Timer.id.in_(list(ids)), *self._held())
+                               .values(state=CANCELLED, lease_owner="", lease_until=None))
 
     async def retry_later(self, timer: TimerRow, now: datetime, error: str) -> str:
         """After a failed action: pending again with backoff, or failed after MAX_ATTEMPTS."""
@@ -191,15 +210,19 @@ class TimerStore:
             values = {"state": PENDING, "payload": payload, "fired_at": None,
                       "due_at": now + timedelta(seconds=min(300, 5 * 2 ** attempts))}
         async with self.engine.begin() as conn:
-            await conn.execute(update(Timer).where(Timer.id == timer.id, Timer.state == FIRING).values(**values))
+            await conn.execute(update(Timer).where(Timer.id == timer.id, *self._held())
+                               .values(**values, lease_owner="", lease_until=None))
         return values["state"]
 
-    async def requeue_stale(self, now: datetime, lease: timedelta) -> int:
-        """Firing rows whose process died (claimed longer ago than the lease) go back to pending."""
+    async def requeue_stale(self, now: datetime, lease: timedelta | None = None) -> int:
+        """Firing rows whose holder stopped renewing (dead, hung, cut off: on any host) go back to
+        pending once their lease ran out; rows claimed before leases had holders, by age."""
+        expired = or_(Timer.lease_until < now,
+                      and_(Timer.lease_until.is_(None), Timer.fired_at < now - (lease or self.LEASE)))
         async with self.engine.begin() as conn:
-            return (await conn.execute(update(Timer)
-                                       .where(Timer.state == FIRING, Timer.fired_at < now - lease)
-                                       .values(state=PENDING, fired_at=None))).rowcount
+            return (await conn.execute(update(Timer).where(Timer.state == FIRING, expired)
+                                       .values(state=PENDING, fired_at=None, lease_owner="",
+                                               lease_until=None))).rowcount
 
     # ---- reading -----------------------------------------------------------------------------
 

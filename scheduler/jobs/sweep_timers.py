@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
+from crm_bridge.leases import Heartbeat
 from crm_bridge.timers import TimerRow, TimerStore
 from leadbot.logs import get_logger
 from scheduler.ladder import still_applies
@@ -42,29 +43,46 @@ async def sweep_timers(timers: TimerStore, dispatch: Dispatch, now: datetime, *,
     result = SweepResult()
     result.requeued = await timers.requeue_stale(now, lease)
     for n in range(max_batches):
-        due = await timers.take_due(now, batch)
+        due = await timers.take_due(now, batch, lease=lease)
         if not due:
             break
-        leads = await timers.lead_clocks(t.lead_id for t in due if t.lead_id is not None)
-        done: list[int] = []
-        dropped: list[int] = []
-        for timer in due:
-            if not still_applies(timer, leads.get(timer.lead_id) if timer.lead_id is not None else None):
-                dropped.append(timer.id)
-                continue
-            try:
-                await dispatch(timer)
-            except Exception as e:  # noqa: BLE001 - one failing action must not stop the sweep
-                log.warning("scheduler.timer_action_failed", timer=timer.key, kind=timer.kind, error=repr(e)[:300])
-                await timers.retry_later(timer, now, repr(e))
-                result.failed += 1
-                continue
-            done.append(timer.id)
-        await timers.finish(done)
-        await timers.drop(dropped)
-        result.fired += len(done)
-        result.skipped += len(dropped)
+        # The batch's leases are renewed while its actions run: a slow batch is not taken back
+        # by another process's sweep, and one taken back anyway (this one stalled past the lease)
+        # is not finished here (finish/drop/retry_later are fenced on the holder).
+        async with Heartbeat(lambda ids=[t.id for t in due]: _renewed(timers, ids, lease),
+                             lease.total_seconds() / 3, log=log, name="timers"):
+            n_done, n_dropped = await _fire_batch(timers, dispatch, due, now, result)
+        result.fired += n_done
+        result.skipped += n_dropped
         if len(due) < batch:
             break
         result.more = n == max_batches - 1
     return result
+
+
+async def _renewed(timers: TimerStore, ids: list[int], lease: timedelta) -> bool:
+    return bool(await timers.renew(ids, lease))
+
+
+async def _fire_batch(timers: TimerStore, dispatch: Dispatch, due: list[TimerRow], now: datetime,
+                      result: SweepResult) -> tuple[int, int]:
+    leads = await timers.lead_clocks(t.lead_id for t in due if t.lead_id is not None)
+    done: list[int] = []
+    dropped: list[int] = []
+    for timer in due:
+        if not still_applies(timer, leads.get(timer.lead_id) if timer.lead_id is not None else None):
+            dropped.append(timer.id)
+            continue
+        try:
+            await dispatch(timer)
+        except Exception as e:  # noqa: BLE001 - one failing action must not stop the sweep
+            log.warning("scheduler.timer_action_failed", timer=timer.key, kind=timer.kind, error=repr(e)[:300])
+            await timers.retry_later(timer, now, repr(e))
+            result.failed += 1
+            continue
+        done.append(timer.id)
+    fired = await timers.finish(done)
+    if fired < len(done):
+        log.warning("scheduler.timer_lease_lost", lost=len(done) - fired)
+    await timers.drop(dropped)
+    return len(done), len(dropped)

@@ -39,14 +39,37 @@ def _dead_pid() -> int:
 
 
 async def test_a_live_neighbours_rows_stay_with_it_until_the_lease_runs_out(engine, clock) -> None:
-    row = await _claimed_by(engine, clock, "other-host:4242", "live")
+    row = await _claimed_by(engine, clock, "other-host:4242:9f3a11c2", "live")
     me = Inbox(engine, clock)
-    assert await me.requeue_stale(at_start=True) == 0
-    assert await _state(engine, row) == ("processing", "other-host:4242")
+    assert await me.requeue_stale() == 0
+    assert await _state(engine, row) == ("processing", "other-host:4242:9f3a11c2")
     clock.advance(Inbox.LEASE + timedelta(seconds=1))
     assert await me.requeue_stale() == 1
     assert await _state(engine, row) == ("pending", "")
     assert (await me.claim(row)) is not None  # and it can be taken again
+
+
+async def test_a_renewed_lease_is_never_taken_back_and_a_lost_one_is_never_finished(engine, clock) -> None:
+    """A holder on another host that keeps renewing (its heartbeat) keeps its row however long it
+    works; once it stops renewing, the row is taken back and the former holder finishes nothing:
+    neither done nor failed lands, the new holder's outcome stands."""
+    slow = Inbox(engine, clock, owner="host-b:77:0badc0de")
+    row = await _claimed_by(engine, clock, slow.owner, "slow")
+    me = Inbox(engine, clock)
+    for _ in range(5):  # 5 x 100 s of work, renewed each time: 2.5 leases in all
+        clock.advance(timedelta(seconds=100))
+        assert await slow.renew([row]) == {row}
+        assert await me.requeue_stale() == 0
+    assert await _state(engine, row) == ("processing", slow.owner)
+    clock.advance(Inbox.LEASE + timedelta(seconds=1))  # host-b hung: no renewal
+    assert await me.requeue_stale() == 1
+    taken = await me.claim(row)
+    assert taken is not None and taken.attempts == 2
+    assert await slow.renew([row]) == set()  # its heartbeat learns it lost the row
+    assert await slow.done(row) is False and await slow.failed(row, "late") is False
+    assert await _state(engine, row) == ("processing", me.owner)
+    assert await me.done(row) is True
+    assert await _state(engine, row) == ("done", "")
 
 
 async def test_a_dead_process_on_this_host_is_noticed_at_once(engine, clock) -> None:
@@ -57,12 +80,13 @@ async def test_a_dead_process_on_this_host_is_noticed_at_once(engine, clock) -> 
     assert (await _state(engine, alive))[0] == "processing"
 
 
-async def test_own_rows_are_a_predecessors_at_start_and_work_in_flight_later(engine, clock) -> None:
-    mine = await _claimed_by(engine, clock, f"{HOST}:{os.getpid()}", "mine")
+async def test_own_rows_stay_and_a_predecessor_with_our_pid_is_gone(engine, clock) -> None:
     me = Inbox(engine, clock)
-    assert await me.requeue_stale() == 0  # the periodic sweep leaves our own work alone
-    assert await me.requeue_stale(at_start=True) == 1  # at start nothing can be in flight yet
-    assert (await _state(engine, mine))[0] == "pending"
+    mine = await _claimed_by(engine, clock, me.owner, "mine")
+    before = await _claimed_by(engine, clock, f"{HOST}:{os.getpid()}:00000000", "before")  # pid reused
+    assert await me.requeue_stale() == 1  # our own work in flight stays with us
+    assert (await _state(engine, mine))[0] == "processing"
+    assert (await _state(engine, before))[0] == "pending"
 
 
 async def test_done_and_failed_release_the_lease(engine, clock) -> None:

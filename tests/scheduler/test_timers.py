@@ -92,3 +92,50 @@ async def test_next_due_and_for_lead(timers: TimerStore, clock: ManualClock) -> 
     assert await timers.next_due() == t0
     assert [t.key for t in await timers.for_lead(5)] == ["b", "a"]
     assert (await timers.next_due()).tzinfo == timezone.utc
+
+
+async def test_a_renewed_timer_lease_holds_and_a_lost_one_finishes_nothing(engine, clock: ManualClock) -> None:
+    """Two hosts' sweepers: the one firing a timer renews its lease while the action runs, so the
+    other never takes it back; once it stops renewing (hung past the lease) the other takes it,
+    and the former holder's finish writes nothing."""
+    a = TimerStore(engine, clock, owner="host-a:10:aaaa0001")
+    b = TimerStore(engine, clock, owner="host-b:20:bbbb0002")
+    await a.schedule("slow", "x", 1, clock.now())
+    [t] = await a.take_due(clock.now(), lease=timedelta(minutes=5))
+    for _ in range(4):  # 4 x 3 minutes of a slow action, renewed each time
+        clock.advance(timedelta(minutes=3))
+        assert await a.renew([t.id], timedelta(minutes=5)) == {t.id}
+        assert await b.requeue_stale(clock.now()) == 0
+        assert await b.take_due(clock.now()) == []
+    clock.advance(timedelta(minutes=6))  # host-a hung: no renewal
+    assert await b.requeue_stale(clock.now()) == 1
+    [again] = await b.take_due(clock.now())
+    assert await a.renew([t.id]) == set()
+    assert await a.finish([t.id]) == 0  # fenced: the row is b's now
+    await a.retry_later(t, clock.now(), "late")
+    row = await a.get("slow")
+    assert row.state == "firing" and row.attempts == 0
+    assert await b.finish([again.id]) == 1
+    assert (await a.get("slow")).state == "fired"
+
+
+async def test_the_sweep_renews_its_batch_while_actions_run(engine, clock: ManualClock) -> None:
+    """sweep_timers keeps its batch's leases fresh while a slow action runs (the heartbeat's
+    interval is a third of the lease, in real time: a 0.3 s lease here)."""
+    from scheduler.jobs.sweep_timers import sweep_timers
+
+    a = TimerStore(engine, clock, owner="host-a:10:aaaa0001")
+    b = TimerStore(engine, clock, owner="host-b:20:bbbb0002")
+    await a.schedule("slow", "x", None, clock.now())  # no lead: nothing for the guard to drop
+    lease = timedelta(seconds=0.3)
+    seen: list[int] = []
+
+    async def slow_action(timer) -> None:
+        for _ in range(3):
+            clock.advance(timedelta(seconds=0.2))  # the action's own time passes the lease ...
+            await asyncio.sleep(0.25)  # ... while the heartbeat renews it
+            seen.append(await b.requeue_stale(clock.now(), lease))
+
+    result = await sweep_timers(a, slow_action, clock.now(), lease=lease)
+    assert result.fired == 1 and seen == [0, 0, 0]
+    assert (await a.get("slow")).state == "fired"
