@@ -195,6 +195,9 @@ _LEASE = (update(_OUTBOX).where(_o.id.in_(bindparam("ids", expanding=True)))
 _FENCED = update(_OUTBOX).where(_o.id == bindparam("b_id"), _o.state == "sending",
                                 _o.attempts == bindparam("b_attempts"))
 _GIVE_BACK = _FENCED.values(attempts=_o.attempts - 1)  # a deferral does not spend an attempt
+_RENEW = (update(_OUTBOX).where(_o.id.in_(bindparam("ids", expanding=True)), _o.state == "sending",
+                                _o.attempts == bindparam("b_attempts"))
+          .values(next_attempt_at=_LEASE_UNTIL).returning(_o.id))
 _ROLL_UP = update(_OUTBOX).where(_o.id.in_(bindparam("ids", expanding=True)), _o.state == "sending")
 _ADD_CARD = insert(_CARDS)
 
@@ -398,6 +401,23 @@ class OutboxRepo:
                     shown=card.shown[:64], meta=dict(card.meta) or None,
                     state="open", created_at=now, updated_at=now))
         return True
+
+    async def renew(self, leases: Mapping[int, int], lease_seconds: float) -> set[int]:
+        """Extends the leases ``{row id: the lease's attempt}`` of rows this worker is still on
+        (its heartbeat); returns the ids it still holds. A row missing was taken over after its
+        lease ran out: its outcome is the new holder's (every write after the lease is fenced)."""
+        if not leases:
+            return set()
+        by_attempt: dict[int, list[int]] = {}
+        for row_id, attempts in leases.items():
+            by_attempt.setdefault(attempts, []).append(row_id)
+        until = self.clock.now() + timedelta(seconds=lease_seconds)
+        held: set[int] = set()
+        async with self.engine.begin() as conn:
+            for attempts, ids in by_attempt.items():
+                rows = await conn.execute(_RENEW, {"ids": sorted(ids), "b_attempts": attempts, "lease_until": until})
+                held.update(r[0] for r in rows)
+        return held
 
     async def mark_retry(self, entry: OutboxEntry, error: str, next_at: datetime) -> bool:
         async with self.engine.begin() as conn:

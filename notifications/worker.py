@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bot.cards.i18n import t
 from crm_bridge.kv import deployment_id
-from crm_bridge.leases import process_identity
+from crm_bridge.leases import Heartbeat, process_identity
 from crm_bridge.outbox import CardRecord, NewOutboxItem, OutboxEntry, OutboxRepo, RepContact, digest_key
 from crm_bridge.send_budget import SendBudget, scope_for
 from crm_bridge.send_blocks import APP_WIDE, SendBlocks, recipient_ref
@@ -154,6 +154,11 @@ class DeliveryWorker:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._gauges_at: datetime | None = None
+        # Rows this worker holds leases on ({id: the lease's attempt}): the heartbeat renews them
+        # while a tick works through them, so a long tick (a slow platform, a big look-ahead) is
+        # not taken over by another process; an expired one is, and its writes here are fenced.
+        self._inflight: dict[int, int] = {}
+        self._heartbeat: Heartbeat | None = None
         self.blocks = SendBlocks(engine, clock)
         self._blocked: dict[tuple[str, str], datetime] = {}
         # conformance W6: every platform id leadbot makes (task_id, outTrackId, msgUuid) carries
@@ -164,6 +169,8 @@ class DeliveryWorker:
 
     async def start(self) -> None:
         self._stopping = False
+        self._heartbeat = Heartbeat(self._renew, self.lease_seconds / 3, log=self.log, name="outbox")
+        await self._heartbeat.__aenter__()
         self._task = asyncio.create_task(self._loop(), name="leadbot-outbox")
 
     async def stop(self) -> None:
@@ -176,6 +183,22 @@ class DeliveryWorker:
             except (asyncio.CancelledError, Exception):
                 pass
             self._task = None
+        if self._heartbeat is not None:
+            await self._heartbeat.__aexit__(None, None, None)
+            self._heartbeat = None
+
+    async def _renew(self) -> bool:
+        leases = dict(self._inflight)
+        if leases:
+            lost = set(leases) - await self.repo.renew(leases, self.lease_seconds)
+            lost &= set(self._inflight)  # not finished meanwhile
+            if lost:
+                self.log.warning("outbox.lease_lost", rows=sorted(lost)[:20])
+        return True
+
+    def _hold(self, entries: Iterable[OutboxEntry]) -> None:
+        for e in entries:
+            self._inflight[e.id] = e.attempts
 
     def wake(self) -> None:
         """Call after enqueueing, so the message does not wait for the next poll."""
@@ -215,7 +238,10 @@ class DeliveryWorker:
 
     async def run_once(self) -> int:
         async with self._tick:
-            return await self._run_once()
+            try:
+                return await self._run_once()
+            finally:
+                self._inflight.clear()  # a tick ends with every row it leased settled
 
     async def _run_once(self) -> int:
         now = self.clock.now()
@@ -223,6 +249,7 @@ class DeliveryWorker:
         batch = await self.repo.take_batch(self.batch_size, now, lease_seconds=self.lease_seconds,
                                            sends_since=now, windowed_channels=())
         entries, reps = batch.entries, batch.reps
+        self._hold(entries)
         if not entries:
             await self._refresh_gauges(now)
             return 0
@@ -291,6 +318,7 @@ class DeliveryWorker:
             # the slice this batch happened to lease.
             more = await self.repo.take_due(self.lookahead_limit, now, lease_seconds=self.lease_seconds,
                                             channel=channel, recipient=recipient)
+            self._hold(more)
             missing = {m.rep_id for m in more if m.rep_id is not None and m.rep_id not in reps}
             if missing:
                 reps.update(await self.repo.rep_contacts(missing))
@@ -340,6 +368,8 @@ class DeliveryWorker:
         item = NewOutboxItem(key=digest_key(channel, recipient, (e.id for e in rolled)), channel=channel,
                              kind=kind, recipient=recipient, payload=payload, rep_id=rep_id)
         digest = await self.repo.roll_up(rolled, item, lease_seconds=self.lease_seconds)
+        if digest is not None:
+            self._hold([digest])
         if digest is None:
             self.log.warning("outbox.rollup_lease_lost", channel=channel, count=len(rolled))
             return None

@@ -116,3 +116,47 @@ async def test_a_throttle_answer_blocks_the_robot_for_every_process(
     clock.advance(481)
     await b.drain()
     assert {m.key for m in second.delivered} == {"esc:1", "esc:2"}
+
+
+async def test_a_slow_tick_keeps_its_leases_and_a_lost_one_is_not_finished(
+        engine: AsyncEngine, repo: OutboxRepo, clock: ManualClock, make_worker) -> None:
+    """The running worker renews the leases of the rows its tick is on: a platform slower than the
+    lease does not hand the rows to another process. Rows taken over after an unrenewed lease are
+    the new holder's: the former holder's late answer writes nothing."""
+    rep = await add_rep(engine, clock, wecom="sunba", delivery="card")
+    await repo.enqueue_many([lead_card(rep, "sunba", i) for i in range(1, 4)])
+
+    class SlowPlatform(FakeSender):
+        async def send(self, message):  # type: ignore[override]
+            # Three answers take 2.4 s of the store's clock against a 0.9 s lease; the heartbeat
+            # (every 0.3 s of real time) renews the lease at least once inside each sleep.
+            clock.advance(0.4)
+            await asyncio.sleep(0.35)
+            clock.advance(0.4)
+            return await super().send(message)
+
+    slow = SlowPlatform()
+    a = make_worker(sender=slow, lease_seconds=0.9, send_timeout=0.8, registry=CollectorRegistry())
+    other = FakeSender()
+    b = make_worker(sender=other, lease_seconds=0.9, send_timeout=0.8, registry=CollectorRegistry())
+    await a.start()
+    try:
+        for _ in range(500):
+            if len(slow.delivered) == 3:
+                break
+            if slow.calls:
+                await b.run_once()  # another process looking for expired leases all along
+            await asyncio.sleep(0.01)
+    finally:
+        await a.stop()
+    assert len(slow.delivered) == 3 and other.calls == []
+    assert (await repo.counts()) == {"sent": 3}
+
+    # Without renewal (a hung holder) the lease runs out and another worker takes the row; the
+    # hung one's answer, when it comes, is fenced off.
+    await repo.enqueue(lead_card(rep, "sunba", 9))
+    [hung] = await repo.take_due(10, clock.now(), lease_seconds=0.9)
+    clock.advance(1)
+    assert await b.drain() == 1 and [m.lead_id for m in other.delivered] == [9]
+    assert await repo.mark_sent(hung, {"msgid": "late"}) is False
+    assert await repo.renew({hung.id: hung.attempts}, 0.9) == set()
