@@ -291,8 +291,10 @@ class Flow:
 
     async def notify(self, rep: dto.Rep, key: str, card: Card, *, urgent: bool = False,
                      lead_id: int | None = None, reply: bool = False,
-                     meta: Mapping[str, Any] | None = None) -> None:
-        """`reply`: the message answers the rep's own action, so quiet hours never hold it."""
+                     meta: Mapping[str, Any] | None = None,
+                     extra: Mapping[str, Any] | None = None) -> None:
+        """`reply`: the message answers the rep's own action, so quiet hours never hold it.
+        `extra`: entries for the delivery worker (an escalation's storm marker, team, since)."""
         where = channel_of(rep)
         if where is None:
             return
@@ -307,6 +309,8 @@ class Flow:
         if reply:
             payload[REPLY] = True
         self._mark_team(payload, rep)
+        if extra:
+            payload.update(extra)
         await self._enqueue([NewOutboxItem(key=key, channel=channel, kind=kind, recipient=userid,
                                            payload=payload, rep_id=rep.id, lead_id=lead_id, urgent=urgent)])
 

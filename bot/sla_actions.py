@@ -49,18 +49,19 @@ class SlaActions:
             manager_id = team.manager_id if team else None
         return await self.ctx.store.get_rep(manager_id) if manager_id else None
 
-    async def _group_post(self, key: str, card: Any) -> None:
+    async def _group_post(self, key: str, card: Any, extra: Mapping[str, Any] | None = None) -> None:
         """The managers' group robots (WeCom webhook key / DingTalk custom robot)."""
         items = []
+        extra = dict(extra or {})
         wecom, dingtalk = self.ctx.settings.wecom, self.ctx.settings.dingtalk
         if wecom and wecom.manager_robot_key:
             items.append(NewOutboxItem(key=f"{key}:wecom_robot", channel="wecom_robot", kind="robot",
                                        recipient=wecom.manager_robot_key, urgent=True,
-                                       payload={"markdown": wecom_markdown_content(card)}))
+                                       payload={"markdown": wecom_markdown_content(card), **extra}))
         if dingtalk and dingtalk.manager_robot_webhook:
             items.append(NewOutboxItem(key=f"{key}:dingtalk_robot", channel="dingtalk_robot", kind="robot",
                                        recipient=dingtalk.manager_robot_webhook, urgent=True,
-                                       payload={"title": card.title, "markdown": dingtalk_markdown(card)}))
+                                       payload={"title": card.title, "markdown": dingtalk_markdown(card), **extra}))
         if items:
             await self.flow._enqueue(items)
 
@@ -95,6 +96,12 @@ class SlaActions:
         view = await lead_card_view(self.ctx, lead, sla_due_at=now)
         if owner is not None:
             view = replace(view, owner_name=owner.name)
+        # The delivery worker folds a storm of these (past a few a minute to one manager or group)
+        # into one digest naming the team and the leads that waited longest.
+        team = await self.ctx.store.get_team(lead.team_id) if lead.team_id else None
+        named = " · ".join(p for p in (view.customer_name, view.company, view.owner_name) if p)  # no phone
+        storm = {"storm": "escalation", "team": team.name if team else "", "since": str(payload.get("since") or ""),
+                 "summary": named}
         if manager is not None:
             key = f"{timer_key}:dm:{manager.id}"
             audience = f"rep:{manager.id}"
@@ -103,8 +110,9 @@ class SlaActions:
                                          link=self.flow.buttons.link(lead.id, audience, now))
             # What later redraws keep: whose lead it was and the deadline that was missed.
             await self.flow.notify(manager, key, card, urgent=True, lead_id=lead.id,
-                                   meta={"owner_id": owner.id if owner else None, "due": now.isoformat()})
-        await self._group_post(f"{timer_key}:group", build_escalation_card(view, now=now, lang=self.lang))
+                                   meta={"owner_id": owner.id if owner else None, "due": now.isoformat()},
+                                   extra=storm)
+        await self._group_post(f"{timer_key}:group", build_escalation_card(view, now=now, lang=self.lang), storm)
 
     async def _tell_sidelined(self, manager: dto.Rep, owner: dto.Rep, lead: dto.Lead, key: str) -> None:
         """The notice names what to do, and the button does it (router.reinstate)."""

@@ -35,7 +35,7 @@ from leadbot.clock import Clock
 from leadbot.logs import get_logger
 from leadbot.settings import Settings
 from leadbot.workcal import WorkCalendar
-from notifications.digest import DigestRenderer, make_text_digest, summary_of
+from notifications.digest import DigestRenderer, StormRenderer, make_storm_digest, make_text_digest, summary_of
 from notifications.quiet_hours import HELD_REASON, hold_until
 from notifications.sender import DeliveryResult, OutboundMessage, Sender, dedupe_id
 from notifications.throttle import RecipientThrottle
@@ -50,6 +50,9 @@ ROLLABLE_KINDS = ("card", "text", "robot")
 UNCOUNTED_KINDS = ("card_update", "remark")
 # Added to every window: the platform's clock and ours may disagree a little (several hosts).
 CLOCK_MARGIN_SECONDS = 0.5
+# Escalations one recipient gets individually a minute; past that they become one storm digest
+# (the budget's reservations count them across processes, under a scope of their own).
+STORM_PER_MINUTE = 3
 TEXT_LIMIT_BYTES = 2048  # WeCom text content and DingTalk work notice msg are both capped at 2048 B
 
 
@@ -100,6 +103,7 @@ class DeliveryWorker:
                  throttle: RecipientThrottle | None = None, *,
                  registry: CollectorRegistry | None = None,
                  render_digest: DigestRenderer | None = None,
+                 render_storm: StormRenderer | None = None,
                  link_for: LinkFor | None = None,
                  text_for: TextFor | None = None,
                  rng: Callable[[], float] = random.random,
@@ -130,6 +134,7 @@ class DeliveryWorker:
         self.metrics = DeliveryMetrics(registry)
         self.lang = settings.server.language
         self.render_digest = render_digest or make_text_digest(self.lang)
+        self.render_storm = render_storm or make_storm_digest(self.lang)
         self.link_for = link_for
         self.text_for = text_for
         self.rng = rng
@@ -297,11 +302,64 @@ class DeliveryWorker:
         return (not e.urgent and e.kind in ROLLABLE_KINDS and bool(e.payload.get("rollup", True))
                 and not e.payload.get("alert") and not e.payload.get("digest"))
 
+    @staticmethod
+    def _storm(e: OutboxEntry) -> bool:
+        """An escalation (the ladder marks them ``storm``), not already a digest."""
+        return e.urgent and bool(e.payload.get("storm")) and not e.payload.get("digest")
+
+    async def _calm_storm(self, channel: str, recipient: str, group: list[OutboxEntry],
+                          reps: dict[int, RepContact], now: datetime) -> list[OutboxEntry]:
+        """Past STORM_PER_MINUTE escalations a minute to one recipient (counted across processes),
+        every escalation due for that recipient, its siblings leased by this tick or not, goes
+        into ONE urgent digest now: none waits behind a queue of the others."""
+        stormy = [e for e in group if self._storm(e)]
+        if not stormy:
+            return group
+        allowed = await self.budget.reserve(scope_for(f"storm:{channel}", recipient), len(stormy),
+                                            [(STORM_PER_MINUTE, 60.0)], now, hold=timedelta(0))
+        if len(allowed.ids) == len(stormy):
+            return group
+        more = await self.repo.take_due(self.lookahead_limit, now, lease_seconds=self.lease_seconds,
+                                        channel=channel, recipient=recipient)
+        self._hold(more)
+        missing = {m.rep_id for m in more if m.rep_id is not None and m.rep_id not in reps}
+        if missing:
+            reps.update(await self.repo.rep_contacts(missing))
+        for m in more:
+            until = self._quiet(m, now)
+            if until is not None:
+                await self.repo.defer(m, until, HELD_REASON)
+            else:
+                group.append(m)
+        stormy = sorted((e for e in group if self._storm(e)), key=lambda e: e.id)
+        rolled = stormy[len(allowed.ids):]
+        if not rolled:
+            return group
+        kind, payload = self.render_storm(channel, recipient, rolled)
+        rep_ids = {e.rep_id for e in rolled}
+        payload.update(digest=True, storm_digest=True, rollup=False, count=len(rolled),
+                       lead_ids=[e.lead_id for e in rolled if e.lead_id is not None],
+                       rolled_keys=[e.idempotency_key for e in rolled])
+        item = NewOutboxItem(key="storm:" + digest_key(channel, recipient, (e.id for e in rolled)), channel=channel,
+                             kind=kind, recipient=recipient, payload=payload, urgent=True,
+                             rep_id=next(iter(rep_ids)) if len(rep_ids) == 1 else None)
+        digest = await self.repo.roll_up(rolled, item, lease_seconds=self.lease_seconds)
+        if digest is None:
+            self.log.warning("outbox.storm_lease_lost", channel=channel, count=len(rolled))
+            rolled_ids = {e.id for e in rolled}
+            return [e for e in group if e.id not in rolled_ids]
+        self._hold([digest])
+        self.metrics.rolled_up.labels(channel).inc(len(rolled))
+        self.log.info("outbox.storm_digest", channel=channel, count=len(rolled), digest=digest.id)
+        rolled_ids = {e.id for e in rolled}
+        return [e for e in group if e.id not in rolled_ids] + [digest]
+
     def _windows(self, channel: str) -> list[tuple[int, float]]:
         return [(w.limit, w.seconds + CLOCK_MARGIN_SECONDS) for w in self.throttle.limits.get(channel, ())]
 
     async def _plan(self, channel: str, recipient: str, group: list[OutboxEntry], reps: dict[int, RepContact],
                     now: datetime) -> "_Plan":
+        group = await self._calm_storm(channel, recipient, group, reps, now)
         counted = [e for e in group if self._counts(e)]
         free = [e for e in group if not self._counts(e)]
         if not counted:

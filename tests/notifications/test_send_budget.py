@@ -4,7 +4,7 @@ counted before the send, messages in flight included, blocks the platform impose
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -160,3 +160,46 @@ async def test_a_slow_tick_keeps_its_leases_and_a_lost_one_is_not_finished(
     assert await b.drain() == 1 and [m.lead_id for m in other.delivered] == [9]
     assert await repo.mark_sent(hung, {"msgid": "late"}) is False
     assert await repo.renew({hung.id: hung.attempts}, 0.9) == set()
+
+
+def escalation(manager_rep: int, userid: str, lead_id: int, minutes_waiting: int, **kw) -> NewOutboxItem:
+    since = (T0 - timedelta(minutes=minutes_waiting)).isoformat()
+    return NewOutboxItem(key=f"ft:{lead_id}:e:0:escalate:dm:{manager_rep}", channel=kw.pop("channel", "wecom"),
+                         kind="text", recipient=userid, rep_id=manager_rep, lead_id=lead_id, urgent=True,
+                         payload={"text": f"线索超时：客户{lead_id}", "storm": "escalation", "team": "华东",
+                                  "since": since, "summary": f"客户{lead_id} · 公司{lead_id}",
+                                  "link": f"https://leadbot.example/a/t{lead_id}"}, **kw)
+
+
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+
+
+async def test_an_escalation_storm_becomes_one_digest_at_once(
+        engine: AsyncEngine, repo: OutboxRepo, clock: ManualClock, make_worker) -> None:
+    """40 leads time out in the same minute: the manager gets the first few escalations and one
+    digest "华东团队 37 条线索超时" naming the leads that waited longest, in the same tick, from two
+    processes' workers together; nothing is queued behind its siblings."""
+    manager = await add_rep(engine, clock, wecom="boss", role="manager", delivery="text")
+    await repo.enqueue_many([escalation(manager, "boss", i, minutes_waiting=i) for i in range(1, 41)])
+    platform = FakeSender(latency=0.001)
+    a = make_worker(sender=platform, batch_size=15, registry=CollectorRegistry())
+    b = make_worker(sender=platform, batch_size=15, registry=CollectorRegistry())
+    await asyncio.gather(a.run_once(), b.run_once())
+    seen = platform.seen_by("boss")
+    digests = [m for m in seen if m.payload.get("storm_digest")]
+    singles = [m for m in seen if not m.payload.get("digest")]
+    assert len(singles) == 3 and len(digests) >= 1
+    covered = [lead for d in digests for lead in d.payload["lead_ids"]] + [m.lead_id for m in singles]
+    assert sorted(covered) == list(range(1, 41))  # every escalation, once, in this very tick
+    big = max(digests, key=lambda d: d.payload["count"])
+    assert big.text.startswith(f"华东团队 {big.payload['count']} 条线索超时")
+    worst = [line for line in big.text.splitlines() if line[:2] in ("1.", "2.")]
+    top = max(big.payload["lead_ids"])  # waited longest among those rolled
+    assert worst[0].startswith(f"1. 客户{top} · 公司{top}") and f"https://leadbot.example/a/t{top}" in worst[0]
+    assert (await repo.counts()).get("pending", 0) == 0
+
+    # The next minute a lone escalation goes out as itself again.
+    clock.advance(61)
+    await repo.enqueue(escalation(manager, "boss", 99, minutes_waiting=1))
+    await a.drain()
+    assert platform.seen_by("boss")[-1].lead_id == 99 and not platform.seen_by("boss")[-1].payload.get("digest")
