@@ -4,8 +4,6 @@ acknowledged, so a platform retry is a no-op and a crash after the ack loses not
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_bridge.db import session_factory
-from crm_bridge.leases import holder_parts, process_identity
+from crm_bridge.leases import holder_gone, process_identity
 from crm_bridge.models import InboxItem
 from crm_bridge.sqlite_driver import patiently
 from leadbot.clock import Clock, SystemClock
@@ -448,20 +446,7 @@ class Inbox:
         leases), or it is a process on this host that no longer runs."""
         if until is None or until <= now:
             return True
-        if owner == self.owner[:128]:
-            return False  # our own work in flight (renewed while it runs)
-        host, pid = holder_parts(owner)
-        if host != socket.gethostname() or pid is None:
-            return False  # another host: its lease decides
-        if pid == os.getpid():
-            return True  # an earlier process that had our pid (we have another identity)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, OSError):
-            return False
-        return False
+        return holder_gone(owner, self.owner[:128])
 
     async def requeue_stale(self) -> int:
         """Rows whose holder crashed go back to pending: at start, and from the processor's

@@ -86,3 +86,23 @@ class Heartbeat:
             except (asyncio.CancelledError, Exception):
                 pass
             self._task = None
+
+
+def holder_gone(owner: str, me: str) -> bool:
+    """Whether a lease's holder is known dead before its lease runs out: a process on this host
+    that no longer runs (or an earlier process that had our pid). A holder on another host, or
+    one we cannot tell about, counts as alive: its lease decides."""
+    if owner == me or not owner:
+        return not owner
+    host, pid = holder_parts(owner)
+    if host != socket.gethostname() or pid is None:
+        return False
+    if pid == os.getpid():
+        return True  # an earlier process with our pid (we have another identity)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    return False

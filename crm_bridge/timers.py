@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm_bridge.leases import process_identity
+from crm_bridge.leases import holder_gone, process_identity
 from crm_bridge.models import Lead, Timer
 from leadbot.clock import Clock, SystemClock
 
@@ -219,10 +219,15 @@ class TimerStore:
         pending once their lease ran out; rows claimed before leases had holders, by age."""
         expired = or_(Timer.lease_until < now,
                       and_(Timer.lease_until.is_(None), Timer.fired_at < now - (lease or self.LEASE)))
+        back = dict(state=PENDING, fired_at=None, lease_owner="", lease_until=None)
         async with self.engine.begin() as conn:
-            return (await conn.execute(update(Timer).where(Timer.state == FIRING, expired)
-                                       .values(state=PENDING, fired_at=None, lease_owner="",
-                                               lease_until=None))).rowcount
+            requeued = (await conn.execute(update(Timer).where(Timer.state == FIRING, expired).values(**back))).rowcount
+            # A holder on this host that died (kill -9) is known gone before its lease runs out.
+            owners = (await conn.execute(select(Timer.lease_owner).where(Timer.state == FIRING).distinct())).scalars()
+            for owner in [o for o in owners if o and holder_gone(o, self.owner)]:
+                requeued += (await conn.execute(update(Timer).where(Timer.state == FIRING, Timer.lease_owner == owner)
+                                                .values(**back))).rowcount
+            return requeued
 
     # ---- reading -----------------------------------------------------------------------------
 

@@ -20,9 +20,11 @@ Callback side: ``send_friend_added``, ``send_contact_changed``, ``send_card_even
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
+import random
 import secrets
 import string
 import time
@@ -160,7 +162,8 @@ class SimulatedWeCom:
                  agent_id: int = 1000002, token: str = "sandboxtoken",
                  encoding_aes_key: str = "", clock: Clock | None = None,
                  users: Iterable[str] | None = None, robots: Iterable[str] | None = None,
-                 callback_url: str = "", page_size: int = 500) -> None:
+                 callback_url: str = "", page_size: int = 500,
+                 latency: tuple[float, float] | None = None, seed: int = 0) -> None:
         self.corp_id = corp_id
         self.secret = secret
         self.agent_id = int(agent_id)
@@ -171,6 +174,9 @@ class SimulatedWeCom:
         self.robots: set[str] | None = set(robots) if robots is not None else None
         self.callback_url = callback_url
         self.page_size = page_size
+        # (min, max) seconds before an API call is answered (uniform), e.g. (0, 0.15); None: at once.
+        self.latency = latency
+        self._latency_rng = random.Random(seed)
         self.crypto = WeChatCrypto(self.token, self.encoding_aes_key, self.corp_id)
 
         self.calls: list[ApiCall] = []
@@ -392,6 +398,11 @@ class SimulatedWeCom:
                 body = None
         response = self._answer(api, request.method, query, body)
         self.calls.append(ApiCall(api, request.method, query, body, response, self.now()))
+        if self.latency and api != "gettoken":
+            # The message counted (and was delivered or dropped) on arrival; its answer takes a
+            # while: a sender that counts a message only from its answer counts it too late.
+            lo, hi = self.latency
+            await asyncio.sleep(lo + (hi - lo) * self._latency_rng.random())
         return web.json_response(response, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
     def _answer(self, api: str, method: str, query: dict[str, str], body: Any) -> dict[str, Any]:

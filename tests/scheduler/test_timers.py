@@ -139,3 +139,23 @@ async def test_the_sweep_renews_its_batch_while_actions_run(engine, clock: Manua
     result = await sweep_timers(a, slow_action, clock.now(), lease=lease)
     assert result.fired == 1 and seen == [0, 0, 0]
     assert (await a.get("slow")).state == "fired"
+
+
+async def test_a_dead_sweepers_timers_on_this_host_come_back_at_once(engine, clock: ManualClock) -> None:
+    import subprocess
+    import sys
+
+    from crm_bridge.leases import process_identity
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    host = process_identity().split(":")[0]
+    dead = TimerStore(engine, clock, owner=f"{host}:{proc.pid}:deadbeef")
+    alive = TimerStore(engine, clock, owner=f"other-host:{proc.pid}:cafe0001")
+    await dead.schedule("a", "x", None, clock.now())
+    await dead.take_due(clock.now())
+    await alive.schedule("b", "x", None, clock.now())
+    await alive.take_due(clock.now())
+    me = TimerStore(engine, clock)
+    assert await me.requeue_stale(clock.now()) == 1  # the killed sweeper's, not the other host's
+    assert (await me.get("a")).state == "pending" and (await me.get("b")).state == "firing"
