@@ -53,6 +53,9 @@ CLOCK_MARGIN_SECONDS = 0.5
 # Escalations one recipient gets individually a minute; past that they become one storm digest
 # (the budget's reservations count them across processes, under a scope of their own).
 STORM_PER_MINUTE = 3
+# Storm digests one recipient gets a minute: escalations arriving between two wait for the next
+# (at most 10 s), so a storm that trickles in over seconds is a few digests, not one per tick.
+STORM_DIGESTS_PER_MINUTE = 6
 TEXT_LIMIT_BYTES = 2048  # WeCom text content and DingTalk work notice msg are both capped at 2048 B
 
 
@@ -335,6 +338,13 @@ class DeliveryWorker:
         rolled = stormy[len(allowed.ids):]
         if not rolled:
             return group
+        rolled_ids = {e.id for e in rolled}
+        slot = await self.budget.reserve(scope_for(f"storm-digest:{channel}", recipient), 1,
+                                         [(STORM_DIGESTS_PER_MINUTE, 60.0)], now, hold=timedelta(0))
+        if not slot.ids:
+            for e in rolled:
+                await self.repo.defer(e, slot.next_free, "escalation storm: gathered into the next digest")
+            return [e for e in group if e.id not in rolled_ids]
         kind, payload = self.render_storm(channel, recipient, rolled)
         rep_ids = {e.rep_id for e in rolled}
         payload.update(digest=True, storm_digest=True, rollup=False, count=len(rolled),
@@ -346,12 +356,10 @@ class DeliveryWorker:
         digest = await self.repo.roll_up(rolled, item, lease_seconds=self.lease_seconds)
         if digest is None:
             self.log.warning("outbox.storm_lease_lost", channel=channel, count=len(rolled))
-            rolled_ids = {e.id for e in rolled}
             return [e for e in group if e.id not in rolled_ids]
         self._hold([digest])
         self.metrics.rolled_up.labels(channel).inc(len(rolled))
         self.log.info("outbox.storm_digest", channel=channel, count=len(rolled), digest=digest.id)
-        rolled_ids = {e.id for e in rolled}
         return [e for e in group if e.id not in rolled_ids] + [digest]
 
     def _windows(self, channel: str) -> list[tuple[int, float]]:

@@ -203,3 +203,24 @@ async def test_an_escalation_storm_becomes_one_digest_at_once(
     await repo.enqueue(escalation(manager, "boss", 99, minutes_waiting=1))
     await a.drain()
     assert platform.seen_by("boss")[-1].lead_id == 99 and not platform.seen_by("boss")[-1].payload.get("digest")
+
+
+async def test_a_storm_that_trickles_in_is_a_few_digests_not_one_per_tick(
+        engine: AsyncEngine, repo: OutboxRepo, clock: ManualClock, make_worker) -> None:
+    manager = await add_rep(engine, clock, wecom="boss2", role="manager", delivery="text")
+    platform = FakeSender()
+    worker = make_worker(sender=platform, registry=CollectorRegistry())
+    for tick in range(30):  # 4 escalations every 2 s for a minute: 120 in all
+        await repo.enqueue_many([escalation(manager, "boss2", tick * 4 + i, minutes_waiting=5) for i in range(4)])
+        await worker.drain()
+        clock.advance(2)
+    clock.advance(60)
+    await worker.drain()
+    seen = platform.seen_by("boss2")
+    covered = [lead for m in seen for lead in (m.payload.get("lead_ids") or [m.lead_id])]
+    assert sorted(covered) == list(range(120))  # each escalation once
+    # Two minutes of storm (the last escalations wait into the second): per minute at most 3 on
+    # their own and 6 digests, instead of 120 messages (4 minutes of WeCom's budget).
+    assert len([m for m in seen if not m.payload.get("digest")]) <= 2 * 3
+    assert len(seen) <= 2 * (3 + 6)
+    assert (await repo.counts()).get("pending", 0) == 0
