@@ -62,7 +62,9 @@ async def test_processes_share_one_database_exactly_once(tmp_path: Path) -> None
             await upgrade(engine)  # once, before the processes start (each would upgrade too)
             await SqlCRMStore(engine).import_reps(
                 [{"id": f"r{i}", "name": f"销售{i}", "wecom_userid": f"user{i}", "team": "华东", "role": "rep",
-                  "weight": "1"} for i in range(reps)])
+                  # Reps known to use the WeCom app: a card each, no text copy (W3), so the count
+                  # of messages per rep stays under WeCom's 30 a minute.
+                  "weight": "1", "delivery": "card"} for i in range(reps)])
             async with engine.begin() as conn:
                 for statement in TIMER_AUDIT:
                     await conn.execute(text(statement))
@@ -214,7 +216,9 @@ async def test_processes_share_one_database_exactly_once(tmp_path: Path) -> None
             expected_keys = {f"{key}:dm:{leads[lead_id]}" for _, key, lead_id, _, _ in reminders}
             assert {r[0] for r in reminder_rows} == expected_keys
             assert {r[2] for r in reminder_rows} == {"sent"}, Counter(r[2] for r in reminder_rows)
-            task_of = {dedupe_id(key): (lead_id, key) for key, lead_id, _ in reminder_rows}
+            # Platform ids carry the database's deployment id (conformance W6).
+            ns = (await rows(db, "SELECT value FROM kv WHERE key = 'deployment_id'"))[0][0]
+            task_of = {dedupe_id(key, ns): (lead_id, key) for key, lead_id, _ in reminder_rows}
             reminder_calls = [c for c in accepted if c.body["template_card"].get("task_id") in task_of]
             per_reminder = Counter(c.body["template_card"]["task_id"] for c in reminder_calls)
             assert set(per_reminder) == set(task_of) and max(per_reminder.values()) == 1, per_reminder.most_common(3)
