@@ -221,14 +221,17 @@ class Flow:
                                      outcome=outcome, state=state)
 
     async def update_copies(self, lead: dto.Lead, reason: str, *, skip: tuple[str, str] | None = None,
-                            taken_from: dto.Rep | None = None) -> None:
+                            taken_from: dto.Rep | None = None, clock_only: bool = False) -> None:
         """Every delivered copy of the lead's card, on both platforms, redrawn to the lead as it is
         now for its own purpose, within each platform's rules (reference/conformance.md W1):
         DingTalk by outTrackId, as often as needed; WeCom only with the copy's unspent code
         younger than 72 h, spent here (one conditional UPDATE) and only when the copy's headline
         changes. A copy that cannot be updated is left alone; when the change took the lead
         from its recipient (``taken_from``), they get a message instead.
-        `skip` is (platform, card_ref) of the copy the tap itself answers."""
+        `skip` is (platform, card_ref) of the copy the tap itself answers. `clock_only`: only
+        time moved (an SLA step: the countdowns): DingTalk copies are redrawn, WeCom copies keep
+        their one code for a change that matters (spent on a countdown, a reminder could not lose
+        its 认领 when the lead is taken)."""
         outbox = self.ctx.services.get("outbox")
         if outbox is None:
             return
@@ -252,6 +255,8 @@ class Flow:
         for copy in copies:
             rep = reps_by_user.get((copy.platform, copy.recipient))
             if rep is None:
+                continue
+            if clock_only and copy.platform == "wecom":
                 continue
             if (copy.platform, copy.card_ref) == skip:
                 told_taken = told_taken or (taken_from is not None and rep.id == taken_from.id)
@@ -350,6 +355,24 @@ class Flow:
             else [r for r in await self.ctx.store.list_reps(status="active") if r.role == "rep"]
         await self.offer(lead, members, pool=True, round_=f"pool{lead.version}")
 
+    async def resume_routing(self, lead: dto.Lead) -> bool:
+        """The lead's last routing committed, but what follows it (the new owner's ladder and
+        offer, the pool's copies) may not have run. Runs it again from the decision on record:
+        the offer's outbox key carries the decision id and the ladder's keys the lead's version,
+        so a second run sends nothing twice. Only while that decision still holds (the lead is
+        unclaimed and with the rep, or in the pool, it chose)."""
+        router = self.ctx.services.get("router")
+        if router is None or lead.claimed_at is not None or lead.status in CLOSED_STATUSES:
+            return False
+        decision = await router.last_decision(lead.id)
+        if decision is None or getattr(decision, "outcome", "") == "deferred":
+            return False
+        chosen = getattr(decision, "rep_id", None)
+        if chosen != lead.owner_id or (chosen is None and lead.status != "pool"):
+            return False
+        await self.after_routing(lead.id, decision)
+        return True
+
     # ---- after-effects of taps (bot.actions.service.LeadFlow) --------------------------------
 
     async def after_claim(self, lead: dto.Lead, rep: dto.Rep, skip: tuple[str, str] | None = None) -> Card | None:
@@ -401,14 +424,33 @@ class Flow:
         target = await self.ctx.store.get_rep(to_rep_id)
         if updated is None or target is None:
             return None
-        previous = await self.ctx.store.get_rep(lead.owner_id) if lead.owner_id and lead.owner_id != to_rep_id else None
-        await self.update_copies(updated, "reassigned", taken_from=previous)
-        await self.offer(updated, [target], round_=f"re{updated.version}")
-        ladder = self.ctx.services.get("ladder")
-        if ladder is not None:
-            await ladder.cancel(updated, "reassigned")
-            await ladder.start(updated, team=target.team)
+        await self.after_owner_change(updated, lead.owner_id)
         return target
+
+    async def after_owner_change(self, lead: dto.Lead, previous_owner_id: int | None) -> None:
+        """What a new owner of an open lead means on the phones, whoever made the change (a
+        manager's reassign, the CRM): every copy redrawn for its purpose (an escalation says
+        已改派给 X), the previous owner told the lead was taken from them, the new owner offered
+        it with their own ladder, or, with no owner now, the team's pool offered it."""
+        previous = (await self.ctx.store.get_rep(previous_owner_id)
+                    if previous_owner_id and previous_owner_id != lead.owner_id else None)
+        await self.update_copies(lead, "reassigned", taken_from=previous)
+        if lead.status in CLOSED_STATUSES:
+            return
+        ladder = self.ctx.services.get("ladder")
+        target = await self.ctx.store.get_rep(lead.owner_id) if lead.owner_id else None
+        if target is None:
+            if lead.status == "pool":
+                await self.after_routing(lead.id, None)
+                if ladder is not None:
+                    await ladder.pooled(lead)
+            return
+        # The ladder first: the offer counts down to the new owner's escalation step.
+        due: Any = LOOKUP
+        if ladder is not None:
+            await ladder.cancel(lead, "reassigned")
+            due = await ladder.start(lead, team=target.team)
+        await self.offer(lead, [target], round_=f"re{lead.version}", view=await self.view_for(lead, sla_due_at=due))
 
     async def snooze(self, lead: dto.Lead, rep: dto.Rep, delay: timedelta) -> None:
         ladder = self.ctx.services.get("ladder")

@@ -78,6 +78,16 @@ class SlaActions:
                                    buttons=buttons.keys(lead, audience, ("claim", "snooze"), now),
                                    link=buttons.link(lead.id, audience, now))
         await self.flow.notify(owner, key, card, lead_id=lead.id)
+        await self._redraw(lead, timer_key)
+
+    async def _redraw(self, lead: dto.Lead, timer_key: str) -> None:
+        """A ladder step moves what the lead's cards count down to (the next step): the DingTalk
+        copies are redrawn by outTrackId (free, as often as it takes). Only the clock moved, so
+        the WeCom copies keep their single unspent code for a change that matters to their reader
+        (taken from them, claimed by someone): a countdown is not worth it (Flow.update_copies
+        clock_only). The lead's version does not change at a step, so the step's own timer key
+        keeps the updates apart."""
+        await self.flow.update_copies(lead, f"ladder-{timer_key}", clock_only=True)
 
     async def escalate(self, lead_id: int, timer_key: str, payload: Mapping[str, Any]) -> None:
         lead, owner = await self._lead_and_owner(lead_id)
@@ -113,6 +123,7 @@ class SlaActions:
                                    meta={"owner_id": owner.id if owner else None, "due": now.isoformat()},
                                    extra=storm)
         await self._group_post(f"{timer_key}:group", build_escalation_card(view, now=now, lang=self.lang), storm)
+        await self._redraw(lead, timer_key)
 
     async def _tell_sidelined(self, manager: dto.Rep, owner: dto.Rep, lead: dto.Lead, key: str) -> None:
         """The notice names what to do, and the button does it (router.reinstate)."""

@@ -50,7 +50,11 @@ class AfterEffects:
             if lead.owner_id is None and lead.status == "new":
                 await self.flow.after_pass(lead, rep, str(payload.get("reason", "")), skip=skip)
             else:
-                # Routing already moved it on (or someone took it): only the copies are left to do.
+                # Routing already moved it on (or someone took it). An error may have struck
+                # between routing and the next owner's offer: the routing's own after-effects run
+                # again from the decision on record (each is keyed, so nothing goes twice), then
+                # the copies.
+                await self.flow.resume_routing(lead)
                 await self.flow.update_copies(lead, "passed", skip=skip)
             return None
         raise LookupError(f"unknown after-effect {kind!r}")

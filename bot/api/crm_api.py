@@ -150,7 +150,7 @@ def _actor(request: web.Request) -> str:
     return f"crm:{request.headers.get('X-Actor', '')[:100]}".rstrip(":")
 
 
-async def _after_lead_write(ctx: AppContext, result: WriteResult, *, owner_command: bool = False) -> None:
+async def _after_lead_write(ctx: AppContext, result: WriteResult) -> None:
     """Cards follow the CRM: a new lead is routed (or offered to the owner the CRM named), a
     changed one updates every delivered copy of its card."""
     flow = ctx.services.get("flow")
@@ -163,21 +163,16 @@ async def _after_lead_write(ctx: AppContext, result: WriteResult, *, owner_comma
             if on_new is not None:
                 await on_new(lead)
             return
-        rep = await ctx.store.get_rep(lead.owner_id)
-        if rep is not None:
-            await flow.offer(lead, [rep], round_=f"crm{lead.version}")
+        # Offered to the owner the CRM named, with their ladder, as if it had been given to them.
+        await flow.after_owner_change(lead, None)
         return
     if not result.changed:
         return
+    if "owner" in result.changed:
+        # A new owner from the CRM is a reassignment like a manager's: the same after-effects.
+        await flow.after_owner_change(lead, result.previous_owner_id)
+        return
     await flow.update_copies(lead, f"crm{lead.version}")
-    if owner_command and "owner" in result.changed and lead.owner_id is not None:
-        rep = await ctx.store.get_rep(lead.owner_id)
-        if rep is not None:
-            await flow.offer(lead, [rep], round_=f"crm{lead.version}")
-            ladder = ctx.services.get("ladder")
-            if ladder is not None:
-                await ladder.cancel(lead, "reassigned")
-                await ladder.start(lead)
 
 
 async def _fresh(inbound: CrmInbound, result: WriteResult) -> WriteResult:
@@ -229,7 +224,7 @@ def _command(field_name: str) -> Route:
             raise InboundError(f"{field_name}: missing", field=field_name)
         result = await inbound.command_lead(request.match_info["external_id"], body,
                                             if_match=request.headers.get("If-Match"), actor=_actor(request))
-        await _after_lead_write(ctx, result, owner_command=field_name == "owner")
+        await _after_lead_write(ctx, result)
         return _answer(await _fresh(inbound, result), 200)
 
     return route

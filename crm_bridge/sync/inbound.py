@@ -86,6 +86,9 @@ class WriteResult:
     created: bool
     changed: tuple[str, ...] = ()
     ignored: tuple[Mapping[str, str], ...] = ()
+    # The owner before this write (an update that changed it): the caller tells them the lead
+    # was taken from them. Not part of the answer.
+    previous_owner_id: int | None = None
 
     @property
     def version(self) -> int:
@@ -475,6 +478,7 @@ class CrmInbound:
                                               current=await session.run_sync(lambda s: lead_snapshot(s, row.id)))
                     plan = await self._lead_plan(session, row, body, overrides)
                     created = row is None
+                    previous_owner = row.owner_id if row is not None else None
                     if created:
                         values = dict(plan.values)
                         if values.get("customer_id") is None:
@@ -511,7 +515,8 @@ class CrmInbound:
                     snap = await session.run_sync(lambda s: lead_snapshot(s, row.id))
             except IntegrityError:
                 raise _Retry() from None
-        return WriteResult("lead", snap, created, tuple(plan.changed), tuple(plan.ignored))
+        return WriteResult("lead", snap, created, tuple(plan.changed), tuple(plan.ignored),
+                           previous_owner_id=previous_owner)
 
     async def command_lead(self, external_id: str, body: Mapping[str, Any], *, if_match: str | None = None,
                            actor: str = "crm") -> WriteResult:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from crm_bridge.leads import EFFECT_KINDS
 from scheduler.actions import LADDER_KINDS
 from tests.conftest import AUTH
@@ -114,3 +116,66 @@ async def test_a_second_tap_answers_already_done_and_changes_nothing(aiohttp_cli
     assert "该操作已处理过" in str(copies["user2"]["card"])
     assert (await store.get_lead(lead_id)).version == version
     await deliver(cli)
+
+
+async def _pass_and_fail(cli, wecom, store, clock, step: str):
+    """A WeCom rep passes an offer; `step` of the pass's after-effects raises once: "start" (the
+    new owner's ladder, after routing committed and before the offer) or "copies" (redrawing the
+    copies, after the offer was enqueued)."""
+    ctx = ctx_of(cli)
+    lead = await (await cli.post("/api/v1/leads", json={"name": "吴越", "phone": "13500006666"},
+                                 headers=AUTH)).json()
+    await deliver(cli)
+    first = await store.get_rep((await store.get_lead(lead["id"])).owner_id)
+    offer = next(m for m in wecom.messages_for(first.wecom_userid) if m["msgtype"] == "template_card")
+    calls: list[int] = []
+    if step == "start":
+        target, name = ctx.services["ladder"], "start"
+    else:
+        target, name = ctx.services["flow"], "update_copies"
+    real = getattr(target, name)
+
+    async def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise Boom(f"injected in {name}, halfway through the pass's after-effects")
+        return await real(*args, **kwargs)
+
+    setattr(target, name, failing)
+    clock.advance(timedelta(seconds=1))
+    result = await wecom.send_card_event(first.wecom_userid, card_keys(offer)["pass"], offer["task_id"])
+    assert result.status == 200 and calls, "the injected failure happened"
+    return lead["id"], first, offer
+
+
+def _offers(wecom, user: str, lead_id: int) -> list[dict]:
+    return [m for m in wecom.messages_for(user) if m["msgtype"] == "template_card"
+            and f"#{lead_id}" in str(m["card"]) and "claim" in card_keys(m)]
+
+
+@pytest.mark.parametrize("step", ["start", "copies"])
+async def test_a_pass_failing_halfway_offers_the_next_rep_once_on_retry(aiohttp_client, engine, clock, store,
+                                                                         wecom, step) -> None:
+    await store.import_reps(rep_rows(3))
+    cli = await start_leadbot(aiohttp_client, engine, clock, wecom)
+    ctx = ctx_of(cli)
+    lead_id, first, offer = await _pass_and_fail(cli, wecom, store, clock, step)
+    lead = await store.get_lead(lead_id)
+    assert lead.owner_id not in (None, first.id)  # routing committed before the failure
+    assert await _pending(ctx, lead_id, EFFECT_KINDS) == ["effects.pass"]
+
+    for _ in range(3):  # the inbox retries the tap (answered already done), then nothing more
+        await deliver(cli)
+        clock.advance(timedelta(seconds=30))
+    await ctx.services["scheduler"].catch_up()  # and the sweep, past the grace period, finds nothing
+    await deliver(cli)
+
+    assert await _pending(ctx, lead_id, EFFECT_KINDS) == []
+    second = await store.get_rep((await store.get_lead(lead_id)).owner_id)
+    assert second.id == lead.owner_id  # not routed a second time
+    # The new owner got the offer, exactly once, whether or not the first run enqueued it.
+    assert len(_offers(wecom, second.wecom_userid, lead_id)) == 1, wecom.messages_for(second.wecom_userid)
+    # Their ladder runs (a reminder is pending), and the passer's copy says where it went.
+    assert await _pending(ctx, lead_id, LADDER_KINDS)
+    assert "claim" not in card_keys(offer) and second.name in str(offer["card"]), offer["card"]
+    assert (await ctx.services["outbox"].counts()).get("dead", 0) == 0

@@ -13,6 +13,7 @@ import pytest
 from bot.context import CTX
 from sandbox.dingtalk import DingTalkSandbox
 from sandbox.wecom import SimulatedWeCom
+from tests.crm_sync.receiver import ReferenceReceiver
 from tests.e2e.conftest import e2e_settings, wecom  # noqa: F401  (fixture)
 
 REPS = [{"id": "m1", "name": "周经理", "wecom_userid": "zhou", "team": "华东", "role": "manager"},
@@ -22,6 +23,9 @@ REPS = [{"id": "m1", "name": "周经理", "wecom_userid": "zhou", "team": "华�
         {"id": "d2", "name": "钱伟", "dingtalk_userid": "qianwei", "team": "华东", "role": "rep", "manager": "m1"}]
 RULES = {"rules": [{"name": "expo", "match": {"source_channel": "expo"}, "pool": "华东"},
                    {"name": "web", "team": "华东"}]}
+CRM_SECRET = "scenario-crm-secret-0123456789"
+CRM_TOKEN = "scenario-crm-token"
+CRM_AUTH = {"Authorization": f"Bearer {CRM_TOKEN}"}
 SLA = {"first_touch_remind": "2m", "first_touch_escalate": "4m", "first_touch_reassign": "30m",
        "pool_return": "2h"}
 
@@ -108,7 +112,24 @@ class Phones:
 
 
 @pytest.fixture
-async def phones(aiohttp_client, aiohttp_server, engine, clock, store, wecom, dingtalk) -> Phones:  # noqa: F811
+async def crm(aiohttp_server, clock) -> ReferenceReceiver:
+    """The CRM: it receives leadbot's change events (a mirror of every lead) and pushes its own
+    changes through the CRM API (CRM_AUTH)."""
+    rcv = ReferenceReceiver(CRM_SECRET, now=lambda: clock.now().timestamp())
+    server = await aiohttp_server(rcv.app(), host="127.0.0.1")
+    rcv.url = str(server.make_url("/hook"))  # type: ignore[attr-defined]
+    return rcv
+
+
+@pytest.fixture
+def field_owners() -> dict[str, str]:
+    """[crm_bridge.field_owners] of the scenario (a test overrides it to let the CRM own owner)."""
+    return {}
+
+
+@pytest.fixture
+async def phones(aiohttp_client, aiohttp_server, engine, clock, store, wecom, dingtalk, crm,  # noqa: F811
+                 field_owners) -> Phones:
     await store.import_reps(REPS)
     from bot.app import create_app
     from tests.h5.conftest import free_port
@@ -117,7 +138,9 @@ async def phones(aiohttp_client, aiohttp_server, engine, clock, store, wecom, di
     port = free_port()
     settings = e2e_settings(wecom.base_url, dingtalk=dingtalk.dingtalk_settings(), assignment=RULES, sla=SLA,
                             wecom={"manager_robot_key": "managers-robot"},
-                            server={"public_url": f"http://127.0.0.1:{port}"})
+                            server={"public_url": f"http://127.0.0.1:{port}"},
+                            crm_bridge={"webhook_urls": [crm.url], "webhook_secret": CRM_SECRET,  # type: ignore[attr-defined]
+                                        "api_tokens": [CRM_TOKEN], "field_owners": field_owners})
     app = create_app(settings, clock=clock, engine=engine, start_workers=False)
     cli = await aiohttp_client(await aiohttp_server(app, port=port))
     wecom.callback_url = str(cli.make_url("/callbacks/wecom"))
