@@ -253,10 +253,11 @@ _LEAD_ID = re.compile(r"[0-9]{1,18}")
 
 
 def readable_by(lead_source: str, source: str) -> bool:
-    """A named source reads the leads it sent. The default source (api_tokens, which the CRM
-    bridge also accepts when it has no tokens of its own) reads its own and the leads no intake
-    source sent (created by the CRM bridge or from a WeCom friend), as it always could."""
-    return lead_source == source or (source == DEFAULT_SOURCE and lead_source == "")
+    """A source reads only the leads it sent, the default source (api_tokens) included (issue 18
+    #2: ids are sequential and a lead holds a full phone). Leads no intake source sent (the CRM
+    bridge's, a WeCom friend's) are read by nobody here: the CRM reads its own through
+    GET /api/v1/leads/external/{id} with its own token."""
+    return lead_source == source
 
 
 async def lead_json(ctx: AppContext, lead: Any) -> dict[str, Any]:

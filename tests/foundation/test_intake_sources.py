@@ -30,6 +30,20 @@ async def test_a_source_reads_only_its_own_leads(client) -> None:
         assert "13800138000" not in await resp.text()
 
 
+async def test_no_intake_token_reads_a_lead_no_source_sent(client, store) -> None:
+    """Isolation is the default: the api_tokens source too reads only what it sent, not a lead
+    from a WeCom friend or the CRM bridge (source "")."""
+    from crm_bridge.dto import LeadInput
+
+    lead, _ = await store.create_lead(LeadInput(fields={"name": "好友", "phone": "13900001111"},
+                                                source_channel="wecom_friend"))
+    for token in (A, B, AUTH):
+        resp = await client.get(f"/api/v1/leads/{lead.id}", headers=token)
+        assert resp.status == 404 and "13900001111" not in await resp.text()
+    mine = await (await client.post("/api/v1/leads", json={"name": "自己的"}, headers=AUTH)).json()
+    assert (await client.get(f"/api/v1/leads/{mine['id']}", headers=AUTH)).status == 200
+
+
 async def test_idempotency_keys_and_source_refs_are_per_source(client) -> None:
     key = {"Idempotency-Key": "order-42"}
     junk = await client.post("/api/v1/leads", json={"name": "junk"}, headers={**B, **key})
