@@ -73,9 +73,9 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Override [server] port.")
 def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     """Bring the schema up to date and serve the callback, intake and action-page routes."""
-    from aiohttp import web
-
     from bot.app import create_app, for_serving
+    from bot.context import CTX
+    from bot.serving import serve_until_signalled
 
     settings = _settings(config_path)
     _logging(settings)
@@ -91,8 +91,13 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
                f"platforms: {', '.join(platforms) or 'none'})", err=True)
     for line in asyncio.run(_with_engine(settings, lambda e: time_statement(e, settings))):
         click.echo(line, err=True)
-    web.run_app(for_serving(create_app(settings)), host=host, port=port, print=None, access_log=None,
-                handle_signals=True)
+    app = for_serving(create_app(settings))
+    log = app[CTX].log
+    # Not web.run_app: its runner cannot bound how long a client takes to send its headers
+    # (bot.serving explains why and how).
+    asyncio.run(serve_until_signalled(
+        app, host, port, header_timeout=settings.server.read_timeout_seconds,
+        on_expire=lambda peer: log.info("http.header_timeout", peer=str(peer)[:64])))
 
 
 @main.command()
