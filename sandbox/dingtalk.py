@@ -69,6 +69,12 @@ FAULTS: dict[str, str] = {
     "batch_flow_control": "robot batchSend: every user in flowControlledStaffIdList (D7)",
     "batch_invalid": "robot batchSend: every user in invalidStaffIdList (D7)",
 }
+# conformance D11 (dt/create-and-deliver-cards; the per-user reading is suspected): cardParamMap
+# keys <= 100 B and values <= 1 KB (UTF-8), and one user's privateData <= 1 KB. Strict reading:
+# a user's entry counts whole, as compact UTF-8 JSON ({"cardParamMap": {...}}, escapes included).
+PARAM_KEY_MAX_BYTES = 100
+PARAM_VALUE_MAX_BYTES = 1024
+PRIVATE_DATA_MAX_BYTES = 1024
 ROBOT_THROTTLED = 410100  # dt/custom-robots-send-group-messages
 ROBOT_SEND_FAILED = 660026  # dt/group-template-robot-message: "send failed, retry"
 PUNISH_BODY = {"status": 1111, "wait": 5, "punish": "deny"}  # dt/call-frequency-limit
@@ -177,6 +183,11 @@ class DingTalkSandbox:
         # conformance D4): measured on the real round trip plus ``callback_latency``, so a test can
         # make leadbot "slow" without sleeping. Switch off with enforce_answer_window = False.
         self.enforce_answer_window = True
+        # D11 size limits on card data (createAndDeliver, the PUT update, a callback's answer);
+        # switch off with enforce_param_limits = False. Answers refused for size land in
+        # refused_answers (the card stays as it was, as on DingTalk).
+        self.enforce_param_limits = True
+        self.refused_answers: list[dict[str, Any]] = []
         self.callback_latency = 0.0
         self.late_answers: list[dict[str, Any]] = []
         self.crm_records: dict[str, dict[str, Any]] = {}  # instance id -> record (see seed_crm_customer)
@@ -775,6 +786,24 @@ class DingTalkSandbox:
             return None
         return dict(params)
 
+    def _size_problem(self, card_data: Mapping[str, str] | None, private: Any) -> str:
+        """The D11 limit a card body breaks, or "" (always "" with enforce_param_limits off)."""
+        if not self.enforce_param_limits:
+            return ""
+        entries = private if isinstance(private, dict) else {}
+        maps = [card_data or {}] + [self._param_map(v) or {} for v in entries.values()]
+        for params in maps:
+            for key, value in params.items():
+                if len(key.encode("utf-8", "surrogatepass")) > PARAM_KEY_MAX_BYTES:
+                    return f"cardParamMap 的 key 超过 {PARAM_KEY_MAX_BYTES} 字节: {key[:20]}"
+                if len(value.encode("utf-8", "surrogatepass")) > PARAM_VALUE_MAX_BYTES:
+                    return f"cardParamMap 的值超过 1KB: {key[:20]}"
+        for uid, entry in entries.items():
+            sent = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+            if len(sent) > PRIVATE_DATA_MAX_BYTES:
+                return f"privateData 中用户 {str(uid)[:40]} 的数据超过 1KB ({len(sent)} 字节)"
+        return ""
+
     async def _create_and_deliver(self, request: web.Request) -> web.Response:
         call = await self._record(request)
         denied = self._v1_auth(request, call) or self._injected(call)
@@ -795,6 +824,8 @@ class DingTalkSandbox:
             problem = "cardParamMap 的值必须是字符串"
         elif body.get("callbackType") == "HTTP" and not body.get("callbackRouteKey"):
             problem = "HTTP 回调需要 callbackRouteKey"
+        else:
+            problem = self._size_problem(card_data, private)
         if problem:  # sandbox code
             return self._answer(call, {"code": "invalidParameter", "message": problem,
                                        "requestid": uuid.uuid4().hex}, 400)
@@ -861,6 +892,10 @@ class DingTalkSandbox:
         maps = {uid: self._param_map(v) for uid, v in private.items()} if isinstance(private, dict) else {"": None}
         if ("cardData" in body and card_data is None) or any(v is None for v in maps.values()):
             return self._answer(call, {"code": "invalidParameter", "message": "cardParamMap 的值必须是字符串",
+                                       "requestid": uuid.uuid4().hex}, 400)
+        problem = self._size_problem(card_data, private)
+        if problem:  # sandbox code, DingTalk's error shape
+            return self._answer(call, {"code": "invalidParameter", "message": problem,
                                        "requestid": uuid.uuid4().hex}, 400)
         self._apply(card, card_data, maps, body.get("cardUpdateOptions") or {})  # type: ignore[arg-type]
         return self._answer(call, {"success": True, "result": True})
@@ -1054,6 +1089,12 @@ class DingTalkSandbox:
         if not any(k in resp for k in ("cardData", "userPrivateData")):
             return
         card_data = self._param_map(resp["cardData"]) if "cardData" in resp else None
+        problem = self._size_problem(card_data, {user_id: resp["userPrivateData"]}
+                                     if isinstance(resp.get("userPrivateData"), dict) else None)
+        if problem:
+            self.refused_answers.append({"out_track_id": card.out_track_id, "user_id": user_id,
+                                         "problem": problem})
+            return
         private = ({user_id: self._param_map(resp["userPrivateData"]) or {}}
                    if "userPrivateData" in resp else None)
         self._apply(card, card_data, private, resp.get("cardUpdateOptions") or {})

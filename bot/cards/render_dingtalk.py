@@ -14,6 +14,8 @@ template (``card_template_id`` in config):
 
 Button keys carry tokens bound to one recipient, so when recipients are given the buttons go in
 ``privateData`` (per user) and the shared data keeps only link buttons that anyone may open.
+A user's private data is only what differs from the shared data (their buttons always), and it
+is kept within DingTalk's 1 KB per user (conformance D11), measured as sent.
 
 Work notices and robot messages cannot call back: their buttons are URLs (the H5 pages).
 DingTalk markdown needs a blank line between lines, has no tables, and shows HTML as a blank on
@@ -40,6 +42,13 @@ from bot.cards.text_limits import (
 )
 
 PARAM_VALUE_MAX_BYTES = 1024
+# conformance D11 (dt/create-and-deliver-cards; "per user" is suspected): cardParamMap keys are
+# at most 100 B and values 1 KB; one user's privateData at most 1 KB. Reading chosen (the one
+# that cannot get a card refused): the 1 KB counts that user's whole entry as it is sent, the
+# UTF-8 bytes of compact {"cardParamMap": {...}} with its JSON escaping (the client sends
+# exactly this: bot.platforms.json_body), not just the sum of the values.
+PARAM_KEY_MAX_BYTES = 100
+PRIVATE_DATA_MAX_BYTES = 1024
 ACTIONCARD_TITLE_CHARS = 64
 ACTIONCARD_BUTTON_TITLE_CHARS = 20
 ACTIONCARD_BTN_JSON_MAX_CHARS = 1000
@@ -103,12 +112,40 @@ def dingtalk_card_params(card: Card, buttons: Sequence[Button] | None = None) ->
     return params
 
 
-def _private_params(spec: Card | Sequence[Button]) -> dict[str, str]:
-    # A whole Card gives that user their own view (full phone, "你已认领"); DingTalk overlays
-    # private keys on the shared ones, so only this user sees it.
+# Every user's private data carries these, so each update replaces the buttons the user had
+# (a claim button must not outlive the claim), even when they now equal the shared ones.
+_ALWAYS_PRIVATE = ("buttons", "has_buttons")
+# What goes first when one user's private data is over 1 KB: the largest parts of their own view,
+# which the shared data still shows in its own form (the H5 link keeps every detail reachable).
+_DROP_FIRST = ("markdown", "body", "fields", "badges", "footer", "title", "subtitle", "link")
+
+
+def private_data_bytes(params: Mapping[str, str]) -> int:
+    """Bytes of one user's privateData entry as it is sent (see PRIVATE_DATA_MAX_BYTES)."""
+    return utf8_len(compact_json({"cardParamMap": params}))
+
+
+def _private_params(spec: Card | Sequence[Button], shared: Mapping[str, str]) -> dict[str, str]:
+    """One user's overlay on ``shared``: their buttons, and for a whole Card (their own view:
+    full phone, "你已认领") the keys whose value differs from the shared one. Sending the whole
+    card here was over DingTalk's 1 KB per user. Fitted to PRIVATE_DATA_MAX_BYTES: view keys
+    are dropped in _DROP_FIRST order, then the last buttons (builders order them least
+    important last); the card itself is always delivered."""
     if isinstance(spec, Card):
-        return dingtalk_card_params(spec)
-    return _buttons_param(tuple(spec))
+        own = dingtalk_card_params(spec)
+        overlay = {k: v for k, v in own.items() if k in _ALWAYS_PRIVATE or shared.get(k) != v}
+        buttons = list(spec.buttons)
+    else:
+        buttons = list(spec)
+        overlay = _buttons_param(buttons)
+    for key in _DROP_FIRST:
+        if private_data_bytes(overlay) <= PRIVATE_DATA_MAX_BYTES:
+            break
+        overlay.pop(key, None)
+    while private_data_bytes(overlay) > PRIVATE_DATA_MAX_BYTES and buttons:
+        buttons.pop()
+        overlay.update(_buttons_param(buttons))
+    return overlay
 
 
 def _per_user(card: Card, recipients: Recipients) -> dict[str, Card | Sequence[Button]]:
@@ -135,12 +172,10 @@ def render_dingtalk_card(card: Card, recipients: Recipients = None) -> dict[str,
         raise ValueError("a DingTalk interactive card needs card.card_ref (its outTrackId)")
     per_user = _per_user(card, recipients)
     shared_buttons = card.buttons if recipients is None else card.link_buttons
-    body: dict[str, Any] = {
-        "outTrackId": card.card_ref,
-        "cardData": {"cardParamMap": dingtalk_card_params(card, shared_buttons)},
-    }
+    shared = dingtalk_card_params(card, shared_buttons)
+    body: dict[str, Any] = {"outTrackId": card.card_ref, "cardData": {"cardParamMap": shared}}
     if per_user:
-        body["privateData"] = {uid: {"cardParamMap": _private_params(spec)}
+        body["privateData"] = {uid: {"cardParamMap": _private_params(spec, shared)}
                                for uid, spec in per_user.items()}
     return body
 
@@ -150,10 +185,13 @@ def render_dingtalk_callback_reply(card: Card, actor: Card | Sequence[Button] = 
     """The synchronous answer (within 2 s) to a card tap: the new shared view, and the tapping
     user's own overlay (their Card, or just their buttons; an empty list clears the buttons
     they just used)."""
+    shared = dingtalk_card_params(card, card.link_buttons)
     return {
-        "cardData": {"cardParamMap": dingtalk_card_params(card, card.link_buttons)},
-        "userPrivateData": {"cardParamMap": _private_params(actor)},
-        "cardUpdateOptions": {"updateCardDataByKey": True, "updatePrivateDataByKey": True},
+        "cardData": {"cardParamMap": shared},
+        "userPrivateData": {"cardParamMap": _private_params(actor, shared)},
+        # The private data is the user's whole overlay (only what differs): it replaces what they
+        # had, so a key that now equals the shared value does not keep an old private one.
+        "cardUpdateOptions": {"updateCardDataByKey": True, "updatePrivateDataByKey": False},
     }
 
 

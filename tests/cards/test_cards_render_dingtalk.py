@@ -89,6 +89,32 @@ def test_a_recipient_can_get_a_whole_private_view() -> None:
     _params_ok(reply["cardData"]["cardParamMap"])
 
 
+def test_each_users_private_data_is_only_what_differs_and_within_one_kilobyte_as_sent() -> None:
+    """D11: privateData per user <= 1 KB, counted as the UTF-8 bytes of the compact JSON entry
+    that is sent (escaped quotes of the buttons list included); keys <= 100 B, values <= 1 KB."""
+    huge = _card(buttons=tuple(Button(key=f"claim:{i}:" + "k" * 150, text="认领") for i in range(8)))
+    mine = _card(title="你已认领：" + LONG_ZH, subtitle="华为 · 13812345678", buttons=huge.buttons)
+    body = render_dingtalk_card(huge, {"u1": huge.buttons, "owner": mine})
+    shared = body["cardData"]["cardParamMap"]
+    for uid, entry in body["privateData"].items():
+        private = entry["cardParamMap"]
+        _params_ok(private)
+        assert utf8_len(compact_json(entry)) <= 1024, uid
+        assert json.loads(private["buttons"]), uid  # some buttons always fit; the last ones go first
+        assert all(k in ("buttons", "has_buttons") or private[k] != shared.get(k) for k in private)
+    assert "13812345678" in body["privateData"]["owner"]["cardParamMap"]["subtitle"]
+    reply = render_dingtalk_callback_reply(huge, mine)
+    assert utf8_len(compact_json(reply["userPrivateData"])) <= 1024
+    assert reply["cardUpdateOptions"]["updatePrivateDataByKey"] is False  # the overlay is whole
+
+
+def test_private_buttons_are_sent_even_when_they_equal_the_shared_ones() -> None:
+    """An update must replace a user's old private buttons (a claim button after the claim)."""
+    card = _card(buttons=(Button(key="", text="详情", url=LINK),))
+    body = render_dingtalk_card(card, {"u1": card})
+    assert set(body["privateData"]["u1"]["cardParamMap"]) == {"buttons", "has_buttons"}
+
+
 def test_interactive_card_needs_an_out_track_id() -> None:
     with pytest.raises(ValueError):
         render_dingtalk_card(_card(card_ref=""))
