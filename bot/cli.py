@@ -21,15 +21,24 @@ if TYPE_CHECKING:
 # asked about does not exist; the command line or the configuration is wrong (nothing was done).
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
-# The command line's own words come from the catalogue, in English: it is the operators' tool, and
-# what it quotes (row reasons from the importer, config keys, column names) is English too.
-CLI_LANG = "en"
+# The command line's own words come from the catalogue, in [server] language (or
+# LEADBOT_SERVER_LANGUAGE) like everything else leadbot says; _settings() records it on the
+# click context, so a word printed before the configuration is read is in the default language.
+_LANG_KEY = "leadbot.lang"
+
+
+def _lang() -> str:
+    from bot.cards.i18n import DEFAULT_LANGUAGE
+
+    ctx = click.get_current_context(silent=True)
+    return (ctx.meta.get(_LANG_KEY) if ctx is not None else None) or DEFAULT_LANGUAGE
 
 
 def _t(message: str, **params: object) -> str:
     from bot.cards.i18n import t
 
-    return t(message, CLI_LANG, **params)
+    return t(message, _lang(), **params)
+
 
 config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                              help="Config file (default: $LEADBOT_CONFIG, else ./config.toml, else built-in defaults).")
@@ -37,10 +46,14 @@ config_option = click.option("--config", "config_path", type=click.Path(dir_okay
 
 def _settings(config_path: str | None) -> Settings:
     try:
-        return load_settings(config_path)
+        settings = load_settings(config_path)
     except ConfigError as e:
         click.echo(str(e), err=True)
         sys.exit(EXIT_USAGE)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_LANG_KEY] = settings.server.language
+    return settings
 
 
 def _logging(settings: Settings) -> None:
@@ -82,13 +95,13 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     try:
         revision = asyncio.run(_upgrade(settings))
     except Exception as e:
-        click.echo(f"database: cannot prepare {settings.database.url.split('@')[-1]}: {e}", err=True)
+        click.echo(_t("cli.db_cannot_prepare", where=settings.database.url.split('@')[-1], error=e), err=True)
         sys.exit(EXIT_PARTIAL)
     host = host or settings.server.host
     port = port or settings.server.port
-    platforms = [p for p in ("wecom", "dingtalk") if getattr(settings, p) is not None]
-    click.echo(f"leadbot serving on http://{host}:{port} (schema {revision}; config {settings.source}; "
-               f"platforms: {', '.join(platforms) or 'none'})", err=True)
+    platforms = [_t(f"cli.platform.{p}") for p in ("wecom", "dingtalk") if getattr(settings, p) is not None]
+    click.echo(_t("cli.serving", host=host, port=port, revision=revision, source=settings.source,
+                  platforms=_t("sep.list").join(platforms) or _t("value.none")), err=True)
     for line in asyncio.run(_with_engine(settings, lambda e: time_statement(e, settings))):
         click.echo(line, err=True)
     app = for_serving(create_app(settings))
@@ -127,7 +140,7 @@ def db_upgrade(config_path: str | None) -> None:
     try:
         revision = asyncio.run(_upgrade(settings))
     except Exception as e:
-        click.echo(f"database: upgrade failed: {e}", err=True)
+        click.echo(_t("cli.db_upgrade_failed", error=e), err=True)
         sys.exit(EXIT_PARTIAL)
     click.echo(_t("cli.db_revision", revision=revision))
 
@@ -178,7 +191,8 @@ def import_(kind: str, file: Path, config_path: str | None) -> None:
         finally:
             await engine.dispose()
 
-    summary = _with_progress(f"importing {kind}", len(rows), lambda p: asyncio.run(run(p)))
+    summary = _with_progress(_t("cli.progress.import", kind=_t(f"cli.kind.{kind}")), len(rows),
+                             lambda p: asyncio.run(run(p)))
     rejected = len(summary.rejected) + len(rows.problems)
     click.echo(_t("cli.import_summary", kind=_t(f"cli.kind.{kind}"), created=summary.created,
                   updated=summary.updated, rejected=rejected, rows=_t("cli.rows", n=len(rows) + len(rows.problems))))
@@ -215,7 +229,7 @@ def dedupe(input_csv: Path, out_csv: Path, suggestions_csv: Path | None, config_
         click.echo(_t("cli.dedupe_no_columns", file=input_csv, expected=", ".join(CSV_COLUMNS[1:]),
                       header=", ".join(rows.fieldnames) or _t("value.none")), err=True)
         sys.exit(EXIT_USAGE)
-    stats = _with_progress("comparing", len(rows),
+    stats = _with_progress(_t("cli.progress.compare"), len(rows),
                            lambda p: run_dedupe(rows, out_csv, p, suggestions_path=suggestions_csv))
     click.echo(_t("cli.dedupe_summary", rows=_t("cli.rows", n=stats.rows), pairs=_t("cli.pairs", n=stats.pairs),
                   clusters=_t("cli.clusters", n=stats.clusters), out=out_csv, strong=stats.direct_strong,
@@ -305,13 +319,13 @@ def reps_sync(platform: str, root_dept: int | None, dry_run: bool, config_path: 
     wanted = configured if platform == "all" else [platform]
     missing = [p for p in wanted if p not in configured]
     if missing:
-        click.echo(f"config: [{missing[0]}]: missing (no directory to read)", err=True)
+        click.echo(_t("cli.sync_platform_missing", platform=missing[0]), err=True)
         sys.exit(EXIT_USAGE)
     if not wanted:
-        click.echo("config: [wecom] and [dingtalk]: both missing (no directory to read)", err=True)
+        click.echo(_t("cli.sync_no_platform"), err=True)
         sys.exit(EXIT_USAGE)
     if root_dept is not None and len(wanted) > 1:
-        raise click.UsageError("--root-dept names one platform's department: give --platform wecom or dingtalk")
+        raise click.UsageError(_t("cli.sync_root_dept"))
 
     async def run() -> Any:
         await _upgrade(settings)
@@ -322,7 +336,7 @@ def reps_sync(platform: str, root_dept: int | None, dry_run: bool, config_path: 
     try:
         report = asyncio.run(run())
     except Exception as e:  # the directories are read in full before the first write
-        click.echo(f"reps sync: {type(e).__name__}: {e}", err=True)
+        click.echo(_t("cli.sync_failed", error=f"{type(e).__name__}: {e}"), err=True)
         sys.exit(EXIT_PARTIAL)
     for line in report.lines():
         click.echo(line)
@@ -332,12 +346,13 @@ async def time_statement(engine: Any, settings: Settings) -> list[str]:
     """Which calendar is in force and, outside working hours, what is held until when."""
     from crm_bridge.outbox import OutboxRepo
     from leadbot.clock import SystemClock
-    from leadbot.time_policy import calendar_line, now_line
+    from bot.time_text import calendar_line, now_line
     from notifications.quiet_hours import HELD_REASON, time_policy_line
 
     held, _, _ = await OutboxRepo(engine).held(HELD_REASON)
-    return [calendar_line(settings, "calendar" in settings.configured),
-            now_line(settings, SystemClock().now(), held), time_policy_line(settings)]
+    lang = settings.server.language
+    return [calendar_line(settings, "calendar" in settings.configured, lang),
+            now_line(settings, SystemClock().now(), held, lang), time_policy_line(settings, lang)]
 
 
 @main.command()
@@ -364,7 +379,7 @@ def crm() -> None:
 def _crm_settings(config_path: str | None) -> Any:
     settings = _settings(config_path)
     if settings.crm_bridge is None:
-        click.echo("config: [crm_bridge]: missing (the CRM bridge is off)", err=True)
+        click.echo(_t("cli.crm_off"), err=True)
         sys.exit(EXIT_USAGE)
     return settings
 
@@ -381,11 +396,11 @@ def crm_pull(config_path: str | None) -> None:
     settings = _crm_settings(config_path)
     cfg = settings.crm_bridge
     if not cfg.pull_url:
-        click.echo("config: [crm_bridge] pull_url: missing (where the CRM lists its records)", err=True)
+        click.echo(_t("cli.crm_no_pull_url"), err=True)
         sys.exit(EXIT_USAGE)
     bind = http_fetcher(cfg.pull_url, cfg.pull_token, cfg.page_size)
 
-    with click.progressbar(length=0, label="pulling from the CRM", file=sys.stderr, show_pos=True) as bar:
+    with click.progressbar(length=0, label=_t("cli.progress.pull"), file=sys.stderr, show_pos=True) as bar:
         def on_total(n: int) -> None:
             bar.length = n
 
@@ -399,12 +414,12 @@ def crm_pull(config_path: str | None) -> None:
         try:
             summary = asyncio.run(_with_engine(settings, work))
         except PullError as e:
-            click.echo(f"\ncrm pull: {e}", err=True)
+            click.echo("\n" + _t("cli.crm_pull_failed", error=e), err=True)
             sys.exit(EXIT_PARTIAL)
-    click.echo(f"crm pull: {summary.created} created, {summary.updated} updated, {summary.unchanged} unchanged, "
-               f"{len(summary.rejected)} rejected ({summary.pages} pages)")
+    click.echo(_t("cli.crm_pulled", created=summary.created, updated=summary.updated, unchanged=summary.unchanged,
+                  rejected=len(summary.rejected), pages=_t("cli.pages", n=summary.pages)))
     for kind, ext, why in summary.rejected:
-        click.echo(f"  {kind} {ext or '?'}: {why}")
+        click.echo(_t("cli.crm_rejected", kind=kind, ref=ext or "?", why=why))
 
 
 @crm.command("push")
@@ -422,21 +437,21 @@ def crm_push(since: str, config_path: str | None) -> None:
     try:
         when = datetime.fromisoformat(since)
     except ValueError:
-        raise click.BadParameter(f"{since!r} is not an ISO date or time", param_hint="--since") from None
+        raise click.BadParameter(_t("cli.crm_bad_since", since=repr(since)), param_hint="--since") from None
     when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
     urls = settings.crm_bridge.webhook_urls
     if not urls:
-        click.echo("config: [crm_bridge] webhook_urls: empty (nowhere to push to)", err=True)
+        click.echo(_t("cli.crm_no_webhooks"), err=True)
         sys.exit(EXIT_USAGE)
 
     async def work(engine: Any) -> int:
         total = await count_changed_since(engine, when)
-        with click.progressbar(length=total, label="queueing change events", file=sys.stderr,
+        with click.progressbar(length=total, label=_t("cli.progress.push"), file=sys.stderr,
                                show_pos=True) as bar:
             return await push_since(engine, SystemClock(), urls, when, progress=bar.update)
 
     n = asyncio.run(_with_engine(settings, work))
-    click.echo(f"crm push: {n} entities queued for {len(urls)} webhook URL(s); `leadbot serve` delivers them")
+    click.echo(_t("cli.crm_pushed", n=n, urls=_t("cli.webhook_urls", n=len(urls))))
 
 
 if __name__ == "__main__":
@@ -458,6 +473,7 @@ def duty_show(config_path: str | None) -> None:
         from crm_bridge.routing.duty import ALL_TEAMS, DutyStore, in_turn, turn
         from crm_bridge.sql_store import SqlCRMStore
         from leadbot.clock import SystemClock
+        from leadbot.time_policy import stamp
         from leadbot.workcal import calendar_of
 
         clock = SystemClock()
@@ -469,11 +485,12 @@ def duty_show(config_path: str | None) -> None:
             names = list(override.reps) if override else list(settings.duty.rotation(team))
             if not names and team == ALL_TEAMS:
                 continue
-            source = f"set by {override.set_by} at {override.at}" if override else "[duty]"
+            source = (_t("cli.duty_set_by", who=override.set_by, at=stamp(override.at, cal)) if override
+                      else _t("cli.duty_from_config"))
             ordered = in_turn(names, turn(cal, clock.now(), len(names)))
-            lines.append(f"{team or '(rules without a team)'}: " +
-                         (f"{', '.join(ordered)} ({source}; first = this period)" if names
-                          else "nobody: off-hours leads wait for the next working window"))
+            label = team or _t("cli.duty_no_team")
+            lines.append(_t("cli.duty_line", team=label, names=_t("sep.list").join(ordered), source=source)
+                         if names else _t("cli.duty_nobody", team=label))
         return lines
 
     for line in asyncio.run(_with_engine(settings, work)):
@@ -503,9 +520,9 @@ def duty_set(team: str, rep_ids: tuple[str, ...], config_path: str | None) -> No
 
     missing = asyncio.run(_with_engine(settings, work))
     if missing:
-        click.echo(f"no rep with id {', '.join(missing)}", err=True)
+        click.echo(_t("cli.no_rep", rep_id=_t("sep.list").join(missing)), err=True)
         sys.exit(EXIT_PARTIAL)
-    click.echo(f"{team or '(rules without a team)'}: on duty {', '.join(rep_ids)}")
+    click.echo(_t("cli.duty_set", team=team or _t("cli.duty_no_team"), names=_t("sep.list").join(rep_ids)))
 
 
 @duty.command("clear")
@@ -522,4 +539,4 @@ def duty_clear(team: str, config_path: str | None) -> None:
         return await DutyStore(engine, SystemClock()).clear(team)
 
     cleared = asyncio.run(_with_engine(settings, work))
-    click.echo(f"{team or '(rules without a team)'}: " + ("override cleared" if cleared else "had no override"))
+    click.echo(_t("cli.duty_cleared" if cleared else "cli.duty_had_none", team=team or _t("cli.duty_no_team")))

@@ -16,7 +16,8 @@ from crm_bridge.routing.decide import Candidate
 from crm_bridge.routing.explain import load_decisions
 from leadbot.clock import utc
 from leadbot.settings import CalendarSettings
-from leadbot.time_policy import local_text, stamp
+from bot.time_text import date_text, local_text
+from leadbot.time_policy import stamp
 from leadbot.workcal import calendar_of
 
 
@@ -98,8 +99,9 @@ def render_decision(row: Any, lang: str = "zh", history: list[Any] | None = None
                            else t("explain.expected_none", lang))
     wanted = frozenset().union(*(placeholders(f) for f in forms(f"explain.{key}", lang)))
     head = t(f"explain.{key}", lang, **{k: v for k, v in fmt.items() if k in wanted})
-    if row.rule_version:
-        head += t("explain.version", lang, version=row.rule_version)
+    since = _instant(data.get("rule_since"))
+    if since is not None and outcome != "sticky":
+        head += t("explain.rule_since", lang, date=date_text(cal.local(since).date(), lang))
     lines = [head]
     if row.previous_owner_id is not None:
         prev = data.get("previous_owner_name") or nobody

@@ -10,7 +10,7 @@ from bot.identity_actions import suggested_duplicate
 from bot.lookup import LOOKUP
 from crm_bridge import dto
 from crm_bridge.leads import LeadActions
-from leadbot.time_policy import local_text
+from bot.time_text import local_text
 from leadbot.workcal import calendar_of
 
 if TYPE_CHECKING:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
+from bot.cards.i18n import t
 from leadbot.settings import CalendarSettings, Settings
 from leadbot.workcal import WorkCalendar, calendar_of
 
@@ -57,12 +58,10 @@ def hold_until(now: datetime, settings: Settings, calendar: WorkCalendar, *, urg
     return quiet_until(now, calendar_of(settings.calendar, team) if team else calendar)
 
 
-def time_policy_line(settings: Settings) -> str:
+def time_policy_line(settings: Settings, lang: str = "zh") -> str:
     """The one line `leadbot serve` prints about how [sla] working_time and quiet hours combine."""
     if settings.sla.working_time:
-        esc = ("escalations break through" if settings.calendar.quiet_hours_break_for_escalations
-               else "escalations wait too")
-        return ("time: SLA clocks count working hours only; outside them lead cards and reminders are held "
-                f"until the next working window ({esc}); replies to a person's own action are never held")
-    return ("time: [sla] working_time = false: SLA clocks run around the clock, so no message is held for "
-            "quiet hours (cards, reminders and escalations go out at any hour)")
+        esc = ("cal.escalations_break" if settings.calendar.quiet_hours_break_for_escalations
+               else "cal.escalations_wait")
+        return t("cal.policy_working", lang, escalations=t(esc, lang))
+    return t("cal.policy_round_the_clock", lang)

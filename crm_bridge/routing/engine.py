@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from crm_bridge import dto
 from crm_bridge.db import session_factory
+from crm_bridge.kv import KeyValueStore
 from crm_bridge.lead_status import CLOSED as CLOSED_STATUSES
 from crm_bridge.models import AuditEntry, Customer, Lead, Rep, RoutingDecision, RoutingState, Team
 from crm_bridge.routing.decide import Candidate, Context, Decision, Plan, RepSnapshot, plan
@@ -161,6 +162,8 @@ class Router:
         self.clock = clock
         self.sessions = session_factory(engine)
         self._snapshots = _Snapshots()
+        self._rules_since: dict[str, str] | None = None
+        self._rules_since_lock = asyncio.Lock()
 
     # ---- public API --------------------------------------------------------------------------
 
@@ -294,8 +297,20 @@ class Router:
                         rule="", rule_version="", strategy="", applied=False,
                         reason=f"lead is {lead.status}" + (f", owned by rep {lead.owner_id}" if lead.owner_id else ""))
 
+    async def rules_since(self) -> dict[str, str]:
+        """rule version -> when leadbot first ran with the rule in that form (ISO time): what
+        `explain` shows as the rule's change date. Kept in kv so every process and restart agrees
+        on the first one; read once per Router, outside any decision's transaction."""
+        async with self._rules_since_lock:
+            if self._rules_since is None:
+                kv, now = KeyValueStore(self.engine, self.clock), self.clock.now().isoformat()
+                self._rules_since = {r.version: await kv.setdefault(f"rule_since:{r.version}", now)
+                                     for r in (*self.rules.rules, self.rules.default)}
+        return self._rules_since
+
     async def _route_once(self, lead_id: int, *, mode: str, exclude: Sequence[int], trigger: str,
                           expected_owner: int | None) -> Decision:
+        since = await self.rules_since()
         now = self.clock.now()
         async with self.sessions() as session:
             async with session.begin():
@@ -360,6 +375,8 @@ class Router:
                 for flag in ("team_missing", "pool_rule", "urgent"):
                     if meta.get(flag):
                         data[flag] = True
+                if since.get(d.rule_version):
+                    data["rule_since"] = since[d.rule_version]
                 if d.until is not None:
                     data["until"] = d.until.isoformat()
                     data["expected"] = d.expected

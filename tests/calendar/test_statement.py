@@ -12,7 +12,7 @@ from crm_bridge.migrate import upgrade
 from crm_bridge.outbox import NewOutboxItem, OutboxRepo
 from leadbot.clock import ManualClock
 from leadbot.settings import settings_from_mapping
-from leadbot.time_policy import calendar_line, local_text, now_line
+from bot.time_text import calendar_line, local_text, now_line
 from notifications.quiet_hours import HELD_REASON
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -21,23 +21,27 @@ SATURDAY_NIGHT = datetime(2026, 11, 28, 22, 30, tzinfo=SH)
 
 def test_the_calendar_in_force_is_named_and_a_default_one_says_so() -> None:
     default = settings_from_mapping({}, environ={})
-    assert "built-in default (no [calendar] in the config)" in calendar_line(default, "calendar" in default.configured)
+    assert "built-in default (no [calendar] in the config)" in calendar_line(default, "calendar" in default.configured,
+                                                                           "en")
+    assert "内置默认（配置中没有 [calendar]）" in calendar_line(default, False, "zh")
     mine = settings_from_mapping({"calendar": {"timezone": "Asia/Urumqi", "holidays": ["2026-10-01..2026-10-07"]}},
                                  environ={}, source="prod.toml")
-    line = calendar_line(mine, "calendar" in mine.configured)
-    assert "Asia/Urumqi" in line and "7 holiday(s)" in line and "[calendar] in prod.toml" in line
+    line = calendar_line(mine, "calendar" in mine.configured, "en")
+    assert "Asia/Urumqi" in line and "7 holidays" in line and "[calendar] in prod.toml" in line
+    assert "节假日 7 天" in calendar_line(mine, True, "zh")
     env = settings_from_mapping({}, environ={"LEADBOT_CALENDAR_TIMEZONE": "Europe/Berlin"})
     assert "calendar" in env.configured
 
 
 def test_outside_working_hours_says_what_is_held_until_when() -> None:
     s = settings_from_mapping({}, environ={})
-    line = now_line(s, SATURDAY_NIGHT, held=3)
+    line = now_line(s, SATURDAY_NIGHT, held=3, lang="en")
     assert line.startswith("now 2026-11-28 22:30 Asia/Shanghai: outside working hours")
     assert "held until 2026-11-30 09:00 Asia/Shanghai (3 held now)" in line
-    assert now_line(s, datetime(2026, 12, 1, 10, 0, tzinfo=SH)).endswith("inside working hours")
+    assert now_line(s, datetime(2026, 12, 1, 10, 0, tzinfo=SH), lang="en").endswith("inside working hours")
+    assert "暂存到 2026-11-30 09:00 Asia/Shanghai（当前暂存 3 条）" in now_line(s, SATURDAY_NIGHT, held=3)
     round_the_clock = settings_from_mapping({"sla": {"working_time": False}}, environ={})
-    assert "nothing is held" in now_line(round_the_clock, SATURDAY_NIGHT)
+    assert "nothing is held" in now_line(round_the_clock, SATURDAY_NIGHT, lang="en")
 
 
 def test_local_text_reads_in_the_calendar_zone() -> None:
@@ -51,7 +55,8 @@ def test_local_text_reads_in_the_calendar_zone() -> None:
 
 
 async def test_serve_statement_counts_what_is_already_held(tmp_path: Path) -> None:
-    s = settings_from_mapping({"database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}}, environ={})
+    s = settings_from_mapping({"database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"},
+                               "server": {"language": "en"}}, environ={})
     engine = create_engine(s.database.url)
     try:
         await upgrade(engine)
@@ -77,7 +82,7 @@ def test_team_calendars_are_validated_and_named() -> None:
     berlin = s.calendar.for_team("柏林")
     assert berlin.timezone == "Europe/Berlin" and berlin.working_hours == "09:00-18:00"
     assert s.calendar.for_team("华东") is s.calendar
-    assert "team 柏林: Europe/Berlin 09:00-18:00" in calendar_line(s, True)
+    assert "team 柏林: Europe/Berlin 09:00-18:00" in calendar_line(s, True, "en")
     with pytest.raises(ConfigError, match=r"\[calendar\] teams.柏林.timezone: unknown timezone"):
         settings_from_mapping({"calendar": {"teams": {"柏林": {"timezone": "Mars/Base"}}}}, environ={})
     with pytest.raises(ConfigError, match=r"\[calendar\] teams.柏林.digest: unknown key"):

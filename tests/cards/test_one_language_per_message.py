@@ -72,11 +72,13 @@ ENGLISH_WORDS = {"manager", "declined", "left", "excluded", "inactive", "sticky"
                  "unionid", "external_userid", "dingtalk_id", "id_number"}
 
 # Latin that belongs in Chinese text: the product's name, and abbreviations Chinese sales teams use.
-LATIN_IN_ZH = {"leadbot", "CRM", "UTC", "SLA", "H5", "API", "ID"}
+LATIN_IN_ZH = {"leadbot", "CRM", "UTC", "SLA", "H5", "API", "ID", "ISO"}
 _URL = re.compile(r"https?://\S+")
 # Markup (<font color=...>, comments) and commands to type (leadbot outbox) are not words.
-# Time-zone ids (Asia/Shanghai, after a time) and config sections ([duty]) are named as configured.
-_MARKUP = re.compile(r"<[^>]*>|leadbot [a-z]+|\b[\w.]+\.toml\b|\b[A-Z][a-z]+/[A-Za-z_]+\b|\[[a-z_]+\]")
+# Time-zone ids (Asia/Shanghai, after a time), config sections and keys ([duty], [crm_bridge] pull_url)
+# are named as configured; command-line options (--platform wecom) are typed as they are.
+_MARKUP = re.compile(r"<[^>]*>|leadbot [a-z]+|\b[\w.]+\.toml\b|\b[A-Z][a-z]+/[A-Za-z_]+\b"
+                     r"|\[[a-z_]+\](?: [a-z_]+\b(?! [a-z]))?|--[a-z-]+(?: [a-z]+\b)?")
 _LATIN = re.compile(r"[A-Za-z][A-Za-z_]+")
 # Chinese characters and Chinese punctuation (【】，。：); not the full-width ＊ and ＿ that keep
 # masked phones and ids from turning into markdown emphasis.

@@ -72,7 +72,8 @@ async def test_push_since_reemits_snapshots_in_order(crm, receiver, engine, cloc
     assert receiver.applied[0]["entity"]["external_id"] == "C-2"
 
 
-def test_cli_push_since_and_pull_errors(tmp_path: Path) -> None:
+def test_cli_push_since_and_pull_errors(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LEADBOT_SERVER_LANGUAGE", "en")
     from bot.cli import main
 
     cfg = tmp_path / "config.toml"
@@ -86,7 +87,7 @@ pull_url = "http://127.0.0.1:9/list"
     runner = CliRunner()
     result = runner.invoke(main, ["crm", "push", "--since", "2020-01-01", "--config", str(cfg)])
     assert result.exit_code == 0, result.output
-    assert "0 entities queued for 1 webhook URL(s)" in result.output
+    assert "0 entities queued for 1 webhook URL;" in result.output
     result = runner.invoke(main, ["crm", "push", "--since", "yesterday", "--config", str(cfg)])
     assert result.exit_code == 2 and "--since" in result.output
     result = runner.invoke(main, ["crm", "pull", "--config", str(cfg)])

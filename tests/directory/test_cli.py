@@ -21,7 +21,8 @@ def test_help() -> None:
 
 @pytest.mark.skipif(bool(os.environ.get("LEADBOT_TEST_DATABASE_URL")),
                     reason="the CLI writes to the configured database; the sync itself runs on PostgreSQL in test_sync")
-async def test_reps_sync_command(tmp_path: Path) -> None:
+async def test_reps_sync_command(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LEADBOT_SERVER_LANGUAGE", "en")
     from sandbox.dingtalk import DingTalkSandbox
     from sandbox.wecom import SimulatedWeCom
 

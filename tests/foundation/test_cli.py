@@ -49,10 +49,11 @@ def test_help_everywhere() -> None:
 def test_db_upgrade_creates_the_schema(cfg: Path) -> None:
     result = CliRunner().invoke(main, ["db", "upgrade", "--config", str(cfg)])
     assert result.exit_code == 0, result.output
-    assert "revision 0001" in result.output or "revision" in result.output
+    assert result.output.startswith("数据库已在版本 00")  # [server] language: zh by default
 
 
-def test_import_reps_reports_created_updated_rejected(cfg: Path, tmp_path: Path) -> None:
+def test_import_reps_reports_created_updated_rejected(cfg: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LEADBOT_SERVER_LANGUAGE", "en")
     if os.environ.get("LEADBOT_TEST_DATABASE_URL"):
         pytest.skip("CLI imports write to the configured database; covered on SQLite")
     csv_file = tmp_path / "reps.csv"
@@ -68,7 +69,8 @@ def test_import_reps_reports_created_updated_rejected(cfg: Path, tmp_path: Path)
     assert "reps: 0 created, 3 updated" in again.output
 
 
-def test_import_customers_in_gb18030_keeps_extra_columns(cfg: Path, tmp_path: Path) -> None:
+def test_import_customers_in_gb18030_keeps_extra_columns(cfg: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LEADBOT_SERVER_LANGUAGE", "en")
     if os.environ.get("LEADBOT_TEST_DATABASE_URL"):
         pytest.skip("CLI imports write to the configured database; covered on SQLite")
     reps = tmp_path / "reps.csv"

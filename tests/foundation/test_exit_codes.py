@@ -94,8 +94,11 @@ def test_explain_a_routed_lead_is_0(cfg: Path, tmp_path: Path) -> None:
     assert code == EXIT_PARTIAL and "还没有分配记录" in out
 
 
-def test_reps_leave_an_unknown_rep_is_1(cfg: Path) -> None:
+def test_reps_leave_an_unknown_rep_is_1(cfg: Path, monkeypatch) -> None:
     assert run("db", "upgrade", "--config", str(cfg))[0] == EXIT_OK
+    code, out = run("reps", "leave", "nobody", "--config", str(cfg))
+    assert code == EXIT_PARTIAL and "没有编号为 'nobody' 的销售" in out
+    monkeypatch.setenv("LEADBOT_SERVER_LANGUAGE", "en")
     code, out = run("reps", "leave", "nobody", "--config", str(cfg))
     assert code == EXIT_PARTIAL and "no rep with id 'nobody'" in out
 
@@ -106,7 +109,8 @@ def test_reps_sync_and_crm_without_their_config_are_2(cfg: Path) -> None:
     assert run("crm", "push", "--since", "2026-01-01", "--config", str(cfg))[0] == EXIT_USAGE
 
 
-def test_import_clean_is_0_rejected_rows_1_not_csv_2(cfg: Path, tmp_path: Path) -> None:
+def test_import_clean_is_0_rejected_rows_1_not_csv_2(cfg: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LEADBOT_SERVER_LANGUAGE", "en")
     good = tmp_path / "good.csv"
     good.write_text("id,name,phone\nc1,王小明,13800138000\n", encoding="utf-8")
     assert run("import", "customers", str(good), "--config", str(cfg))[0] == EXIT_OK
@@ -120,7 +124,9 @@ def test_import_clean_is_0_rejected_rows_1_not_csv_2(cfg: Path, tmp_path: Path) 
     assert code == EXIT_USAGE and "neither UTF-8 nor GB18030" in out
 
 
-def test_a_gb18030_row_with_an_unclosed_quote_is_reported_not_imported(cfg: Path, tmp_path: Path) -> None:
+def test_a_gb18030_row_with_an_unclosed_quote_is_reported_not_imported(cfg: Path, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    monkeypatch.setenv("LEADBOT_SERVER_LANGUAGE", "en")
     text = ("id,name,phone,company\n"
             "c1,张三,13800000001,\"北京某某公司\n"   # the quote never closes
             "c2,李四,13800000002,上海某某公司\n"
@@ -154,7 +160,9 @@ def test_rows_keep_their_own_line_numbers() -> None:
     assert [(p.line, p.reason.split(":")[0]) for p in rows.problems] == [(5, "unclosed quote")]
 
 
-def test_dedupe_0_with_pairs_1_with_broken_rows_2_with_no_known_column(cfg: Path, tmp_path: Path) -> None:
+def test_dedupe_0_with_pairs_1_with_broken_rows_2_with_no_known_column(cfg: Path, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    monkeypatch.setenv("LEADBOT_SERVER_LANGUAGE", "en")
     src = tmp_path / "in.csv"
     out = tmp_path / "pairs.csv"
     src.write_text("id,name,phone\n1,张三,13800000001\n2,张三,13800000001\n", encoding="utf-8")
@@ -181,3 +189,23 @@ def test_a_bad_environment_override_names_the_variable(tmp_path: Path) -> None:
         assert result.returncode == EXIT_USAGE, result.stderr
         assert f"(from the environment variable {var})" in result.stderr
     assert not (tmp_path / "leadbot.db").exists()
+
+
+def test_the_command_line_speaks_the_configured_language(cfg: Path, tmp_path: Path, monkeypatch) -> None:
+    """The CLI's own words follow [server] language (default zh) and LEADBOT_SERVER_LANGUAGE,
+    whole in one language, with English plurals right."""
+    from tests.cards.test_one_language_per_message import problems
+
+    src, out = tmp_path / "in.csv", tmp_path / "pairs.csv"
+    src.write_text("id,name,phone\n1,张三,13800000001\n2,张三,13800000001\n3,李四,13900000002\n", encoding="utf-8")
+    code, text = run("dedupe", str(src), "--out", str(out), "--config", str(cfg))
+    assert code == EXIT_OK and "3 行：1 对，分为 1 组" in text, text
+    assert not problems(text.replace(str(out), ""), "zh"), text
+    english = tmp_path / "en.toml"
+    english.write_text(cfg.read_text(encoding="utf-8") + '[server]\nlanguage = "en"\n', encoding="utf-8")
+    code, text = run("dedupe", str(src), "--out", str(out), "--config", str(english))
+    assert "3 rows: 1 pair in 1 cluster written" in text and not problems(text.replace(str(out), ""), "en"), text
+    monkeypatch.setenv("LEADBOT_SERVER_LANGUAGE", "zh")  # the environment overrides the file, as for any key
+    assert "3 行：1 对" in run("dedupe", str(src), "--out", str(out), "--config", str(english))[1]
+    code, text = run("duty", "show", "--config", str(cfg))
+    assert code == EXIT_OK and not problems(text, "zh"), text

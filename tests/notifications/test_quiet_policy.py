@@ -49,8 +49,9 @@ async def test_a_round_the_clock_sla_holds_nothing(
     await repo.enqueue(lead_card(rep, "u1", 7))
     await make_worker(settings=settings).drain()
     assert [m.key for m in sender.delivered] == [f"lead:7:offer:{rep}"]
-    assert "no message is held" in time_policy_line(settings)
-    assert "held until the next working window" in time_policy_line(make_settings())
+    assert "no message is held" in time_policy_line(settings, "en")
+    assert "held until the next working window" in time_policy_line(make_settings(), "en")
+    assert "暂存到下一个工作时段" in time_policy_line(make_settings(), "zh")
 
 
 async def test_metrics_count_held_messages_and_their_age(

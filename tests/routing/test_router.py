@@ -14,6 +14,7 @@ from crm_bridge.models import Customer, RoutingDecision, RoutingState
 from bot.explain_text import explain_lead
 from crm_bridge.routing import Router
 from leadbot.settings import ConfigError
+from bot.time_text import date_text
 from tests.conftest import make_settings
 
 
@@ -359,7 +360,8 @@ async def test_explain_zh_and_en(seed, make_router):
     router = make_router([{"name": "east", "team": "华东", "match": {"region": ["上海", "江苏"]}}])
     d = await router.assign(await seed.lead(region="上海"))
     zh = await explain_lead(router, d.lead_id)
-    assert "分配给 张三" in zh and "「east」" in zh and d.rule_version in zh and "加权轮询" in zh
+    assert "分配给 张三" in zh and "「east」" in zh and "加权轮询" in zh
+    assert d.rule_version not in zh and f"该规则自 {date_text(router.calendar.local_date(d.at), 'zh')} 起为现行写法。" in zh
     assert "李四：跳过（休假中）" in zh and "王五：跳过（不在工作时间）" in zh and "选中" in zh
     assert "地区为上海、江苏之一" in zh
     en = await explain_lead(router.engine, d.lead_id, "en")
@@ -415,3 +417,25 @@ async def test_holiday_range_accepted_by_config_is_the_routers_calendar_too(seed
     assert all(c.skip == "outside_hours" for c in d.candidates if c.role == "member")
     clock.set(datetime(2026, 10, 9, 2, 0, tzinfo=timezone.utc))  # Friday 10:00, after it
     assert (await router.assign(await seed.lead())).outcome == "assigned"
+
+
+async def test_explain_names_the_rule_and_the_day_it_took_its_form(seed, make_router):
+    """Not a version hash: the rule as sales ops named it, and since when it reads as it does. The
+    day is the first time leadbot ran with that form of the rule, shared by every Router."""
+    from datetime import timedelta
+
+    team = await seed.team("华东")
+    await seed.rep("张三", team)
+    rule = {"name": "华东大区", "team": "华东", "match": {"region": "上海"}}
+    first = make_router([rule])
+    d1 = await first.assign(await seed.lead(region="上海"))
+    seed.clock.advance(timedelta(days=3))
+    same = await make_router([rule]).assign(await seed.lead(region="上海"))  # a restart, the rule unchanged
+    changed = await make_router([{**rule, "match": {"region": ["上海", "江苏"]}}]).assign(
+        await seed.lead(region="上海"))
+    day = {x.lead_id: date_text(first.calendar.local_date(x.at), "en") for x in (d1, changed)}
+    assert f"rule “华东大区” using weighted round robin. The rule has read as it does since {day[d1.lead_id]}." \
+        in await explain_lead(first, same.lead_id, "en")
+    text = await explain_lead(first, changed.lead_id, "en")
+    assert f"since {day[changed.lead_id]}." in text and day[d1.lead_id] != day[changed.lead_id]
+    assert changed.rule_version not in text
