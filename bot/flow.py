@@ -379,7 +379,7 @@ class Flow:
         ladder = self.ctx.services.get("ladder")
         if ladder is not None:
             await ladder.cancel(lead, "claimed")
-            await ladder.stage_entered(lead)
+            await ladder.stage_entered(lead, team=rep.team)
         router, missed = self.ctx.services.get("router"), self.ctx.services.get("missed_first_touch")
         if router is not None and missed is not None and not await missed(lead.id):
             await router.record_first_touch(rep.id, on_time=True)  # counts towards leaving a miss streak
@@ -398,12 +398,19 @@ class Flow:
         # After routing: the copies show where the lead went (not a claimable lead in between).
         await self.update_copies(await self.ctx.store.get_lead(lead.id) or lead, "passed", skip=skip)
 
+    async def owner_team(self, lead: dto.Lead, actor: dto.Rep) -> str:
+        """The team whose calendar counts the lead's stage limit: its owner's (a manager may act)."""
+        if lead.owner_id in (None, actor.id):
+            return actor.team
+        owner = await self.ctx.store.get_rep(lead.owner_id)
+        return owner.team if owner else actor.team
+
     async def after_advance(self, lead: dto.Lead, rep: dto.Rep, from_stage: str, to_stage: str,
                             skip: tuple[str, str] | None = None) -> Card | None:
         ladder = self.ctx.services.get("ladder")
         if ladder is not None:
             await ladder.cancel(lead, "first_contact")
-            await ladder.stage_entered(lead)
+            await ladder.stage_entered(lead, team=await self.owner_team(lead, rep))
         await self.update_copies(lead, f"stage-{to_stage}", skip=skip)
         return await self.card_for(lead, rep)
 

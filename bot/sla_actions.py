@@ -164,7 +164,8 @@ class SlaActions:
         await self.flow.after_routing(lead_id, None)
         ladder = self.ctx.services.get("ladder")
         if ladder is not None:
-            await ladder.pooled(lead)
+            team = await self.ctx.store.get_team(lead.team_id) if lead.team_id else None
+            await ladder.pooled(lead, team=team.name if team else (owner.team if owner else ""))
 
     async def route_at_window(self, lead_id: int, timer_key: str, payload: Mapping[str, Any]) -> None:
         """The working window opened for a lead that came in off hours: whoever is on shift now

@@ -77,6 +77,12 @@ class WorkCalendar:
         """Start of the local calendar day containing ``instant`` (daily caps reset then)."""
         return datetime.combine(self.local_date(instant), time(0), self.tz)
 
+    @property
+    def day_length(self) -> timedelta:
+        """The working time of one working day (the hours are the same every working day)."""
+        end = timedelta(days=1) if self.end_of_day else timedelta(hours=self.day_end.hour, minutes=self.day_end.minute)
+        return end - timedelta(hours=self.day_start.hour, minutes=self.day_start.minute)
+
     # ---- instants ----------------------------------------------------------------------------
 
     def is_working(self, instant: datetime) -> bool:

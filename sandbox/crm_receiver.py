@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
@@ -27,7 +27,6 @@ from aiohttp import web
 WEBHOOK_PATH = "/sandbox/crm/webhook"
 SCHEMA = "leadbot.change/1"
 TOLERANCE_SECONDS = 300
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def signature_ok(secret: str, timestamp: str, body: bytes, signature: str, *, now: float,
@@ -47,6 +46,8 @@ class CrmReceiver:
     secret: str
     now: Callable[[], datetime]
     on_change: Callable[[], None] = lambda: None
+    # The page's zone: the sandbox calendar's, read when shown (the settings come later).
+    zone: Callable[[], tzinfo] = lambda: ZoneInfo("Asia/Shanghai")
     leads: dict[int, dict[str, Any]] = field(default_factory=dict)
     customers: dict[int, dict[str, Any]] = field(default_factory=dict)
     versions: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -111,7 +112,7 @@ class CrmReceiver:
                       "version": s["_version"], "last": s["_event"]}
                      for cid, s in sorted(self.customers.items(), reverse=True)]
         return {"webhook": WEBHOOK_PATH, "leads": leads[:40], "customers": customers[:40],
-                "events": [{**e, "time": _hhmmss(e["at"])} for e in self.events[-60:]][::-1],
+                "events": [{**e, "time": _hhmmss(e["at"], self.zone())} for e in self.events[-60:]][::-1],
                 "received": len(self.events), "refused": sum(1 for e in self.events if not e["verified"])}
 
 
@@ -131,9 +132,9 @@ def _owner_name(owner: Any) -> str:
     return ""
 
 
-def _hhmmss(iso: str) -> str:
+def _hhmmss(iso: str, zone: tzinfo) -> str:
     try:
-        return datetime.fromisoformat(iso).astimezone(SHANGHAI).strftime("%H:%M:%S")
+        return datetime.fromisoformat(iso).astimezone(zone).strftime("%H:%M:%S")
     except ValueError:
         return ""
 

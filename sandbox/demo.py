@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,7 +41,6 @@ WECOM_ROBOT_KEY = "sandbox-managers-robot"
 WECOM = dict(corp_id="wwsandbox0000000001", secret="sandbox-wecom-secret", agent_id=1000002,
              token="SandboxCallbackToken", encoding_aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
 DINGTALK_TEMPLATE = "sandbox.lead_card.schema"
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 class DemoClock(ManualClock):
@@ -103,8 +102,17 @@ class Demo:
         self.changes = 0  # bumped on every action; the page's event stream wakes on it
         self.stopping = False
         # The "existing CRM" next to leadbot: [crm_bridge] webhooks go to it, signed with this.
-        self.crm = CrmReceiver(secrets.token_hex(24), now=self.clock.now, on_change=self._changed)
+        self.crm = CrmReceiver(secrets.token_hex(24), now=self.clock.now, on_change=self._changed,
+                               zone=lambda: self.zone)
         self.crm_webhook_url = ""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The page shows times in the calendar's zone ([calendar] timezone, the admin's own when
+        --config has one), like every time leadbot shows a person."""
+        from leadbot.settings import CalendarSettings
+
+        return ZoneInfo(self.settings.calendar.timezone if self.settings is not None else CalendarSettings().timezone)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -380,7 +388,7 @@ class Demo:
                   for name, label in catalogue.items() if name != "token_expired"]
         outbox = self.ctx.services.get("outbox")
         rows = await outbox.list(("pending",), 200) if outbox is not None else []
-        waiting = [{"channel": e.channel, "until": _hhmmss(e.next_attempt_at), "error": e.last_error[:120]}
+        waiting = [{"channel": e.channel, "until": _hhmmss(e.next_attempt_at, self.zone), "error": e.last_error[:120]}
                    for e in rows if e.last_error and ("throttle" in e.last_error or "blocked" in e.last_error)]
         return {"faults": listed, "waiting": waiting[:12]}
 
@@ -449,7 +457,8 @@ class Demo:
         return {
             "now": self.clock.now().isoformat(),
             "language": lang,
-            "now_local": self.clock.now().astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
+            "now_local": self.clock.now().astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S"),
+            "timezone": str(self.zone),
             "leadbot_url": self.leadbot_url,
             "intake_token": INTAKE_TOKEN,
             "phones": phones,
@@ -462,7 +471,7 @@ class Demo:
                        if lead.source_channel else "", "status": lead.status, "stage": lead.stage,
                        "owner": names.get(lead.owner_id or 0, ""), "owner_id": lead.owner_id,
                        "flags": list(lead.flags)} for lead in leads],
-            "log": [{"at": _hhmmss(line.at), "text": line.text, "ok": line.ok, "detail": line.detail}
+            "log": [{"at": _hhmmss(line.at, self.zone), "text": line.text, "ok": line.ok, "detail": line.detail}
                     for line in self.log[-60:]][::-1],
             "friends": [{"index": i, "name": f["name"], "corp": f["corp_name"]} for i, f in enumerate(seed.FRIENDS)],
             "sla": {k: v for k, v in _sla_view(self.settings).items()},
@@ -472,7 +481,8 @@ class Demo:
     def _wecom_messages(self, userid: str) -> list[dict[str, Any]]:
         out = []
         for msg in self.wecom.messages_for(userid):
-            item: dict[str, Any] = {"at": msg["at"].isoformat(), "time": _hhmm(msg["at"]), "msgid": msg["msgid"],
+            item: dict[str, Any] = {"at": msg["at"].isoformat(), "time": _hhmm(msg["at"], self.zone),
+                                    "msgid": msg["msgid"],
                                     "recalled": msg.get("recalled", False)}
             content = msg["content"]
             kind = msg["msgtype"]
@@ -489,7 +499,7 @@ class Demo:
             out.append(item)
         for welcome in self.wecom.welcome_messages:
             if welcome["userid"] == userid:
-                out.append({"at": welcome["at"].isoformat(), "time": _hhmm(welcome["at"]), "type": "system",
+                out.append({"at": welcome["at"].isoformat(), "time": _hhmm(welcome["at"], self.zone), "type": "system",
                             "text": f"欢迎语已发给客户 {welcome['external_userid']}: {welcome['text']}"})
         return sorted(out, key=lambda m: m["at"])
 
@@ -501,13 +511,13 @@ class Demo:
             if space not in card.spaces:
                 continue
             seen = self.card_seen.setdefault(card.out_track_id, now)
-            out.append({"at": seen.isoformat(), "time": _hhmm(seen), "type": "dingtalk_card",
+            out.append({"at": seen.isoformat(), "time": _hhmm(seen, self.zone), "type": "dingtalk_card",
                         "out_track_id": card.out_track_id, "params": card.view(userid), "updates": card.updates})
         for notice in self.dingtalk.notices_for(userid):
             msg = notice["msg"]
             kind = msg.get("msgtype")
             body = msg.get(kind) or {}
-            item: dict[str, Any] = {"at": notice["at"].isoformat(), "time": _hhmm(notice["at"])}
+            item: dict[str, Any] = {"at": notice["at"].isoformat(), "time": _hhmm(notice["at"], self.zone)}
             if kind == "text":
                 item.update(type="text", text=body.get("content", ""))
             elif kind == "markdown":
@@ -527,10 +537,10 @@ class Demo:
             out.append(item)
         for rm in self.dingtalk.robot_messages:
             if rm["user"] == userid:
-                out.append(_robot_item(rm["msgKey"], rm["param"], rm["at"]))
+                out.append(_robot_item(rm["msgKey"], rm["param"], rm["at"], self.zone))
         for reply in self.dingtalk.session_replies:
             if reply["conversation"].endswith(_conversation_suffix(userid)):
-                out.append(_custom_robot_item(reply["msg"], reply["at"]))
+                out.append(_custom_robot_item(reply["msg"], reply["at"], self.zone))
         return sorted(out, key=lambda m: m["at"])
 
     async def _delivery_failures(self) -> list[dict[str, Any]]:
@@ -544,7 +554,7 @@ class Demo:
                 *[e for e in await outbox.list(("pending",), limit=500) if e.last_error]]
         out = []
         for e in sorted(rows, key=lambda e: e.created_at):
-            out.append({"at": e.created_at.isoformat(), "time": _hhmm(e.created_at), "type": "failure",
+            out.append({"at": e.created_at.isoformat(), "time": _hhmm(e.created_at, self.zone), "type": "failure",
                         "state": e.state, "channel": e.channel, "recipient": e.recipient, "kind": e.kind,
                         "attempts": e.attempts, "lead_id": e.lead_id, "error": (e.last_error or "")[:240],
                         "platform": e.channel.removesuffix("_robot")})
@@ -556,7 +566,7 @@ class Demo:
             for m in messages:
                 body = m["body"]
                 content = body.get(m["msgtype"]) or {}
-                item = {"at": m["at"].isoformat(), "time": _hhmm(m["at"]), "platform": "wecom",
+                item = {"at": m["at"].isoformat(), "time": _hhmm(m["at"], self.zone), "platform": "wecom",
                         "type": "markdown" if m["msgtype"].startswith("markdown") else "text",
                         "text": content.get("content", json.dumps(content, ensure_ascii=False)),
                         "mentions": content.get("mentioned_list", [])}
@@ -567,9 +577,9 @@ class Demo:
                 out.append(item)
         for m in self.dingtalk.group_messages:
             if m.get("via") == "custom_robot":
-                item = _custom_robot_item(m["msg"], m["at"])
+                item = _custom_robot_item(m["msg"], m["at"], self.zone)
             else:
-                item = _robot_item(m["msgKey"], m["param"], m["at"])
+                item = _robot_item(m["msgKey"], m["param"], m["at"], self.zone)
             item["platform"] = "dingtalk"
             out.append(item)
         return sorted(out, key=lambda m: m["at"])
@@ -645,12 +655,12 @@ def _json_or_text(text: str) -> Any:
         return text
 
 
-def _hhmm(at: datetime) -> str:
-    return at.astimezone(SHANGHAI).strftime("%H:%M")
+def _hhmm(at: datetime, zone: tzinfo) -> str:
+    return at.astimezone(zone).strftime("%H:%M")
 
 
-def _hhmmss(at: datetime) -> str:
-    return at.astimezone(SHANGHAI).strftime("%H:%M:%S")
+def _hhmmss(at: datetime, zone: tzinfo) -> str:
+    return at.astimezone(zone).strftime("%H:%M:%S")
 
 
 def _human(seconds: float) -> str:
@@ -669,8 +679,8 @@ def _conversation_suffix(userid: str) -> str:
     return hashlib.sha1(userid.encode()).hexdigest()[:20]
 
 
-def _robot_item(msg_key: str, param: dict[str, Any], at: datetime) -> dict[str, Any]:
-    item: dict[str, Any] = {"at": at.isoformat(), "time": _hhmm(at)}
+def _robot_item(msg_key: str, param: dict[str, Any], at: datetime, zone: tzinfo) -> dict[str, Any]:
+    item: dict[str, Any] = {"at": at.isoformat(), "time": _hhmm(at, zone)}
     if msg_key == "sampleText":
         item.update(type="text", text=param.get("content", ""))
     elif msg_key == "sampleMarkdown":
@@ -689,8 +699,8 @@ def _robot_item(msg_key: str, param: dict[str, Any], at: datetime) -> dict[str, 
     return item
 
 
-def _custom_robot_item(msg: dict[str, Any], at: datetime) -> dict[str, Any]:
-    item: dict[str, Any] = {"at": at.isoformat(), "time": _hhmm(at)}
+def _custom_robot_item(msg: dict[str, Any], at: datetime, zone: tzinfo) -> dict[str, Any]:
+    item: dict[str, Any] = {"at": at.isoformat(), "time": _hhmm(at, zone)}
     kind = msg.get("msgtype")
     body = msg.get(kind) or {}
     if kind == "text":

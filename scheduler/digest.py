@@ -14,7 +14,7 @@ from bot.cards.i18n import t as text
 from crm_bridge.reports import ReportStore, TeamRef
 from leadbot.durations import parse_duration
 from leadbot.settings import Settings
-from scheduler.ladder import sla_add, sla_elapsed, stage_limit, work_calendar
+from scheduler.ladder import sla_add, sla_elapsed, stage_limit, work_calendar, working_limit
 
 # Fonts that carry CJK glyphs, in order of preference (fc-list :lang=zh names).
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
@@ -88,15 +88,22 @@ async def build_digest(reports: ReportStore, settings: Settings, now: datetime, 
     start = start or previous_digest_at(now, settings)
     overdue_before = sla_add(now, -parse_duration(settings.sla.first_touch_escalate), settings)
     silent_before = now - parse_duration(settings.sla.silence_flag)
+    # Stuck as the stage alerts count it (scheduler.ladder.plan_stagnation): in the team's working
+    # time when sla.working_time, so the digest and the alert agree on who is stuck.
+    counting = settings.replace(calendar=settings.calendar.for_team(team.name)) if team else settings
+
+    def entered_before(limit: timedelta) -> datetime:
+        return sla_add(now, -working_limit(limit, counting), counting)
+
     stuck_before = {}
     for stage in (*settings.pipeline.stage_names, *settings.sla.stage_limits):
         limit = stage_limit(stage, settings)
         # far past: stage turned off; its leads are never stuck
-        stuck_before[stage] = now - limit if limit else datetime(1970, 1, 1, tzinfo=timezone.utc)
+        stuck_before[stage] = entered_before(limit) if limit else datetime(1970, 1, 1, tzinfo=timezone.utc)
     default = stage_limit("\0no such stage", settings)
     rows = await reports.digest_rows(start=start, end=now, overdue_before=overdue_before,
                                      silent_before=silent_before, stuck_before=stuck_before,
-                                     stuck_default_before=now - default if default else None,
+                                     stuck_default_before=entered_before(default) if default else None,
                                      team_id=team.id if team else None)
     per_rep: dict[int | None, list[float]] = {}
     for r in rows.responses:

@@ -13,8 +13,11 @@ An epoch is one assignment cycle (from routing until claim, first contact or the
 reassign inside the cycle bumps the attempt, so the new owner gets a fresh remind/escalate/
 reassign while the cycle keeps its single pool_return deadline.
 
-Stage limits and silence are multi-day windows and are counted in calendar time: "10d" means ten
-days on the wall, whatever sla.working_time says (documented in config.example.toml).
+Pool recycling and stage limits count like the ladder: in the working time of the lead's team's
+calendar when sla.working_time, else on the wall. A stage limit's whole days are working days
+("10d": ten working days later at the same hour, 调休 workdays counted, holidays and weekends
+not), its remainder working hours. Silence stays on the wall clock: a customer who has not been
+heard from for three days has not, weekend or not (documented in config.example.toml).
 """
 
 from __future__ import annotations
@@ -56,6 +59,14 @@ def sla_elapsed(a: datetime, b: datetime, settings: Settings) -> timedelta:
     if settings.sla.working_time:
         return work_calendar(settings.calendar).between(a, b)
     return b - a
+
+
+def working_limit(limit: timedelta, settings: Settings) -> timedelta:
+    """A stage limit as the working time sla_add counts: its whole days as working days (one
+    day = the calendar's working hours of a day), the rest as it is. On the wall: unchanged."""
+    if not settings.sla.working_time:
+        return limit
+    return limit.days * work_calendar(settings.calendar).day_length + (limit - timedelta(days=limit.days))
 
 
 def epoch_of(assigned_at: datetime) -> str:
@@ -142,8 +153,9 @@ def plan_stagnation(lead_id: int, stage: str, entered_at: datetime, settings: Se
     limit = stage_limit(stage, settings)
     if limit is None or not stage:
         return []
-    entered_at = entered_at.astimezone(timezone.utc)
-    return [(STAGE_OWNER, entered_at + limit), (STAGE_MANAGER, entered_at + limit * (1 + MANAGER_AFTER))]
+    counted = working_limit(limit, settings)
+    return [(STAGE_OWNER, sla_add(entered_at, counted, settings)),
+            (STAGE_MANAGER, sla_add(entered_at, counted * (1 + MANAGER_AFTER), settings))]
 
 
 async def start_stage_watch(timers: TimerStore, lead_id: int, stage: str, entered_at: datetime,

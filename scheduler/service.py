@@ -28,8 +28,7 @@ class LadderService:
         Returns the lead's card deadline (see deadline()), without reading the timers back when
         this call wrote the whole ladder."""
         now = self.clock.now()
-        # The owner's team's calendar counts its working time ([calendar.teams]).
-        settings = self.settings.replace(calendar=self.settings.calendar.for_team(team)) if team else self.settings
+        settings = self.for_team(team)
         if cycle:
             specs, fresh = await schedule_ladder(self.timers, lead.id, now, settings, owner_id=lead.owner_id,
                                                  epoch=str(cycle["epoch"]), attempt=int(cycle.get("attempt", 0)) + 1)
@@ -39,6 +38,10 @@ class LadderService:
         if fresh and not cycle:
             return card_deadline((s.kind, s.due_at) for s in specs)
         return await self.deadline(lead)
+
+    def for_team(self, team: str) -> Settings:
+        """The settings whose calendar counts the team's working time ([calendar.teams])."""
+        return self.settings.replace(calendar=self.settings.calendar.for_team(team)) if team else self.settings
 
     async def route_at_window(self, lead: Any, until: datetime) -> None:
         """The lead waits for the next working window; a timer routes it then."""
@@ -66,13 +69,16 @@ class LadderService:
             moved += await self.timers.reschedule(t.key, t.due_at + shift)
         return moved
 
-    async def stage_entered(self, lead: Any, stage: str | None = None, at: datetime | None = None) -> None:
+    async def stage_entered(self, lead: Any, stage: str | None = None, at: datetime | None = None, *,
+                            team: str = "") -> None:
+        """Stage limits count in the working time of `team` (the owner's) like the ladder."""
         await start_stage_watch(self.timers, lead.id, stage or lead.stage,
-                                at or getattr(lead, "stage_entered_at", None) or self.clock.now(), self.settings)
+                                at or getattr(lead, "stage_entered_at", None) or self.clock.now(), self.for_team(team))
 
-    async def pooled(self, lead: Any, at: datetime | None = None) -> None:
+    async def pooled(self, lead: Any, at: datetime | None = None, *, team: str = "") -> None:
+        """The pool recycle counts in the working time of `team` (the pool's) like the ladder."""
         await cancel_ladder(self.timers, lead.id)
-        await start_pool_recycle(self.timers, lead.id, at or self.clock.now(), self.settings)
+        await start_pool_recycle(self.timers, lead.id, at or self.clock.now(), self.for_team(team))
 
     def is_silent(self, lead: Any) -> bool:
         return is_silent(lead, self.clock.now(), self.settings)

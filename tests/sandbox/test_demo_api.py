@@ -259,3 +259,26 @@ async def test_faults_panel_switches_a_410100_and_leadbot_rides_it_out(demo: Dem
     await demo.set_fault("dingtalk", "robot_410100", False)
     await demo.advance(601)
     assert any("超时：测试" in str(m) for m in demo.dingtalk.group_messages)
+
+
+async def test_the_page_reads_times_in_the_calendars_zone(tmp_path: Path) -> None:
+    """[calendar] timezone from the admin's file sets the page's clock, its zone label and the time on
+    each message (the cards' own times use it too): nothing on the page is pinned to Beijing."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    own = tmp_path / "config.toml"
+    own.write_text('[calendar]\ntimezone = "Europe/Berlin"\n', encoding="utf-8")
+    demo = Demo(port=0, db_path=str(tmp_path / "demo.db"), config_path=str(own))
+    await demo.start()
+    try:
+        async with aiohttp.ClientSession() as s:
+            await s.post(demo.url + "api/leads", json=POOL_LEAD)
+            state = await (await s.get(demo.url + "api/state")).json()
+    finally:
+        await demo.stop()
+    assert state["timezone"] == "Europe/Berlin"
+    shown = datetime.strptime(state["now_local"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("Europe/Berlin"))
+    assert abs((shown - datetime.fromisoformat(state["now"])).total_seconds()) < 2
+    msg = next(m for p in state["phones"] for m in p["messages"] if m["type"] == "wecom_card")
+    assert msg["time"] == datetime.fromisoformat(msg["at"]).astimezone(ZoneInfo("Europe/Berlin")).strftime("%H:%M")

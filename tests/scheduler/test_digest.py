@@ -34,7 +34,7 @@ async def _seed(engine, clock: ManualClock) -> dict:
     await add_lead(engine, clock, owner_id=b, first_contact_at=mon10 + timedelta(minutes=20), status="assigned",
                    **common)
     await add_lead(engine, clock, owner_id=a, status="assigned", **common)  # untouched: overdue by 18:00
-    old = sh(2026, 11, 12, 10, 0)
+    old = sh(2026, 11, 5, 10, 0)  # ten working days in the stage by Thursday 19th: stuck on Monday
     await add_lead(engine, clock, owner_id=b, team_id=team, status="claimed", stage="痛点诊断",
                    stage_entered_at=old, created_at=old, assigned_at=old, claimed_at=old, last_activity_at=old)
     await add_lead(engine, clock, owner_id=b, team_id=team, status="won", stage="痛点诊断",
@@ -64,7 +64,7 @@ async def test_digest_data_is_right(engine, clock) -> None:
     assert report.window_start == sh(2026, 11, 20, 18, 0)
     assert (report.new, report.claimed, report.overdue) == (3, 2, 1)
     assert report.stuck_by_stage == (("痛点诊断", 1),)
-    assert report.silent == 1  # the stuck one: no activity for 11 days
+    assert report.silent == 1  # the stuck one: no activity for 18 days
     assert report.team_name == "华东" and report.manager_id == ids["manager"]
     by_rep = {r.name: r for r in report.first_response}
     # 张伟: 5 min, and 3 working minutes across the weekend (Fri 17:58 -> Mon 09:01) -> median 4 min.

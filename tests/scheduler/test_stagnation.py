@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from scheduler.actions import POOL_RECYCLE, STAGE_MANAGER, STAGE_OWNER
 from scheduler.ladder import is_silent, plan_stagnation, stage_limit, start_pool_recycle, start_stage_watch
@@ -17,10 +17,16 @@ def test_stage_limits_with_default_and_off() -> None:
     assert stage_limit("需求确认", s) == timedelta(days=5)
     assert stage_limit("痛点诊断", s) == timedelta(days=10)  # not listed: the default
     assert stage_limit("签约交付", s) is None
-    now = datetime(2026, 11, 23, 2, 0).astimezone()
+    now = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # Monday 10:00 in Shanghai
     assert plan_stagnation(1, "签约交付", now, s) == []
-    assert plan_stagnation(1, "需求确认", now, s) == [(STAGE_OWNER, now + timedelta(days=5)),
-                                                      (STAGE_MANAGER, now + timedelta(days=7, hours=12))]
+    # Working time (the default): five working days is next Monday 10:00; the manager's 7.5 working
+    # days (67.5 h of 9 h days) end on Wednesday at 14:30.
+    assert plan_stagnation(1, "需求确认", now, s) == [
+        (STAGE_OWNER, datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc)),
+        (STAGE_MANAGER, datetime(2026, 12, 2, 6, 30, tzinfo=timezone.utc))]
+    wall = make_settings(sla={"stage_limits": {"需求确认": "5d"}, "working_time": False})
+    assert plan_stagnation(1, "需求确认", now, wall) == [(STAGE_OWNER, now + timedelta(days=5)),
+                                                         (STAGE_MANAGER, now + timedelta(days=7, hours=12))]
 
 
 async def test_stuck_stage_alerts_owner_then_manager_once(engine, clock, actions) -> None:
@@ -36,7 +42,9 @@ async def test_stuck_stage_alerts_owner_then_manager_once(engine, clock, actions
         await runner.sweep_once()
     assert [(c[0], c[3]["level"], c[3]["stage"]) for c in actions.calls] == [
         ("stagnation", "owner", "需求确认"), ("stagnation", "manager", "需求确认")]
-    assert [a - start for a in actions.at] == [timedelta(days=5), timedelta(days=8)]  # swept daily
+    # Five working days from Monday is the next Monday (day 7); the manager's 7.5 working days end
+    # on Wednesday afternoon, seen by the Thursday sweep (day 10).
+    assert [a - start for a in actions.at] == [timedelta(days=7), timedelta(days=10)]  # swept daily
 
 
 async def test_advancing_the_stage_replaces_the_watch(engine, clock, actions) -> None:
@@ -44,13 +52,13 @@ async def test_advancing_the_stage_replaces_the_watch(engine, clock, actions) ->
     runner = SchedulerRunner(engine, s, clock, actions)
     lead = await add_lead(engine, clock, stage="线索验证", stage_entered_at=clock.now(), status="claimed")
     await start_stage_watch(runner.timers, lead, "线索验证", clock.now(), s)
-    clock.advance(timedelta(days=3))
+    clock.advance(timedelta(days=3))  # Thursday
     await set_lead(engine, lead, stage="痛点诊断", stage_entered_at=clock.now())
     await start_stage_watch(runner.timers, lead, "痛点诊断", clock.now(), s)
-    clock.advance(timedelta(days=9))
+    clock.advance(timedelta(days=11, seconds=1))
     await runner.sweep_once()
-    assert actions.calls == []  # the old stage's alert (day 10) was cancelled
-    clock.advance(timedelta(days=1, seconds=1))
+    assert actions.calls == []  # the old stage's alert (ten working days: Monday, day 14) was cancelled
+    clock.advance(timedelta(days=3))  # the new stage's: ten working days from Thursday
     await runner.sweep_once()
     assert [c[3]["stage"] for c in actions.calls] == ["痛点诊断"]
 

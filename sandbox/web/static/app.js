@@ -371,6 +371,7 @@ function render(data) {
   state.data = data;
   window.dispatchEvent(new CustomEvent("sandbox:state", { detail: data }));  // the guided tour follows along
   document.getElementById("clock").textContent = data.now_local;
+  document.getElementById("zone").textContent = data.timezone;  // [calendar] timezone: cards use it too
   const hhmm = data.now_local.slice(11, 16);
   const phones = document.getElementById("phones");
   for (const phone of data.phones) renderPhone(phones, phone, hhmm);
