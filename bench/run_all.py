@@ -28,6 +28,8 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "routing": ("routing_bench.py", ["--leads", "300"], []),
     "timer": ("timer_bench.py", ["--open", "20000", "--repeat", "3"], []),
     "delivery": ("delivery_bench.py", ["--messages", "500"], []),
+    # PostgreSQL only (LEADBOT_BENCH_DATABASE_URL); prints "skipped" without it.
+    "scale_out": ("scale_out_bench.py", ["--quick"], []),
 }
 
 
@@ -79,6 +81,14 @@ def headline(name: str, result: dict[str, Any]) -> tuple[str, str]:
         s = r["summary"]
         return (f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms at {s['rate']}/s for {s['seconds']} s",
                 f"target p99 < {s['target_p99_ms']} ms; {s['cards']} cards for {s['leads']} leads")
+    if name == "scale_out":
+        if "skipped" in r:
+            return "skipped", r["skipped"]
+        s, n = r["summary"], r["params"]["processes"]
+        return (f"{n} processes: {s['scaled_leads_per_s']} leads/s to first card (p50 {s['p50_ms_n']} ms, "
+                f"p99 {s['p99_ms_n']} ms)",
+                f"{s['throughput_ratio']}× the 1-process baseline in the same run ({s['baseline_leads_per_s']} "
+                f"leads/s, p50 {s['p50_ms_1']} ms, p99 {s['p99_ms_1']} ms)")
     flat = {k: v for k, v in r.items() if isinstance(v, (int, float, str, bool))} if isinstance(r, dict) else {}
     summary = r.get("summary") if isinstance(r, dict) else None
     if isinstance(summary, dict):

@@ -283,13 +283,18 @@ def setup_scheduler(app: web.Application, ctx: AppContext) -> None:
 def setup_delivery(app: web.Application, ctx: AppContext) -> None:
     """The outbox and its delivery worker over whichever platform clients are configured."""
     from bot.delivery_adapters import PlatformSender
+    from bot.storm import StormDigests
     from notifications.worker import DeliveryWorker
 
     dingtalk = ctx.settings.dingtalk
     sender = PlatformSender(ctx.services.get("wecom_client"), ctx.services.get("dingtalk_client"),
                             robot_secret_for=lambda hook: dingtalk.manager_robot_secret if dingtalk else "",
                             lang=ctx.lang)
+    # A manager's escalation storm becomes one card with a batch reassign and the full list.
+    storm = StormDigests(ctx)
+    ctx.services["storm"] = storm
     worker = DeliveryWorker(ctx.engine, sender, ctx.clock, ctx.settings, registry=ctx.metrics.registry,
+                            render_storm=storm.render,
                             link_for=lambda entry, rep: entry.payload.get("link") or None,
                             quiet_hours=ctx.services.get("quiet_hours", True))
     ctx.services["outbox"] = worker.repo

@@ -428,6 +428,40 @@ class Flow:
             updated = await self.ctx.store.get_lead(lead.id)
         else:
             updated = await actions.reassign(lead.id, to_rep_id, f"rep:{actor.id}", reason)
+        return await self._reassigned(lead, updated, to_rep_id)
+
+    async def reassign_escalated(self, lead: dto.Lead, owner_id: int | None,
+                                 reason: str) -> tuple[str, dto.Rep | None]:
+        """The reassignment of an escalated lead (a storm digest's batch or its full list), only
+        while ``owner_id``, its owner when it escalated, still has it unclaimed (decided under
+        the lead's row lock, so a claim that lands first wins). Returns ("reassigned", new
+        owner), ("pooled", None) when nobody else can take it (the lead goes to its team's
+        pool, as an SLA reassignment would; "deferred" off hours with nobody on duty), or ("handled", None) when it was claimed, moved
+        or closed meanwhile: then nothing changed."""
+        router = self.ctx.services.get("router")
+        if router is None:
+            return "handled", None
+        decision = await router.reassign_escalated(lead.id, owner_id, reason)
+        if not getattr(decision, "applied", False):
+            return "handled", None
+        fresh = await self.ctx.store.get_lead(lead.id)
+        to_rep_id = getattr(decision, "rep_id", None)
+        if to_rep_id:
+            return "reassigned", await self._reassigned(lead, fresh, to_rep_id)
+        previous = await self.ctx.store.get_rep(owner_id) if owner_id else None
+        if fresh is not None:
+            await self.update_copies(fresh, "reassigned", taken_from=previous)
+        await self.after_routing(lead.id, decision)
+        if getattr(decision, "outcome", "") == "deferred":
+            return "deferred", None  # nobody on shift: routed when the window opens (a timer)
+        ladder = self.ctx.services.get("ladder")
+        if ladder is not None and fresh is not None:
+            await ladder.pooled(fresh)
+        return "pooled", None
+
+    async def _reassigned(self, lead: dto.Lead, updated: dto.Lead | None, to_rep_id: int) -> dto.Rep | None:
+        """After-effects of a reassignment: the copies show it, the new owner gets the offer, the
+        ladder starts again for them."""
         target = await self.ctx.store.get_rep(to_rep_id)
         if updated is None or target is None:
             return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from bot.cards.builders import storm_title
 from bot.cards.i18n import t
 from crm_bridge.outbox import OutboxEntry, RepContact
 
@@ -46,36 +47,37 @@ def make_text_digest(lang: str = "zh") -> DigestRenderer:
 default_digest = make_text_digest("zh")
 
 
-# An escalation storm's digest: (channel, recipient, rolled escalations) -> (kind, payload).
-StormRenderer = Callable[[str, str, Sequence[OutboxEntry]], tuple[str, dict[str, Any]]]
+# An escalation storm's digest: (channel, recipient, rolled escalations, the digest's own outbox
+# key) -> (kind, payload). The key lets a renderer bind actions to this digest (bot/storm.py
+# signs a batch reassign and a full-list link on it).
+StormRenderer = Callable[[str, str, Sequence[OutboxEntry], str], tuple[str, dict[str, Any]]]
 
 WORST_SHOWN = 5
 
 
-def _team_label(team: str, lang: str) -> str:
-    if lang != "zh" or team.endswith(("团队", "组", "部")):
-        return team
-    return f"{team}团队"
+def storm_title_of(entries: Sequence[OutboxEntry], lang: str) -> str:
+    """"华东团队 37 条线索超时" (the team named when every escalation is of one team)."""
+    teams = {str(e.payload.get("team") or "") for e in entries}
+    return storm_title(teams.pop() if len(teams) == 1 else "", len(entries), lang)
+
+
+def longest_waiting(entries: Sequence[OutboxEntry]) -> list[OutboxEntry]:
+    """Escalations ordered by how long their lead has waited (assignment time, ``since``, from
+    the ladder's payload), oldest first."""
+    return sorted(entries, key=lambda e: (str(e.payload.get("since") or e.created_at.isoformat()), e.id))
 
 
 def make_storm_digest(lang: str = "zh") -> StormRenderer:
     """"华东团队 37 条线索超时": the manager reads one message instead of 37, the leads that have
-    waited longest named first (their assignment time, ``since``, from the ladder's payload),
-    with the link each escalation carried."""
+    waited longest named first, with the link each escalation carried."""
 
-    def render(channel: str, recipient: str, entries: Sequence[OutboxEntry]) -> tuple[str, dict[str, Any]]:
+    def render(channel: str, recipient: str, entries: Sequence[OutboxEntry], key: str = "") -> tuple[str, dict[str, Any]]:
         n = len(entries)
-        teams = {str(e.payload.get("team") or "") for e in entries}
-        team = teams.pop() if len(teams) == 1 else ""
-        if lang == "zh":
-            title = f"{_team_label(team, lang)} {n} 条线索超时" if team else f"{n} 条线索超时"
-            head, more = "等待最久：", (f"…另有 {n - WORST_SHOWN} 条" if n > WORST_SHOWN else "")
-        else:
-            title = f"{team} team: {n} leads overdue" if team else f"{n} leads overdue"
-            head, more = "Waiting longest:", (f"…and {n - WORST_SHOWN} more" if n > WORST_SHOWN else "")
-        worst = sorted(entries, key=lambda e: (str(e.payload.get("since") or e.created_at.isoformat()), e.id))
+        title = storm_title_of(entries, lang)
+        head = t("storm.worst", lang)
+        more = t("digest.more", lang, n=n - WORST_SHOWN) if n > WORST_SHOWN else ""
         lines = []
-        for i, e in enumerate(worst[:WORST_SHOWN], 1):
+        for i, e in enumerate(longest_waiting(entries)[:WORST_SHOWN], 1):
             link = e.payload.get("link")
             lines.append(f"{i}. {summary_of(e, lang)}" + (f" {link}" if isinstance(link, str) and link else ""))
         body = "\n".join([title, head, *lines] + ([more] if more else []))

@@ -345,12 +345,13 @@ class DeliveryWorker:
             for e in rolled:
                 await self.repo.defer(e, slot.next_free, "escalation storm: gathered into the next digest")
             return [e for e in group if e.id not in rolled_ids]
-        kind, payload = self.render_storm(channel, recipient, rolled)
+        key = "storm:" + digest_key(channel, recipient, (e.id for e in rolled))
+        kind, payload = self.render_storm(channel, recipient, rolled, key)
         rep_ids = {e.rep_id for e in rolled}
         payload.update(digest=True, storm_digest=True, rollup=False, count=len(rolled),
                        lead_ids=[e.lead_id for e in rolled if e.lead_id is not None],
                        rolled_keys=[e.idempotency_key for e in rolled])
-        item = NewOutboxItem(key="storm:" + digest_key(channel, recipient, (e.id for e in rolled)), channel=channel,
+        item = NewOutboxItem(key=key, channel=channel,
                              kind=kind, recipient=recipient, payload=payload, urgent=True,
                              rep_id=next(iter(rep_ids)) if len(rep_ids) == 1 else None)
         digest = await self.repo.roll_up(rolled, item, lease_seconds=self.lease_seconds)

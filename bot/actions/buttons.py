@@ -41,6 +41,8 @@ class ButtonFactory:
             extra["advance"] = {"from": lead.stage or ""}
         return {a: self.signer.key(a, lead.id, audience, now + BUTTON_TTL, extra.get(a)) for a in actions}
 
-    def link(self, lead_id: int, audience: str, now: datetime) -> str:
-        token = self.signer.sign("open", lead_id, audience, now + LINK_TTL)
+    def link(self, lead_id: int, audience: str, now: datetime, args: Mapping[str, object] | None = None) -> str:
+        """The H5 page of a lead; ``args`` makes it another page of the same recipient (a storm
+        digest's full list, bot/storm.py)."""
+        token = self.signer.sign("open", lead_id, audience, now + LINK_TTL, args)
         return f"{self.public_url}/a/{token}"

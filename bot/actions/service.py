@@ -9,9 +9,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
 
 from bot.actions.tokens import ActionClaims, ActionSigner, TokenError
-from bot.cards.builders import build_notice_card, build_reminder_card
+from bot.cards.builders import build_notice_card, build_reminder_card, build_storm_result_card
 from bot.cards.i18n import t
 from bot.cards.model import Card
+from bot.cards.views import StormOutcome
+from bot.storm import BATCH, ESCALATED_OWNER, lead_name
 from crm_bridge import dto
 from crm_bridge.identity.merge import MergeError
 from crm_bridge.leads import LeadActions, effects_key, stages_from_settings
@@ -64,6 +66,9 @@ class LeadFlow(Protocol):
                             skip: tuple[str, str] | None = None) -> Card | None: ...
 
     async def reassign(self, lead: dto.Lead, actor: dto.Rep, to_rep_id: int | None, reason: str) -> dto.Rep | None: ...
+
+    async def reassign_escalated(self, lead: dto.Lead, owner_id: int | None,
+                                 reason: str) -> tuple[str, dto.Rep | None]: ...
 
     async def snooze(self, lead: dto.Lead, rep: dto.Rep, delay: timedelta) -> None: ...
 
@@ -133,6 +138,8 @@ class ActionService:
             await self._audit_refusal(actor, f"token_{e.kind}", None, key)
             message = "error.token_expired" if e.kind == "expired" else "error.token_forged"
             return self._refuse(f"refused_{e.kind}", message)
+        if claims.action == "reassign" and claims.args.get(BATCH):
+            return await self._reassign_batch(claims, actor, key)
         lead = await self.ctx.store.get_lead(claims.lead_id)
         if lead is None:
             return self._refuse("not_found", "error.not_found", claims.lead_id)
@@ -260,6 +267,14 @@ class ActionService:
 
     async def _do_reassign(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
+        if ESCALATED_OWNER in claims.args:
+            # From a storm digest's list: only while the lead is as it was when it escalated.
+            owner = int(claims.args[ESCALATED_OWNER] or 0) or None
+            done = await self._reassign_escalated(lead, owner)
+            if done.outcome == "skipped":
+                return ActionOutcome(False, "skipped", t("storm.skipped_line", self.lang, name=done.name, why=done.why),
+                                     lead.id, rep.id)
+            return ActionOutcome(True, done.outcome, self._moved_line(done), lead.id, rep.id)
         target = claims.args.get("to") or params.get("to")
         to_rep_id = None
         if target not in (None, ""):
@@ -275,6 +290,58 @@ class ActionService:
             return ActionOutcome(False, "no_candidate", t("error.not_allowed", self.lang), lead.id, rep.id)
         return ActionOutcome(True, "reassigned", t("result.reassigned", self.lang, name=new_owner.name),
                              lead.id, rep.id)
+
+    async def _reassign_batch(self, claims: ActionClaims, actor: Actor, key: str) -> ActionOutcome:
+        """全部改派 on a storm digest: every lead of the digest judged as it is now; those claimed,
+        moved or closed since are skipped and named with why, the rest move on from the owner
+        they escalated from. The tapped card becomes the report."""
+        rep = await self._resolve_actor(actor, claims)
+        if (rep is None or rep.status == "left" or rep.role not in ("manager", "admin")
+                or claims.rep_id != rep.id):
+            await self._audit_refusal(actor, "not_allowed", claims, key)
+            return self._refuse("refused_not_allowed", "error.not_allowed")
+        storm = self.ctx.services["storm"]
+        digest = str(claims.args[BATCH])
+        batch = await storm.batch(digest, rep)
+        if batch is None:
+            return self._refuse("not_found", "error.not_found")
+        outcomes: list[StormOutcome] = []
+        for lead_id, owner_id in batch:
+            lead = await self.ctx.store.get_lead(lead_id)
+            as_claims = ActionClaims("reassign", lead_id, claims.audience, claims.expires_at)
+            if lead is not None and not await self._allowed(rep, as_claims, lead):
+                outcomes.append(StormOutcome(lead_name(lead), "skipped", why=t("storm.why.not_allowed", self.lang)))
+                continue
+            if lead is None:
+                outcomes.append(StormOutcome(f"#{lead_id}", "skipped", why=t("storm.why.gone", self.lang)))
+                continue
+            outcomes.append(await self._reassign_escalated(lead, owner_id))
+        await self.ctx.store.audit(f"rep:{rep.id}", "storm.reassigned", "outbox", digest[:120],
+                                   {"moved": sum(o.outcome != "skipped" for o in outcomes),
+                                    "skipped": sum(o.outcome == "skipped" for o in outcomes)})
+        card = build_storm_result_card(outcomes, lang=self.lang, card_ref=actor.card_ref,
+                                       link=storm.list_link(digest, claims.lead_id, rep.id))
+        return ActionOutcome(True, "batch_reassigned", card.title, None, rep.id, card,
+                             data={"outcomes": [(o.name, o.outcome, o.to_name, o.why) for o in outcomes]})
+
+    async def _reassign_escalated(self, lead: dto.Lead, owner_id: int | None) -> StormOutcome:
+        storm = self.ctx.services["storm"]
+        name = lead_name(lead)
+        why = await storm.why_not(lead, owner_id)
+        if why is None:
+            outcome, target = await self.flow.reassign_escalated(lead, owner_id, "manager")
+            if outcome == "reassigned" and target is not None:
+                return StormOutcome(name, "moved", to_name=target.name)
+            if outcome in ("pooled", "deferred"):
+                return StormOutcome(name, outcome)
+            # Claimed (or moved) between the look and the conditional update: said as it is now.
+            why = await storm.why_not(await self.ctx.store.get_lead(lead.id), owner_id) or t(
+                "storm.why.no_candidate", self.lang)
+        return StormOutcome(name, "skipped", why=why)
+
+    def _moved_line(self, done: StormOutcome) -> str:
+        key = {"moved": "storm.moved_line", "pooled": "storm.pooled_line"}.get(done.outcome, "storm.deferred_line")
+        return t(key, self.lang, name=done.name, to=done.to_name)
 
     async def _do_snooze(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:

@@ -30,6 +30,8 @@ from bot.cards.views import (
     FriendMatchView,
     LeadCardView,
     RollupItem,
+    StormLine,
+    StormOutcome,
 )
 
 ButtonSpec = Union[Mapping[str, str], Sequence[Button]]
@@ -441,6 +443,72 @@ def build_rollup_card(items: Sequence[RollupItem | LeadCardView], n: int | None 
         state="info",
         footer=t("rollup.more", lang, n=rest) if rest > 0 else "",
         tone="normal",
+        lang=lang,
+    )
+
+
+def storm_title(team: str, n: int, lang: str = "zh") -> str:
+    """"华东团队 37 条线索超时" (a team's storm), or "37 条线索超时" across teams."""
+    lang = normalize_lang(lang)
+    if not team:
+        return t("storm.title_plain", lang, n=n)
+    label = team if lang == "zh" and team.endswith(("团队", "组", "部")) else t("storm.team", lang, team=team)
+    return t("storm.title", lang, team=label, n=n)
+
+
+def build_storm_card(lines: Sequence[StormLine], n: int, *, team: str, now: datetime, lang: str = "zh",
+                     reassign_key: str = "", link: str = "", card_ref: str = "") -> Card:
+    """An escalation storm rolled up for one manager: how many, the ones that waited longest,
+    one tap to reassign the batch (``reassign_key``, signed by the caller for this digest and
+    this manager) and the full list (``link``, the H5 page). No phone numbers."""
+    lang = normalize_lang(lang)
+    worst = [f"{i}. " + _joined(line.summary, format_ago(line.since, now, lang) if line.since else "")
+             for i, line in enumerate(list(lines)[:ROLLUP_VISIBLE_ITEMS], 1)]
+    rest = n - len(worst)
+    buttons: list[Button] = []
+    if reassign_key:
+        buttons.append(Button(key=reassign_key, text=t("storm.reassign_all", lang), style="primary"))
+    if link:
+        buttons.append(Button(key="", text=t("storm.full_list", lang), url=link))
+    fields = [Field(t("field.storm_count", lang), t("storm.count", lang, n=n), alert=True)]
+    if team:
+        fields.insert(0, Field(t("field.team", lang), team))
+    return Card(
+        kind="storm",
+        title=storm_title(team, n, lang),
+        subtitle=t("storm.subtitle", lang),
+        fields=tuple(fields),
+        badges=(t("badge.escalated", lang),),
+        buttons=tuple(buttons),
+        link=link,
+        card_ref=card_ref,
+        body="\n".join([t("storm.worst", lang), *worst]) if worst else "",
+        footer=t("digest.more", lang, n=rest) if rest > 0 else "",
+        tone="alert",
+        lang=lang,
+    )
+
+
+def build_storm_result_card(outcomes: Sequence[StormOutcome], *, lang: str = "zh", link: str = "",
+                            card_ref: str = "") -> Card:
+    """The storm digest after its batch reassign: how many moved and, for each lead skipped
+    because it was claimed or handled meanwhile, why. No buttons left; the list stays a tap away."""
+    lang = normalize_lang(lang)
+    moved = [o for o in outcomes if o.outcome != "skipped"]
+    skipped = [o for o in outcomes if o.outcome == "skipped"]
+    # The skipped first: they are what the manager may still have to look at.
+    lines = [t("storm.skipped_line", lang, name=o.name, why=o.why) for o in skipped]
+    for o in moved:
+        key = {"moved": "storm.moved_line", "pooled": "storm.pooled_line"}.get(o.outcome, "storm.deferred_line")
+        lines.append(t(key, lang, name=o.name, to=o.to_name))
+    return Card(
+        kind="storm",
+        title=t("storm.result_title", lang, moved=len(moved), skipped=len(skipped)),
+        body="\n".join(lines),
+        link=link,
+        card_ref=card_ref,
+        state="reassigned",
+        tone="good" if not skipped else "warning",
         lang=lang,
     )
 

@@ -103,3 +103,24 @@ class FriendMatchView:
     last_activity_at: datetime | None = None
     open_leads: int = 0
     match_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StormLine:
+    """One escalated lead of a storm digest: ``summary`` names customer, company and owner
+    (never the phone); ``since`` is when the lead was assigned (how long it has waited)."""
+
+    lead_id: int | str
+    summary: str
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StormOutcome:
+    """What a batch reassignment did to one lead: ``moved`` (to ``to_name``), ``pooled``,
+    ``deferred``, or skipped with ``why`` (already the catalogue's words)."""
+
+    name: str
+    outcome: str
+    to_name: str = ""
+    why: str = ""

@@ -12,14 +12,16 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from bot.actions.buttons import actions_for
+from bot.actions.buttons import BUTTON_TTL, actions_for
 from bot.actions.service import ActionOutcome, Actor
 from bot.actions.tokens import ActionClaims, TokenError
-from bot.cards.builders import build_claimed_card, build_lead_card, make_buttons
+from bot.cards.builders import build_claimed_card, build_lead_card, make_buttons, storm_title
+from bot.cards.formatting import format_ago, mask_phone
 from bot.cards.i18n import t
 from bot.context import AppContext, ctx_of
 from bot.lead_views import lead_card_view
 from bot.refusals import RefusalLimiter
+from bot.storm import BATCH, ESCALATED_OWNER
 from crm_bridge.leads import stages_from_settings
 
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -109,11 +111,57 @@ async def _render(ctx: AppContext, claims: ActionClaims, outcome: ActionOutcome 
     return _html(page)
 
 
+async def _render_storm(ctx: AppContext, claims: ActionClaims, outcome: ActionOutcome | None = None) -> web.Response:
+    """A storm digest's full list: every lead as it is now (phone masked), a reassign for each
+    one still waiting, and 全部改派; every key bound to this page's recipient."""
+    rep = await ctx.store.get_rep(claims.rep_id) if claims.rep_id else None
+    storm = ctx.services["storm"]
+    digest = str(claims.args.get(BATCH) or "")
+    batch = await storm.batch(digest, rep) if rep is not None else None
+    if rep is None or batch is None:
+        return _error_page(ctx, t("error.not_found", ctx.lang), 404)
+    signer = ctx.services["signer"]
+    now = ctx.clock.now()
+    leads = {lead_id: await ctx.store.get_lead(lead_id) for lead_id, _ in batch}
+    owners = {o for _, o in batch if o}
+    names = await ctx.services["lead_actions"].rep_names(sorted(owners))
+    rows = []
+    for lead_id, owner_id in batch:
+        lead = leads[lead_id]
+        why = await storm.why_not(lead, owner_id)
+        view = await lead_card_view(ctx, lead) if lead is not None else None
+        rows.append({
+            "lead_id": lead_id,
+            "name": view.customer_name if view else f"#{lead_id}",
+            "company": view.company if view else "",
+            "phone": mask_phone(view.phone) if view else "",  # the list is a summary: never a full number
+            "owner": names.get(owner_id or 0, t("value.none", ctx.lang)),
+            "since": format_ago(lead.assigned_at, now, ctx.lang) if lead is not None and lead.assigned_at else "",
+            "now": why or t("storm.open", ctx.lang),
+            "open": why is None,
+            "key": signer.key("reassign", lead_id, claims.audience, now + BUTTON_TTL,
+                              {ESCALATED_OWNER: owner_id or 0}) if why is None else "",
+        })
+    waiting = sum(1 for r in rows if r["open"])
+    all_key = signer.key("reassign", claims.lead_id, claims.audience, now + BUTTON_TTL, {BATCH: digest}) \
+        if waiting else ""
+    page = _ENV.get_template("storm.html").render(
+        lang=ctx.lang, title=t("storm.list_title", ctx.lang, n=len(rows)),
+        subtitle=storm_title(rep.team or "", waiting, ctx.lang) if waiting else "",
+        rows=rows, all_key=all_key, t=lambda key, **kw: t(key, ctx.lang, **kw),
+        message=outcome.message if outcome else "", ok=outcome.ok if outcome else True,
+        code=outcome.code if outcome else "",
+        details=outcome.card.body.splitlines() if outcome is not None and outcome.card is not None else [])
+    return _html(page)
+
+
 async def get_action_page(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     claims = await _verify(ctx, request)
     if isinstance(claims, web.Response):
         return claims
+    if claims.args.get(BATCH):
+        return await _render_storm(ctx, claims)
     return await _render(ctx, claims)
 
 
@@ -132,14 +180,30 @@ async def post_action_page(request: web.Request) -> web.Response:
         action_claims = signer.parse_key(key, ctx.clock.now())
     except TokenError:
         action_claims = None
+    storm = claims.args.get(BATCH)
     if action_claims is not None and (action_claims.audience != claims.audience
-                                      or action_claims.lead_id != claims.lead_id):
+                                      or not await _belongs(ctx, claims, action_claims)):
         # A key from someone else's card pasted into this page.
         await ctx.store.audit("h5", "action.refused", "lead", str(claims.lead_id), {"reason": "audience_mismatch"})
         return _error_page(ctx, t("error.not_allowed", ctx.lang), 403)
     params = {k: str(v) for k, v in form.items() if k != "key" and isinstance(v, str)}
     outcome = await ctx.services["actions"].perform(key, Actor("h5"), params=params)
+    if storm:
+        return await _render_storm(ctx, claims, outcome)
     return await _render(ctx, claims, outcome)
+
+
+async def _belongs(ctx: AppContext, page: ActionClaims, key: ActionClaims) -> bool:
+    """A key posted to a page must be one that page offers: the lead's own, or on a storm list
+    the batch of that digest or a reassign of one of its leads."""
+    digest = page.args.get(BATCH)
+    if not digest:
+        return key.lead_id == page.lead_id and not key.args.get(BATCH)
+    if key.args.get(BATCH):
+        return key.args.get(BATCH) == digest
+    rep = await ctx.store.get_rep(page.rep_id) if page.rep_id else None
+    batch = await ctx.services["storm"].batch(str(digest), rep) if rep is not None else None
+    return key.action == "reassign" and batch is not None and any(lead_id == key.lead_id for lead_id, _ in batch)
 
 
 def setup_h5(app: web.Application, ctx: AppContext | None = None) -> None:

@@ -182,6 +182,13 @@ class Router:
         rep, or the pool). ``reason`` is recorded (declined, sla_reassign, ...)."""
         return await self._route(lead_id, mode="next", exclude=tuple(exclude), trigger=reason)
 
+    async def reassign_escalated(self, lead_id: int, owner_id: int | None, reason: str = "manager") -> Decision:
+        """A manager's reassignment of an escalated lead, decided on the lead as it is now: it
+        moves on from ``owner_id`` (its owner when it escalated) only while that rep still has
+        it unclaimed; a lead claimed, moved or closed meanwhile is left as it is (not applied)."""
+        return await self._route(lead_id, mode="escalated", exclude=(owner_id,) if owner_id else (),
+                                 trigger=reason, expected_owner=owner_id)
+
     async def reroute_open_leads(self, rep_id: int) -> list[tuple[dto.Lead, Decision]]:
         """A rep left: each open lead they own is routed again without them. Returns (lead after,
         decision) pairs so the caller notifies the new owners and the manager and updates the
@@ -331,6 +338,11 @@ class Router:
                         return await self._not_applied(session, lead, "deferred")
                 if mode == "reroute" and lead.owner_id != expected_owner:
                     return await self._not_applied(session, lead, "already_assigned")
+                if mode == "escalated" and (lead.owner_id != expected_owner or lead.claimed_at is not None
+                                            or lead.status not in ("new", "assigned")):
+                    # Read under the row lock (and the update is fenced on the version), so a
+                    # claim that lands first wins and the reassignment does nothing.
+                    return await self._not_applied(session, lead, "handled")
 
                 previous_owner = lead.owner_id
                 excluded = frozenset(set(exclude) | ({previous_owner} if previous_owner else set()))

@@ -180,3 +180,28 @@ def test_builders_are_deterministic() -> None:
     b = build_lead_card(lead_view(), now=NOW, buttons={"claim": "claim:c"}, link=LINK, card_ref="r1")
     assert a == b
     assert render_dingtalk_card(a) == render_dingtalk_card(b)
+
+
+def test_storm_card_offers_the_batch_and_the_list_and_reads_the_same_as_text() -> None:
+    from bot.cards.builders import build_storm_card, build_storm_result_card
+    from bot.cards.views import StormLine, StormOutcome
+
+    lines = [StormLine(i, f"客户{i} · 公司{i} · 张三", NOW - timedelta(minutes=60 - i)) for i in range(8)]
+    card = build_storm_card(lines, 37, team="华东", now=NOW, reassign_key="reassign:tok", link=LINK,
+                            card_ref="storm-1")
+    assert card.title == "华东团队 37 条线索超时"
+    assert [b.text for b in card.buttons] == ["全部改派", "查看全部"] and card.buttons[1].url == LINK
+    assert "1. 客户0 · 公司0 · 张三 · 1 小时前" in card.body and "客户5" not in card.body  # the five worst
+    assert card.footer == "…另有 32 条"
+    body = render_wecom(card, agent_id=1)["template_card"]
+    assert [b.get("type") for b in body["button_list"]] == [0, 1] and body["card_action"]["url"] == LINK
+    text = render_text(card)
+    assert text.splitlines()[1] == f"全部改派 → {LINK}"
+    en = build_storm_card(lines[:1], 1, team="East", now=NOW, lang="en", link=LINK)
+    assert en.title == "East team: 1 lead overdue" and [b.text for b in en.buttons] == ["Full list"]
+
+    done = build_storm_result_card([StormOutcome("客户1", "moved", to_name="李四"),
+                                    StormOutcome("客户2", "skipped", why="已被 张三 认领"),
+                                    StormOutcome("客户3", "pooled")], link=LINK, card_ref="storm-1")
+    assert done.title == "已改派 2 条，跳过 1 条" and not done.buttons and done.state == "reassigned"
+    assert done.body.splitlines() == ["跳过 客户2：已被 张三 认领", "客户1 → 李四", "客户3 → 公海（无人可接手）"]

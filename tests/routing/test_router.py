@@ -283,6 +283,31 @@ async def test_next_candidate_excludes_current_owner(engine, seed, make_router):
     assert "公海" in text and "更早的分配记录" in text
 
 
+async def test_reassign_escalated_moves_only_a_lead_still_waiting_on_its_owner(engine, seed, make_router):
+    """A storm digest's reassignment, decided on the lead as it is now: claimed, moved or closed
+    meanwhile, it is left alone (not applied, no decision row); still waiting, it moves on."""
+    from crm_bridge.leads import LeadActions
+
+    team = await seed.team("T")
+    for name in ("a", "b", "c"):
+        await seed.rep(name, team)
+    router = make_router([{"name": "r", "team": "T"}])
+    actions = LeadActions(engine, seed.clock)
+    waiting, claimed, moved = [await seed.lead() for _ in range(3)]
+    owners = {lead_id: (await router.assign(lead_id)).rep_id for lead_id in (waiting, claimed, moved)}
+    assert (await actions.claim(claimed, owners[claimed], "rep")).outcome == "claimed"
+    await router.next_candidate(moved, reason="declined")
+    for lead_id in (claimed, moved):
+        before = await seed.get_lead(lead_id)
+        d = await router.reassign_escalated(lead_id, owners[lead_id])
+        assert not d.applied
+        after = await seed.get_lead(lead_id)
+        assert (after.owner_id, after.version) == (before.owner_id, before.version)
+    d = await router.reassign_escalated(waiting, owners[waiting])
+    assert d.applied and d.rep_id not in (None, owners[waiting]) and d.previous_owner_id == owners[waiting]
+    assert not (await router.reassign_escalated(waiting, owners[waiting])).applied  # a repeat: moved already
+
+
 async def test_reroute_open_leads_when_a_rep_leaves(seed, make_router):
     team = await seed.team("T")
     leaving = await seed.rep("要走", team)

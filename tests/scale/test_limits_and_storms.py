@@ -67,6 +67,14 @@ async def test_three_processes_keep_the_limits_and_fold_the_storm(tmp_path: Path
             await engine.dispose()
             config = {"calendar": {"working_hours": "00:00-23:59", "working_days": [1, 2, 3, 4, 5, 6, 7],
                                    "holidays": []},
+                      # Every lead of the burst misses its first touch, so with the default streak
+                      # limit (3) each rep leaves the rotation after its first three escalations;
+                      # once all four have, routing sends the rest to the pool. Whether any lead is
+                      # still unrouted then is a race between ESCALATE_AFTER and how long three
+                      # processes and PostgreSQL on two cores take to route the burst (often
+                      # longer than 6 s): the flake. Miss streaks are not what this test is about,
+                      # and every lead must reach an owner for the assertions below.
+                      "assignment": {"miss_streak_limit": 10 * LEADS},
                       # The reminder comes with the escalation (a ladder never escalates before it
                       # reminds): twice the burst for each rep, the storm for the manager.
                       "sla": {"first_touch_remind": f"{ESCALATE_AFTER}s", "first_touch_escalate": f"{ESCALATE_AFTER}s",
@@ -123,9 +131,11 @@ async def test_three_processes_keep_the_limits_and_fold_the_storm(tmp_path: Path
                                   " FROM outbox WHERE state IN ('pending', 'sending') ORDER BY id LIMIT 8")
             assert not any(busy), f"still to do (inbox, outbox, firing timers, escalations not fired): {busy} {left}"
 
-            # Stored and routed once.
+            # Stored and routed once, each to a rep.
             leads = dict(await rows(db, "SELECT id, owner_id FROM leads WHERE source_channel = 'burst'"))
             assert len(leads) == LEADS
+            assert [lead for lead, owner in leads.items() if owner is None] == [], \
+                await rows(db, "SELECT lead_id, outcome, reason FROM routing_decisions WHERE chosen_rep_id IS NULL")
             assert await rows(db, "SELECT lead_id FROM routing_decisions GROUP BY lead_id HAVING count(*) > 1") == []
             assert await scalar(db, "SELECT count(*) FROM outbox WHERE state = 'dead'") == 0
             userid = dict(await rows(db, "SELECT id, wecom_userid FROM reps"))
