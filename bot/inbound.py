@@ -88,10 +88,22 @@ class InboxProcessor:
                 pass
             self._wake.clear()
 
+    async def replay_spill(self) -> None:
+        """Spilled callbacks (acknowledged while SQLite's write lock was held elsewhere: see
+        crm_bridge/spill.py) become inbox rows; waits for the lock if it is still held."""
+        try:
+            stored, refused = await self.ctx.inbox.replay_spill()
+        except Exception as e:  # still locked past the driver's wait, or the store is away: next time
+            self.ctx.log.warning("inbox.spill_replay_failed", error=f"{type(e).__name__}: {e}"[:200])
+            return
+        if stored or refused:
+            self.ctx.log.info("inbox.spill_replayed", stored=stored, refused=refused)
+
     async def drain(self) -> int:
-        """Processes every pending row; returns how many were handled."""
+        """Processes every pending row (spilled ones first made rows); returns how many were handled."""
         handled = 0
         async with self._lock:
+            await self.replay_spill()
             while True:
                 # The oldest pending row(s) in one statement (a read and a claim per row before).
                 batch = await self.ctx.inbox.claim_pending(limit=self.CLAIM_BATCH)

@@ -16,10 +16,16 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_bridge.db import session_factory
+from crm_bridge.kv import KeyValueStore
 from crm_bridge.leases import holder_gone, process_identity
 from crm_bridge.models import InboxItem
+from crm_bridge.spill import SpillJournal, spill_dir_for
 from crm_bridge.sqlite_driver import patiently
 from leadbot.clock import Clock, SystemClock
+
+# `put` answered before the row was committed: the event is in the spill journal (durable; the
+# row follows when the journal is replayed). Never a row id (those start at 1).
+DEFERRED = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +224,10 @@ class Inbox:
 
     MAX_ATTEMPTS = 5
     MAX_BATCH = 256
+    # How long a callback's answer may wait for its row's commit before the event goes to the
+    # spill journal instead (SQLite files only; see crm_bridge/spill.py). Well inside DingTalk's
+    # 1.5 s and WeCom's 5 s, with room for a card tap's inline handling after it.
+    ACK_WRITE_SECONDS = 0.5
     # A handler takes milliseconds; its platform calls go through the outbox. The holder renews
     # the lease every third of it while it works (crm_bridge.leases.Heartbeat), so two minutes
     # only bound how long a dead or hung holder's rows wait before another process takes them.
@@ -239,6 +249,11 @@ class Inbox:
                             .returning(InboxItem.id, InboxItem.dedupe_key))
         self._claim_stmt = _claim_statement(engine.dialect.name == "postgresql")
         self._sqlite = _SqliteInsert.for_engine(engine)
+        # Only for a SQLite file: PostgreSQL has no database-wide write lock (a saturated pool
+        # answers 503, which the callers map to a retry), and an in-memory database has no disk.
+        self.spill = (SpillJournal(spill_dir_for(self._sqlite.path), self.owner)
+                      if self._sqlite is not None and self._sqlite.path is not None else None)
+        self._abandoned: set[asyncio.Future[Any]] = set()
         self.group_commit = group_commit
         self.linger = linger
         self._open: _Batch | None = None
@@ -251,19 +266,80 @@ class Inbox:
                     payload=dict(payload),
                     state="pending", attempts=0, error="", received_at=self.clock.now())
 
-    async def put(self, platform: str, dedupe_key: str, kind: str, payload: Mapping[str, Any]) -> int | None:
-        """Stores the event; returns its id, or None when the same key was already stored."""
+    async def put(self, platform: str, dedupe_key: str, kind: str, payload: Mapping[str, Any], *,
+                  within: float | None = None) -> int | None:
+        """Stores the event; returns its id, or None when the same key was already stored.
+
+        `within` (a callback about to be answered): when the commit has not happened after that
+        many seconds (another connection holds SQLite's write lock), the event is written to the
+        spill journal instead and DEFERRED is returned; the commit carries on in the background
+        (whichever lands second is a duplicate no-op). Without a journal it waits as long as it
+        takes."""
         values = self._values(platform, dedupe_key, kind, payload)
         if not self.group_commit:
-            return await self._put_one(values)
-        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        if self._sqlite is not None and self._sqlite.path is not None and self._sqlite.usable(self.engine):
-            self._join_here(values, future)
+            write: asyncio.Future[int | None] = asyncio.ensure_future(self._put_one(values))
         else:
-            self._join_batch(values, future)
-        # A cancelled caller cancels only its own future; both flushes skip futures already done,
-        # and its row is still written (it was never acknowledged, so its retry is a no-op).
-        return await future
+            write = asyncio.get_running_loop().create_future()
+            if self._sqlite is not None and self._sqlite.path is not None and self._sqlite.usable(self.engine):
+                self._join_here(values, write)
+            else:
+                self._join_batch(values, write)
+        if within is None or self.spill is None:
+            # A cancelled caller cancels only its own future; both flushes skip futures already
+            # done, and its row is still written (never acknowledged, so its retry is a no-op).
+            return await write
+        try:
+            return await asyncio.wait_for(asyncio.shield(write), within)
+        except asyncio.TimeoutError:
+            self._abandon(write)
+            return self.defer(values)
+
+    @property
+    def can_defer(self) -> bool:
+        return self.spill is not None
+
+    def defer(self, values: dict[str, Any], once: Mapping[str, Any] | None = None) -> int:
+        """Writes the row's values to the spill journal (fsync'ed) and returns DEFERRED. `once`
+        ({"key", "owner", "ttl_seconds"}) is a lease the replay must win before the row is
+        stored (a check the caller could not make in time, e.g. a robot message's sign)."""
+        assert self.spill is not None
+        self.spill.append({**values, "once": dict(once)} if once else values)
+        return DEFERRED
+
+    def values_for(self, platform: str, dedupe_key: str, kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        return self._values(platform, dedupe_key, kind, payload)
+
+    def _abandon(self, write: "asyncio.Future[Any]") -> None:
+        # Nobody awaits it any more; keep it referenced until done and consume its outcome.
+        self._abandoned.add(write)
+
+        def finished(f: "asyncio.Future[Any]") -> None:
+            self._abandoned.discard(f)
+            if not f.cancelled():
+                f.exception()
+
+        write.add_done_callback(finished)
+
+    async def replay_spill(self) -> tuple[int, int]:
+        """Moves spilled events into the inbox table: (rows stored, rows refused by their
+        `once` guard). A file is deleted only after its rows are committed; on an error it stays
+        and the next replay takes it again."""
+        if self.spill is None or not self.spill.pending():
+            return 0, 0
+        stored = refused = 0
+        for path in self.spill.take():
+            rows = []
+            for row in self.spill.read(path):
+                once = row.pop("once", None)
+                if once and not await KeyValueStore(self.engine, self.clock).try_lease(
+                        str(once["key"]), str(once["owner"]), timedelta(seconds=float(once["ttl_seconds"]))):
+                    refused += 1
+                    continue
+                rows.append(row)
+            if rows:
+                stored += len(await self._insert_rows(self._rows([(r, None) for r in rows])))  # type: ignore[misc]
+            self.spill.done(path)
+        return stored, refused
 
     def _join_here(self, values: dict[str, Any], future: "asyncio.Future[int | None]") -> None:
         """SQLite: puts made before the loop comes round to the flush share one INSERT + COMMIT
@@ -301,9 +377,12 @@ class Inbox:
             self._open = None
 
     def close(self) -> None:
-        """Closes the loop-thread SQLite connection, if one was opened (the engine is the caller's)."""
+        """Closes the loop-thread SQLite connection and the spill file, if opened (the engine is
+        the caller's)."""
         if self._sqlite is not None:
             self._sqlite.close()
+        if self.spill is not None:
+            self.spill.close()
 
     async def _put_one(self, values: dict[str, Any]) -> int | None:
         return (await self._insert_rows([values])).get(values["dedupe_key"])

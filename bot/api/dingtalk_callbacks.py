@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -49,6 +49,7 @@ class DingTalkEdge:
     client: DingTalkClient
     cipher: EventCipher | None
     seen: KeyValueStore  # robot (timestamp, sign) pairs already used
+    pending: set[asyncio.Future[Any]] = field(default_factory=set)  # sign checks left to finish
 
 
 EDGE: web.AppKey[DingTalkEdge] = web.AppKey("dingtalk_edge", DingTalkEdge)
@@ -114,24 +115,44 @@ async def robot(request: web.Request) -> web.Response:
         if not same_sign(robot_sign(timestamp, edge.settings.app_secret), sign):
             raise CallbackRejected("bad_signature", 403, "sign does not match")
         body = loads_object(await request.read())
-        await _once(edge, timestamp, sign, body)
-        await edge.inbound.accept_robot(body, "http")
+        unchecked = await _once(ctx, edge, timestamp, sign, body)
+        await edge.inbound.accept_robot(body, "http", once=unchecked)
     except CallbackRejected as e:
         return _reject(ctx, "robot", e)
     return web.json_response({})
 
 
-async def _once(edge: DingTalkEdge, timestamp: str, sign: str, body: dict[str, Any]) -> None:
+async def _once(ctx: AppContext, edge: DingTalkEdge, timestamp: str, sign: str,
+                body: dict[str, Any]) -> dict[str, Any] | None:
     """A (timestamp, sign) pair carries one message. The sign covers only the timestamp, not
     the body, so a captured pair would otherwise carry any body for the whole window. The pair is
     kept (in the database, shared by every process) with the message id it came with: DingTalk
-    resending that message passes (the inbox dedupes it), another body under it is refused."""
+    resending that message passes (the inbox dedupes it), another body under it is refused.
+
+    The check is a database write: when SQLite's write lock is held elsewhere past the ack budget
+    it is not refused (DingTalk never redelivers a robot message, D12) but handed back undecided
+    (the lease to take) and the message goes to the spill journal with it; the replay takes the
+    lease before the row is stored, so a replayed pair is still refused, only later."""
     msg_id = str(body.get("msgId") or "")
     if not msg_id:
         raise CallbackRejected("missing_msg_id", 400, "robot message without msgId")
     key = "robot-sign:" + hashlib.sha256(f"{timestamp}\n{sign}".encode("utf-8", "replace")).hexdigest()
-    if not await edge.seen.try_lease(key, msg_id[:200], timedelta(seconds=ROBOT_WINDOW_SECONDS)):
+    owner, ttl = msg_id[:200], timedelta(seconds=ROBOT_WINDOW_SECONDS)
+    lease = asyncio.ensure_future(edge.seen.try_lease(key, owner, ttl))
+    if ctx.inbox.can_defer:
+        try:
+            won = await asyncio.wait_for(asyncio.shield(lease), ctx.inbox.ACK_WRITE_SECONDS)
+        except asyncio.TimeoutError:
+            # Left to finish in the background (the replay's try_lease for the same message wins
+            # either way); its outcome is consumed so an error is not reported as unretrieved.
+            edge.pending.add(lease)
+            lease.add_done_callback(lambda f: edge.pending.discard(f) or f.cancelled() or f.exception())
+            return {"key": key, "owner": owner, "ttl_seconds": ROBOT_WINDOW_SECONDS}
+    else:
+        won = await lease
+    if not won:
         raise CallbackRejected("replayed_sign", 401, "this timestamp and sign were used for another message")
+    return None
 
 
 async def card(request: web.Request) -> web.Response:

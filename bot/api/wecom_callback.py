@@ -22,6 +22,7 @@ from bot.platforms.wecom.crypto import CallbackCrypto, CallbackRejected
 from bot.platforms.wecom.parse import CARD_EVENTS, MissingField, dedupe_key, kind_of, parse_event
 from bot.platforms.wecom.reply import card_update_from, passive_reply_xml
 from bot.platforms.wecom.sender import WeComSender
+from crm_bridge.inbox import DEFERRED
 from crm_bridge.kv import KeyValueStore
 
 # WeCom waits 5 s; leave room for the database write, encryption and the network.
@@ -115,7 +116,14 @@ async def wecom_event(request: web.Request) -> web.Response:
     except CallbackRejected as e:
         return _reject(ctx, request, e)
     kind = kind_of(fields)
-    entry_id = await ctx.inbox.put("wecom", key, kind, fields)
+    entry_id = await ctx.inbox.put("wecom", key, kind, fields, within=ctx.inbox.ACK_WRITE_SECONDS)
+    if entry_id == DEFERRED:
+        # SQLite's write lock is held elsewhere: the event is in the spill journal (on disk), and
+        # WeCom gets its answer in time; a tap then has no passive reply (its card follows the
+        # lead when the journal is replayed).
+        ctx.metrics.child(ctx.metrics.callbacks, "wecom", "deferred").inc()
+        ctx.log.warning("wecom.callback_deferred", kind=kind)
+        return web.Response(text="")
     # Per-callback lines are debug: at 1,000 callbacks/s an info line each (render, scrub, write)
     # was a measurable share of the ack path; the callbacks counter keeps the numbers, and
     # rejects stay warnings.

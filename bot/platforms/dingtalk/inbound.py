@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import TYPE_CHECKING, Any, Mapping
 
 from bot.platforms.dingtalk.normalize import Inbound, card_callback, robot_message
+from crm_bridge.inbox import DEFERRED
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -83,36 +85,49 @@ class DingTalkInbound:
     def _processor(self) -> Any:
         return self.ctx.services.get("processor")
 
-    async def store(self, item: Inbound, transport: str) -> int | None:
-        """Writes the row; None when it is a resend of a stored one (logged, acknowledged)."""
-        entry_id = await self.ctx.inbox.put("dingtalk", item.dedupe_key, f"dingtalk_{item.kind}", item.payload)
-        outcome = "stored" if entry_id is not None else "duplicate"
+    async def store(self, item: Inbound, transport: str, once: Mapping[str, Any] | None = None) -> int | None:
+        """Writes the row; None when it is a resend of a stored one (logged, acknowledged);
+        DEFERRED when SQLite's write lock is held elsewhere past the ack budget (the event is
+        in the spill journal, on disk: crm_bridge/spill.py). `once`: a lease the row must win
+        first, which the caller could not take in time: the row is deferred with it."""
+        inbox = self.ctx.inbox
+        kind = f"dingtalk_{item.kind}"
+        if once is not None:
+            entry_id: int | None = inbox.defer(inbox.values_for("dingtalk", item.dedupe_key, kind, item.payload), once)
+        else:
+            entry_id = await inbox.put("dingtalk", item.dedupe_key, kind, item.payload, within=inbox.ACK_WRITE_SECONDS)
+        outcome = "duplicate" if entry_id is None else "deferred" if entry_id == DEFERRED else "stored"
         self.ctx.metrics.callbacks.labels("dingtalk", outcome).inc()
         self.ctx.log.info("dingtalk.callback_" + outcome, kind=item.kind, transport=transport,
                           dedupe_key=item.dedupe_key[:120])
         return entry_id
 
-    async def accept(self, item: Inbound, transport: str) -> int | None:
+    async def accept(self, item: Inbound, transport: str, once: Mapping[str, Any] | None = None) -> int | None:
         """Store, wake the processor, return: the platform is answered before any handling."""
-        entry_id = await self.store(item, transport)
+        entry_id = await self.store(item, transport, once)
         processor = self._processor
-        if entry_id is not None and processor is not None:
+        if entry_id is not None and entry_id != DEFERRED and processor is not None:
             processor.notify()
         return entry_id
 
-    async def accept_robot(self, body: Mapping[str, Any], transport: str) -> int | None:
-        return await self.accept(robot_message(body, self.ctx.clock.now()), transport)
+    async def accept_robot(self, body: Mapping[str, Any], transport: str,
+                           once: Mapping[str, Any] | None = None) -> int | None:
+        return await self.accept(robot_message(body, self.ctx.clock.now()), transport, once)
 
     async def accept_card(self, body: Mapping[str, Any], ts_ms: int | None, transport: str) -> dict[str, Any]:
-        """Stores the tap and handles it inline within the card budget; answers the card data."""
+        """Stores the tap and handles it inline within the card budget (counted from the
+        arrival: storing is part of DingTalk's 2 s); answers the card data."""
+        started = time.monotonic()
         item = card_callback(body, ts_ms, self.ctx.clock.now())
         entry_id = await self.store(item, transport)
         processor = self._processor
-        if entry_id is None or processor is None:
+        if entry_id is None or entry_id == DEFERRED or processor is None:
+            # A deferred tap is handled when the journal is replayed; its card follows the lead.
             return {}
         task = asyncio.ensure_future(processor.process(entry_id))
         try:
-            result = await asyncio.wait_for(asyncio.shield(task), timeout=self.card_budget)
+            left = max(0.0, self.card_budget - (time.monotonic() - started))
+            result = await asyncio.wait_for(asyncio.shield(task), timeout=left)
         except asyncio.TimeoutError:
             # Too slow for DingTalk's 2 s (dt/event-callback-card; conformance D4): the work
             # finishes in the background and then updates the tapped card through the update API.
