@@ -88,7 +88,7 @@ def headline(name: str, result: dict[str, Any]) -> tuple[str, str]:
         return (f"{n} processes: {s['scaled_leads_per_s']} leads/s to first card (p50 {s['p50_ms_n']} ms, "
                 f"p99 {s['p99_ms_n']} ms)",
                 f"{s['throughput_ratio']}× the 1-process baseline in the same run ({s['baseline_leads_per_s']} "
-                f"leads/s, p50 {s['p50_ms_1']} ms, p99 {s['p99_ms_1']} ms)")
+                f"leads/s, p50 {s['p50_ms_1']} ms, p99 {s['p99_ms_1']} ms); paired rounds {s['pair_ratios']}")
     flat = {k: v for k, v in r.items() if isinstance(v, (int, float, str, bool))} if isinstance(r, dict) else {}
     summary = r.get("summary") if isinstance(r, dict) else None
     if isinstance(summary, dict):

@@ -293,6 +293,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     base, many = median(rounds[1]), median(rounds[args.processes])
     ratio = lambda key: round(many[key] / base[key], 2) if base[key] else None  # noqa: E731
+    # Each round of N processes against the 1-process round just before it: the two ran closest
+    # in time, so a neighbour's burst of work on a shared machine skews the pair least.
+    pairs = [round(m["leads_per_s"] / b["leads_per_s"], 2) for b, m in zip(rounds[1], rounds[args.processes])
+             if b["leads_per_s"]]
     return {
         "bench": "scale_out",
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -306,6 +310,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "summary": {
             "baseline_leads_per_s": base["leads_per_s"], "scaled_leads_per_s": many["leads_per_s"],
             "throughput_ratio": ratio("leads_per_s"), "intake_ratio": ratio("intake_per_s"),
+            "pair_ratios": pairs, "median_pair_ratio": statistics.median(pairs) if pairs else None,
+            "cpu_ms_per_lead_1": base["cpu_ms_per_lead"], "cpu_ms_per_lead_n": many["cpu_ms_per_lead"],
             "p50_ms_1": base["p50_ms"], "p50_ms_n": many["p50_ms"],
             "p99_ms_1": base["p99_ms"], "p99_ms_n": many["p99_ms"],
             "all_cards": all(r["cards"] == r["leads"] and not r["intake_errors"]
