@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,13 +42,6 @@ class DigestRows:
     stuck_by_stage: Mapping[str, int]
     responses: Sequence[FirstResponse]
     rep_names: Mapping[int, str]
-
-
-@dataclass(frozen=True, slots=True)
-class OpenStage:
-    lead_id: int
-    stage: str
-    entered_at: datetime
 
 
 def _open() -> object:
@@ -111,14 +104,3 @@ class ReportStore:
                 names = {i: n for i, n in (await conn.execute(select(Rep.id, Rep.name)
                                                                  .where(Rep.id.in_(rep_ids)))).all()}
         return DigestRows(new, claimed, overdue, silent, stuck, responses, names)
-
-    async def open_stages(self, lead_ids: Iterable[int] | None = None, limit: int = 10_000,
-                          after_id: int = 0) -> list[OpenStage]:
-        """Open leads with a stage and its entry time, by id (pages with after_id)."""
-        query = (select(Lead.id, Lead.stage, Lead.stage_entered_at)
-                 .where(_open(), Lead.stage != "", Lead.stage_entered_at.is_not(None), Lead.id > after_id)
-                 .order_by(Lead.id).limit(limit))
-        if lead_ids is not None:
-            query = query.where(Lead.id.in_(list(lead_ids)))
-        async with self.engine.connect() as conn:
-            return [OpenStage(i, s, utc(t)) for i, s, t in (await conn.execute(query)).all()]

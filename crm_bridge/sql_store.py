@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from crm_bridge import dto
 from crm_bridge.db import session_factory
-from crm_bridge.fields import DELIVERY_PROFILES, REP_ROLES, REP_STATUSES, split_list
+from crm_bridge.fields import REP_STATUSES
 from crm_bridge.identity.customers import customer_dto, survivor
 from crm_bridge.identity.normalize import normalize_email, normalize_phone
 from crm_bridge.models import AuditEntry, Customer, Identity, Lead, Rep, Team
@@ -99,20 +99,6 @@ def team_dto(row: Team) -> dto.Team:
                     dingtalk_robot_webhook=row.dingtalk_robot_webhook,
                     dingtalk_robot_secret=row.dingtalk_robot_secret,
                     dingtalk_pool_conversation=row.dingtalk_pool_conversation)
-
-
-def identities_for(phone: str = "", email: str = "") -> list[tuple[str, str, bool]]:
-    """(kind, normalised value, strong) for the identifiers a lead or row carries."""
-    out: list[tuple[str, str, bool]] = []
-    normalized = normalize_phone(phone)
-    if normalized:
-        kind, e164 = normalized
-        # A landline is often a switchboard shared by a whole company: weak evidence only.
-        out.append(("phone", e164, kind == "mobile"))
-    mail = normalize_email(email)
-    if mail:
-        out.append(("email", mail, True))
-    return out
 
 
 class SqlCRMStore:

@@ -123,14 +123,6 @@ class TimerStore:
         async with self.engine.begin() as conn:
             return (await conn.execute(update(Timer).where(*cond).values(state=CANCELLED))).rowcount
 
-    async def cancel_keys(self, keys: Iterable[str]) -> int:
-        keys = list(keys)
-        if not keys:
-            return 0
-        async with self.engine.begin() as conn:
-            return (await conn.execute(update(Timer).where(Timer.key.in_(keys), Timer.state == PENDING)
-                                       .values(state=CANCELLED))).rowcount
-
     async def settle(self, keys: Iterable[str]) -> int:
         """Marks timers fired whose work ran outside the sweep (a tap's after-effects, run by the
         tap itself or its retry); a sweep holding one at that moment finds nothing to finish."""

@@ -44,9 +44,6 @@ def make_text_digest(lang: str = "zh") -> DigestRenderer:
     return render
 
 
-default_digest = make_text_digest("zh")
-
-
 # An escalation storm's digest: (channel, recipient, rolled escalations, the digest's own outbox
 # key) -> (kind, payload). The key lets a renderer bind actions to this digest (bot/storm.py
 # signs a batch reassign and a full-list link on it).

@@ -35,7 +35,7 @@ from leadbot.clock import Clock
 from leadbot.logs import get_logger
 from leadbot.settings import Settings
 from leadbot.workcal import WorkCalendar
-from notifications.digest import DigestRenderer, StormRenderer, make_storm_digest, make_text_digest, summary_of
+from notifications.digest import StormRenderer, make_storm_digest, make_text_digest, summary_of
 from notifications.quiet_hours import HELD_REASON, hold_until
 from notifications.sender import DeliveryResult, OutboundMessage, Sender, dedupe_id
 from notifications.throttle import RecipientThrottle
@@ -105,7 +105,6 @@ class DeliveryWorker:
     def __init__(self, engine: Any, sender: Sender, clock: Clock, settings: Settings,
                  throttle: RecipientThrottle | None = None, *,
                  registry: CollectorRegistry | None = None,
-                 render_digest: DigestRenderer | None = None,
                  render_storm: StormRenderer | None = None,
                  link_for: LinkFor | None = None,
                  text_for: TextFor | None = None,
@@ -136,7 +135,7 @@ class DeliveryWorker:
         self.hold = timedelta(seconds=send_timeout + 10.0)
         self.metrics = DeliveryMetrics(registry)
         self.lang = settings.server.language
-        self.render_digest = render_digest or make_text_digest(self.lang)
+        self.render_digest = make_text_digest(self.lang)
         self.render_storm = render_storm or make_storm_digest(self.lang)
         self.link_for = link_for
         self.text_for = text_for

@@ -1,5 +1,5 @@
 """`GET|POST /callbacks/wecom`: the WeCom app callback, and `setup_wecom`, which wires the WeCom
-edge (route, parser, API client, sender) into the app.
+edge (route, parser, API client) into the app.
 
 GET answers the URL check with the decrypted echostr. POST verifies, decrypts, stores the event
 in the inbox under its dedupe key and answers an empty 200 at once (WeCom re-sends what is not
@@ -21,7 +21,6 @@ from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.crypto import CallbackCrypto, CallbackRejected
 from bot.platforms.wecom.parse import CARD_EVENTS, MissingField, dedupe_key, kind_of, parse_event
 from bot.platforms.wecom.reply import card_update_from, passive_reply_xml
-from bot.platforms.wecom.sender import WeComSender
 from crm_bridge.inbox import DEFERRED
 from crm_bridge.kv import KeyValueStore
 
@@ -193,10 +192,7 @@ def setup_wecom(app: web.Application, ctx: AppContext) -> None:
     client = WeComClient(corp_id=ws.corp_id, secret=ws.secret, agent_id=ws.agent_id, api_base=ws.api_base,
                          clock=ctx.clock, token_store=KeyValueStore(ctx.engine, ctx.clock), log=ctx.log,
                          robot_key=ws.manager_robot_key)
-    sender = WeComSender(client)
     ctx.services["wecom_client"] = client
-    ctx.services["wecom_sender"] = sender
-    ctx.services.setdefault("senders", {})["wecom"] = sender
     processor = ctx.services.get("processor")
     if processor is not None:
         processor.register_parser("wecom", parse_event)

@@ -24,10 +24,6 @@ def handles(*event_types: type) -> Callable[[HandlerFn], HandlerFn]:
     return register
 
 
-def handlers_for(event_type: type) -> list[HandlerFn]:
-    return list(_REGISTRY.get(event_type, ()))
-
-
 async def dispatch(event: Any, ctx: "AppContext") -> Any:
     """Runs the handlers for the event's type; returns the last non-None result (card actions
     use it to answer the platform synchronously). Unknown event types are logged and dropped."""

@@ -104,10 +104,6 @@ class IdentityIndex:
         self.distinct.setdefault(a, set()).add(b)
         self.distinct.setdefault(b, set()).add(a)
 
-    def remove_distinct(self, a: Id, b: Id) -> None:
-        self.distinct.get(a, set()).discard(b)
-        self.distinct.get(b, set()).discard(a)
-
     def is_distinct(self, a: Id, b: Id) -> bool:
         return b in self.distinct.get(a, ())
 

@@ -72,10 +72,6 @@ def crm_origin() -> Iterator[None]:
         _origin.reset(token)
 
 
-def current_origin() -> str:
-    return _origin.get()
-
-
 def url_tag(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8")).hexdigest()[:12]
 
@@ -83,10 +79,6 @@ def url_tag(url: str) -> str:
 def outbox_key(event: ChangeEvent, url: str) -> str:
     """``crm:<entity>:<id>:<event>:<url>``: the entity prefix is what the order gate looks up."""
     return f"crm:{event.entity_type}:{event.entity_id}:{event.event_id}:{url_tag(url)}"
-
-
-def entity_prefix(entity_type: str, entity_id: int) -> str:
-    return f"crm:{entity_type}:{entity_id}:"
 
 
 def outbox_items(event: ChangeEvent, urls: Sequence[str]) -> list[NewOutboxItem]:

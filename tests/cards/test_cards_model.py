@@ -55,18 +55,3 @@ def test_card_rejects_unknown_state_tone_and_lists() -> None:
         Card(kind="lead", title="t", tone="loud")
     with pytest.raises(TypeError):
         Card(kind="lead", title="t", fields=[Field("a", "b")])  # type: ignore[arg-type]
-
-
-def test_card_round_trips_through_json() -> None:
-    import json
-
-    from bot.cards.builders import build_lead_card
-    from bot.cards.serialize import card_from_dict, card_to_dict
-    from bot.cards.views import LeadCardView
-    from datetime import datetime, timezone
-
-    now = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
-    card = build_lead_card(LeadCardView(lead_id=7, customer_name="王小明", phone="13812345678"), now=now,
-                           buttons={"claim": "claim:abc.def"}, link="https://x/a/t", card_ref="lead-7-u1")
-    again = card_from_dict(json.loads(json.dumps(card_to_dict(card), ensure_ascii=False)))
-    assert again == card

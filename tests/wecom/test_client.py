@@ -10,7 +10,6 @@ import pytest
 
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.errors import ErrorKind, WeComError, WeComTransportError
-from bot.platforms.wecom.sender import WeComSender
 from crm_bridge.kv import KeyValueStore
 from tests.wecom.conftest import AGENT_ID, CORP_ID, ROBOT, SECRET
 
@@ -341,26 +340,17 @@ async def test_bad_secret_and_unreachable_platform(make_client, sandbox):
         await dead.close()
 
 
-async def test_sender_method_set(make_client, sandbox):
-    sender = WeComSender(make_client())
-    card = await sender.send_card("zhangsan", CARD)
-    assert card.platform == "wecom" and card.msgid and card.response_code
-    await sender.update_card("zhangsan", card.response_code, replace_name="已处理")
-    text = await sender.send_text("zhangsan", "t")
-    await sender.recall(text.msgid)
-    await sender.robot_send(ROBOT, "hi", mentions=["lisi"])
-    try:
-        await sender.send_text("ghost", "x")
-    except WeComError as e:
-        assert sender.classify(e) is ErrorKind.PERMANENT
-    assert sender.classify(RuntimeError()) is ErrorKind.TRANSIENT
+async def test_card_sent_then_updated_with_its_code(make_client, sandbox):
+    client = make_client()
+    card = await client.send_template_card("zhangsan", CARD)
+    assert card.msgid and card.response_code
+    await client.update_template_card(card.response_code, userids=["zhangsan"], replace_name="已处理")
 
 
-async def test_app_exposes_client_and_sender(leadbot, sandbox):
+async def test_app_exposes_client(leadbot, sandbox):
     from bot.context import CTX
 
     services = leadbot.app[CTX].services
     assert isinstance(services["wecom_client"], WeComClient)
-    assert services["senders"]["wecom"] is services["wecom_sender"]
-    await services["wecom_sender"].send_text("lisi", "wired")
+    await services["wecom_client"].send_text("lisi", "wired")
     assert sandbox.messages_for("lisi")[0]["content"]["content"] == "wired"
