@@ -111,18 +111,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     reps = max(20, int(args.rate * 60 / 20))  # ≤ 20 cards per rep per minute at this rate
     sandbox = SimulatedWeCom(**WECOM)
     accepted: dict[str, float] = {}
-    original = sandbox._message_send
 
-    def spy(body: dict[str, Any]) -> dict[str, Any]:
-        answer = original(body)
-        if answer.get("errcode") == 0 and body.get("msgtype") == "template_card":
-            text = json.dumps(body, ensure_ascii=False)
+    def spy(record: dict[str, Any]) -> None:
+        if record["msgtype"] == "template_card":
+            text = json.dumps(record["content"], ensure_ascii=False)
             at = text.find("BENCH")
             if at >= 0:
                 accepted.setdefault(text[at:at + 11], time.perf_counter())
-        return answer
 
-    sandbox._message_send = spy  # type: ignore[method-assign]
+    sandbox.on_accepted.append(spy)
     await sandbox.start()
     with tempfile.TemporaryDirectory(prefix="leadbot-l2c-") as tmp, tempfile.TemporaryFile() as log:
         db = args.db or f"sqlite+aiosqlite:///{tmp}/leadbot.db"

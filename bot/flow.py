@@ -94,7 +94,7 @@ class Flow:
             return {"response_code": response_code, "wecom_card": wecom_card}
         return {"out_track_id": card.card_ref, **_card_data(render_dingtalk_card(card, [recipient]))}
 
-    async def _enqueue(self, items: Sequence[NewOutboxItem]) -> None:
+    async def enqueue(self, items: Sequence[NewOutboxItem]) -> None:
         outbox = self.ctx.services.get("outbox")
         if outbox is None or not items:
             return
@@ -106,7 +106,7 @@ class Flow:
     async def view_for(self, lead: dto.Lead, *, sla_due_at: Any = LOOKUP, customer: Any = LOOKUP) -> LeadCardView:
         """What every rep's copy of the lead's card shows (the buttons differ, the view does not).
         Pass what the caller already knows (the deadline, the customer) to save reading it again."""
-        due = await self._sla_due(lead) if sla_due_at is LOOKUP else sla_due_at
+        due = await self.sla_due(lead) if sla_due_at is LOOKUP else sla_due_at
         return await lead_card_view(self.ctx, lead, sla_due_at=due, customer=customer)
 
     async def card_for(self, lead: dto.Lead, rep: dto.Rep, *, pool: bool = False, card_ref: str = "",
@@ -137,7 +137,7 @@ class Flow:
             return build_pool_card(view, now=now, lang=self.lang, buttons=keys, link=link, card_ref=card_ref)
         return build_lead_card(view, now=now, lang=self.lang, buttons=keys, link=link, card_ref=card_ref)
 
-    async def _sla_due(self, lead: dto.Lead) -> Any:
+    async def sla_due(self, lead: dto.Lead) -> Any:
         due = self.ctx.services.get("sla_due")
         return await due(lead) if due is not None else None
 
@@ -161,7 +161,7 @@ class Flow:
                 payload[ON_DUTY] = True  # the rep on duty gets it now, whatever the hour
             items.append(NewOutboxItem(key=key, channel=channel, kind="card",
                                        recipient=userid, payload=payload, rep_id=rep.id, lead_id=lead.id))
-        await self._enqueue(items)
+        await self.enqueue(items)
         return len(items)
 
     async def outcome_for(self, lead: dto.Lead, viewer: dto.Rep, *, had_it: int | None = None) -> tuple[str, str]:
@@ -292,7 +292,7 @@ class Flow:
                                            channel=where[0], kind="text", recipient=where[1],
                                            payload={"text": notice}, rep_id=taken_from.id, lead_id=lead.id,
                                            urgent=True))
-        await self._enqueue(items)
+        await self.enqueue(items)
 
     async def notify(self, rep: dto.Rep, key: str, card: Card, *, urgent: bool = False,
                      lead_id: int | None = None, reply: bool = False,
@@ -316,7 +316,7 @@ class Flow:
         self._mark_team(payload, rep)
         if extra:
             payload.update(extra)
-        await self._enqueue([NewOutboxItem(key=key, channel=channel, kind=kind, recipient=userid,
+        await self.enqueue([NewOutboxItem(key=key, channel=channel, kind=kind, recipient=userid,
                                            payload=payload, rep_id=rep.id, lead_id=lead_id, urgent=urgent)])
 
     # ---- the lead's journey ------------------------------------------------------------------

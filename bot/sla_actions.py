@@ -16,7 +16,7 @@ from bot.lead_views import lead_card_view
 from crm_bridge import dto
 from crm_bridge.outbox import NewOutboxItem
 from notifications.sender import dedupe_id
-from scheduler.actions import ESCALATE, REASSIGN, REMIND
+from scheduler.actions import OWNER_STEPS
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -63,14 +63,14 @@ class SlaActions:
                                        recipient=dingtalk.manager_robot_webhook, urgent=True,
                                        payload={"title": card.title, "markdown": dingtalk_markdown(card), **extra}))
         if items:
-            await self.flow._enqueue(items)
+            await self.flow.enqueue(items)
 
     async def remind(self, lead_id: int, timer_key: str, payload: Mapping[str, Any]) -> None:
         lead, owner = await self._lead_and_owner(lead_id)
         if lead is None or owner is None or lead.claimed_at is not None:
             return
         now = self.ctx.clock.now()
-        view = await lead_card_view(self.ctx, lead, sla_due_at=await self.flow._sla_due(lead))
+        view = await lead_card_view(self.ctx, lead, sla_due_at=await self.flow.sla_due(lead))
         audience = f"rep:{owner.id}"
         buttons = self.flow.buttons
         key = f"{timer_key}:dm:{owner.id}"
@@ -151,7 +151,7 @@ class SlaActions:
         ladder = self.ctx.services.get("ladder")
         if ladder is not None and fresh is not None and fresh.owner_id:
             # The new owner's steps join this cycle; its single pool deadline stays where it was.
-            await self.ctx.services["timers"].cancel(lead_id, kinds=(REMIND, ESCALATE, REASSIGN))
+            await self.ctx.services["timers"].cancel(lead_id, kinds=OWNER_STEPS)
             owner = await self.ctx.store.get_rep(fresh.owner_id)
             await ladder.start(fresh, cycle=payload, team=owner.team if owner else "")
 
@@ -213,7 +213,7 @@ class SlaActions:
         if chart_png and self.ctx.settings.wecom and self.ctx.settings.wecom.manager_robot_key:
             import base64
 
-            await self.flow._enqueue([NewOutboxItem(
+            await self.flow.enqueue([NewOutboxItem(
                 key=f"{timer_key}:chart:{report.team_id or 0}", channel="wecom_robot", kind="robot",
                 recipient=self.ctx.settings.wecom.manager_robot_key,
                 payload={"image_base64": base64.b64encode(chart_png).decode()}, urgent=True)])

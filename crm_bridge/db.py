@@ -6,8 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+
+def insert_for(dialect: str) -> Any:
+    """The dialect's INSERT, the one with ON CONFLICT (both SQLite and PostgreSQL have it; the
+    generic insert() has not)."""
+    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 def is_sqlite(url: str) -> bool:

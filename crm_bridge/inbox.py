@@ -10,17 +10,15 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm_bridge.db import session_factory
+from crm_bridge.db import insert_for, session_factory
 from crm_bridge.kv import KeyValueStore
 from crm_bridge.leases import holder_gone, process_identity
 from crm_bridge.models import InboxItem
 from crm_bridge.spill import SpillJournal, spill_dir_for
-from crm_bridge.sqlite_driver import patiently
+from crm_bridge.sqlite_driver import on_driver_thread
 from leadbot.clock import Clock, SystemClock
 
 # `put` answered before the row was committed: the event is in the spill journal (durable; the
@@ -201,10 +199,10 @@ class _SqliteInsert:
             raw = await conn.get_raw_connection()
             aio = raw.driver_connection  # aiosqlite.Connection
             try:
-                # aiosqlite's Connection._execute(fn, *args) runs fn on its thread: the one trip.
-                # The connection may have no busy timeout of its own (statements on the loop
-                # thread): wait for a lock held elsewhere here, on the thread.
-                result = await aio._execute(patiently, self._run, aio._conn, params)
+                # The one trip to the driver's thread. The connection may have no busy timeout
+                # of its own (statements on the loop thread): a lock held elsewhere is waited
+                # out there, on the thread.
+                result = await on_driver_thread(aio, self._run, params)
             except sqlite3.Error as e:
                 raise DBAPIError.instance(self.sql, params, e, sqlite3.Error, dialect=engine.dialect) from e
         return {key: row_id for row_id, key in result}
@@ -241,7 +239,7 @@ class Inbox:
         self.owner = owner or process_identity()
         self.clock = clock or SystemClock()
         self.sessions = session_factory(engine)
-        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._insert = insert_for(engine.dialect.name)
         # Built once: a fresh `.values(**row)` statement per put cost ~0.3 ms of cache-key and
         # coercion work in the profile, more than the SQLite commit itself.
         self._batch_stmt = (self._insert(InboxItem)

@@ -32,16 +32,15 @@ from functools import lru_cache
 from typing import Any, Callable, Collection, Iterable, Mapping, Sequence, cast
 
 from sqlalchemy import Integer, Select, Table, Update, bindparam, delete, func, insert, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from crm_bridge.db import session_factory
+from crm_bridge.db import insert_for, session_factory
+from crm_bridge.fields import DELIVERY_PROFILES
 from crm_bridge.models import CardCopy, KeyValue, OutboxItem, Rep
 from crm_bridge.send_budget import confirm_in
 from leadbot.clock import Clock, SystemClock, utc
 
-DELIVERY_PROFILES = ("card", "text", "both", "auto")
+
 OUTBOX_STATES = ("pending", "sending", "sent", "dead", "rolled_up", "fallback", "skipped")
 # WeCom: a response_code updates a card once and only within 72 h (wecom/94888, wecom/94945;
 # reference/conformance.md W1).
@@ -160,11 +159,7 @@ def _dialect(conn: AsyncConnection | AsyncSession) -> str:
     return conn.dialect.name
 
 
-def _insert_for(dialect: str) -> Any:
-    return pg_insert if dialect == "postgresql" else sqlite_insert
-
-
-def _values(item: NewOutboxItem, now: datetime, *, state: str = "pending", attempts: int = 0,
+def row_values(item: NewOutboxItem, now: datetime, *, state: str = "pending", attempts: int = 0,
             next_at: datetime | None = None) -> dict[str, Any]:
     return dict(idempotency_key=item.key[:400], channel=item.channel[:32], kind=item.kind[:32],
                 recipient=item.recipient[:256], rep_id=item.rep_id, lead_id=item.lead_id,
@@ -242,7 +237,7 @@ def _recent_sends(by_recipient: bool, uncounted_kinds: tuple[str, ...]) -> Selec
 @lru_cache(maxsize=None)
 def _enqueue(dialect: str) -> Any:
     """Insert-or-ignore under the idempotency key; returns (key, id) of each row it inserted."""
-    return (_insert_for(dialect)(_OUTBOX).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return (insert_for(dialect)(_OUTBOX).on_conflict_do_nothing(index_elements=["idempotency_key"])
             .returning(_o.idempotency_key, _o.id))
 
 
@@ -300,7 +295,7 @@ async def enqueue_in(conn: AsyncConnection | AsyncSession, item: NewOutboxItem, 
     """Enqueues inside the caller's transaction (a session or a connection), so the message
     commits or rolls back with the change that caused it. Returns the new row id, or None when
     the key was already there (insert-or-ignore)."""
-    row = (await conn.execute(_enqueue(_dialect(conn)), _values(item, now))).first()
+    row = (await conn.execute(_enqueue(_dialect(conn)), row_values(item, now))).first()
     return row.id if row is not None else None
 
 
@@ -315,7 +310,7 @@ class OutboxRepo:
         self.clock = clock or SystemClock()
         self.sessions = session_factory(engine)
         self.is_pg = engine.dialect.name == "postgresql"
-        self._insert = _insert_for(engine.dialect.name)
+        self._insert = insert_for(engine.dialect.name)
 
     # ---- enqueue -----------------------------------------------------------------------------
 
@@ -336,7 +331,7 @@ class OutboxRepo:
             async with self.engine.begin() as own:
                 return await self.enqueue_many(items, own)
         now = self.clock.now()
-        rows = await conn.execute(_enqueue(_dialect(conn)), [_values(item, now) for item in items])
+        rows = await conn.execute(_enqueue(_dialect(conn)), [row_values(item, now) for item in items])
         ids: dict[str, int] = {k: v for k, v in rows}
         seen: set[str] = set()
         out: list[int | None] = []
@@ -458,7 +453,7 @@ class OutboxRepo:
                 created = (await conn.execute(
                     self._insert(_OUTBOX).on_conflict_do_nothing(index_elements=["idempotency_key"])
                     .returning(*_OUTBOX.c),
-                    _values(digest, now, state="sending", attempts=1, next_at=lease_until))).first()
+                    row_values(digest, now, state="sending", attempts=1, next_at=lease_until))).first()
                 if created is None:
                     raise _LeaseLost
                 done = await conn.execute(_ROLL_UP, {"ids": ids, "state": "rolled_up",

@@ -30,10 +30,9 @@ from datetime import datetime, timedelta
 from typing import Iterable, Sequence, cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from crm_bridge.db import insert_for
 from crm_bridge.models import SendReservation, SendScope
 
 # (limit, seconds): at most `limit` messages inside any `seconds`-long window.
@@ -95,8 +94,8 @@ class SendBudget:
     def __init__(self, engine: AsyncEngine, holder: str = "") -> None:
         self.engine = engine
         self.holder = holder[:128]
-        insert_for = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert_for(_SCOPES).values(scope=bindparam("scope"))
+        dialect_insert = insert_for(engine.dialect.name)
+        stmt = dialect_insert(_SCOPES).values(scope=bindparam("scope"))
         # DO UPDATE (not DO NOTHING) so the statement locks an existing row: every reservation for
         # the scope queues behind it until the transaction ends.
         self._lock = stmt.on_conflict_do_update(index_elements=["scope"], set_={"scope": stmt.excluded.scope})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from typing import Any, Callable, Mapping, Sequence
 
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from crm_bridge import dto
 from crm_bridge.db import session_factory
-from crm_bridge.fields import REP_STATUSES
+from crm_bridge.fields import REP_STATUSES, parse_amount
 from crm_bridge.identity.customers import customer_dto, survivor
 from crm_bridge.identity.normalize import normalize_email, normalize_phone
 from crm_bridge.models import AuditEntry, Customer, Identity, Lead, Rep, Team
@@ -320,24 +319,3 @@ def keep_in_extra(extra: dict[str, Any], key: str, value: Any) -> str:
         candidate = f"{key}~{n}"
     extra[candidate] = value
     return candidate
-
-
-_WAN = re.compile(r"^\s*([\d.,]+)\s*(万|w|W)\s*$")
-
-
-def parse_amount(value: Any) -> float | None:
-    """12000, "12,000", "1.2万", "¥12000" -> 12000.0; anything else -> None (kept as given)."""
-    if isinstance(value, bool):
-        return None
-    try:
-        if isinstance(value, (int, float)):
-            parsed = float(value)
-        else:
-            text_value = str(value).strip().replace("¥", "").replace("￥", "").replace("元", "")
-            wan = _WAN.match(text_value)
-            parsed = (float(wan.group(1).replace(",", "")) * 10000 if wan
-                      else float(text_value.replace(",", "")))
-    except (ValueError, OverflowError):  # "abc", or an integer of 400 digits
-        return None
-    # NaN and infinities are not amounts (and not JSON): kept as given, flagged.
-    return parsed if math.isfinite(parsed) else None

@@ -66,6 +66,13 @@ def patiently(fn: Callable[..., T], *args: Any) -> T:
         pause = min(pause * 2, 0.05)
 
 
+async def on_driver_thread(aio: Any, fn: Callable[..., T], *args: Any) -> T:
+    """fn(sqlite3 connection, *args) on the aiosqlite connection's own thread, patiently: one
+    trip for a whole batch of work. The one place outside the adapter below that reaches into
+    aiosqlite's internals (Connection._execute, ._conn), so a change there is found here."""
+    return await aio._execute(patiently, fn, aio._conn, *args)
+
+
 def module() -> Any | None:
     """The DBAPI object to pass as create_engine(module=...) for sqlite+aiosqlite, or None."""
     try:

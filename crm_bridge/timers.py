@@ -23,10 +23,9 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crm_bridge.db import insert_for
 from crm_bridge.leases import holder_gone, process_identity
 from crm_bridge.models import Lead, Timer
 from leadbot.clock import Clock, SystemClock
@@ -87,7 +86,7 @@ class TimerStore:
         self.clock = clock or SystemClock()
         self.owner = (owner or process_identity())[:128]
         self._pg = engine.dialect.name == "postgresql"
-        self._insert = pg_insert if self._pg else sqlite_insert
+        self._insert = insert_for(engine.dialect.name)
         self._schedule_stmt = (self._insert(Timer).on_conflict_do_nothing(index_elements=["key"])
                                .returning(Timer.id))
 

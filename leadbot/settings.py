@@ -157,6 +157,11 @@ class IntakeSettings:
         return out
 
 
+# How a rule picks among its reps (crm_bridge/routing/decide.py implements each): defined here,
+# once, because the config is checked at start, before routing is built.
+ROUTING_STRATEGIES = ("weighted_round_robin", "least_loaded", "capped")
+
+
 @dataclass(frozen=True, slots=True)
 class AssignmentSettings:
     rules: tuple[Mapping[str, Any], ...] = ()
@@ -166,8 +171,8 @@ class AssignmentSettings:
     active_within_minutes: int = 0
 
     def validate(self) -> None:
-        _check(self.default_strategy in ("weighted_round_robin", "least_loaded", "capped"),
-               "assignment", "default_strategy", "must be weighted_round_robin, least_loaded or capped")
+        _check(self.default_strategy in ROUTING_STRATEGIES, "assignment", "default_strategy",
+               f"must be {', '.join(ROUTING_STRATEGIES[:-1])} or {ROUTING_STRATEGIES[-1]}")
         for i, rule in enumerate(self.rules):
             if not isinstance(rule, Mapping):
                 raise ConfigError(f"config: [assignment] rules[{i}]: must be a table")

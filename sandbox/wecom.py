@@ -31,13 +31,13 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlencode
 
 import aiohttp
 import xmltodict
 from aiohttp import web
-from wechatpy.crypto import _get_signature
+from wechatpy.utils import WeChatSigner
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from leadbot.clock import Clock, SystemClock
@@ -182,6 +182,8 @@ class SimulatedWeCom:
         self.calls: list[ApiCall] = []
         self.inbox: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.messages: dict[str, dict[str, Any]] = {}
+        # Called with each message record as message/send accepts it (benchmarks time cards here).
+        self.on_accepted: list[Callable[[dict[str, Any]], None]] = []
         self.task_ids: set[str] = set()  # template_card task_ids accepted so far (unique per app)
         self.repeated_task_id = "drop"  # what a repeated task_id gets: "drop" (errcode 0) | "refuse"
         self.repeated_task_ids: list[str] = []
@@ -227,8 +229,8 @@ class SimulatedWeCom:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        bound = sockets[0].getsockname()[1] if sockets else port
+        addresses = self._runner.addresses
+        bound = addresses[0][1] if addresses else port  # the port the OS picked
         self.base_url = f"http://{host}:{bound}"
         return self.base_url
 
@@ -508,6 +510,8 @@ class SimulatedWeCom:
         record = {"msgid": msgid, "msgtype": msgtype, "content": content, "to": valid, "at": now,
                   "recalled": False, "task_id": content.get("task_id", "") if msgtype == "template_card" else ""}
         self.messages[msgid] = record
+        for listener in self.on_accepted:
+            listener(record)
         if record["task_id"]:
             self.task_ids.add(record["task_id"])
         if msgtype in ("text", "markdown") and isinstance(content.get("content"), str):
@@ -772,7 +776,7 @@ class SimulatedWeCom:
         """Checks and decrypts leadbot's passive reply like WeCom would."""
         envelope = xmltodict.parse(text)["xml"]
         encrypt = envelope["Encrypt"]
-        expected = _get_signature(self.token, envelope["TimeStamp"], envelope["Nonce"], encrypt)
+        expected = _signature(self.token, envelope["TimeStamp"], envelope["Nonce"], encrypt)
         if expected != envelope["MsgSignature"]:
             raise AssertionError("passive reply signature does not verify")
         plain = PrpCrypto(self.crypto.key).decrypt(encrypt, self.corp_id)
@@ -871,7 +875,7 @@ class SimulatedWeCom:
         ts = str(int(self.now().timestamp()))
         nonce = self._nonce()
         echostr = PrpCrypto(self.crypto.key).encrypt(echo, self.corp_id).decode()
-        sig = _get_signature(self.token, ts, nonce, echostr)
+        sig = _signature(self.token, ts, nonce, echostr)
         query = {"msg_signature": sig, "timestamp": ts, "nonce": nonce, "echostr": echostr}
         if not self.callback_url:
             raise RuntimeError("set callback_url to leadbot's /callbacks/wecom first")
@@ -958,3 +962,10 @@ def _template_card_problem(card: Mapping[str, Any]) -> str:
 
 
 __all__ = ["SimulatedWeCom", "CallbackResult", "ApiCall"]
+
+
+def _signature(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
+    """msg_signature (doc/90968), with wechatpy's signer: sha1 of the four values sorted."""
+    signer = WeChatSigner()
+    signer.add_data(token, timestamp, nonce, encrypt)
+    return signer.signature

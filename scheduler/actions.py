@@ -18,7 +18,10 @@ REMIND = "ladder.remind"
 ESCALATE = "ladder.escalate"
 REASSIGN = "ladder.reassign"
 POOL_RETURN = "ladder.pool_return"
-LADDER_KINDS = (REMIND, ESCALATE, REASSIGN, POOL_RETURN)
+# The steps one owner gets in an assignment cycle (a reassign replaces them for the next owner);
+# the cycle's pool return is not among them: it survives reassigns.
+OWNER_STEPS = (REMIND, ESCALATE, REASSIGN)
+LADDER_KINDS = (*OWNER_STEPS, POOL_RETURN)
 STAGE_OWNER = "stage.owner"
 STAGE_MANAGER = "stage.manager"
 STAGE_KINDS = (STAGE_OWNER, STAGE_MANAGER)

@@ -31,7 +31,7 @@ from crm_bridge.timers import LeadClock, TimerRow, TimerSpec, TimerStore
 from leadbot.durations import parse_duration
 from leadbot.settings import CalendarSettings, Settings
 from leadbot.workcal import WorkCalendar
-from scheduler.actions import (ESCALATE, LADDER_KINDS, POOL_RECYCLE, POOL_RETURN, REASSIGN, REMIND,
+from scheduler.actions import (ESCALATE, LADDER_KINDS, OWNER_STEPS, POOL_RECYCLE, POOL_RETURN, REASSIGN, REMIND,
                                ROUTE_AT_WINDOW, STAGE_KINDS, STAGE_MANAGER, STAGE_OWNER)
 
 # The manager hears about a stuck stage this much later than the owner (a fraction of the limit).
@@ -89,10 +89,9 @@ def plan_first_touch(lead_id: int, assigned_at: datetime, settings: Settings) ->
 def ladder_specs(lead_id: int, assigned_at: datetime, settings: Settings, *, owner_id: int | None = None,
                  epoch: str | None = None, attempt: int = 0) -> list[TimerSpec]:
     epoch = epoch or epoch_of(assigned_at)
-    names = {kind: name for kind, name, _ in _STEPS}
     specs = []
-    for kind, due in plan_first_touch(lead_id, assigned_at, settings):
-        name = names[kind]
+    # Each step keeps its own name (and so its own key), even where two share a kind.
+    for (_, name, _), (kind, due) in zip(_STEPS, plan_first_touch(lead_id, assigned_at, settings)):
         key = (f"ft:{lead_id}:{epoch}:pool_return" if kind == POOL_RETURN
                else f"ft:{lead_id}:{epoch}:{attempt}:{name}")
         payload = {"step": name, "epoch": epoch, "attempt": attempt, "owner_id": owner_id,
@@ -117,7 +116,7 @@ async def schedule_ladder(timers: TimerStore, lead_id: int, assigned_at: datetim
     """start_ladder, also telling whether every step was written by this call (False for a
     retried call: the steps stored earlier count, not these)."""
     if attempt > 0:
-        await timers.cancel(lead_id, (REMIND, ESCALATE, REASSIGN))
+        await timers.cancel(lead_id, OWNER_STEPS)
     specs = ladder_specs(lead_id, assigned_at, settings, owner_id=owner_id, epoch=epoch, attempt=attempt)
     written = await timers.schedule_many(specs)
     return specs, written == len(specs)

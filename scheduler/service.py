@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from crm_bridge.timers import PENDING, TimerStore
 from leadbot.clock import Clock
 from leadbot.settings import Settings
-from scheduler.actions import ESCALATE, REASSIGN, REMIND
+from scheduler.actions import OWNER_STEPS
 from scheduler.ladder import (cancel_ladder, card_deadline, epoch_of, is_silent, route_at_window, schedule_ladder,
                               start_pool_recycle, start_stage_watch)
 
@@ -58,7 +58,7 @@ class LadderService:
     async def snooze(self, lead: Any, delay: timedelta) -> int:
         """The owner asked for time: the next ladder step comes no sooner than now + delay and the
         ones after it keep their spacing. The cycle's pool deadline does not move."""
-        steps = [t for t in await self.timers.for_lead(lead.id, [PENDING]) if t.kind in (REMIND, ESCALATE, REASSIGN)]
+        steps = [t for t in await self.timers.for_lead(lead.id, [PENDING]) if t.kind in OWNER_STEPS]
         if not steps:
             return 0
         shift = self.clock.now() + delay - min(t.due_at for t in steps)

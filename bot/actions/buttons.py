@@ -8,6 +8,7 @@ from typing import Mapping
 
 from bot.actions.tokens import ActionSigner
 from crm_bridge import dto
+from crm_bridge.lead_status import WORKING
 
 BUTTON_TTL = timedelta(days=3)  # WeCom keeps response_code 72 h; a button older than that is dead anyway
 LINK_TTL = timedelta(days=3)
@@ -15,7 +16,7 @@ LINK_TTL = timedelta(days=3)
 
 def actions_for(lead: dto.Lead, rep: dto.Rep, *, pool: bool = False) -> tuple[str, ...]:
     """The buttons that make sense for this rep on this lead right now."""
-    if lead.status not in ("new", "assigned", "pool", "claimed"):
+    if lead.status not in WORKING:
         return ()
     if lead.claimed_at is None:
         if pool or lead.owner_id is None:

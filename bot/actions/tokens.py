@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-ACTIONS = ("claim", "pass", "merge", "distinct", "advance", "reassign", "snooze", "undo", "open", "contact",
-           "reinstate")
+from bot.cards.model import ACTIONS as BUTTON_ACTIONS
+
+# A token names a button's action (bot/cards/model.py holds that vocabulary), or one only the H5
+# page signs: "open" (the page itself) and "contact" (recorded first contact).
+PAGE_ACTIONS = ("open", "contact")
+ACTIONS = BUTTON_ACTIONS + PAGE_ACTIONS
 
 
 class TokenError(Exception):

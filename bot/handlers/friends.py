@@ -22,6 +22,7 @@ from bot.cards.views import FriendMatchView
 from bot.events import FriendAdded
 from bot.handlers import handles
 from crm_bridge.dto import LeadInput
+from crm_bridge.lead_status import WORKING
 from crm_bridge.identity.service import (ContactInfo, IdentityConflict, create_customer_from_contact, link_contact,
                                          match_contact)
 from crm_bridge.outbox import NewOutboxItem
@@ -185,7 +186,7 @@ async def _tell_known(ctx: "AppContext", key: str, rep: "dto.Rep", customer_id: 
         return
     owner = await ctx.store.get_rep(customer.owner_id) if customer.owner_id else None
     open_leads = [lead for lead in await ctx.store.list_leads(limit=200) if lead.customer_id == customer_id
-                  and lead.status in ("new", "assigned", "pool", "claimed")]
+                  and lead.status in WORKING]
     latest = open_leads[0] if open_leads else None
     view = FriendMatchView(customer_id=customer_id, customer_name=customer.display_name, company=customer.company,
                            owner_name=owner.name if owner else "", owned_by_viewer=owner is not None and owner.id == rep.id,

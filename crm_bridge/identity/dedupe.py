@@ -69,7 +69,7 @@ def _multi(value: str) -> list[str]:
 
 
 def record_from_row(rid: Any, row: Mapping[str, Any]) -> Record:
-    """Features of one CSV row (columns of DESIGN.md; phone may hold several numbers)."""
+    """Features of one CSV row (the customer CSV columns of the README; phone may hold several numbers)."""
     row = _clean(row)
     return build_record(
         rid, name=row.get("name", ""), company=row.get("company", ""), phones=row.get("phone", ""),

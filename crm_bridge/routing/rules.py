@@ -36,9 +36,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from leadbot.settings import ROUTING_STRATEGIES as STRATEGIES
 from leadbot.settings import AssignmentSettings, ConfigError
-
-STRATEGIES = ("weighted_round_robin", "least_loaded", "capped")
 LEAD_ATTRIBUTES = ("region", "city", "source_channel", "product_line", "language", "amount",
                    "campaign", "company", "title", "stage", "name")
 ALIASES = {"channel": "source_channel", "product": "product_line", "lang": "language"}

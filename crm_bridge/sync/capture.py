@@ -31,7 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from crm_bridge.models import AuditEntry, Customer, Identity, Lead, OutboxItem, Rep, RoutingDecision
-from crm_bridge.outbox import NewOutboxItem, _insert_for, _values
+from crm_bridge.db import insert_for
+from crm_bridge.outbox import NewOutboxItem, row_values
 from crm_bridge.sync.events import ChangeEvent, event_id_for
 from leadbot.clock import Clock
 
@@ -241,7 +242,7 @@ class ChangeCapture:
         if not self.urls:
             return 0
         now = self.clock.now()
-        insert = _insert_for(session.get_bind().dialect.name)
+        insert = insert_for(session.get_bind().dialect.name)
         written = 0
         for obj, origin in pending:
             if origin == "crm":
@@ -249,7 +250,7 @@ class ChangeCapture:
             events = events_for_audit(session, obj) if isinstance(obj, AuditEntry) else events_for_routing(session, obj)
             for ev in events:
                 for item in outbox_items(ev, self.urls):
-                    stmt = (insert(OutboxItem).values(**_values(item, now))
+                    stmt = (insert(OutboxItem).values(**row_values(item, now))
                             .on_conflict_do_nothing(index_elements=["idempotency_key"]))
                     written += session.execute(stmt).rowcount or 0
         return written

@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from crm_bridge.db import session_factory
 from crm_bridge.identity.normalize import normalize_identity
+from crm_bridge.lead_status import WORKING
 from crm_bridge.models import AuditEntry, Customer, Lead, Rep, StageHistory
-from crm_bridge.sql_store import parse_amount
+from crm_bridge.fields import parse_amount
 from crm_bridge.sync.capture import crm_origin, customer_snapshot, lead_snapshot
 from leadbot.clock import Clock
 from leadbot.masking import mask_phone
@@ -35,7 +36,8 @@ CUSTOMER_FIELDS = ("name", "company", "title", "city", "address", "phone", "emai
 LEAD_FIELDS = ("name", "phone", "email", "company", "title", "region", "city", "product_line", "note",
                "campaign", "source_channel", "amount", "stage", "status", "owner", "customer", "extra",
                "leadbot_id")
-LEAD_STATUSES = ("new", "assigned", "pool", "claimed", "won", "lost", "closed")
+# What a CRM may set: leadbot's own statuses and the three ends it knows by name.
+LEAD_STATUSES = (*WORKING, "won", "lost", "closed")
 _LEAD_COLUMNS = {"name": "name", "phone": "phone", "email": "email", "company": "company", "title": "title",
                  "region": "region", "city": "city", "product_line": "product_line", "note": "note",
                  "campaign": "campaign", "source_channel": "source_channel"}
@@ -43,7 +45,6 @@ _CUSTOMER_COLUMNS = {"name": "display_name", "company": "company", "title": "tit
                      "address": "address"}
 _RESERVED = ("version", "external_id")
 MAX_RETRIES = 5
-_OPEN = ("new", "assigned", "pool", "claimed")
 
 
 class InboundError(Exception):
@@ -498,7 +499,7 @@ class CrmInbound:
                         await session.flush()
                     elif plan.changed:
                         values = dict(plan.values)
-                        if "owner_id" in values and "status" not in values and row.status in _OPEN:
+                        if "owner_id" in values and "status" not in values and row.status in WORKING:
                             # A new owner starts a fresh offer: assigned, not yet claimed.
                             owner_id = values["owner_id"]
                             values.update(status="assigned" if owner_id else "pool", claimed_at=None,

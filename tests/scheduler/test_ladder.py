@@ -13,7 +13,8 @@ import pytest
 from crm_bridge.timers import TimerStore
 from leadbot.clock import ManualClock
 from scheduler.actions import ESCALATE, POOL_RETURN, REASSIGN, REMIND
-from scheduler.ladder import cancel_ladder, plan_first_touch, start_ladder
+from scheduler import ladder
+from scheduler.ladder import cancel_ladder, ladder_specs, plan_first_touch, start_ladder
 from scheduler.runner import SchedulerRunner
 from tests.conftest import make_settings
 from tests.scheduler.conftest import RecordingActions, add_lead, add_rep, set_lead
@@ -61,6 +62,19 @@ def test_plan_across_weekend_and_holiday() -> None:
     assert plan[ESCALATE] == sh(2026, 11, 24, 9, 3)
     assert plan[REASSIGN] == sh(2026, 11, 24, 9, 29)
     assert plan[POOL_RETURN] == sh(2026, 11, 26, 14, 59)  # 24 working hours: Fri 1m, Tue 9h, Wed 9h, Thu 5h59m
+
+
+def test_two_steps_of_one_kind_stay_two(monkeypatch) -> None:
+    """A second reminder (a step of a kind already in the ladder) is a step of its own: its own
+    name, key and time, not folded into the first."""
+    steps = ((REMIND, "remind", "first_touch_remind"), (REMIND, "remind_again", "first_touch_escalate"),
+             (ESCALATE, "escalate", "first_touch_reassign"), (POOL_RETURN, "pool_return", "pool_return"))
+    monkeypatch.setattr(ladder, "_STEPS", steps)
+    specs = ladder_specs(1, sh(2026, 11, 23, 10, 0), make_settings(), epoch="e")
+    assert [s.payload["step"] for s in specs] == ["remind", "remind_again", "escalate", "pool_return"]
+    assert [s.key for s in specs] == ["ft:1:e:0:remind", "ft:1:e:0:remind_again", "ft:1:e:0:escalate",
+                                      "ft:1:e:pool_return"]
+    assert specs[0].due_at < specs[1].due_at
 
 
 async def test_whole_ladder_fires_in_order_at_working_time_instants(engine, clock, actions) -> None:
