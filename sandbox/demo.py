@@ -406,7 +406,7 @@ class Demo:
     def tour_words(self, lang: str | None = None) -> dict[str, Any]:
         """Everything the guided tour says, in ``lang`` (default: the sandbox's language)."""
         from bot.cards.formatting import format_duration
-        from bot.cards.i18n import lookup, normalize_lang, t
+        from bot.cards.i18n import keys, lookup, normalize_lang, t
         from leadbot.durations import parse_duration
 
         lang = normalize_lang(lang or self.settings.server.language)
@@ -418,6 +418,13 @@ class Demo:
             steps[step] = {"title": t(f"tour.{step}.title", lang), "body": t(f"tour.{step}.body", lang, **times)}
         labels = {k: t(f"sandbox.{k}", lang) for k in ("tour", "next", "back", "close", "done", "details", "send")}
         labels["step"] = "{n} / {total}"
+        # The words around the phones' messages, so a phone in English mode is English throughout;
+        # "{x}" placeholders stay for the page to fill.
+        labels |= {k: t(k, lang, platform="{platform}", status="{status}", lead="{lead}") for k in keys()
+                   if k.startswith(("sandbox.phone.", "sandbox.role.", "sandbox.group.", "sandbox.status.",
+                                    "sandbox.page."))
+                   or k == "sandbox.lead_stored"}
+        labels |= {f"platform.{p}": t(f"channel.{p}", lang) for p in ("wecom", "dingtalk")}
         controls = {k: t(f"sandbox.control.{k}", lang)
                     for k in ("submit", "friend", "pool", "north", "dup", "ff60", "ff180", "ff300", "ff1800", "ff86400")}
         channels = {c: lookup("channel", c, lang) for c in seed.CHANNELS}

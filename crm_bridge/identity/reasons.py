@@ -16,10 +16,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     # strong identifiers
     "strong.mobile": ("手机号相同 {v}", "same mobile {v}"),
     "strong.email": ("邮箱相同 {v}", "same email {v}"),
-    "strong.unionid": ("微信账号相同", "same WeChat unionid"),  # no field code in a Chinese card
-    "strong.external_userid": ("企业微信好友相同", "same WeCom external_userid"),
-    "strong.dingtalk_id": ("钉钉账号相同", "same DingTalk dingtalk_id"),
-    "strong.id_number": ("证件号相同 {v}", "same id_number {v}"),
+    # No field code in either language: a rep reads "same WeChat account", not "unionid".
+    "strong.unionid": ("微信账号相同", "same WeChat account"),
+    "strong.external_userid": ("企业微信好友相同", "same WeCom contact"),
+    "strong.dingtalk_id": ("钉钉账号相同", "same DingTalk account"),
+    "strong.id_number": ("证件号相同 {v}", "same ID number {v}"),
     # names
     "name.same": ("姓名相同", "same name"),
     "name.pinyin": ("姓名相同（拼音）", "same name (pinyin)"),
@@ -60,10 +61,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "city.same": ("同城（{v}）", "same city ({v})"),
     "city.differ": ("城市不同", "different city"),
     # identifiers that contradict
-    "id_number.typo": ("证件号仅差一位（笔误？）", "id_number one character apart (a typo?)"),
-    "id_number.differ": ("证件号不同", "different id_number"),
-    "id_number.other": ("证件号不同", "different id_number"),
-    "unionid.differ": ("微信账号不同", "different unionid"),
+    "id_number.typo": ("证件号仅差一位（笔误？）", "ID numbers one character apart (a typo?)"),
+    "id_number.differ": ("证件号不同", "different ID numbers"),
+    "id_number.other": ("证件号不同", "different ID numbers"),
+    "unionid.differ": ("微信账号不同", "different WeChat accounts"),
     # decisions
     "decision.possible": ("可能与客户 {v} 重复（{n}）：", "possible duplicate of {v} ({n}): "),
     "decision.new_best": ("新客户：最接近的客户 {v} 仅 {n}：", "new: best candidate {v} scored {n}: "),

@@ -67,9 +67,7 @@ CODES = sorted(set(CHANNELS + REASONS + SKIPS + STRATEGIES + OUTCOMES + MATCHES 
 # Codes that are also plain English words may appear in English sentences ("the team manager").
 ENGLISH_WORDS = {"manager", "declined", "left", "excluded", "inactive", "sticky", "assigned", "backup", "pool",
                  "phone", "email", "name", "ads", "api", "import", "referral", "capped", "sidelined", "mobile",
-                 "company", "address", "city", "landline",
-                 # English identity reasons name WeChat's and WeCom's own ids (crm_bridge/identity/reasons.py)
-                 "unionid", "external_userid", "dingtalk_id", "id_number"}
+                 "company", "address", "city", "landline"}
 
 # Latin that belongs in Chinese text: the product's name, and abbreviations Chinese sales teams use.
 LATIN_IN_ZH = {"leadbot", "CRM", "UTC", "SLA", "H5", "API", "ID", "ISO"}

@@ -35,7 +35,9 @@ def test_each_strong_identifier_decides(kind: str, value: str, probe: dict) -> N
                                                     "email": "emails", "id_number": "id_numbers"}[kind]: value}))
     decision = index.match(build_record(None, name="张三", **probe))
     assert (decision.kind, decision.customer_id) == (SAME, 7)
-    assert kind in decision.reason
+    # Worded for a person, never by the field's code (unionid, external_userid, id_number).
+    assert {"unionid": "WeChat account", "external_userid": "WeCom contact", "email": "email",
+            "id_number": "ID number"}[kind] in decision.reason and kind not in decision.reason.replace("email", "")
 
 
 def test_common_name_at_different_companies_is_not_a_duplicate() -> None:
@@ -121,7 +123,7 @@ def test_two_id_numbers_mean_two_people_even_with_one_mobile() -> None:
     index = _index(build_record(1, name="王小明", phones="13812345678", id_numbers="11010519491231002X"))
     decision = index.match(build_record(None, name="王小明", phones="13812345678", id_numbers="320102198001011238"))
     assert decision.kind == POSSIBLE  # a person decides: a recycled number, a shared phone
-    assert "different id_number" in decision.reason
+    assert "different ID numbers" in decision.reason
 
 
 def test_two_strong_identifiers_naming_two_customers() -> None:
@@ -138,7 +140,7 @@ def test_a_document_number_without_check_digit_weighs_but_does_not_veto() -> Non
                                 id_numbers="1302954"))
     decision = index.match(build_record(None, name="Colegate Jett", address="55 hampton ircuit gibroatar 6000",
                                         city="st albans", id_numbers="1742749"))
-    assert decision.kind != NEW and "different id_number" in decision.reason
+    assert decision.kind != NEW and "different ID numbers" in decision.reason
     assert "given name and surname swapped" in decision.reason
 
 

@@ -135,6 +135,24 @@ async def test_the_guided_tour_in_both_languages(async_playwright, tmp_path: Pat
                 await undo.click()
                 await done("merge")
 
+                # What surrounds leadbot's messages on a phone is in the sandbox's language too (the
+                # names and places in the seed data are Chinese in both).
+                chrome = await page.evaluate("""[...document.querySelectorAll(
+                    '[data-i18n], .phone .conv, .phone .role, .phone .tags .tag, .phone .empty, .phone .composer button, '
+                    + '#lead-result')]
+                    .map((e) => e.textContent).concat([...document.querySelectorAll('.phone .chat-input')]
+                    .map((e) => e.placeholder))""")
+                roles = ("经理", "销售") if lang == "zh" else ("manager", "rep")
+                assert any(roles[0] in c for c in chrome) and any(roles[1] in c for c in chrome), chrome
+                if lang == "en":
+                    from sandbox import seed
+
+                    teams = {r["team"] for r in seed.REPS if r.get("team")}
+                    foreign = [c for c in chrome if re.search(r"[\u4e00-\u9fff]", re.sub("|".join(teams), "", c))]
+                    assert not foreign, foreign
+                else:
+                    assert not [c for c in chrome if re.search(r"assistant|Message|Send|stored", c)], chrome
+
                 await step("finish")
                 assert STEP_WORDS[lang]["finish"] in await tour.inner_text()
                 await shot("finish")

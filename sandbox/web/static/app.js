@@ -34,10 +34,20 @@ async function api(method, path, body) {
   return data;
 }
 
-// Words of the page in the sandbox's language, once tour.js has loaded them from the catalogue.
-function label(key, fallback) {
-  return (window.sandboxLabels && window.sandboxLabels[key]) || fallback;
+// Words of the page in the sandbox's language, once tour.js has loaded them from the catalogue;
+// "{name}" placeholders are filled from `params`.
+function label(key, fallback, params) {
+  const text = (window.sandboxLabels && window.sandboxLabels[key]) || fallback;
+  return text.replace(/\{(\w+)\}/g, (m, k) => (params && k in params ? String(params[k]) : m));
 }
+
+// The phones were drawn before the words arrived: draw them again in the sandbox's language.
+window.addEventListener("sandbox:labels", () => {
+  state.phoneCache.clear();
+  state.groupCache = "";
+  document.getElementById("phones").replaceChildren();
+  if (state.data) render(state.data);
+});
 
 function safeUrl(url) {
   return /^https?:\/\//i.test(url || "") ? url : null;
@@ -115,7 +125,7 @@ function wecomCard(msg, phone) {
   const c = msg.card || {};
   const card = h("div", { class: "wc-card" + (msg.recalled ? " recalled" : ""),
     dataset: { task: msg.task_id || "", kind: "wecom_card" } });
-  if (msg.recalled) { card.append(h("div", { class: "muted" }, "此消息已撤回")); return card; }
+  if (msg.recalled) { card.append(h("div", { class: "muted" }, label("sandbox.phone.recalled", "此消息已撤回"))); return card; }
   const src = c.source || {};
   card.append(h("div", { class: "wc-source" }, h("span", { class: "wc-app" }, "leadbot"),
     src.desc ? h("span", { class: "wc-source-desc " + (DESC_COLOR[src.desc_color] || "grey") }, src.desc) : null));
@@ -286,10 +296,11 @@ function renderFailures(f) {
 
 const PLATFORM = { wecom: "企业微信", dingtalk: "钉钉" };
 const ROLE = { manager: "经理", rep: "销售", admin: "管理员" };
+const platformName = (p) => label("platform." + p, PLATFORM[p] || p || "");
 
 function phoneShell(phone) {
   const messages = h("div", { class: "chat" });
-  const input = h("input", { placeholder: "发消息给 leadbot（如：我的线索 / help）", class: "chat-input" });
+  const input = h("input", { placeholder: label("sandbox.phone.input", "发消息给 leadbot（如：我的线索 / 帮助）"), class: "chat-input" });
   const form = h("form", { class: "composer", onsubmit: async (ev) => {
     ev.preventDefault();
     const text = input.value.trim();
@@ -298,14 +309,14 @@ function phoneShell(phone) {
     try { await api("POST", "/api/text", { platform: phone.platform, userid: phone.userid, text }); }
     catch (e) { toast(e.message); }
     await refresh();
-  } }, input, h("button", { type: "submit" }, "发送"));
+  } }, input, h("button", { type: "submit" }, label("send", "发送")));
   const el = h("div", { class: "phone " + phone.platform, dataset: { rep: phone.id, userid: phone.userid, platform: phone.platform } },
     h("div", { class: "notch" }),
     h("div", { class: "statusbar" }, h("span", { class: "sb-time" }, ""), h("span", {}, "5G ▮▮▮")),
     h("div", { class: "apphead" },
-      h("div", { class: "who" }, h("b", {}, phone.name), " ", h("span", { class: "role" }, (ROLE[phone.role] || phone.role) + " · " + phone.team)),
+      h("div", { class: "who" }, h("b", {}, phone.name), " ", h("span", { class: "role" }, label("sandbox.role." + phone.role, ROLE[phone.role] || phone.role) + " · " + phone.team)),
       h("div", { class: "tags" })),
-    h("div", { class: "conv" }, PLATFORM[phone.platform] + " · leadbot 助手"),
+    h("div", { class: "conv" }, label("sandbox.phone.conv", "{platform} · leadbot 助手", { platform: platformName(phone.platform) })),
     messages, form);
   return el;
 }
@@ -323,9 +334,9 @@ function renderPhone(container, phone, now) {
   if (entry.tags !== tagKey) {
     entry.tags = tagKey;
     const tags = entry.el.querySelector(".tags");
-    tags.replaceChildren(...[h("span", { class: "tag " + phone.platform }, PLATFORM[phone.platform]),
-      phone.status !== "active" ? h("span", { class: "tag warn" }, phone.status === "on_leave" ? "休假 on leave" : phone.status) : null,
-      phone.delivery === "text" ? h("span", { class: "tag" }, "文本模式 text") : null,
+    tags.replaceChildren(...[h("span", { class: "tag " + phone.platform }, platformName(phone.platform)),
+      phone.status !== "active" ? h("span", { class: "tag warn" }, phone.status === "on_leave" ? label("sandbox.phone.tag_on_leave", "休假") : phone.status) : null,
+      phone.delivery === "text" ? h("span", { class: "tag" }, label("sandbox.phone.tag_text", "文本模式")) : null,
       phone.failed ? h("span", { class: "tag fail", title: "delivery failed" }, `⚠ ${phone.failed} 发送失败`) : null].filter(Boolean));
     entry.el.classList.toggle("away", phone.status !== "active");
   }
@@ -335,7 +346,8 @@ function renderPhone(container, phone, now) {
   const chat = entry.el.querySelector(".chat");
   const atBottom = chat.scrollHeight - chat.scrollTop - chat.clientHeight < 40;
   chat.replaceChildren(...(phone.messages.length ? phone.messages.map((m) => bubble(m, phone))
-    : [h("div", { class: "empty" }, phone.status === "on_leave" ? "休假中：新线索不会派给我" : "暂无消息")]));
+    : [h("div", { class: "empty" }, phone.status === "on_leave" ? label("sandbox.phone.on_leave", "休假中：新线索不会派给我")
+      : label("sandbox.phone.empty", "暂无消息"))]));
   if (atBottom || chat.dataset.seen !== "1") { chat.scrollTop = chat.scrollHeight; chat.dataset.seen = "1"; }
   entry.el.classList.remove("flash");
   void entry.el.offsetWidth;
@@ -347,8 +359,8 @@ function renderGroup(container, group, now) {
   if (!el) {
     el = h("div", { class: "phone group", dataset: { rep: "managers-group" } },
       h("div", { class: "notch" }), h("div", { class: "statusbar" }, h("span", { class: "sb-time" }, ""), h("span", {}, "5G ▮▮▮")),
-      h("div", { class: "apphead" }, h("div", { class: "who" }, h("b", {}, "经理群"), " ", h("span", { class: "role" }, "managers' group robots"))),
-      h("div", { class: "conv" }, "群机器人 · 企业微信 + 钉钉"), h("div", { class: "chat" }));
+      h("div", { class: "apphead" }, h("div", { class: "who" }, h("b", {}, label("sandbox.group.name", "经理群")))),
+      h("div", { class: "conv" }, label("sandbox.group.conv", "群机器人 · 企业微信 + 钉钉")), h("div", { class: "chat" }));
     container.append(el);
   }
   el.querySelector(".sb-time").textContent = now;
@@ -359,13 +371,15 @@ function renderGroup(container, group, now) {
   chat.replaceChildren(...(group.length ? group.map((m) => {
     const phone = { platform: m.platform };
     const b = bubble(m, phone);
-    b.querySelector(".msg-time").textContent = (m.time || "") + " · " + (PLATFORM[m.platform] || "") + " 群机器人";
+    b.querySelector(".msg-time").textContent = (m.time || "") + " · " +
+      label("sandbox.group.robot", "{platform} 群机器人", { platform: platformName(m.platform) });
     return b;
-  }) : [h("div", { class: "empty" }, "升级提醒会出现在这里（快进时钟）")]));
+  }) : [h("div", { class: "empty" }, label("sandbox.group.empty", "升级提醒会出现在这里（快进时钟）"))]));
   chat.scrollTop = chat.scrollHeight;
 }
 
 const STATUS = { new: "新", assigned: "已分配", claimed: "已认领", pool: "公海", merged: "已合并", won: "赢单", lost: "输单" };
+const statusName = (s) => label("sandbox.status." + s, STATUS[s] || s);
 
 function render(data) {
   state.data = data;
@@ -381,7 +395,7 @@ function render(data) {
   document.getElementById("leads").replaceChildren(...data.leads.map((l) =>
     h("tr", { dataset: { lead: l.id, status: l.status } }, h("td", {}, "#" + l.id),
       h("td", {}, l.name || "—", h("div", { class: "muted small" }, [l.company, l.region].filter(Boolean).join(" · "))),
-      h("td", { title: l.channel }, l.channel_label || l.channel), h("td", {}, STATUS[l.status] || l.status), h("td", {}, l.owner || "—"))));
+      h("td", { title: l.channel }, l.channel_label || l.channel), h("td", {}, statusName(l.status)), h("td", {}, l.owner || "—"))));
   document.getElementById("log").replaceChildren(...data.log.map((line) =>
     h("li", { class: line.ok ? "" : "bad", title: line.detail || "" }, h("span", { class: "muted" }, line.at + " "), line.text)));
   renderCrm(data.crm);
@@ -405,7 +419,7 @@ function renderCrm(crm) {
   document.getElementById("crm-leads").replaceChildren(...(crm.leads.length ? crm.leads.map((l) =>
     h("tr", { dataset: { crmLead: l.id, status: l.status } }, h("td", {}, "#" + l.id),
       h("td", {}, l.name || "—", h("div", { class: "muted small" }, l.last)),
-      h("td", {}, l.owner || "—"), h("td", {}, l.stage || "—"), h("td", {}, STATUS[l.status] || l.status),
+      h("td", {}, l.owner || "—"), h("td", {}, l.stage || "—"), h("td", {}, statusName(l.status)),
       h("td", {}, "v" + l.version))) : [h("tr", {}, h("td", { colspan: 6, class: "muted" }, "尚无事件 no events yet"))]));
   document.getElementById("crm-count").textContent =
     `${crm.received} received · ${crm.refused} refused · customers: ${crm.customers.length}`;
@@ -480,7 +494,8 @@ function setupControls() {
       const res = await api("POST", "/api/leads", body);
       const lead = res.lead || {};
       out.textContent = res.status === 201 || res.status === 200
-        ? `${res.status}: 线索 #${lead.id} 已入库${lead.flags && lead.flags.length ? "（" + lead.flags.join(", ") + "）" : ""}`
+        ? label("sandbox.lead_stored", "{status}：线索 #{lead} 已入库", { status: res.status, lead: lead.id }) +
+          (lead.flags && lead.flags.length ? " (" + lead.flags.join(", ") + ")" : "")
         : `${res.status}: ${JSON.stringify(lead)}`;
       out.dataset.status = res.status;
     } catch (e) { out.textContent = e.message; }

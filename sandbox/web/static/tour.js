@@ -41,6 +41,12 @@
     const resp = await fetch("/api/tour" + (q ? "?lang=" + q : ""));
     tour.words = await resp.json();
     window.sandboxLabels = tour.words.labels;
+    window.dispatchEvent(new CustomEvent("sandbox:labels"));
+    // The page's own headings and labels (data-i18n="catalogue key").
+    for (const e of document.querySelectorAll("[data-i18n]")) {
+      const text = tour.words.labels[e.dataset.i18n];
+      if (text) e.textContent = text;
+    }
     document.documentElement.lang = tour.words.lang === "en" ? "en" : "zh-CN";
     const btn = document.getElementById("tour-btn");
     if (btn) { btn.textContent = tour.words.labels.tour; btn.addEventListener("click", () => show(0)); }
