@@ -130,6 +130,14 @@ class Flow:
                                          from_name=t("value.pool", self.lang) if pool else rep.name,
                                          to_name=names.get(lead.owner_id or 0, "?"), now=now, lang=self.lang,
                                          link=link, card_ref=card_ref, state="reassigned")
+        if not pool and lead.owner_id is None and lead.status == "pool":
+            # An offer made to this rep that ran out: the lead is back in the pool, where the
+            # pool card (sent with this change) offers it; this copy says so and offers nothing.
+            card = build_reassigned_card(replace(view, state="reassigned"), from_name=rep.name,
+                                         to_name=t("value.pool", self.lang), now=now, lang=self.lang, link=link,
+                                         card_ref=card_ref, state="reassigned")
+            return replace(card, title=t("pooled.title", self.lang, name=view.customer_name or f"#{lead.id}"),
+                           subtitle=t("outcome.pooled", self.lang))
         if mine:
             return build_claimed_card(view, claimer_name=rep.name, now=now, lang=self.lang,
                                       claimed_by_viewer=True, buttons=keys, link=link, card_ref=card_ref)
@@ -221,7 +229,8 @@ class Flow:
                                      outcome=outcome, state=state)
 
     async def update_copies(self, lead: dto.Lead, reason: str, *, skip: tuple[str, str] | None = None,
-                            taken_from: dto.Rep | None = None, clock_only: bool = False) -> None:
+                            taken_from: dto.Rep | None = None, clock_only: bool = False,
+                            offered_to: int | None = None) -> None:
         """Every delivered copy of the lead's card, on both platforms, redrawn to the lead as it is
         now for its own purpose, within each platform's rules (reference/conformance.md W1):
         DingTalk by outTrackId, as often as needed; WeCom only with the copy's unspent code
@@ -231,7 +240,9 @@ class Flow:
         `skip` is (platform, card_ref) of the copy the tap itself answers. `clock_only`: only
         time moved (an SLA step: the countdowns): DingTalk copies are redrawn, WeCom copies keep
         their one code for a change that matters (spent on a countdown, a reminder could not lose
-        its 认领 when the lead is taken)."""
+        its 认领 when the lead is taken). `offered_to`: the rep this change hands the lead to in
+        a new offer; their older copies (a lead passed and come back) stay as they were, not
+        turned into a second live offer that would spend its code and outlive the next change."""
         outbox = self.ctx.services.get("outbox")
         if outbox is None:
             return
@@ -256,7 +267,7 @@ class Flow:
             rep = reps_by_user.get((copy.platform, copy.recipient))
             if rep is None:
                 continue
-            if clock_only and copy.platform == "wecom":
+            if (clock_only and copy.platform == "wecom") or (offered_to is not None and rep.id == offered_to):
                 continue
             if (copy.platform, copy.card_ref) == skip:
                 told_taken = told_taken or (taken_from is not None and rep.id == taken_from.id)
@@ -396,7 +407,8 @@ class Flow:
             decision = await router.next_candidate(lead.id, exclude=[rep.id], reason=reason)
             await self.after_routing(lead.id, decision)
         # After routing: the copies show where the lead went (not a claimable lead in between).
-        await self.update_copies(await self.ctx.store.get_lead(lead.id) or lead, "passed", skip=skip)
+        fresh = await self.ctx.store.get_lead(lead.id) or lead
+        await self.update_copies(fresh, "passed", skip=skip, offered_to=fresh.owner_id)
 
     async def owner_team(self, lead: dto.Lead, actor: dto.Rep) -> str:
         """The team whose calendar counts the lead's stage limit: its owner's (a manager may act)."""
@@ -475,7 +487,7 @@ class Flow:
         it with their own ladder, or, with no owner now, the team's pool offered it."""
         previous = (await self.ctx.store.get_rep(previous_owner_id)
                     if previous_owner_id and previous_owner_id != lead.owner_id else None)
-        await self.update_copies(lead, "reassigned", taken_from=previous)
+        await self.update_copies(lead, "reassigned", taken_from=previous, offered_to=lead.owner_id)
         if lead.status in CLOSED_STATUSES:
             return
         ladder = self.ctx.services.get("ladder")
@@ -502,7 +514,16 @@ class Flow:
         identity = self.ctx.services.get("identity")
         if identity is None:
             raise RuntimeError("identity resolution is not wired")
-        return await identity.merge_from_card(lead, actor, args)
+        name = await identity.merge_from_card(lead, actor, args)
+        await self.redraw_after_merge(lead, "merge")
+        return name
+
+    async def redraw_after_merge(self, lead: dto.Lead, what: str) -> None:
+        """A merge or its undo leaves the lead's version as it was but changes what its cards
+        say (no "possible duplicate" once merged): the copies are redrawn under the usual rules.
+        Keyed by the moment, as a merge undone and done again is a change of its own."""
+        fresh = await self.ctx.store.get_lead(lead.id) or lead
+        await self.update_copies(fresh, f"{what}{self.ctx.clock.now().timestamp():.0f}")
 
     async def distinct(self, lead: dto.Lead, actor: dto.Rep, args: Mapping[str, Any]) -> None:
         identity = self.ctx.services.get("identity")
@@ -513,6 +534,7 @@ class Flow:
         identity = self.ctx.services.get("identity")
         if identity is not None:
             await identity.undo_from_card(lead, actor, args)
+            await self.redraw_after_merge(lead, "undo")
 
     async def rep_left(self, rep_id: int, actor: str) -> int:
         """A rep left: their open leads go to new owners (with a card each), their old cards show

@@ -147,7 +147,8 @@ class SlaActions:
         await self.flow.after_routing(lead_id, decision, start_ladder=False)
         fresh = await self.ctx.store.get_lead(lead_id)
         if fresh is not None:
-            await self.flow.update_copies(fresh, f"sla-reassign-{timer_key}", taken_from=owner)
+            await self.flow.update_copies(fresh, f"sla-reassign-{timer_key}", taken_from=owner,
+                                          offered_to=fresh.owner_id)
         ladder = self.ctx.services.get("ladder")
         if ladder is not None and fresh is not None and fresh.owner_id:
             # The new owner's steps join this cycle; its single pool deadline stays where it was.

@@ -55,7 +55,7 @@ class AfterEffects:
                 # again from the decision on record (each is keyed, so nothing goes twice), then
                 # the copies.
                 await self.flow.resume_routing(lead)
-                await self.flow.update_copies(lead, "passed", skip=skip)
+                await self.flow.update_copies(lead, "passed", skip=skip, offered_to=lead.owner_id)
             return None
         raise LookupError(f"unknown after-effect {kind!r}")
 

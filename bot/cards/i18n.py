@@ -73,6 +73,7 @@ _CATALOGUE: dict[str, dict[str, str | dict[str, str]]] = {
     "escalation.subtitle_plain": {"zh": "负责人：{owner}", "en": "Owner: {owner}"},
     "escalation.level": {"zh": "第 {level} 级", "en": "Level {level}"},
     "reassign.title": {"zh": "线索已改派：{name}", "en": "Lead reassigned: {name}"},
+    "pooled.title": {"zh": "已退回公海：{name}", "en": "Back in the pool: {name}"},
     "reassign.body": {"zh": "从 {from_name} 改派给 {to_name}",
                       "en": "From {from_name} to {to_name}"},
     "rollup.title": {"zh": "你有 {n} 条新线索", "en": {"one": "You have {n} new lead", "other": "You have {n} new leads"}},

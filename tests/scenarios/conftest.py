@@ -62,10 +62,11 @@ class Phones:
 
     # ---- what a phone shows -------------------------------------------------------------------
 
-    def cards(self, user: str, lead_id: int) -> list[dict[str, Any]]:
-        """Every card of the lead on the user's phone, as shown now: {text, actions, ref}."""
+    def cards(self, user: str, lead_id: int | None) -> list[dict[str, Any]]:
+        """Every card of the lead on the user's phone, as shown now: {text, actions, ref}; with
+        lead_id None every card (notices such as 已合并 name no lead)."""
         out = []
-        marker = f"#{lead_id}"
+        marker = f"#{lead_id}" if lead_id is not None else ""
         for m in self.wecom.messages_for(user):
             if m["msgtype"] != "template_card":
                 continue
@@ -74,7 +75,8 @@ class Phones:
                 continue
             actions = [b["key"].split(":", 1)[0] for b in (m["card"].get("button_list") or [])]
             keys = {b["key"].split(":", 1)[0]: b["key"] for b in (m["card"].get("button_list") or [])}
-            out.append({"text": text, "actions": actions, "keys": keys, "ref": m["task_id"],
+            links = [j["url"] for j in m["card"].get("jump_list") or [] if j.get("url")]
+            out.append({"text": text, "actions": actions, "keys": keys, "ref": m["task_id"], "links": links,
                         "title": (m["card"].get("main_title") or {}).get("title", ""), "platform": "wecom"})
         for ref, card in self.dingtalk.cards.items():
             if not any(user in s for s in card.spaces):
@@ -83,8 +85,10 @@ class Phones:
             if marker not in view.get("footer", "") + view.get("markdown", ""):
                 continue
             buttons = json.loads(view.get("buttons") or "[]")
-            out.append({"text": json.dumps(view, ensure_ascii=False), "actions": [b["key"].split(":", 1)[0] for b in buttons],
-                        "keys": {b["key"].split(":", 1)[0]: b["key"] for b in buttons}, "ref": ref,
+            out.append({"text": json.dumps(view, ensure_ascii=False),
+                        "actions": [b["key"].split(":", 1)[0] for b in buttons if b.get("key")],
+                        "keys": {b["key"].split(":", 1)[0]: b["key"] for b in buttons if b.get("key")}, "ref": ref,
+                        "links": [b["url"] for b in buttons if b.get("url")],
                         "title": view.get("title", ""), "platform": "dingtalk"})
         return out
 

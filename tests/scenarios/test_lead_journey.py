@@ -78,7 +78,7 @@ async def test_pool_offer_claim_race_and_a_gated_advance(phones: Phones, store) 
     await _no_dead(phones)
 
 
-async def test_pass_reassign_ladder_merge_and_pool_return(phones: Phones, store) -> None:
+async def test_pass_reassign_ladder_merge_and_pool_return(phones: Phones, store, crm) -> None:
     lead = await (await phones.cli.post("/api/v1/leads", json={"name": "高飞", "phone": "13911112222"},
                                         headers=AUTH)).json()
     await phones.settle()
@@ -146,9 +146,22 @@ async def test_pass_reassign_ladder_merge_and_pool_return(phones: Phones, store)
     await _no_dead(phones)
 
     # Pool return at the cycle's deadline: the lead is back in the pool, offered to the team.
-    await phones.tick(120)
+    # The sweep runs every few seconds; ticks of a few minutes let each step's message arrive
+    # before the next step changes the lead (as it would).
+    for _ in range(40):
+        await phones.tick(4)
+        if (await store.get_lead(lead["id"])).status == "pool":
+            break
     pooled = await store.get_lead(lead["id"])
     assert pooled.status == "pool" and pooled.owner_id is None
     for user in REP_USERS:
         assert any(x["actions"] == ["claim"] and "公海" in x["text"] for x in phones.cards(user, lead["id"])), user
+        # Nothing else of the lead is left to tap: no offer, reminder or 认领 of an earlier owner.
+        live = [x for x in phones.cards(user, lead["id"]) if x["actions"] and "公海" not in x["text"]]
+        assert live == [], (user, live)
     await _no_dead(phones)
+    # The CRM heard of it: its mirror shows the lead in the pool, owned by nobody.
+    assert crm.types_for("lead", lead["id"])[-1] == "lead.pooled", crm.types_for("lead", lead["id"])
+    mirrored = crm.mirror[("lead", lead["id"])]
+    assert mirrored["status"] == "pool" and mirrored["owner"] is None, mirrored
+    assert crm.refused == [] and crm.versions[("lead", lead["id"])] == pooled.version
