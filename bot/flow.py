@@ -39,8 +39,8 @@ OFFER_KINDS = ("lead", "claimed", "pool", "reassigned", "card")
 def shown_on(card: Card, platform: str) -> str:
     """What a copy shows, as a digest: a change that leaves it as it is sends no update. On WeCom
     (one update per response_code) only the headline counts (title, subtitle, state, which
-    buttons), so a field changing (a stage name) does not spend the only code an untapped copy
-    has; on DingTalk (updates are free) every field counts."""
+    buttons, badges), so a field changing (a stage name) does not spend the only code an
+    untapped copy has; on DingTalk (updates are free) every field counts."""
     return headline(card, with_fields=platform != "wecom")
 
 
@@ -230,7 +230,7 @@ class Flow:
 
     async def update_copies(self, lead: dto.Lead, reason: str, *, skip: tuple[str, str] | None = None,
                             taken_from: dto.Rep | None = None, clock_only: bool = False,
-                            offered_to: int | None = None) -> None:
+                            offered_to: int | None = None, stage_moved_for: int | None = None) -> None:
         """Every delivered copy of the lead's card, on both platforms, redrawn to the lead as it is
         now for its own purpose, within each platform's rules (reference/conformance.md W1):
         DingTalk by outTrackId, as often as needed; WeCom only with the copy's unspent code
@@ -242,7 +242,9 @@ class Flow:
         their one code for a change that matters (spent on a countdown, a reminder could not lose
         its 认领 when the lead is taken). `offered_to`: the rep this change hands the lead to in
         a new offer; their older copies (a lead passed and come back) stay as they were, not
-        turned into a second live offer that would spend its code and outlive the next change."""
+        turned into a second live offer that would spend its code and outlive the next change.
+        `stage_moved_for`: the owner whose lead changed stage: their own lead copies are redrawn
+        on WeCom too, though a stage is a field (their 推进阶段 is bound to the stage shown)."""
         outbox = self.ctx.services.get("outbox")
         if outbox is None:
             return
@@ -277,7 +279,8 @@ class Flow:
             if card is None:
                 continue
             shown = shown_on(card, copy.platform)
-            if shown == copy.shown:
+            stage_news = stage_moved_for is not None and rep.id == stage_moved_for and copy.card_kind in OFFER_KINDS
+            if shown == copy.shown and not stage_news:
                 told_taken = told_taken or (taken_from is not None and rep.id == taken_from.id)
                 continue
             code = ""
@@ -423,7 +426,7 @@ class Flow:
         if ladder is not None:
             await ladder.cancel(lead, "first_contact")
             await ladder.stage_entered(lead, team=await self.owner_team(lead, rep))
-        await self.update_copies(lead, f"stage-{to_stage}", skip=skip)
+        await self.update_copies(lead, f"stage-{to_stage}", skip=skip, stage_moved_for=lead.owner_id)
         return await self.card_for(lead, rep)
 
     async def reassign(self, lead: dto.Lead, actor: dto.Rep, to_rep_id: int | None, reason: str) -> dto.Rep | None:

@@ -70,4 +70,8 @@ def clock_texts(ctx: "AppContext", lead: dto.Lead, now: datetime, team: str = ""
     starts = calendar.next_working_instant(assigned) if ctx.settings.sla.working_time else assigned
     if starts - came < timedelta(minutes=1):
         return "", ""
+    if abs(starts - calendar.next_working_instant(came)) >= timedelta(minutes=1):
+        # The clock started later for another reason (passed on, reassigned, back from the pool):
+        # not the working window, so "came in ..., counts from ..." would tell a wrong story.
+        return "", ""
     return local_text(came, calendar, ctx.lang, now=now), local_text(starts, calendar, ctx.lang, now=now)

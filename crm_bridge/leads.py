@@ -64,11 +64,16 @@ def stages_from_settings(raw: Sequence[Mapping[str, Any]]) -> tuple[Stage, ...]:
     return tuple(Stage(name=str(s["name"]), gates=tuple(s.get("gates") or ())) for s in raw)
 
 
+# Who held a lead (a claim, a pass) is not a follow-up with the customer: a rep offered a lead
+# someone passed on must not read "1 次跟进".
+NOT_FOLLOW_UPS = ("claim", "pass")
+
 # The card's "seen before" line in one statement (built once: a statement keeps its cache key).
 HISTORY_COUNTS = select(
     select(func.count()).select_from(Lead).where(Lead.customer_id == bindparam("customer_id"),
                                                  Lead.id != bindparam("exclude_lead")).scalar_subquery(),
-    select(func.count()).select_from(Activity).where(Activity.customer_id == bindparam("customer_id")).scalar_subquery())
+    select(func.count()).select_from(Activity).where(Activity.customer_id == bindparam("customer_id"),
+                                                     Activity.kind.not_in(NOT_FOLLOW_UPS)).scalar_subquery())
 
 
 class LeadActions:

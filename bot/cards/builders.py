@@ -252,7 +252,8 @@ def build_reminder_card(view: LeadCardView, *, now: datetime, lang: str = "zh",
             due = sla_countdown(view.sla_due_at, now, lang)[0]
     return Card(
         kind="reminder",
-        title=t("reminder.title", lang, name=name),
+        # Moved past: no longer "still waiting for you" beside what happened to it.
+        title=t("reminder.title_done" if outcome else "reminder.title", lang, name=name),
         subtitle=_joined(due, view.company, _phone(view.phone, claimed_by_viewer)),
         fields=tuple(fields),
         badges=tuple(badges),
@@ -283,7 +284,9 @@ def build_escalation_card(view: LeadCardView, *, now: datetime, lang: str = "zh"
     fields, badges, _ = _lead_fields(shown, now, lang, show_owner=False)
     fields.insert(0, Field(t("field.owner", lang), owner))
     subtitle = t("escalation.subtitle_plain", lang, owner=owner)
-    if overdue_now and left is not None:
+    if overdue_now and left is not None and -left < 60:
+        subtitle = _joined(owner, t("sla.just_overdue", lang))  # never "已超时 0 分钟"
+    elif overdue_now and left is not None:
         overdue = format_duration(-left // 60 * 60, lang)
         subtitle = t("escalation.subtitle", lang, owner=owner, overdue=overdue)
     if outcome:

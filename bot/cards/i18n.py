@@ -67,6 +67,7 @@ _CATALOGUE: dict[str, dict[str, str | dict[str, str]]] = {
     "duplicate.question": {"zh": "可能与 {name} 重复 — 合并?",
                            "en": "Possible duplicate of {name} — merge?"},
     "reminder.title": {"zh": "提醒：{name} 还在等你跟进", "en": "Reminder: {name} is waiting"},
+    "reminder.title_done": {"zh": "提醒：{name}", "en": "Reminder: {name}"},
     "escalation.title": {"zh": "升级：{name} 超时未跟进", "en": "Escalation: {name} not followed up"},
     "escalation.title_due": {"zh": "升级：{name} 即将超时", "en": "Escalation: {name} almost overdue"},
     "escalation.subtitle": {"zh": "{owner} 已超时 {overdue}", "en": "{owner} is {overdue} overdue"},

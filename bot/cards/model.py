@@ -137,10 +137,12 @@ class Card:
 def headline(card: Card, *, with_fields: bool = False) -> str:
     """A digest of what a card shows: two renders with the same digest look the same to the
     reader. Without fields it covers the headline only (kind, title, subtitle, state, which
-    buttons): a change of a field alone (a stage name) then does not count."""
-    parts: list[str] = [card.kind, card.title, card.subtitle, card.state, *(b.action for b in card.buttons)]
+    buttons, the badges at its top): a change of a field alone (a stage name) then does not
+    count, a badge does (a "possible duplicate" the rep has merged must not stay asking)."""
+    parts: list[str] = [card.kind, card.title, card.subtitle, card.state, *(b.action for b in card.buttons),
+                        *card.badges]
     if with_fields:
-        parts += [f"{f.label}={f.value}" for f in card.fields] + list(card.badges)
+        parts += [f"{f.label}={f.value}" for f in card.fields]
     return hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
