@@ -17,7 +17,7 @@ from crm_bridge import dto
 from crm_bridge.db import session_factory
 from crm_bridge.lead_status import WORKING as OPEN_STATUSES
 from crm_bridge.models import Activity, AuditEntry, Lead, Rep, StageHistory, Timer
-from crm_bridge.sql_store import lead_dto
+from crm_bridge.rows import lead_dto
 from leadbot.clock import Clock
 
 # A tap's after-effects (the lead's other card copies, its timers, re-routing) run after the

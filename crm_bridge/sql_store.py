@@ -6,7 +6,7 @@ import dataclasses
 import re
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import Row, String, bindparam, func, insert, or_, select, text
+from sqlalchemy import String, bindparam, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -16,7 +16,8 @@ from crm_bridge.fields import REP_STATUSES, parse_amount
 from crm_bridge.identity.customers import customer_dto, survivor
 from crm_bridge.identity.normalize import normalize_email, normalize_phone
 from crm_bridge.models import AuditEntry, Customer, Identity, Lead, Rep, Team
-from crm_bridge.sync.capture import watches
+from crm_bridge.rows import lead_dto, rep_dto, team_dto
+from crm_bridge.captures import watches
 from leadbot.clock import Clock, SystemClock
 
 LEAD_TEXT_FIELDS = ("source_ref", "campaign", "name", "phone", "email", "company", "title", "region",
@@ -27,20 +28,6 @@ STRONG_KINDS = ("phone", "email", "unionid", "external_userid", "dingtalk_id", "
 def _column_limit(model: type, name: str) -> int | None:
     col_type = model.__table__.c[name].type
     return col_type.length if isinstance(col_type, String) else None
-
-
-def lead_dto(row: Lead | Row[Any]) -> dto.Lead:
-    return dto.Lead(
-        id=row.id, customer_id=row.customer_id, source_channel=row.source_channel,
-        source_ref=row.source_ref, campaign=row.campaign, name=row.name, phone=row.phone,
-        email=row.email, company=row.company, title=row.title, region=row.region, city=row.city,
-        product_line=row.product_line, language=row.language, amount=row.amount, note=row.note,
-        stage=row.stage, status=row.status, owner_id=row.owner_id, team_id=row.team_id,
-        extra=dict(row.extra or {}), flags=tuple(row.flags or ()), created_at=row.created_at,
-        updated_at=row.updated_at, assigned_at=row.assigned_at, claimed_at=row.claimed_at,
-        first_contact_at=row.first_contact_at, stage_entered_at=row.stage_entered_at,
-        last_activity_at=row.last_activity_at, version=row.version, external_id=row.external_id,
-        source=row.source or "")
 
 
 # Intake runs Core statements built once on its session's connection: per lead, the ORM's unit of
@@ -79,25 +66,6 @@ async def _add_audit(session: AsyncSession, conn: AsyncConnection, values: Mappi
         session.add(AuditEntry(**values))
     else:
         await conn.execute(_INSERT_AUDIT, values)
-
-
-def rep_dto(row: Rep | Row[Any], team_name: str = "") -> dto.Rep:
-    return dto.Rep(
-        id=row.id, external_id=row.external_id, name=row.name, wecom_userid=row.wecom_userid,
-        dingtalk_userid=row.dingtalk_userid, team_id=row.team_id, team=team_name, role=row.role,
-        manager_id=row.manager_id, regions=tuple(row.regions or ()),
-        product_lines=tuple(row.product_lines or ()), weight=row.weight, capacity=row.capacity,
-        status=row.status, delivery=row.delivery, backup_id=row.backup_id, daily_cap=row.daily_cap,
-        working_hours=row.working_hours, sidelined=row.sidelined, miss_streak=row.miss_streak,
-        last_active_at=row.last_active_at)
-
-
-def team_dto(row: Team) -> dto.Team:
-    return dto.Team(id=row.id, name=row.name, manager_id=row.manager_id,
-                    wecom_robot_key=row.wecom_robot_key, wecom_pool_chat=row.wecom_pool_chat,
-                    dingtalk_robot_webhook=row.dingtalk_robot_webhook,
-                    dingtalk_robot_secret=row.dingtalk_robot_secret,
-                    dingtalk_pool_conversation=row.dingtalk_pool_conversation)
 
 
 class SqlCRMStore:

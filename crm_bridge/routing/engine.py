@@ -31,7 +31,7 @@ from crm_bridge.routing.decide import Candidate, Context, Decision, Plan, RepSna
 from crm_bridge.routing.duty import in_turn, read_override, turn
 from leadbot.workcal import WorkCalendar, calendar_of
 from crm_bridge.routing.rules import Rule, RuleSet, parse_rules
-from crm_bridge.sync.capture import watches
+from crm_bridge.captures import watches
 from leadbot.clock import Clock
 from leadbot.settings import AssignmentSettings, CalendarSettings, ConfigError, DutySettings
 
@@ -274,7 +274,7 @@ class Router:
         return event
 
     async def _lead_dto(self, lead_id: int) -> dto.Lead | None:
-        from crm_bridge.sql_store import lead_dto
+        from crm_bridge.rows import lead_dto
 
         async with self.sessions() as session:
             row = await session.get(Lead, lead_id)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
-import weakref
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -30,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
+from crm_bridge import captures
 from crm_bridge.models import AuditEntry, Customer, Identity, Lead, OutboxItem, Rep, RoutingDecision
 from crm_bridge.db import insert_for
 from crm_bridge.outbox import NewOutboxItem, row_values
@@ -42,7 +42,6 @@ _PENDING = "leadbot.crm_sync.pending"
 _ENQUEUED = "leadbot.crm_sync.enqueued"
 
 _origin: contextvars.ContextVar[str] = contextvars.ContextVar("leadbot_change_origin", default="leadbot")
-_captures: "weakref.WeakKeyDictionary[Engine, ChangeCapture]" = weakref.WeakKeyDictionary()
 _listening = False
 
 # audit action -> event type (None: not a change the CRM follows)
@@ -232,11 +231,11 @@ class ChangeCapture:
 
     def install(self, engine: AsyncEngine | Engine) -> None:
         _listen()
-        _captures[_sync(engine)] = self
+        captures.install(engine, self)
 
     @staticmethod
     def uninstall(engine: AsyncEngine | Engine) -> None:
-        _captures.pop(_sync(engine), None)
+        captures.uninstall(engine)
 
     def flush_events(self, session: Session, pending: list[tuple[Any, str]]) -> int:
         if not self.urls:
@@ -256,23 +255,8 @@ class ChangeCapture:
         return written
 
 
-def _sync(engine: AsyncEngine | Engine) -> Engine:
-    return engine.sync_engine if isinstance(engine, AsyncEngine) else engine
-
-
-def watches(engine: AsyncEngine | Engine) -> bool:
-    """Whether a capture turns this engine's flushed audit rows into change events. Code that
-    writes an audit row without the ORM (a hot path) goes through a session when it does."""
-    return bool(_captures) and _sync(engine) in _captures
-
-
 def _capture_for(session: Session) -> ChangeCapture | None:
-    if not _captures:
-        return None
-    bind = session.bind
-    if bind is None:
-        return None
-    return _captures.get(getattr(bind, "engine", bind))
+    return captures.capture_of(session.bind)
 
 
 def _after_flush(session: Session, _ctx: Any) -> None:
