@@ -375,12 +375,9 @@ class Inbox:
             self._open = None
 
     def close(self) -> None:
-        """Closes the loop-thread SQLite connection and the spill file, if opened (the engine is
-        the caller's)."""
+        """Closes the loop-thread SQLite connection, if one was opened (the engine is the caller's)."""
         if self._sqlite is not None:
             self._sqlite.close()
-        if self.spill is not None:
-            self.spill.close()
 
     async def _put_one(self, values: dict[str, Any]) -> int | None:
         return (await self._insert_rows([values])).get(values["dedupe_key"])

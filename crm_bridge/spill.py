@@ -13,8 +13,9 @@ row did get committed meanwhile, or a platform retry, a no-op) and then deletes 
 
 One file per process (named by its lease identity, crm_bridge.leases): a process replays its own
 file and those of processes that are gone, never a live neighbour's, which may still append.
-Appending and the rename that starts a replay both run on the event loop's thread, so a line is
-never written into a file that a replay has already read.
+A file is renamed before it is read, and every append opens the file by its name (nothing keeps
+it open), so an append after the rename starts a new file instead of writing into one a replay
+has already read; appends and renames both run on the event loop's thread.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ class SpillJournal:
     def __init__(self, directory: Path, owner: str) -> None:
         self.directory = directory
         self.owner = owner
-        self._fd: int | None = None
 
     @property
     def active(self) -> Path:
@@ -49,14 +49,16 @@ class SpillJournal:
         """Writes one inbox row (the values Inbox would insert, plus an optional `once` guard)
         and fsyncs it; returns only when it is on disk."""
         line = json.dumps(dict(row), ensure_ascii=False, default=_iso, separators=(",", ":")) + "\n"
-        if self._fd is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            created = not self.active.exists()
-            self._fd = os.open(self.active, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            if created:
-                _fsync_dir(self.directory)  # the new file's name is durable too
-        os.write(self._fd, line.encode("utf-8", "surrogatepass"))
-        os.fsync(self._fd)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        created = not self.active.exists()
+        fd = os.open(self.active, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8", "surrogatepass"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.directory)  # the new file's name is durable too
 
     def pending(self) -> bool:
         """Whether anything may wait here (cheap: one directory listing)."""
@@ -70,10 +72,6 @@ class SpillJournal:
         file) and those of processes that are gone."""
         if not self.pending():
             return []
-        self._close()
-        if self.active.exists():
-            self.active.rename(self.directory / f"{self.owner}.{os.getpid()}-{_stamp()}{DRAINING}")
-            _fsync_dir(self.directory)
         taken = []
         for path in sorted(self.directory.iterdir()):
             name = path.name
@@ -83,8 +81,14 @@ class SpillJournal:
                 owner = name[:-len(ACTIVE)]
             else:
                 continue
-            if owner == self.owner or holder_gone(owner, self.owner):
-                taken.append(path)
+            if owner != self.owner and not holder_gone(owner, self.owner):
+                continue
+            if name.endswith(ACTIVE):
+                draining = self.directory / f"{owner}.{os.getpid()}-{_stamp()}{DRAINING}"
+                path.rename(draining)
+                _fsync_dir(self.directory)
+                path = draining
+            taken.append(path)
         return taken
 
     @staticmethod
@@ -104,14 +108,6 @@ class SpillJournal:
 
     def done(self, path: Path) -> None:
         path.unlink(missing_ok=True)
-
-    def _close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def close(self) -> None:
-        self._close()
 
 
 def _iso(value: Any) -> str:

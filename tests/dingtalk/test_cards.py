@@ -60,8 +60,24 @@ async def test_card_delivered_tapped_answered_and_updated(leadbot):
     assert card.view("u2")["status"] == "closed" and card.view("u2")["button"] == "已被 u1 认领"
     assert card.view("u1")["owner"] == "u1"  # by key: the rest stays
     put = sb.calls_to("/v1.0/card/instances")[-1]
+    # The shared data by key; a user's private data is their whole overlay (D11), so it replaces.
     assert put.method == "PUT" and put.body["cardUpdateOptions"] == {"updateCardDataByKey": True,
-                                                                     "updatePrivateDataByKey": True}
+                                                                     "updatePrivateDataByKey": False}
+
+
+async def test_an_update_replaces_each_users_whole_overlay(leadbot):
+    """A user's private data is their whole overlay on the shared data (D11: only what differs):
+    an update that leaves a key out shows the new shared value, not an older private one."""
+    await deliver(leadbot)
+    card = leadbot.sandbox.cards["lead42"]
+    await leadbot.dingtalk.update_card("lead42", card_data={"title": "你已认领：王小明"},
+                                       private_data={"u1": {"title": "你已认领：王小明 13812345678", "buttons": "[1]"}})
+    await leadbot.dingtalk.update_card("lead42", card_data={"title": "已推进：王小明"},
+                                       private_data={"u1": {"buttons": "[2]"}})
+    assert card.view("u1")["title"] == "已推进：王小明" and card.view("u1")["buttons"] == "[2]"
+    assert card.view("u2")["button"] == "认领"  # another user's overlay is untouched
+    put = leadbot.sandbox.calls_to("/v1.0/card/instances")[-1].body
+    assert put["cardUpdateOptions"] == {"updateCardDataByKey": True, "updatePrivateDataByKey": False}
 
 
 async def test_dingtalk_tap_is_the_same_card_action_as_a_wecom_tap(leadbot):

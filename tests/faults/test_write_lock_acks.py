@@ -163,3 +163,34 @@ async def test_acknowledged_under_the_lock_then_kill_9_the_next_process_handles_
     finally:
         first.kill()
         await wecom.stop()
+
+
+def test_the_journal_takes_its_own_and_dead_processes_files_never_a_live_neighbours(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    from datetime import datetime, timezone
+
+    from crm_bridge.leases import process_identity
+    from crm_bridge.spill import SpillJournal
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead_pid = gone.pid
+    host = socket.gethostname()
+    row = {"platform": "wecom", "dedupe_key": "k1", "kind": "msg:text", "payload": {"Content": "你好"},
+           "state": "pending", "attempts": 0, "error": "", "received_at": datetime(2026, 12, 5, tzinfo=timezone.utc)}
+    me = SpillJournal(tmp_path, process_identity())
+    live = SpillJournal(tmp_path, f"{host}:{os.getppid()}:aaaa1111")
+    dead = SpillJournal(tmp_path, f"{host}:{dead_pid}:bbbb2222")
+    for journal, key in ((me, "mine"), (live, "live"), (dead, "dead")):
+        journal.append({**row, "dedupe_key": key})
+    with open(dead.active, "ab") as f:
+        f.write(b'{"platform": "wecom", "dedupe_')  # a crash mid-line: never fsync'ed, never acknowledged
+    taken = me.take()
+    keys = sorted(r["dedupe_key"] for path in taken for r in me.read(path))
+    assert keys == ["dead", "mine"]
+    assert me.read(taken[0])[0]["received_at"] == row["received_at"]
+    assert live.active.exists()  # a live neighbour's file is left to it
+    me.append({**row, "dedupe_key": "after"})  # an append after the take starts a new file
+    assert [r["dedupe_key"] for r in me.read(me.active)] == ["after"]

@@ -551,10 +551,13 @@ class DingTalkClient(OwnedSession):
                           private_data: Mapping[str, Mapping[str, Any]] | None = None,
                           by_key: bool = True) -> None:
         """Updates the shared data and/or some users' private data of a delivered card.
-        ``by_key``: merge the given keys (True) or replace the whole map (False)."""
+        ``by_key``: merge the given keys of the shared data (True) or replace it (False). A
+        user's private data always replaces what they had: leadbot sends each user's whole
+        overlay, only what differs from the shared data (conformance D11), so a key it leaves
+        out must not keep an older private value over the new shared one."""
         body: dict[str, Any] = {"outTrackId": out_track_id, "userIdType": 1,
                                 "cardUpdateOptions": {"updateCardDataByKey": by_key,
-                                                      "updatePrivateDataByKey": by_key}}
+                                                      "updatePrivateDataByKey": False}}
         if card_data is not None:
             body["cardData"] = {"cardParamMap": _param_map(card_data)}
         if private_data:
