@@ -111,11 +111,26 @@ class InboxProcessor:
                     return handled
                 for n, entry in enumerate(batch):
                     try:
-                        if await self._handle(entry) is not None:
+                        result = await self._handle(entry)
+                        if result is not None:
                             handled += 1
+                            await self._answer_late(result)
                     except asyncio.CancelledError:
                         await self.ctx.inbox.release([e.id for e in batch[n + 1:]])
                         raise
+
+    async def _answer_late(self, result: Any) -> None:
+        """A card tap handled here had no synchronous answer from its route (it was deferred
+        while SQLite's write lock was held elsewhere, left pending by a crash, or this sweep
+        claimed it before the route could): its card is redrawn the way a late answer's is
+        (TapAnswer.after_deadline: WeCom with the tap's own code, DingTalk by the update API)."""
+        hook = getattr(result, "after_deadline", None)
+        if not callable(hook):
+            return
+        try:
+            await hook()
+        except Exception:
+            self.ctx.log.exception("inbox.late_answer_failed")
 
     async def process(self, entry_id: int) -> Any:
         """Claims and handles one row; returns the handler's result (None if another worker won)."""

@@ -176,6 +176,20 @@ class _SqliteInsert:
             self._here = conn
         return self._here
 
+    def write_locked(self) -> bool:
+        """Whether some connection holds the database's write lock right now: BEGIN IMMEDIATE
+        on the loop-thread connection (busy timeout 0) fails at once if so, else it is rolled
+        back at once."""
+        conn = self._here_connection()
+        if conn is None:
+            return True  # cannot tell (the file could not even be opened): assume the worst
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            return "locked" in str(e) or "busy" in str(e)
+        conn.execute("ROLLBACK")
+        return False
+
     def insert_here(self, rows: list[dict[str, Any]]) -> dict[str, int] | None:
         """Inserts and commits on the calling (event loop) thread; None when it could not at once
         (lock held, any error): the caller then takes `insert`, which decides what the error is."""
@@ -223,9 +237,10 @@ class Inbox:
     MAX_ATTEMPTS = 5
     MAX_BATCH = 256
     # How long a callback's answer may wait for its row's commit before the event goes to the
-    # spill journal instead (SQLite files only; see crm_bridge/spill.py). Well inside DingTalk's
-    # 1.5 s and WeCom's 5 s, with room for a card tap's inline handling after it.
-    ACK_WRITE_SECONDS = 0.5
+    # spill journal instead, if a write lock is what it waits for (SQLite files only; see
+    # crm_bridge/spill.py). Inside DingTalk's 1.5 s and WeCom's 5 s with room for the rest of
+    # the answer; a card tap's inline handling counts from its arrival.
+    ACK_WRITE_SECONDS = 0.75
     # A handler takes milliseconds; its platform calls go through the outbox. The holder renews
     # the lease every third of it while it works (crm_bridge.leases.Heartbeat), so two minutes
     # only bound how long a dead or hung holder's rows wait before another process takes them.
@@ -286,15 +301,24 @@ class Inbox:
             # A cancelled caller cancels only its own future; both flushes skip futures already
             # done, and its row is still written (never acknowledged, so its retry is a no-op).
             return await write
-        try:
-            return await asyncio.wait_for(asyncio.shield(write), within)
-        except asyncio.TimeoutError:
-            self._abandon(write)
-            return self.defer(values)
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(write), within)
+            except asyncio.TimeoutError:
+                if self.write_locked():
+                    self._abandon(write)
+                    return self.defer(values)
+                # Slow (a busy machine), not blocked: the row is on its way; spilling it would
+                # only make a second copy. Look again after another budget.
 
     @property
     def can_defer(self) -> bool:
         return self.spill is not None
+
+    def write_locked(self) -> bool:
+        """Whether a connection holds SQLite's write lock right now (False when there is no
+        journal to defer to)."""
+        return self.spill is not None and self._sqlite is not None and self._sqlite.write_locked()
 
     def defer(self, values: dict[str, Any], once: Mapping[str, Any] | None = None) -> int:
         """Writes the row's values to the spill journal (fsync'ed) and returns DEFERRED. `once`

@@ -139,10 +139,13 @@ async def _once(ctx: AppContext, edge: DingTalkEdge, timestamp: str, sign: str,
     key = "robot-sign:" + hashlib.sha256(f"{timestamp}\n{sign}".encode("utf-8", "replace")).hexdigest()
     owner, ttl = msg_id[:200], timedelta(seconds=ROBOT_WINDOW_SECONDS)
     lease = asyncio.ensure_future(edge.seen.try_lease(key, owner, ttl))
-    if ctx.inbox.can_defer:
+    while ctx.inbox.can_defer:
         try:
             won = await asyncio.wait_for(asyncio.shield(lease), ctx.inbox.ACK_WRITE_SECONDS)
+            break
         except asyncio.TimeoutError:
+            if not ctx.inbox.write_locked():
+                continue  # slow, not blocked: it is on its way
             # Left to finish in the background (the replay's try_lease for the same message wins
             # either way); its outcome is consumed so an error is not reported as unretrieved.
             edge.pending.add(lease)

@@ -45,7 +45,7 @@ class WriteLock:
         self.conn.close()
 
 
-async def _timed(coro: Any) -> tuple[float, Any]:
+async def timed(coro: Any) -> tuple[float, Any]:
     started = time.monotonic()
     result = await coro
     return time.monotonic() - started, result
@@ -79,15 +79,15 @@ async def test_callbacks_are_answered_in_time_under_a_held_write_lock_and_land_l
 
     ts = int(clock.now().timestamp())
     with WriteLock(engine.url.database):
-        took, first = await _timed(wecom.post_callback(_xml("9200001", ts)))
+        took, first = await timed(wecom.post_callback(_xml("9200001", ts)))
         assert first.status == 200 and took < WECOM_DEADLINE / 2, took
-        took, retry = await _timed(wecom.resend(first))  # WeCom resending it: still one event
+        took, retry = await timed(wecom.resend(first))  # WeCom resending it: still one event
         assert retry.status == 200 and took < WECOM_DEADLINE / 2
-        took, event = await _timed(dingtalk.send_event("user_add_org", {"UserId": ["u9"]}, event_id="lock-1"))
+        took, event = await timed(dingtalk.send_event("user_add_org", {"UserId": ["u9"]}, event_id="lock-1"))
         assert event.status == 200 and event.reply == "success" and took < DINGTALK_DEADLINE, took
-        took, robot = await _timed(dingtalk.send_robot_text("u1", "状态", msg_id="lock-robot-1"))
+        took, robot = await timed(dingtalk.send_robot_text("u1", "状态", msg_id="lock-robot-1"))
         assert robot.status == 200 and took < DINGTALK_DEADLINE, took
-        took, tap = await _timed(dingtalk.tap_card("card-x", "u1", key="claim:TOKEN"))
+        took, tap = await timed(dingtalk.tap_card("card-x", "u1", key="claim:TOKEN"))
         assert tap.status == 200 and took < DINGTALK_DEADLINE, took
         # Answered before any row could be written: every one of them is on disk in the journal.
         assert await inbox_keys() == []
@@ -144,7 +144,7 @@ async def test_acknowledged_under_the_lock_then_kill_9_the_next_process_handles_
         wecom.callback_url = first.base + "/callbacks/wecom"
         ts = int(time.time())
         with WriteLock(f"{tmp_path}/leadbot.db"):
-            took, answer = await _timed(wecom.post_callback(_xml("9300001", ts, "帮助")))
+            took, answer = await timed(wecom.post_callback(_xml("9300001", ts, "帮助")))
             assert answer.status == 200 and took < WECOM_DEADLINE / 2, took
             first.kill()
         assert await rows(db_url, "SELECT dedupe_key FROM inbox") == []
@@ -194,3 +194,26 @@ def test_the_journal_takes_its_own_and_dead_processes_files_never_a_live_neighbo
     assert live.active.exists()  # a live neighbour's file is left to it
     me.append({**row, "dedupe_key": "after"})  # an append after the take starts a new file
     assert [r["dedupe_key"] for r in me.read(me.active)] == ["after"]
+
+
+
+async def test_a_slow_write_without_a_lock_is_waited_for_not_spilled(engine, clock) -> None:
+    """Only a held write lock sends an event to the journal: a write that is merely slow (a busy
+    machine) is awaited, so nothing is stored twice for no reason."""
+    from sqlalchemy import event
+
+    from crm_bridge.inbox import DEFERRED, Inbox
+
+    # A statement listener takes the instrumented path, where `linger` holds each commit 0.3 s.
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: None)
+    inbox = Inbox(engine, clock, linger=0.3)
+    got = await inbox.put("wecom", "slow-1", "msg:text", {"Content": "x"}, within=0.05)
+    assert isinstance(got, int) and got > 0 and not inbox.spill.pending()
+    with WriteLock(engine.url.database):
+        assert await inbox.put("wecom", "slow-2", "msg:text", {"Content": "y"}, within=0.05) == DEFERRED
+    assert inbox.spill.pending()
+    await inbox.replay_spill()  # stores it, or finds it stored by the write that carried on
+    assert not inbox.spill.pending()
+    with sqlite3.connect(engine.url.database) as conn:
+        assert conn.execute("SELECT dedupe_key FROM inbox ORDER BY id").fetchall() == [("slow-1",), ("slow-2",)]
+    inbox.close()
