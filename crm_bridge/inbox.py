@@ -305,7 +305,7 @@ class Inbox:
             try:
                 return await asyncio.wait_for(asyncio.shield(write), within)
             except asyncio.TimeoutError:
-                if self.write_locked():
+                if await self.write_locked():
                     self._abandon(write)
                     return self.defer(values)
                 # Slow (a busy machine), not blocked: the row is on its way; spilling it would
@@ -315,10 +315,18 @@ class Inbox:
     def can_defer(self) -> bool:
         return self.spill is not None
 
-    def write_locked(self) -> bool:
-        """Whether a connection holds SQLite's write lock right now (False when there is no
-        journal to defer to)."""
-        return self.spill is not None and self._sqlite is not None and self._sqlite.write_locked()
+    # Our own commits hold the write lock for milliseconds; the holds worth spilling for (an
+    # import, a backup, a long transaction) last. Seen twice this far apart, a lock is the latter.
+    LOCK_RECHECK_SECONDS = 0.05
+
+    async def write_locked(self) -> bool:
+        """Whether another connection keeps SQLite's write lock (False when there is no journal
+        to defer to)."""
+        sqlite = self._sqlite
+        if self.spill is None or sqlite is None or not sqlite.write_locked():
+            return False
+        await asyncio.sleep(self.LOCK_RECHECK_SECONDS)
+        return sqlite.write_locked()
 
     def defer(self, values: dict[str, Any], once: Mapping[str, Any] | None = None) -> int:
         """Writes the row's values to the spill journal (fsync'ed) and returns DEFERRED. `once`

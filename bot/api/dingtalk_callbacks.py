@@ -144,7 +144,7 @@ async def _once(ctx: AppContext, edge: DingTalkEdge, timestamp: str, sign: str,
             won = await asyncio.wait_for(asyncio.shield(lease), ctx.inbox.ACK_WRITE_SECONDS)
             break
         except asyncio.TimeoutError:
-            if not ctx.inbox.write_locked():
+            if not await ctx.inbox.write_locked():
                 continue  # slow, not blocked: it is on its way
             # Left to finish in the background (the replay's try_lease for the same message wins
             # either way); its outcome is consumed so an error is not reported as unretrieved.

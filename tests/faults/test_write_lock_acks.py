@@ -204,13 +204,13 @@ async def test_a_slow_write_without_a_lock_is_waited_for_not_spilled(engine, clo
 
     from crm_bridge.inbox import DEFERRED, Inbox
 
-    # A statement listener takes the instrumented path, where `linger` holds each commit 0.3 s.
+    # A statement listener takes the instrumented path, where `linger` holds each commit 0.6 s.
     event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: None)
-    inbox = Inbox(engine, clock, linger=0.3)
-    got = await inbox.put("wecom", "slow-1", "msg:text", {"Content": "x"}, within=0.05)
+    inbox = Inbox(engine, clock, linger=0.6)
+    got = await inbox.put("wecom", "slow-1", "msg:text", {"Content": "x"}, within=0.1)
     assert isinstance(got, int) and got > 0 and not inbox.spill.pending()
     with WriteLock(engine.url.database):
-        assert await inbox.put("wecom", "slow-2", "msg:text", {"Content": "y"}, within=0.05) == DEFERRED
+        assert await inbox.put("wecom", "slow-2", "msg:text", {"Content": "y"}, within=0.1) == DEFERRED
     assert inbox.spill.pending()
     await inbox.replay_spill()  # stores it, or finds it stored by the write that carried on
     assert not inbox.spill.pending()
