@@ -200,6 +200,8 @@ class Flow:
         kind = copy.card_kind
         if kind in OFFER_KINDS:
             return await self.card_for(lead, rep, pool=kind == "pool", card_ref=copy.card_ref, view=view)
+        if kind == "gate":
+            return self.gate_passed(lead, rep, copy)
         if kind not in ("reminder", "escalation"):
             return None
         now = self.ctx.clock.now()
@@ -227,6 +229,18 @@ class Flow:
         outcome, state = await self.outcome_for(lead, rep, had_it=escalated_id)
         return build_escalation_card(shown, now=now, lang=self.lang, link=link, card_ref=copy.card_ref,
                                      outcome=outcome, state=state)
+
+    def gate_passed(self, lead: dto.Lead, rep: dto.Rep, copy: CardRecord) -> Card | None:
+        """A gate refusal ("推进到 X 前需要先补充…", with 去补充) once the lead has reached X: it
+        says so, its 去补充 retired. None while the lead still waits at the gate."""
+        names = self.ctx.settings.pipeline.stage_names
+        waited = str(copy.meta.get("stage") or "")
+        if waited not in names or lead.stage not in names or names.index(lead.stage) < names.index(waited):
+            return None
+        link = self.buttons.link(lead.id, f"rep:{rep.id}", self.ctx.clock.now())
+        card = build_notice_card(t("stage.moved", self.lang, stage=waited), lang=self.lang, link=link, tone="good",
+                                 card_ref=copy.card_ref, kind="gate")
+        return replace(card, state="advanced")
 
     async def update_copies(self, lead: dto.Lead, reason: str, *, skip: tuple[str, str] | None = None,
                             taken_from: dto.Rep | None = None, clock_only: bool = False,
@@ -279,7 +293,8 @@ class Flow:
             if card is None:
                 continue
             shown = shown_on(card, copy.platform)
-            stage_news = stage_moved_for is not None and rep.id == stage_moved_for and copy.card_kind in OFFER_KINDS
+            stage_news = (stage_moved_for is not None and rep.id == stage_moved_for
+                          and copy.card_kind in (*OFFER_KINDS, "gate"))
             if shown == copy.shown and not stage_news:
                 told_taken = told_taken or (taken_from is not None and rep.id == taken_from.id)
                 continue

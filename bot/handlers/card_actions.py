@@ -143,10 +143,14 @@ async def _tell_actor(ctx: "AppContext", event: CardAction, outcome: ActionOutco
     link = str(outcome.data.get("link") or "")
     flow = ctx.services.get("flow")
     if link and flow is not None:
+        # A copy of kind "gate" (with the stage it waits for): once the evidence is in and the
+        # lead has moved on, it is redrawn to say so instead of still asking (Flow.card_for_copy).
         card = build_notice_card(outcome.message, lang=ctx.lang, link=link, tone="warning", card_ref=dedupe_id(key),
-                                 buttons=[Button(key="", text=t("gate.supply_button", ctx.lang), url=link)])
+                                 buttons=[Button(key="", text=t("gate.supply_button", ctx.lang), url=link)],
+                                 kind="gate")
+        meta = {"stage": str(outcome.data.get("stage") or "")}
         await outbox.enqueue(NewOutboxItem(key=key, channel=event.platform, kind="card", recipient=event.actor_id,
-                                           payload={**flow.payload_for(card, event.platform, event.actor_id),
+                                           payload={**flow.payload_for(card, event.platform, event.actor_id, meta),
                                                     REPLY: True},
                                            lead_id=outcome.lead_id, urgent=True))
         _wake(ctx)

@@ -95,6 +95,13 @@ async def test_a_gate_refusal_links_to_the_page_where_the_evidence_goes(phones: 
     (now_mine,) = phones.cards(user, lead_id)
     assert "你已认领" in now_mine["text"] and "痛点诊断" in now_mine["text"], now_mine
     assert now_mine["actions"] == ["advance"] and now_mine["keys"]["advance"] != mine["keys"]["advance"]
+    # ... and on DingTalk the refusal no longer asks for what is there: it says the lead moved
+    # on. (WeCom answers a text_notice's send with no response_code: that copy cannot change.)
+    (moved,) = [c for c in phones.cards(user, None) if c["ref"] == refusal["ref"]]
+    if PLATFORM_OF[user] == "dingtalk":
+        assert "已推进到 痛点诊断" in moved["text"] and "去补充" not in moved["text"], moved
+    else:
+        assert moved["text"] == refusal["text"]
     _nobody_else(phones, lead_id, user)
     await _no_dead(phones)
 
