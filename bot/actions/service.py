@@ -21,6 +21,20 @@ from crm_bridge.leads import LeadActions, effects_key, stages_from_settings
 if TYPE_CHECKING:
     from bot.context import AppContext
 
+# Every action a token may name, by name: perform() runs HANDLERS[claims.action]. A new card
+# action is a method here with @action("name"), its name in bot/cards/model.py ACTIONS.
+ActionHandler = Callable[..., Awaitable["ActionOutcome"]]
+HANDLERS: dict[str, ActionHandler] = {}
+
+
+def action(name: str) -> Callable[[ActionHandler], ActionHandler]:
+    def register(fn: ActionHandler) -> ActionHandler:
+        if name in HANDLERS:
+            raise ValueError(f"action {name!r} is registered twice")
+        HANDLERS[name] = fn
+        return fn
+    return register
+
 
 @dataclass(frozen=True, slots=True)
 class Actor:
@@ -147,10 +161,10 @@ class ActionService:
         if rep is None or not await self._allowed(rep, claims, lead):
             await self._audit_refusal(actor, "not_allowed", claims, key)
             return self._refuse("refused_not_allowed", "error.not_allowed", lead.id)
-        handler: Callable[..., Awaitable[ActionOutcome]] = getattr(self, f"_do_{claims.action}", None)  # type: ignore[assignment]
+        handler = HANDLERS.get(claims.action)
         if handler is None:
             return self._refuse("refused_unknown", "error.not_allowed", lead.id)
-        outcome = await handler(lead, rep, claims, dict(params or {}), actor)
+        outcome = await handler(self, lead, rep, claims, dict(params or {}), actor)
         self.ctx.log.info("action.done", action=claims.action, lead_id=lead.id, rep_id=rep.id,
                           code=outcome.code, platform=actor.platform)
         return outcome
@@ -196,6 +210,7 @@ class ActionService:
         card = build_notice_card(title, body, lang=self.lang, card_ref=actor.card_ref, tone="good")
         return replace(card, state=state)
 
+    @action("claim")
     async def _do_claim(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
         result = await self.leads.claim(lead.id, rep.id, f"rep:{rep.id}", effects=True)
@@ -219,6 +234,7 @@ class ActionService:
             return ActionOutcome(False, "taken", message, lead.id, rep.id)
         return self._refuse(result.outcome, "error.not_found", lead.id)
 
+    @action("pass")
     async def _do_pass(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
         reason = (params.get("reason") or claims.args.get("reason") or "declined")[:200]
@@ -233,6 +249,7 @@ class ActionService:
         return ActionOutcome(True, "passed", message, lead.id, rep.id,
                              self._retired(message, actor, state="passed", body=_lead_line(released)))
 
+    @action("advance")
     async def _do_advance(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
         if lead.owner_id != rep.id and rep.role not in ("manager", "admin"):
@@ -265,6 +282,7 @@ class ActionService:
         return ActionOutcome(True, "advanced", t("stage.moved", self.lang, stage=result.to_stage), lead.id,
                              rep.id, await self._as_tapped(card, actor), data={"stage": result.to_stage})
 
+    @action("reassign")
     async def _do_reassign(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
         if ESCALATED_OWNER in claims.args:
@@ -343,6 +361,7 @@ class ActionService:
         key = {"moved": "storm.moved_line", "pooled": "storm.pooled_line"}.get(done.outcome, "storm.deferred_line")
         return t(key, self.lang, name=done.name, to=done.to_name)
 
+    @action("snooze")
     async def _do_snooze(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
         minutes = claims.args.get("minutes", 30)
@@ -362,6 +381,7 @@ class ActionService:
         card = replace(card, body=message, state="snoozed")
         return ActionOutcome(True, "snoozed", message, lead.id, rep.id, card)
 
+    @action("merge")
     async def _do_merge(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
         try:
@@ -387,6 +407,7 @@ class ActionService:
         return ActionOutcome(False, "refused_merge", message, lead.id, rep.id,
                              self._retired(message, actor, state="closed"))
 
+    @action("distinct")
     async def _do_distinct(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
         try:
@@ -397,6 +418,7 @@ class ActionService:
         return ActionOutcome(True, "distinct", message, lead.id, rep.id,
                              self._retired(message, actor, state="distinct"))
 
+    @action("undo")
     async def _do_undo(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
         try:
@@ -412,6 +434,7 @@ class ActionService:
         message = t("result.undone_merge", self.lang)
         return ActionOutcome(True, "undone", message, lead.id, rep.id, self._retired(message, actor, state="undone"))
 
+    @action("reinstate")
     async def _do_reinstate(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                             actor: Actor) -> ActionOutcome:
         """The manager's 恢复派单 on the notice that a rep was sidelined after repeated misses."""
@@ -426,6 +449,7 @@ class ActionService:
         return ActionOutcome(True, "reinstated" if event is not None else "already_done", message, lead.id, rep.id,
                              self._retired(message, actor, state="reinstated", body=done))
 
+    @action("contact")
     async def _do_contact(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                   actor: Actor) -> ActionOutcome:
         await self.leads.first_contact(lead.id, f"rep:{rep.id}", params.get("how", "card"))
