@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from sandbox.demo import Demo
+from datetime import datetime, timezone
+
+from sandbox.demo import Demo, DemoClock
 
 RAW = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 PNG = base64.b64encode(RAW).decode()
@@ -29,7 +31,19 @@ async def test_a_dead_letter_shows_on_its_phone_and_in_the_count(demo: Demo) -> 
     assert not [p for p in state["phones"] if p["platform"] == "dingtalk" and p["failed"]]
 
 
-async def test_a_robot_image_is_an_image(demo: Demo) -> None:
+async def test_a_robot_image_is_an_image(tmp_path) -> None:
+    # A frozen weekday morning: started at the end of a working day, the demo's own daily digest
+    # (a chart, also an image) would join the group at start-up and this would count two.
+    demo = Demo(port=0, db_path=str(tmp_path / "demo.db"),
+                clock=DemoClock(datetime(2026, 12, 2, 2, 0, tzinfo=timezone.utc)))  # Wed 10:00 Shanghai
+    await demo.start()
+    try:
+        await _post_an_image(demo)
+    finally:
+        await demo.stop()
+
+
+async def _post_an_image(demo: Demo) -> None:
     robot_key = next(iter(demo.wecom.robot_messages)) if demo.wecom.robot_messages else None
     from sandbox.demo import WECOM_ROBOT_KEY
 
@@ -38,5 +52,7 @@ async def test_a_robot_image_is_an_image(demo: Demo) -> None:
         assert (await resp.json())["errcode"] == 0
     state = await demo.state()
     images = [m for m in state["group"] if m["type"] == "image"]
-    assert len(images) == 1
+    assert len(images) == 1, images
     assert images[0]["src"] == "data:image/png;base64," + PNG and images[0]["text"] == ""
+    # Shown as an image, never as its base64 text.
+    assert not [m for m in state["group"] if PNG in (m.get("text") or "")]
