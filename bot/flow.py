@@ -223,7 +223,7 @@ class Flow:
         names = await self.ctx.services["lead_actions"].rep_names([escalated_id] if escalated_id else [])
         shown = replace(view, owner_name=names.get(escalated_id or 0, ""), sla_due_at=_when(copy.meta.get("due")))
         if open_ and lead.owner_id == escalated_id:
-            keys = self.buttons.keys(lead, audience, ("reassign",), now)
+            keys = self.buttons.escalation_keys(lead, audience, escalated_id, now)
             return build_escalation_card(shown, now=now, lang=self.lang, buttons=keys, link=link,
                                          card_ref=copy.card_ref)
         outcome, state = await self.outcome_for(lead, rep, had_it=escalated_id)

@@ -116,7 +116,7 @@ class SlaActions:
             key = f"{timer_key}:dm:{manager.id}"
             audience = f"rep:{manager.id}"
             card = build_escalation_card(view, now=now, lang=self.lang, card_ref=dedupe_id(key),
-                                         buttons=self.flow.buttons.keys(lead, audience, ("reassign",), now),
+                                         buttons=self.flow.buttons.escalation_keys(lead, audience, owner.id if owner else None, now),
                                          link=self.flow.buttons.link(lead.id, audience, now))
             # What later redraws keep: whose lead it was and the deadline that was missed.
             await self.flow.notify(manager, key, card, urgent=True, lead_id=lead.id,

@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 # Token argument naming the storm digest (its outbox key): on 全部改派 and on the list's link.
 BATCH = "b"
-# Token argument of a per-lead reassign from the list: the owner when the lead escalated (0: none).
-ESCALATED_OWNER = "e"
 CARD_CHANNELS = ("wecom", "dingtalk")
 
 

@@ -12,6 +12,10 @@ from crm_bridge.lead_status import WORKING
 
 BUTTON_TTL = timedelta(days=3)  # WeCom keeps response_code 72 h; a button older than that is dead anyway
 LINK_TTL = timedelta(days=3)
+# Token argument of a reassign from an escalation (its card, or a storm digest's list): the owner
+# when the lead escalated (0: none). The tap acts only while the lead is still theirs, unclaimed:
+# a claim that lands after the escalation wins over a manager's older card.
+ESCALATED_OWNER = "e"
 
 
 def actions_for(lead: dto.Lead, rep: dto.Rep, *, pool: bool = False) -> tuple[str, ...]:
@@ -41,6 +45,10 @@ class ButtonFactory:
         if "advance" in actions and "advance" not in extra:
             extra["advance"] = {"from": lead.stage or ""}
         return {a: self.signer.key(a, lead.id, audience, now + BUTTON_TTL, extra.get(a)) for a in actions}
+
+    def escalation_keys(self, lead: dto.Lead, audience: str, owner_id: int | None, now: datetime) -> dict[str, str]:
+        """改派 on an escalation card, bound to the owner it escalated from."""
+        return self.keys(lead, audience, ("reassign",), now, {"reassign": {ESCALATED_OWNER: owner_id or 0}})
 
     def link(self, lead_id: int, audience: str, now: datetime, args: Mapping[str, object] | None = None) -> str:
         """The H5 page of a lead; ``args`` makes it another page of the same recipient (a storm

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
 
+from bot.actions.buttons import ESCALATED_OWNER
 from bot.actions.tokens import ActionClaims, ActionSigner, TokenError
 from bot.cards.builders import build_notice_card, build_reminder_card, build_storm_result_card
 from bot.cards.i18n import t
 from bot.cards.model import Card
 from bot.cards.views import StormOutcome
-from bot.storm import BATCH, ESCALATED_OWNER, lead_name
+from bot.storm import BATCH, lead_name
 from crm_bridge import dto
 from crm_bridge.identity.merge import MergeError
 from crm_bridge.leads import LeadActions, effects_key, stages_from_settings

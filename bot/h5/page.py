@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from bot.actions.buttons import BUTTON_TTL, actions_for
+from bot.actions.buttons import BUTTON_TTL, ESCALATED_OWNER, actions_for
 from bot.actions.service import ActionOutcome, Actor
 from bot.actions.tokens import ActionClaims, TokenError
 from bot.cards.builders import build_claimed_card, build_lead_card, make_buttons, storm_title
@@ -21,7 +21,7 @@ from bot.cards.i18n import t
 from bot.context import AppContext, ctx_of
 from bot.lead_views import lead_card_view
 from bot.refusals import RefusalLimiter
-from bot.storm import BATCH, ESCALATED_OWNER
+from bot.storm import BATCH
 from crm_bridge.leads import stages_from_settings
 
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),

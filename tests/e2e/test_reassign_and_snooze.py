@@ -59,3 +59,32 @@ async def test_snooze_pushes_the_ladder_back_within_the_limit(aiohttp_client, en
     assert not [c for c in _cards(wecom, "zhou")]
     await _tick(cli, clock, 15)  # snooze_max caps the delay (the button asked for 30 minutes)
     assert [c for c in _cards(wecom, "zhou")]
+
+
+async def test_an_escalation_claimed_meanwhile_stays_with_its_rep(aiohttp_client, engine, clock, store, wecom) -> None:
+    """The manager's 改派 is about the lead as it escalated: once its owner has claimed it, an
+    older escalation card (a WeCom client showing it still) moves nothing and says why."""
+    await store.import_reps(REPS)
+    cli = await start_leadbot(aiohttp_client, engine, clock, wecom, sla=SLA)
+    lead = await (await cli.post("/api/v1/leads", json={"name": "高飞"}, headers=AUTH)).json()
+    await deliver(cli)
+    owner = await store.get_rep((await store.get_lead(lead["id"])).owner_id)
+    await _tick(cli, clock, 4.1)
+    escalation = [c for c in _cards(wecom, "zhou") if "reassign" in card_keys(c)][-1]
+    stale_key, stale_task = card_keys(escalation)["reassign"], escalation["task_id"]  # as the client still shows it
+    offer = [c for c in _cards(wecom, owner.wecom_userid) if "claim" in card_keys(c)][-1]
+    await wecom.send_card_event(owner.wecom_userid, card_keys(offer)["claim"], offer["task_id"])
+    claimed = await store.get_lead(lead["id"])
+    assert (claimed.owner_id, claimed.claimed_at is not None) == (owner.id, True)
+    await deliver(cli)
+    before = len(wecom.messages_for("zhou"))
+    assert "reassign" not in card_keys(escalation)  # the claim redrew the manager's copy
+    await wecom.send_card_event("zhou", stale_key, stale_task)
+    await deliver(cli)
+    after = await store.get_lead(lead["id"])
+    assert (after.owner_id, after.claimed_at, after.version) == (owner.id, claimed.claimed_at, claimed.version)
+    told = wecom.messages_for("zhou")[before:]
+    assert any(owner.name in str(m) and "认领" in str(m) for m in told), told
+    # Nobody else was offered the lead.
+    other = next(r for r in ("zhangsan", "lisi") if r != owner.wecom_userid)
+    assert not [c for c in _cards(wecom, other) if "claim" in card_keys(c)]
