@@ -93,8 +93,9 @@ def _channel(view: LeadCardView | RollupItem, lang: str) -> str:
 
 def _history(view: LeadCardView, lang: str) -> str:
     if view.earlier_leads or view.activities:
-        return t("lead.history", lang, leads=t("count.earlier_leads", lang, n=view.earlier_leads),
-                 activities=t("count.activities", lang, n=view.activities))
+        # Only what there is: "3 条跟进记录", never "此前 0 条线索 · 3 条跟进记录".
+        return _joined(t("count.earlier_leads", lang, n=view.earlier_leads) if view.earlier_leads else "",
+                       t("count.activities", lang, n=view.activities) if view.activities else "")
     return t("lead.first_contact", lang)
 
 

@@ -58,7 +58,6 @@ _CATALOGUE: dict[str, dict[str, str | dict[str, str]]] = {
     "field.claimed_by": {"zh": "认领人", "en": "Claimed by"},
     # --- lead cards -----------------------------------------------------------------------
     "lead.title": {"zh": "新线索：{name}", "en": "New lead: {name}"},
-    "lead.history": {"zh": "{leads} · {activities}", "en": "{leads} · {activities}"},
     "lead.first_contact": {"zh": "首次咨询", "en": "First contact"},
     "claimed.by": {"zh": "已被 {name} 认领", "en": "Claimed by {name}"},
     "claimed.self": {"zh": "你已认领：{name}", "en": "You claimed {name}"},

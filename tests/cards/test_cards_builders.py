@@ -83,6 +83,16 @@ def test_lead_card_shows_what_a_rep_needs() -> None:
     assert "负责人" not in values  # nobody owns it yet
 
 
+@pytest.mark.parametrize(("earlier", "activities", "lang", "shown"), [
+    (0, 3, "zh", "3 次跟进"), (2, 0, "zh", "此前 2 条线索"), (0, 0, "zh", "首次咨询"),
+    (0, 1, "en", "1 activity"), (1, 0, "en", "1 earlier lead")])
+def test_history_says_only_what_there_is(earlier, activities, lang, shown) -> None:
+    card = build_lead_card(lead_view(earlier_leads=earlier, activities=activities), now=NOW, lang=lang)
+    values = {f.label: f.value for f in card.fields}
+    assert shown in values.values()
+    assert not any(" 0 " in f" {v} " for v in values.values())
+
+
 def test_owner_shows_once_claimed() -> None:
     card = build_lead_card(lead_view(state="claimed", owner_name="张三"), now=NOW)
     values = {f.label: f.value for f in card.fields}
