@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import event, insert  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
-from crm_bridge.db import create_engine  # noqa: E402
-from crm_bridge.migrate import upgrade  # noqa: E402
-from crm_bridge.models import Rep  # noqa: E402
-from crm_bridge.outbox import NewOutboxItem, OutboxRepo  # noqa: E402
+from store.db import create_engine  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+from store.models import Rep  # noqa: E402
+from store.outbox import NewOutboxItem, OutboxRepo  # noqa: E402
 from leadbot.clock import SystemClock  # noqa: E402
 from leadbot.settings import settings_from_mapping  # noqa: E402
 from notifications.sender import OutboundMessage, dedupe_id  # noqa: E402

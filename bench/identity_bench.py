@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crm_bridge.identity.company import company_key  # noqa: E402
-from crm_bridge.identity.index import IdentityIndex  # noqa: E402
-from crm_bridge.identity.matcher import Matcher, build_record  # noqa: E402
-from crm_bridge.identity.names import parse_name  # noqa: E402
+from identity.company import company_key  # noqa: E402
+from identity.index import IdentityIndex  # noqa: E402
+from identity.matcher import Matcher, build_record  # noqa: E402
+from identity.names import parse_name  # noqa: E402
 
 SURNAMES = ("王" * 16 + "李" * 15 + "张" * 14 + "刘" * 10 + "陈" * 9 + "杨" * 5 + "黄" * 4 + "赵" * 4 + "吴" * 4
             + "周" * 4 + "徐" * 3 + "孙" * 3 + "马" * 3 + "朱" * 3 + "胡" * 3 + "郭" * 3 + "何" * 2 + "高" * 2

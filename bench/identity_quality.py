@@ -45,8 +45,8 @@ from typing import Any, Iterable, Mapping, Sequence
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crm_bridge.identity.dedupe import resolve_rows  # noqa: E402
-from crm_bridge.identity.matcher import DEFAULT_CONFIG  # noqa: E402
+from identity.dedupe import resolve_rows  # noqa: E402
+from identity.matcher import DEFAULT_CONFIG  # noqa: E402
 
 DATA = ROOT / "tests" / "identity" / "data"
 LABELLED = DATA / "labelled.csv"

@@ -76,8 +76,8 @@ def _serve(mode: str, port: int, db: str, log_level: str, switch_interval: float
     else:
         from bot.app import create_app
         from bot.context import CTX
-        from crm_bridge.db import create_engine
-        from crm_bridge.migrate import upgrade
+        from store.db import create_engine
+        from store.migrate import upgrade
 
         settings = settings_from_mapping({"wecom": dict(WECOM, api_base="http://127.0.0.1:9"),
                                           "database": {"url": db},
@@ -260,7 +260,7 @@ async def open_loop(port: int, requests: list[bytes], rate: float, max_conns: in
 def _count_rows(db: str) -> int:
     from sqlalchemy import text
 
-    from crm_bridge.db import create_engine
+    from store.db import create_engine
 
     async def count() -> int:
         engine = create_engine(db)
@@ -278,8 +278,8 @@ def _fresh_db(base: str, tmp: Path, mode: str) -> str:
     # PostgreSQL: a schema per mode would need search_path plumbing; use the database and clear inbox.
     from sqlalchemy import text
 
-    from crm_bridge.db import create_engine
-    from crm_bridge.migrate import upgrade
+    from store.db import create_engine
+    from store.migrate import upgrade
 
     async def reset() -> None:
         engine = create_engine(base)

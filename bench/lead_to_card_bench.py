@@ -99,9 +99,9 @@ def _pct(values: list[float], p: float) -> float:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     import aiohttp
 
-    from crm_bridge.db import create_engine
-    from crm_bridge.migrate import upgrade
-    from crm_bridge.sql_store import SqlCRMStore
+    from store.db import create_engine
+    from store.migrate import upgrade
+    from crm.sql_store import SqlCRMStore
     from leadbot.logs import configure_logging
     from sandbox.wecom import SimulatedWeCom
 

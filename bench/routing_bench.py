@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import structlog  # noqa: E402
 from sqlalchemy import select, text  # noqa: E402
 
-from crm_bridge.db import create_engine, session_factory  # noqa: E402
-from crm_bridge.migrate import upgrade  # noqa: E402
-from crm_bridge.models import Lead, Rep, Team  # noqa: E402
-from crm_bridge.routing import Router  # noqa: E402
+from store.db import create_engine, session_factory  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+from store.models import Lead, Rep, Team  # noqa: E402
+from routing import Router  # noqa: E402
 from leadbot.clock import ManualClock  # noqa: E402
 from leadbot.settings import settings_from_mapping  # noqa: E402
 

@@ -150,7 +150,7 @@ async def _fresh_database(admin_url: str) -> str:
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from crm_bridge.db import create_engine
+    from store.db import create_engine
 
     name = f"leadbot_bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(admin_url)
@@ -167,7 +167,7 @@ async def _drop_database(admin_url: str, db: str) -> None:
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from crm_bridge.db import create_engine
+    from store.db import create_engine
 
     admin = create_engine(admin_url)
     try:
@@ -181,9 +181,9 @@ async def _drop_database(admin_url: str, db: str) -> None:
 async def one_round(args: argparse.Namespace, processes: int, sandbox: Any, accepted: dict[str, float]) -> dict[str, Any]:
     import aiohttp
 
-    from crm_bridge.db import create_engine
-    from crm_bridge.migrate import upgrade
-    from crm_bridge.sql_store import SqlCRMStore
+    from store.db import create_engine
+    from store.migrate import upgrade
+    from crm.sql_store import SqlCRMStore
 
     accepted.clear()
     reps = max(10, -(-args.leads // CARDS_PER_REP))

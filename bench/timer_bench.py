@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert  # noqa: E402
 
-from crm_bridge.db import create_engine  # noqa: E402
-from crm_bridge.migrate import upgrade  # noqa: E402
-from crm_bridge.models import Timer  # noqa: E402
-from crm_bridge.timers import TimerRow, TimerStore  # noqa: E402
+from store.db import create_engine  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+from store.models import Timer  # noqa: E402
+from store.timers import TimerRow, TimerStore  # noqa: E402
 from leadbot.clock import ManualClock, SystemClock  # noqa: E402
 from leadbot.settings import settings_from_mapping  # noqa: E402
 from scheduler.jobs.sweep_timers import sweep_timers  # noqa: E402

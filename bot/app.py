@@ -22,24 +22,24 @@ from bot.actions.effects import AfterEffects
 from bot.actions.secret import action_secret
 from bot.actions.service import ActionService
 from bot.actions.tokens import ActionSigner
-from bot.cards.i18n import t
+from leadbot.i18n import t
 from bot.context import CTX, AppContext
-from bot.explain_text import explain_lead
-from bot.flow import Flow
+from routing.explain_text import explain_lead
+from bot.journey.flow import Flow
 from bot.h5.page import setup_h5
 from bot.handlers.leads import resubmit_unrouted, submit_lead
-from bot.identity_actions import IdentityActions
-from bot.http_errors import json_error
+from bot.journey.identity import IdentityActions
+from bot.api.errors import json_error
 from bot.handlers import card_actions, commands, crm_objects, dispatch, friends, leads  # noqa: F401  (registers handlers)
-from bot.inbound import InboxProcessor
+from bot.handlers.inbox import InboxProcessor
 from bot.metrics import Metrics, channels_named_in
-from crm_bridge.db import create_engine
-from crm_bridge.inbox import Inbox
-from crm_bridge.kv import KeyValueStore
-from crm_bridge.leads import EFFECT_KINDS, LeadActions
-from crm_bridge.routing.engine import Router
-from crm_bridge.sql_store import SqlCRMStore
-from crm_bridge.wal_checkpoint import checkpointer_for
+from store.db import create_engine
+from store.inbox import Inbox
+from store.kv import KeyValueStore
+from crm.leads import EFFECT_KINDS, LeadActions
+from routing.engine import Router
+from crm.sql_store import SqlCRMStore
+from store.wal_checkpoint import checkpointer_for
 from leadbot.clock import Clock, SystemClock
 from leadbot.logs import get_logger
 from leadbot.settings import Settings
@@ -261,8 +261,8 @@ def for_serving(app: web.Application) -> web.Application:
 
 def setup_scheduler(app: web.Application, ctx: AppContext) -> None:
     """Durable SLA timers and the APScheduler runner that sweeps them."""
-    from bot.sla_actions import SlaActions
-    from crm_bridge.timers import TimerStore
+    from bot.journey.sla import SlaActions
+    from store.timers import TimerStore
     from scheduler.actions import ESCALATE
     from scheduler.runner import SchedulerRunner
     from scheduler.service import LadderService
@@ -282,8 +282,8 @@ def setup_scheduler(app: web.Application, ctx: AppContext) -> None:
 
 def setup_delivery(app: web.Application, ctx: AppContext) -> None:
     """The outbox and its delivery worker over whichever platform clients are configured."""
-    from bot.delivery_adapters import PlatformSender
-    from bot.storm import StormDigests
+    from bot.platforms.delivery import PlatformSender
+    from bot.actions.storm import StormDigests
     from notifications.worker import DeliveryWorker
 
     dingtalk = ctx.settings.dingtalk

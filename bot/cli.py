@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -15,7 +13,7 @@ import click
 from leadbot.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from crm_bridge.csv_files import CsvRows
+    from crm.csv_files import CsvRows
 
 # Exit codes scripts can trust (the README's table): everything done; done in part, or the thing
 # asked about does not exist; the command line or the configuration is wrong (nothing was done).
@@ -28,14 +26,14 @@ _LANG_KEY = "leadbot.lang"
 
 
 def _lang() -> str:
-    from bot.cards.i18n import DEFAULT_LANGUAGE
+    from leadbot.i18n import DEFAULT_LANGUAGE
 
     ctx = click.get_current_context(silent=True)
     return (ctx.meta.get(_LANG_KEY) if ctx is not None else None) or DEFAULT_LANGUAGE
 
 
 def _t(message: str, **params: object) -> str:
-    from bot.cards.i18n import t
+    from leadbot.i18n import t
 
     return t(message, _lang(), **params)
 
@@ -63,8 +61,8 @@ def _logging(settings: Settings) -> None:
 
 
 async def _upgrade(settings: Settings) -> str:
-    from crm_bridge.db import create_engine
-    from crm_bridge.migrate import current_revision, upgrade
+    from store.db import create_engine
+    from store.migrate import current_revision, upgrade
 
     engine = create_engine(settings.database.url)
     try:
@@ -88,7 +86,7 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     """Bring the schema up to date and serve the callback, intake and action-page routes."""
     from bot.app import create_app, for_serving
     from bot.context import CTX
-    from bot.serving import serve_until_signalled
+    from bot.api.serving import serve_until_signalled
 
     settings = _settings(config_path)
     _logging(settings)
@@ -107,7 +105,7 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     app = for_serving(create_app(settings))
     log = app[CTX].log
     # Not web.run_app: its runner cannot bound how long a client takes to send its headers
-    # (bot.serving explains why and how).
+    # (bot.api.serving explains why and how).
     asyncio.run(serve_until_signalled(
         app, host, port, header_timeout=settings.server.read_timeout_seconds,
         on_expire=lambda peer: log.info("http.header_timeout", peer=str(peer)[:64])))
@@ -148,7 +146,7 @@ def db_upgrade(config_path: str | None) -> None:
 def read_csv(path: Path) -> "CsvRows":
     """UTF-8 (with or without Excel's BOM), else GB18030, which Chinese Excel exports often are.
     Broken rows (an unclosed quote, too many fields) are left out and listed in ``.problems``."""
-    from crm_bridge.csv_files import CsvFileError, read_csv_rows
+    from crm.csv_files import CsvFileError, read_csv_rows
 
     try:
         return read_csv_rows(path)
@@ -173,9 +171,9 @@ def _with_progress(label: str, total: int, work: Callable[[Callable[[int], None]
 @config_option
 def import_(kind: str, file: Path, config_path: str | None) -> None:
     """Import customers or reps from a CSV file (columns: see README)."""
-    from crm_bridge.db import create_engine
-    from crm_bridge.migrate import upgrade
-    from crm_bridge.sql_store import SqlCRMStore
+    from store.db import create_engine
+    from store.migrate import upgrade
+    from crm.sql_store import SqlCRMStore
 
     settings = _settings(config_path)
     rows = read_csv(file)
@@ -216,11 +214,11 @@ def import_(kind: str, file: Path, config_path: str | None) -> None:
 def dedupe(input_csv: Path, out_csv: Path, suggestions_csv: Path | None, config_path: str | None) -> None:
     """Find every pair of rows in a customer CSV that are the same customer."""
     try:
-        from crm_bridge.identity.dedupe import run_dedupe
+        from identity.dedupe import run_dedupe
     except ImportError:
         click.echo("dedupe is not part of this build yet (issue 6)", err=True)
         sys.exit(EXIT_PARTIAL)
-    from crm_bridge.identity.dedupe import CSV_COLUMNS
+    from identity.dedupe import CSV_COLUMNS
 
     _settings(config_path)
     rows = read_csv(input_csv)
@@ -242,8 +240,8 @@ def dedupe(input_csv: Path, out_csv: Path, suggestions_csv: Path | None, config_
 
 
 async def _with_engine(settings: Settings, work: Callable[[Any], Any]) -> Any:
-    from crm_bridge.db import create_engine
-    from crm_bridge.migrate import upgrade
+    from store.db import create_engine
+    from store.migrate import upgrade
 
     engine = create_engine(settings.database.url)
     try:
@@ -311,7 +309,7 @@ def reps_sync(platform: str, root_dept: int | None, dry_run: bool, config_path: 
     """Sync teams and reps from the WeCom / DingTalk directory (department members): departments
     become teams, department leaders their managers, people who left are marked left and their open
     leads re-routed. Weight, capacity, regions, product lines and delivery set by hand are kept."""
-    from bot.directory_sync import sync_directory
+    from bot.platforms.directory import sync_directory
     from bot.offline import offline_context
 
     settings = _settings(config_path)
@@ -344,9 +342,9 @@ def reps_sync(platform: str, root_dept: int | None, dry_run: bool, config_path: 
 
 async def time_statement(engine: Any, settings: Settings) -> list[str]:
     """Which calendar is in force and, outside working hours, what is held until when."""
-    from crm_bridge.outbox import OutboxRepo
+    from store.outbox import OutboxRepo
     from leadbot.clock import SystemClock
-    from bot.time_text import calendar_line, now_line
+    from leadbot.time_text import calendar_line, now_line
     from notifications.quiet_hours import HELD_REASON, time_policy_line
 
     held, _, _ = await OutboxRepo(engine).held(HELD_REASON)
@@ -361,7 +359,7 @@ async def time_statement(engine: Any, settings: Settings) -> list[str]:
 @config_option
 def explain(lead_id: int, lang: str | None, config_path: str | None) -> None:
     """Why a lead was routed where it was: every candidate, every skip reason, the winner."""
-    from bot.explain_text import explain_with_record
+    from routing.explain_text import explain_with_record
 
     settings = _settings(config_path)
     text, found = asyncio.run(_with_engine(settings, lambda e: explain_with_record(
@@ -390,8 +388,8 @@ def crm_pull(config_path: str | None) -> None:
     """Page through [crm_bridge] pull_url and upsert every customer and lead (no echo back)."""
     import aiohttp
 
-    from crm_bridge.sync.inbound import CrmInbound
-    from crm_bridge.sync.resync import PullError, http_fetcher, pull
+    from crm_bridge.inbound import CrmInbound
+    from crm_bridge.resync import PullError, http_fetcher, pull
 
     settings = _crm_settings(config_path)
     cfg = settings.crm_bridge
@@ -430,7 +428,7 @@ def crm_push(since: str, config_path: str | None) -> None:
     server delivers them (in order, signed) to every webhook URL."""
     from datetime import datetime, timezone
 
-    from crm_bridge.sync.resync import count_changed_since, push_since
+    from crm_bridge.resync import count_changed_since, push_since
     from leadbot.clock import SystemClock
 
     settings = _crm_settings(config_path)
@@ -470,8 +468,8 @@ def duty_show(config_path: str | None) -> None:
     settings = _settings(config_path)
 
     async def work(engine: Any) -> list[str]:
-        from crm_bridge.routing.duty import ALL_TEAMS, DutyStore, in_turn, turn
-        from crm_bridge.sql_store import SqlCRMStore
+        from routing.duty import ALL_TEAMS, DutyStore, in_turn, turn
+        from crm.sql_store import SqlCRMStore
         from leadbot.clock import SystemClock
         from leadbot.time_policy import stamp
         from leadbot.workcal import calendar_of
@@ -506,8 +504,8 @@ def duty_set(team: str, rep_ids: tuple[str, ...], config_path: str | None) -> No
     settings = _settings(config_path)
 
     async def work(engine: Any) -> list[str]:
-        from crm_bridge.routing.duty import DutyStore
-        from crm_bridge.sql_store import SqlCRMStore
+        from routing.duty import DutyStore
+        from crm.sql_store import SqlCRMStore
         from leadbot.clock import SystemClock
 
         clock = SystemClock()
@@ -533,7 +531,7 @@ def duty_clear(team: str, config_path: str | None) -> None:
     settings = _settings(config_path)
 
     async def work(engine: Any) -> bool:
-        from crm_bridge.routing.duty import DutyStore
+        from routing.duty import DutyStore
         from leadbot.clock import SystemClock
 
         return await DutyStore(engine, SystemClock()).clear(team)

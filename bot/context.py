@@ -12,8 +12,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.metrics import Metrics
-from crm_bridge.inbox import Inbox
-from crm_bridge.store import CRMStore
+from store.inbox import Inbox
+from crm.store import CRMStore
 from leadbot.clock import Clock
 from leadbot.settings import Settings
 

@@ -157,7 +157,7 @@ class IntakeSettings:
         return out
 
 
-# How a rule picks among its reps (crm_bridge/routing/decide.py implements each): defined here,
+# How a rule picks among its reps (routing/decide.py implements each): defined here,
 # once, because the config is checked at start, before routing is built.
 ROUTING_STRATEGIES = ("weighted_round_robin", "least_loaded", "capped")
 
@@ -316,7 +316,7 @@ DEFAULT_FIELD_OWNERS: Mapping[str, str] = types.MappingProxyType({
 
 @dataclass(frozen=True, slots=True)
 class CrmBridgeSettings:
-    """[crm_bridge]: keeps an existing CRM in step (crm_bridge.sync). Absent = bridge off."""
+    """[crm_bridge]: keeps an existing CRM in step (crm_bridge). Absent = bridge off."""
 
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str = ""

@@ -1,5 +1,5 @@
 """Instants for people, in the configured zone, in a form that needs no words (lists, logs, the
-CLI's history lines). Sentences about time are worded from the catalogue in bot/time_text.py.
+CLI's history lines). Sentences about time are worded from the catalogue in leadbot/time_text.py.
 
 Pure (standard library and leadbot.workcal): callers pass the instant and the calendar.
 """

@@ -1,7 +1,7 @@
 """Durable delivery: the outbox, delivery workers, per-recipient throttling, channel fallback.
 
 Public API (bot/app.py wires it; nothing here imports bot handlers, platforms or the sandbox):
-- ``crm_bridge.outbox.OutboxRepo`` / ``NewOutboxItem`` / ``enqueue_in``: enqueue in the caller's
+- ``store.outbox.OutboxRepo`` / ``NewOutboxItem`` / ``enqueue_in``: enqueue in the caller's
   transaction under a deterministic idempotency key; ``set_delivery`` for 文本模式 / 卡片模式.
 - ``notifications.sender``: ``Sender`` protocol, ``OutboundMessage``, ``DeliveryResult``, ``dedupe_id``.
 - ``notifications.worker.DeliveryWorker``: the delivery loop (start/stop/wake/run_once/drain).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from crm_bridge.outbox import OUTBOX_STATES, OutboxEntry, OutboxRepo
+from store.outbox import OUTBOX_STATES, OutboxEntry, OutboxRepo
 from leadbot.clock import utc
 from leadbot.settings import CalendarSettings
 from leadbot.time_policy import stamp

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from bot.cards.builders import storm_title
-from bot.cards.i18n import t
-from crm_bridge.outbox import OutboxEntry, RepContact
+from leadbot.i18n import t
+from store.outbox import OutboxEntry, RepContact
 
 # (channel, recipient, rolled entries, rep or None) -> (kind, payload); payload must carry "text".
 DigestRenderer = Callable[[str, str, Sequence[OutboxEntry], "RepContact | None"], tuple[str, dict[str, Any]]]
@@ -45,7 +45,7 @@ def make_text_digest(lang: str = "zh") -> DigestRenderer:
 
 
 # An escalation storm's digest: (channel, recipient, rolled escalations, the digest's own outbox
-# key) -> (kind, payload). The key lets a renderer bind actions to this digest (bot/storm.py
+# key) -> (kind, payload). The key lets a renderer bind actions to this digest (bot/actions/storm.py
 # signs a batch reassign and a full-list link on it).
 StormRenderer = Callable[[str, str, Sequence[OutboxEntry], str], tuple[str, dict[str, Any]]]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
-from bot.cards.i18n import t
+from leadbot.i18n import t
 from leadbot.settings import CalendarSettings, Settings
 from leadbot.workcal import WorkCalendar, calendar_of
 

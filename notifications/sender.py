@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
 # "blocked": not sent on purpose (an earlier message of the same stream is still pending, see
-# crm_bridge.sync.gate); the worker holds the row back ``retry_after`` seconds without spending
+# crm_bridge.gate); the worker holds the row back ``retry_after`` seconds without spending
 # an attempt.
 # "text_copy": the card may or may not have arrived (a redelivered card refused by a code that
 # does not say why, conformance W5): the worker sends the text copy instead, so the recipient
@@ -43,7 +43,7 @@ THROTTLE_SCOPES = ("message", "recipient", "app")
 
 def dedupe_id(key: str, namespace: str = "") -> str:
     """A platform-safe id from an idempotency key: WeCom task_id allows [0-9A-Za-z_-@] <= 128 B.
-    ``namespace``: the deployment id (conformance W6, crm_bridge.kv.deployment_id), so another
+    ``namespace``: the deployment id (conformance W6, store.kv.deployment_id), so another
     database on the same app never makes the same id for its own row."""
     return "lb" + (f"{namespace}-" if namespace else "") + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 

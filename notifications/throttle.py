@@ -3,7 +3,7 @@
 WeCom silently drops app messages beyond 30 per member per minute and 1000 per hour; DingTalk
 work notices allow 500 per user per day; group robots take 20 per minute. The delivery worker
 takes its windows from ``limits`` here, but what was spent lives in the database
-(crm_bridge.send_budget), so several processes and hosts share one budget; ``RecipientThrottle``'s
+(store.send_budget), so several processes and hosts share one budget; ``RecipientThrottle``'s
 own bookkeeping is the same arithmetic for one process (a tool, and the model the tests check the
 windows against).
 """

@@ -6,7 +6,7 @@ fenced; the platform-side guard for the crash window is described in notificatio
 One tick:
 1. lease due rows (urgent first); hold non-urgent ones back during quiet hours;
 2. per recipient, reserve the burst in the platform budget shared by every process
-   (crm_bridge.send_budget: one reservation row per message, in the database): within budget
+   (store.send_budget: one reservation row per message, in the database): within budget
    every row goes out; beyond it, the process that won the recipient's last slots leases the
    rest of that recipient's backlog too and rolls the excess into ONE digest, so the platform
    never silently drops the overflow; rows no slot was left for wait for the next free one;
@@ -25,12 +25,12 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from bot.cards.i18n import t
-from crm_bridge.kv import deployment_id
-from crm_bridge.leases import Heartbeat, process_identity
-from crm_bridge.outbox import CardRecord, NewOutboxItem, OutboxEntry, OutboxRepo, RepContact, digest_key
-from crm_bridge.send_budget import SendBudget, scope_for
-from crm_bridge.send_blocks import APP_WIDE, SendBlocks, recipient_ref
+from leadbot.i18n import t
+from store.kv import deployment_id
+from store.leases import Heartbeat, process_identity
+from store.outbox import CardRecord, NewOutboxItem, OutboxEntry, OutboxRepo, RepContact, digest_key
+from store.send_budget import SendBudget, scope_for
+from store.send_blocks import APP_WIDE, SendBlocks, recipient_ref
 from leadbot.clock import Clock
 from leadbot.logs import get_logger
 from leadbot.settings import Settings
@@ -169,7 +169,7 @@ class DeliveryWorker:
         self.blocks = SendBlocks(engine, clock)
         self._blocked: dict[tuple[str, str], datetime] = {}
         # conformance W6: every platform id leadbot makes (task_id, outTrackId, msgUuid) carries
-        # this database's deployment id (crm_bridge.kv.deployment_id), read at the first tick.
+        # this database's deployment id (store.kv.deployment_id), read at the first tick.
         self.namespace: str | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -610,7 +610,7 @@ class DeliveryWorker:
     async def _throttled(self, e: OutboxEntry, result: DeliveryResult, error: str) -> None:
         """A throttle is never a dead letter: the row waits out what the platform said (or a
         backoff of at least a minute) without spending an attempt; a throttle of a whole robot
-        or app is recorded for every process (crm_bridge.send_blocks)."""
+        or app is recorded for every process (store.send_blocks)."""
         now = self.clock.now()
         delay = result.retry_after if result.retry_after else max(60.0, self.backoff(e.attempts, self.rng))
         until = now + timedelta(seconds=delay)

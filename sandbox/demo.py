@@ -152,9 +152,9 @@ class Demo:
     async def start(self) -> str:
         from bot.app import create_app
         from bot.context import CTX
-        from crm_bridge.db import create_engine
-        from crm_bridge.migrate import upgrade
-        from crm_bridge.sql_store import SqlCRMStore
+        from store.db import create_engine
+        from store.migrate import upgrade
+        from crm.sql_store import SqlCRMStore
 
         # The page's port first: when it is taken, fail before anything else starts.
         page_sock = _bound_socket(self.host, self.port)
@@ -406,7 +406,7 @@ class Demo:
     def tour_words(self, lang: str | None = None) -> dict[str, Any]:
         """Everything the guided tour says, in ``lang`` (default: the sandbox's language)."""
         from bot.cards.formatting import format_duration
-        from bot.cards.i18n import keys, lookup, normalize_lang, t
+        from leadbot.i18n import keys, lookup, normalize_lang, t
         from leadbot.durations import parse_duration
 
         lang = normalize_lang(lang or self.settings.server.language)
@@ -432,7 +432,7 @@ class Demo:
                 "clock_short": t("sandbox.clock_short", lang, **times)}
 
     async def state(self) -> dict[str, Any]:
-        from bot.cards.i18n import lookup
+        from leadbot.i18n import lookup
 
         lang = self.settings.server.language
         store = self.ctx.store

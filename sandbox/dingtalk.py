@@ -21,7 +21,6 @@ import json
 import secrets
 import string
 import time
-import urllib.parse
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field

@@ -144,7 +144,7 @@ def sample_leads(n: int = 100, seed: int = 7) -> list[dict[str, Any]]:
 
 
 async def seed_store(store: Any) -> dict[str, Any]:
-    """Imports the reps and customers into a CRM store (crm_bridge.sql_store.SqlCRMStore)."""
+    """Imports the reps and customers into a CRM store (crm.sql_store.SqlCRMStore)."""
     reps = await store.import_reps(REPS)
     customers = await store.import_customers(CUSTOMERS)
     return {"reps": reps, "customers": customers}

@@ -10,8 +10,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from typing import Sequence
 
-from bot.cards.i18n import t as text
-from crm_bridge.reports import ReportStore, TeamRef
+from leadbot.i18n import t as text
+from crm.reports import ReportStore, TeamRef
 from leadbot.durations import parse_duration
 from leadbot.settings import Settings
 from scheduler.ladder import sla_add, sla_elapsed, stage_limit, work_calendar, working_limit

@@ -26,8 +26,8 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
-from crm_bridge.lead_status import CLOSED as CLOSED_STATUSES
-from crm_bridge.timers import LeadClock, TimerRow, TimerSpec, TimerStore
+from store.lead_status import CLOSED as CLOSED_STATUSES
+from store.timers import LeadClock, TimerRow, TimerSpec, TimerStore
 from leadbot.durations import parse_duration
 from leadbot.settings import CalendarSettings, Settings
 from leadbot.workcal import WorkCalendar
@@ -175,7 +175,7 @@ async def start_stage_watch(timers: TimerStore, lead_id: int, stage: str, entere
 
 def is_silent(lead: Any, now: datetime, settings: Settings) -> bool:
     """True when an open lead has had no activity for sla.silence_flag: its card shows it red.
-    Takes any object with status and the lead times (crm_bridge.dto.Lead, LeadClock)."""
+    Takes any object with status and the lead times (store.dto.Lead, LeadClock)."""
     if getattr(lead, "status", "") in CLOSED_STATUSES:
         return False
     last = (getattr(lead, "last_activity_at", None) or getattr(lead, "stage_entered_at", None)

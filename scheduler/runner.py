@@ -19,8 +19,8 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from crm_bridge.reports import ReportStore
-from crm_bridge.timers import TimerRow, TimerStore
+from crm.reports import ReportStore
+from store.timers import TimerRow, TimerStore
 from leadbot.clock import Clock
 from leadbot.logs import get_logger
 from leadbot.settings import Settings

@@ -1,4 +1,4 @@
-"""LadderService: the `ladder` service bot/flow.py calls (start / cancel / snooze), plus the stage
+"""LadderService: the `ladder` service bot/journey/flow.py calls (start / cancel / snooze), plus the stage
 watch, the pool recycle and the silence flag, over one TimerStore."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-from crm_bridge.timers import PENDING, TimerStore
+from store.timers import PENDING, TimerStore
 from leadbot.clock import Clock
 from leadbot.settings import Settings
 from scheduler.actions import OWNER_STEPS

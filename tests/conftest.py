@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm_bridge.db import create_engine
-from crm_bridge.migrate import upgrade
+from store.db import create_engine
+from store.migrate import upgrade
 from leadbot.clock import ManualClock
 from leadbot.settings import Settings, settings_from_mapping
 
@@ -79,7 +79,7 @@ def settings() -> Settings:
 
 @pytest.fixture
 async def store(engine: AsyncEngine, clock: ManualClock):
-    from crm_bridge.sql_store import SqlCRMStore
+    from crm.sql_store import SqlCRMStore
 
     return SqlCRMStore(engine, clock)
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # The code that ships (and the benchmarks, which drive it): tests may look inside what they test.
-SOURCE_PACKAGES = ("leadbot", "bot", "notifications", "crm_bridge", "scheduler", "sandbox", "bench")
+SOURCE_PACKAGES = ("leadbot", "store", "crm", "routing", "identity", "crm_bridge", "bot", "notifications", "scheduler",
+                   "sandbox", "bench")
 # The one adapter over a library's internals (aiosqlite's connection thread, SQLAlchemy's aiosqlite
 # adapter). It checks they are still there (module() answers None when not) and nothing else
 # reaches into them.
-PRIVATE_ADAPTERS = {"crm_bridge/sqlite_driver.py"}
+PRIVATE_ADAPTERS = {"store/sqlite_driver.py"}
 
 
 def _source_files() -> list[Path]:
@@ -91,20 +92,20 @@ def test_no_private_names_across_files() -> None:
 
 def test_the_private_names_check_sees_both_kinds(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("from crm_bridge.outbox import _values\n"
+    sample.write_text("from store.outbox import _values\n"
                       "class A:\n    def __init__(self):\n        self._mine = 1\n"
                       "    def f(self, flow, other):\n        return flow._enqueue, other._mine, self._mine\n")
-    assert private_names_used_across_files(sample) == ["1: from crm_bridge.outbox import _values",
+    assert private_names_used_across_files(sample) == ["1: from store.outbox import _values",
                                                       "6: flow._enqueue"]
 
 
 # Each vocabulary, where it is defined, and the members that give it away when written again.
 VOCABULARIES = {
     "routing strategies": ("leadbot/settings.py", {"weighted_round_robin", "least_loaded", "capped"}),
-    "lead statuses leadbot works on": ("crm_bridge/lead_status.py", {"new", "assigned", "pool", "claimed"}),
+    "lead statuses leadbot works on": ("store/lead_status.py", {"new", "assigned", "pool", "claimed"}),
     "button actions": ("bot/cards/model.py", {"claim", "advance", "merge", "distinct", "reassign", "snooze",
                                               "pass", "undo", "reinstate"}),
-    "delivery profiles": ("crm_bridge/fields.py", {"card", "text", "both", "auto"}),
+    "delivery profiles": ("store/fields.py", {"card", "text", "both", "auto"}),
 }
 # Kinds of SLA timer spelled as names: the steps of one owner are scheduler.actions.OWNER_STEPS.
 NAMED_VOCABULARIES = {"an owner's ladder steps": ("scheduler/actions.py", {"REMIND", "ESCALATE", "REASSIGN"})}
@@ -140,7 +141,7 @@ def test_the_architecture_map_names_every_package() -> None:
     packages = sorted({_rel(p.parent) for p in _source_files() if p.name == "__init__.py"})
     missing = [p for p in packages if f"{p}/" not in text]
     assert not missing, f"packages not on the map in docs/architecture.md: {missing}"
-    named = set(re.findall(r"`((?:leadbot|bot|notifications|crm_bridge|scheduler|sandbox|bench)/[\w/]*\w(?:\.py)?/?)`",
+    named = set(re.findall(r"`((?:leadbot|store|crm|routing|identity|crm_bridge|bot|notifications|scheduler|sandbox|bench)/[\w/]*\w(?:\.py)?/?)`",
                            text))
     gone = sorted(n for n in named if not (ROOT / n.rstrip("/")).exists())
     assert not gone, f"docs/architecture.md names paths that do not exist: {gone}"

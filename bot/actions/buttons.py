@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from typing import Mapping
 
 from bot.actions.tokens import ActionSigner
-from crm_bridge import dto
-from crm_bridge.lead_status import WORKING
+from store import dto
+from store.lead_status import WORKING
 
 BUTTON_TTL = timedelta(days=3)  # WeCom keeps response_code 72 h; a button older than that is dead anyway
 LINK_TTL = timedelta(days=3)
@@ -52,6 +52,6 @@ class ButtonFactory:
 
     def link(self, lead_id: int, audience: str, now: datetime, args: Mapping[str, object] | None = None) -> str:
         """The H5 page of a lead; ``args`` makes it another page of the same recipient (a storm
-        digest's full list, bot/storm.py)."""
+        digest's full list, bot/actions/storm.py)."""
         token = self.signer.sign("open", lead_id, audience, now + LINK_TTL, args)
         return f"{self.public_url}/a/{token}"

@@ -4,7 +4,7 @@ A claim, a pass or a stage advance commits first; then the lead's other card cop
 its ladder and stage timers move, and a passed lead is routed on: several more transactions. If
 one of them failed, the inbox retried the tap, the retry answered already_yours / already_done,
 and the rest never happened. Now the change's own transaction records the after-effects as a
-pending `effects.*` timer (crm_bridge/leads.py); they are settled only once they all ran. Until
+pending `effects.*` timer (crm/leads.py); they are settled only once they all ran. Until
 then a repeat of the tap (the inbox retry, a second tap) runs them again, and so does the timer
 sweep after a grace period when nobody repeats it. Every step is idempotent: copy updates and
 offers are outbox rows keyed by the lead version, ladder and stage timers are keyed rows, and a
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
-from crm_bridge.leads import EFFECT_KINDS
-from crm_bridge.timers import PENDING
+from crm.leads import EFFECT_KINDS
+from store.timers import PENDING
 
 if TYPE_CHECKING:
     from bot.context import AppContext
-    from bot.flow import Flow
+    from bot.journey.flow import Flow
     from bot.cards.model import Card
 
 

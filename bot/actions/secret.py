@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from crm_bridge.kv import KeyValueStore
+from store.kv import KeyValueStore
 
 KV_KEY = "actions.secret_key"
 

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
 from bot.actions.buttons import ESCALATED_OWNER
 from bot.actions.tokens import ActionClaims, ActionSigner, TokenError
 from bot.cards.builders import build_notice_card, build_reminder_card, build_storm_result_card
-from bot.cards.i18n import t
+from leadbot.i18n import t
 from bot.cards.model import Card
 from bot.cards.views import StormOutcome
-from bot.storm import BATCH, lead_name
-from crm_bridge import dto
-from crm_bridge.identity.merge import MergeError
-from crm_bridge.leads import LeadActions, effects_key, stages_from_settings
+from bot.actions.storm import BATCH, lead_name
+from store import dto
+from identity.merge import MergeError
+from crm.leads import LeadActions, effects_key, stages_from_settings
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -63,7 +63,7 @@ class ActionOutcome:
 
 
 class LeadFlow(Protocol):
-    """After-effects of actions (card copies, timers, routing); implemented in bot/flow.py."""
+    """After-effects of actions (card copies, timers, routing); implemented in bot/journey/flow.py."""
 
     buttons: Any
 

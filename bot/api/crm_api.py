@@ -24,11 +24,11 @@ from aiohttp import web
 
 from bot.api.auth import bearer_ok
 from bot.context import AppContext, ctx_of
-from bot.http_errors import json_error
-from crm_bridge.sync.capture import CHANNEL, ChangeCapture
-from crm_bridge.sync.events import encode, signed_headers
-from crm_bridge.sync.gate import EntityOrderGate
-from crm_bridge.sync.inbound import CrmInbound, InboundError, WriteResult
+from bot.api.errors import json_error
+from crm_bridge.capture import CHANNEL, ChangeCapture
+from crm_bridge.events import encode, signed_headers
+from crm_bridge.gate import EntityOrderGate
+from crm_bridge.inbound import CrmInbound, InboundError, WriteResult
 from leadbot.clock import Clock
 from notifications.sender import DeliveryResult, OutboundMessage, Sender
 

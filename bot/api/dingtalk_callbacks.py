@@ -28,13 +28,13 @@ from typing import Any
 from aiohttp import web
 
 from bot.context import AppContext, ctx_of
-from bot.http_errors import json_error
+from bot.api.errors import json_error
 from bot.platforms.dingtalk.client import DingTalkClient
 from bot.platforms.dingtalk.crypto import (CallbackRejected, EventCipher, card_sign, check_fresh, loads_object,
                                            parse_epoch, robot_sign, same_sign)
 from bot.platforms.dingtalk.inbound import DingTalkInbound
 from bot.platforms.dingtalk.normalize import NotNormalisable, event_from_http, to_event
-from crm_bridge.kv import KeyValueStore
+from store.kv import KeyValueStore
 from leadbot.settings import DingTalkSettings
 
 ROBOT_WINDOW_SECONDS = 3600

@@ -8,8 +8,8 @@ from aiohttp import web
 
 from bot.api.auth import bearer_ok
 from bot.context import ctx_of
-from bot.http_errors import json_error
-from crm_bridge.migrate import current_revision, head_revision
+from bot.api.errors import json_error
+from store.migrate import current_revision, head_revision
 
 
 async def healthz(request: web.Request) -> web.Response:

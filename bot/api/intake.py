@@ -20,9 +20,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.api.auth import bearer_source
 from bot.context import AppContext, ctx_of
-from bot.http_errors import json_error
-from crm_bridge.dto import LeadInput
-from crm_bridge.sql_store import keep_in_extra
+from bot.api.errors import json_error
+from store.dto import LeadInput
+from crm.sql_store import keep_in_extra
 from leadbot.settings import DEFAULT_SOURCE
 
 # Canonical lead fields and the spellings sources commonly use for them.

@@ -21,8 +21,8 @@ from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.crypto import CallbackCrypto, CallbackRejected
 from bot.platforms.wecom.parse import CARD_EVENTS, MissingField, dedupe_key, kind_of, parse_event
 from bot.platforms.wecom.reply import card_update_from, passive_reply_xml
-from crm_bridge.inbox import DEFERRED
-from crm_bridge.kv import KeyValueStore
+from store.inbox import DEFERRED
+from store.kv import KeyValueStore
 
 # WeCom waits 5 s; leave room for the database write, encryption and the network.
 INLINE_REPLY_SECONDS = 3.0

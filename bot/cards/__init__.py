@@ -24,7 +24,7 @@ from bot.cards.builders import (
     build_rollup_card,
     make_buttons,
 )
-from bot.cards.i18n import LANGUAGES, normalize_lang, t
+from leadbot.i18n import LANGUAGES, normalize_lang, t
 from bot.cards.model import ACTIONS, CARD_STATES, Button, Card, Field, make_card_ref
 from bot.cards.render_dingtalk import (
     render_dingtalk_actioncard,

@@ -22,7 +22,7 @@ from bot.cards.formatting import (
     sla_countdown,
     sla_seconds_left,
 )
-from bot.cards.i18n import lookup, normalize_lang, stage_name, t
+from leadbot.i18n import lookup, normalize_lang, stage_name, t
 from bot.cards.model import ACTIONS, Button, Card, Field
 from bot.cards.views import (
     CustomerBrief,

@@ -10,7 +10,7 @@ import re
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from bot.cards.i18n import t
+from leadbot.i18n import t
 
 _NON_DIGIT = re.compile(r"\D")
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from bot.cards.i18n import t
+from leadbot.i18n import t
 from bot.cards.markup import markdown_text
 from bot.cards.model import Button, Card
 from bot.cards.render_text import render_text

@@ -8,7 +8,7 @@ first and never splits a character, so the headline and the link always survive.
 
 from __future__ import annotations
 
-from bot.cards.i18n import normalize_lang, t
+from leadbot.i18n import normalize_lang, t
 from bot.cards.model import Card
 from bot.cards.text_limits import fit_lines, one_line, truncate_chars, truncate_utf8
 

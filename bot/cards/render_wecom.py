@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.cards.i18n import t
+from leadbot.i18n import t
 from bot.cards.markup import html_text, markdown_text
 from bot.cards.model import Button, Card
 from bot.cards.render_text import headline, render_text

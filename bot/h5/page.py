@@ -17,12 +17,12 @@ from bot.actions.service import ActionOutcome, Actor
 from bot.actions.tokens import ActionClaims, TokenError
 from bot.cards.builders import build_claimed_card, build_lead_card, make_buttons, storm_title
 from bot.cards.formatting import format_ago, mask_phone
-from bot.cards.i18n import t
+from leadbot.i18n import t
 from bot.context import AppContext, ctx_of
-from bot.lead_views import lead_card_view
-from bot.refusals import RefusalLimiter
-from bot.storm import BATCH
-from crm_bridge.leads import stages_from_settings
+from bot.journey.views import lead_card_view
+from bot.api.refusals import RefusalLimiter
+from bot.actions.storm import BATCH
+from crm.leads import stages_from_settings
 
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                           autoescape=True, trim_blocks=True, lstrip_blocks=True)

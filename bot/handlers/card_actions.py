@@ -19,11 +19,11 @@ from bot.cards.model import Card, headline
 from bot.cards.render_dingtalk import render_dingtalk_callback_reply
 from bot.cards.render_wecom import render_wecom_template_card
 from bot.cards.builders import build_notice_card
-from bot.cards.i18n import t
+from leadbot.i18n import t
 from bot.cards.model import Button
 from bot.events import CardAction
 from bot.handlers import handles
-from crm_bridge.outbox import NewOutboxItem, remember_response_code
+from store.outbox import NewOutboxItem, remember_response_code
 from notifications.quiet_hours import REPLY
 from notifications.sender import dedupe_id
 

@@ -7,18 +7,18 @@ import hashlib
 import re
 from typing import TYPE_CHECKING
 
-from bot.cards.i18n import t
-from bot.duty_command import answer_duty
+from leadbot.i18n import t
+from bot.handlers.duty import answer_duty
 from bot.events import RobotQuotaExhausted, TextCommand
 from bot.handlers import handles
 from bot.platforms.dingtalk.messages import robot_text
-from crm_bridge.outbox import NewOutboxItem
+from store.outbox import NewOutboxItem
 from notifications.quiet_hours import REPLY
 from leadbot.masking import mask_phone
 
 if TYPE_CHECKING:
     from bot.context import AppContext
-    from crm_bridge import dto
+    from store import dto
 
 MAX_LISTED = 10
 

@@ -19,11 +19,11 @@ from bot.handlers import handles
 from bot.handlers.friends import resolve_contact
 from bot.platforms.dingtalk.crm import READABLE_TYPES, CrmRecord, candidate_reps
 from bot.platforms.dingtalk.errors import DingTalkError
-from crm_bridge.identity.service import ContactInfo, match_contact
+from identity.service import ContactInfo, match_contact
 
 if TYPE_CHECKING:
     from bot.context import AppContext
-    from crm_bridge import dto
+    from store import dto
 
 ACTOR = "dingtalk:crm"
 IDENTITY_PREFIX = "crm:"

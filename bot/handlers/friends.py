@@ -17,19 +17,19 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Mapping
 
 from bot.cards.builders import build_friend_match_card
-from bot.cards.i18n import t
+from leadbot.i18n import t
 from bot.cards.views import FriendMatchView
 from bot.events import FriendAdded
 from bot.handlers import handles
-from crm_bridge.dto import LeadInput
-from crm_bridge.lead_status import WORKING
-from crm_bridge.identity.service import (ContactInfo, IdentityConflict, create_customer_from_contact, link_contact,
+from store.dto import LeadInput
+from store.lead_status import WORKING
+from identity.service import (ContactInfo, IdentityConflict, create_customer_from_contact, link_contact,
                                          match_contact)
-from crm_bridge.outbox import NewOutboxItem
+from store.outbox import NewOutboxItem
 
 if TYPE_CHECKING:
     from bot.context import AppContext
-    from crm_bridge import dto
+    from store import dto
 
 WELCOME_CODE_LIFE = timedelta(seconds=20)
 REMARK_MAX_CHARS = 20  # externalcontact/remark: remark and remark_company, 20 characters each

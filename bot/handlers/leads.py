@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from bot.events import LeadSubmitted
 from bot.handlers import handles
-from crm_bridge import dto
+from store import dto
 
 if TYPE_CHECKING:
     from bot.context import AppContext

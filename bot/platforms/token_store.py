@@ -1,5 +1,5 @@
 """What the platform clients need to share access tokens across processes: the subset of
-crm_bridge.kv.KeyValueStore they use, as a protocol (tests pass in-memory fakes)."""
+store.kv.KeyValueStore they use, as a protocol (tests pass in-memory fakes)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Routing playground: an admin's own [assignment] rules, run on a throwaway store seeded with the
 sandbox's reps, over 100 sample leads; each decision comes back with leadbot's own explanation.
 
-It uses the production Router (crm_bridge.routing) on a temporary SQLite file, so what it shows
+It uses the production Router (routing) on a temporary SQLite file, so what it shows
 is what `leadbot serve` would decide with those rules and those reps.
 """
 
@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.explain_text import explain_lead
+from routing.explain_text import explain_lead
 from leadbot.clock import ManualClock
 from leadbot.settings import ConfigError, settings_from_mapping
 from sandbox import seed
@@ -36,11 +36,11 @@ def parse_config(text: str) -> tuple[Any, str]:
 
 
 async def run_playground(config_text: str, now: datetime, *, n: int = 100, lang: str = "zh") -> dict[str, Any]:
-    from crm_bridge.db import create_engine
-    from crm_bridge.dto import LeadInput
-    from crm_bridge.migrate import upgrade
-    from crm_bridge.routing.engine import Router
-    from crm_bridge.sql_store import SqlCRMStore
+    from store.db import create_engine
+    from store.dto import LeadInput
+    from store.migrate import upgrade
+    from routing.engine import Router
+    from crm.sql_store import SqlCRMStore
 
     settings, problem = parse_config(config_text)
     if settings is None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from crm_bridge.reports import ReportStore
-from crm_bridge.timers import TimerRow, TimerStore
+from crm.reports import ReportStore
+from store.timers import TimerRow, TimerStore
 from leadbot.logs import get_logger
 from leadbot.settings import Settings
 from scheduler.actions import DIGEST, LadderActions

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
-from crm_bridge.leases import Heartbeat
-from crm_bridge.timers import TimerRow, TimerStore
+from store.leases import Heartbeat
+from store.timers import TimerRow, TimerStore
 from leadbot.logs import get_logger
 from scheduler.ladder import still_applies
 

@@ -7,12 +7,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.cli import time_statement
-from crm_bridge.db import create_engine
-from crm_bridge.migrate import upgrade
-from crm_bridge.outbox import NewOutboxItem, OutboxRepo
+from store.db import create_engine
+from store.migrate import upgrade
+from store.outbox import NewOutboxItem, OutboxRepo
 from leadbot.clock import ManualClock
 from leadbot.settings import settings_from_mapping
-from bot.time_text import calendar_line, local_text, now_line
+from leadbot.time_text import calendar_line, local_text, now_line
 from notifications.quiet_hours import HELD_REASON
 
 SH = ZoneInfo("Asia/Shanghai")

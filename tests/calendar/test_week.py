@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.explain_text import explain_lead
-from bot.time_text import local_text
+from routing.explain_text import explain_lead
+from leadbot.time_text import local_text
 from leadbot.workcal import WorkCalendar
 from tests.conftest import AUTH
 from tests.e2e.conftest import ctx_of, deliver, start_leadbot

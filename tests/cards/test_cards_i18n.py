@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.cards import i18n
-from bot.cards.i18n import LANGUAGES, normalize_lang, placeholders, t
+from leadbot import i18n
+from leadbot.i18n import LANGUAGES, normalize_lang, placeholders, t
 from bot.cards.model import ACTIONS, CARD_STATES
 from bot.cards.text_limits import display_width
 

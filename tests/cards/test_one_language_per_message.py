@@ -34,12 +34,12 @@ from bot.cards import (
     build_rollup_card,
     render_text,
 )
-from bot.cards import i18n
-from bot.cards.i18n import LANGUAGES, t
+from leadbot import i18n
+from leadbot.i18n import LANGUAGES, t
 from bot.cards.model import ACTIONS
 from bot.cards.render_dingtalk import dingtalk_markdown
 from bot.cards.render_wecom import render_wecom_markdown
-from bot.explain_text import render_decision
+from routing.explain_text import render_decision
 from notifications.digest import make_text_digest
 
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=timezone.utc)
@@ -154,7 +154,7 @@ def cards(lang: str) -> Iterator[tuple[str, Any]]:
 
 def reason_text(lang: str) -> str:
     """An identity-match reason as the identity service words it for a card (every strong one)."""
-    from crm_bridge.identity import reasons
+    from identity import reasons
 
     codes = [k for k in reasons.TEXTS if k.startswith("strong.")]
     return " + ".join(reasons.TEXTS[k][reasons.LANGS.index(lang)].replace("{v}", "138****5678") for k in codes)
@@ -217,7 +217,7 @@ def test_each_person_is_listed_once_and_codes_are_worded() -> None:
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_digests_and_counts_in_one_language(lang: str) -> None:
-    from crm_bridge.outbox import OutboxEntry
+    from store.outbox import OutboxEntry
 
     render = make_text_digest(lang)
     fields = {f: None for f in OutboxEntry.__dataclass_fields__}

@@ -9,8 +9,8 @@ import json
 from sqlalchemy import select
 
 from bot.context import CTX
-from crm_bridge.models import KeyValue, OutboxItem
-from crm_bridge.outbox import NewOutboxItem
+from store.models import KeyValue, OutboxItem
+from store.outbox import NewOutboxItem
 from tests.conftest import AUTH
 from tests.conformance.conftest import DT_REPS, start_dingtalk_leadbot, tick
 

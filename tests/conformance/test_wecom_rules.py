@@ -7,9 +7,9 @@ from pathlib import Path
 
 from bot.app import create_app
 from bot.context import CTX
-from crm_bridge.db import create_engine
-from crm_bridge.migrate import upgrade
-from crm_bridge.outbox import NewOutboxItem
+from store.db import create_engine
+from store.migrate import upgrade
+from store.outbox import NewOutboxItem
 from tests.conftest import AUTH
 from tests.e2e.conftest import deliver, e2e_settings, start_leadbot
 
@@ -42,7 +42,7 @@ async def test_a_second_deployment_on_the_same_app_never_repeats_a_task_id(aioht
     other_engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/staging.db")
     try:
         await upgrade(other_engine)
-        from crm_bridge.sql_store import SqlCRMStore
+        from crm.sql_store import SqlCRMStore
 
         await SqlCRMStore(other_engine, clock).import_reps(reps)
         second_app = create_app(e2e_settings(wecom.base_url), clock=clock, engine=other_engine, start_workers=False)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.context import CTX
-from crm_bridge.models import OutboxItem
-from crm_bridge.outbox import NewOutboxItem
+from store.models import OutboxItem
+from store.outbox import NewOutboxItem
 from tests.conformance.conftest import DT_REPS, start_dingtalk_leadbot, tick
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from crm_bridge.dto import LeadInput
-from crm_bridge.leads import LeadActions, stages_from_settings
+from store.dto import LeadInput
+from crm.leads import LeadActions, stages_from_settings
 from leadbot.settings import DEFAULT_STAGES
 
 

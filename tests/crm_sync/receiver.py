@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from crm_bridge.sync.events import HEADER_EVENT_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, SCHEMA, verify
+from crm_bridge.events import HEADER_EVENT_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, SCHEMA, verify
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crm_bridge.db import session_factory
-from crm_bridge.models import AuditEntry, OutboxItem
+from store.db import session_factory
+from store.models import AuditEntry, OutboxItem
 from tests.crm_sync.conftest import CRM_AUTH, INTAKE_AUTH, deliver
 
 

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from crm_bridge.db import session_factory
-from crm_bridge.dto import LeadInput
-from crm_bridge.identity.merge import merge_customers
-from crm_bridge.identity.service import link_identity
-from crm_bridge.leads import stages_from_settings
-from crm_bridge.models import OutboxItem
+from store.db import session_factory
+from store.dto import LeadInput
+from identity.merge import merge_customers
+from identity.service import link_identity
+from crm.leads import stages_from_settings
+from store.models import OutboxItem
 from leadbot.settings import DEFAULT_STAGES
 from tests.crm_sync.conftest import CRM_AUTH, INTAKE_AUTH, deliver
 

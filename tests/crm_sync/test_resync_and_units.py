@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
-from crm_bridge.sync.events import ChangeEvent, encode, sign, signed_headers, verify
-from crm_bridge.sync.inbound import CrmInbound
-from crm_bridge.sync.resync import http_fetcher, pull, push_since
+from crm_bridge.events import ChangeEvent, encode, sign, signed_headers, verify
+from crm_bridge.inbound import CrmInbound
+from crm_bridge.resync import http_fetcher, pull, push_since
 from leadbot.settings import ConfigError, DEFAULT_STAGES, settings_from_mapping
 from tests.crm_sync.conftest import deliver
 
@@ -131,9 +131,9 @@ def test_settings_section_is_optional_and_validated() -> None:
 
 
 async def test_gate_holds_later_events_of_the_same_entity_only(engine, clock) -> None:
-    from crm_bridge.outbox import OutboxRepo
-    from crm_bridge.sync.capture import outbox_items
-    from crm_bridge.sync.gate import EntityOrderGate
+    from store.outbox import OutboxRepo
+    from crm_bridge.capture import outbox_items
+    from crm_bridge.gate import EntityOrderGate
 
     repo = OutboxRepo(engine, clock)
     url = "http://127.0.0.1/hook"

@@ -13,7 +13,7 @@ from bot.platforms.dingtalk import messages as m
 from bot.platforms.dingtalk.client import DingTalkClient
 from bot.platforms.dingtalk.errors import (CredentialsError, PermanentError, ThrottleError, TokenError,
                                            TransientError, classify_oapi, classify_text, classify_v1)
-from crm_bridge.kv import KeyValueStore
+from store.kv import KeyValueStore
 from leadbot.settings import DingTalkSettings
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from bot.context import CTX
 
-from bot.directory_sync import sync_directory
+from bot.platforms.directory import sync_directory
 from tests.conftest import AUTH
 from tests.directory.conftest import reps_by_id
 

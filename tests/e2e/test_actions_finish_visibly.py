@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from crm_bridge.db import session_factory
-from crm_bridge.models import InboxItem
+from store.db import session_factory
+from store.models import InboxItem
 from tests.conftest import AUTH
 from sandbox.demo import wecom_card_json
 from tests.e2e.conftest import card_keys as keys_of_sent, ctx_of, deliver, start_leadbot
@@ -94,7 +94,7 @@ async def test_merge_and_undo_confirm_retire_and_answer_repeats(aiohttp_client, 
             text = str(card["card"])
             assert not (f"#{again_lead['customer_id']}" in text and "合并" in text)
     customer = await store.get_customer(again_lead["customer_id"])
-    from bot.identity_actions import suggested_duplicate
+    from bot.journey.identity import suggested_duplicate
 
     best = suggested_duplicate(customer)
     assert best is None or int(best["customer_id"]) != customer.id

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from crm_bridge.models import OutboxItem, Timer
+from store.models import OutboxItem, Timer
 from tests.conftest import AUTH
 from tests.e2e.conftest import ctx_of, deliver, rep_rows, start_leadbot
 

@@ -56,7 +56,7 @@ async def test_different_people_are_remembered(aiohttp_client, engine, clock, st
     await deliver(cli)
     card = await _duplicate_card(wecom, "zhangsan")
     await wecom.send_card_event("zhangsan", card_keys(card)["distinct"], card["task_id"])
-    from crm_bridge.identity.service import find_duplicates
+    from identity.service import find_duplicates
 
     again = await find_duplicates(store, lead["customer_id"])
     assert 1 not in [c for c, _, _ in again.candidates]

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.context import CTX
-from crm_bridge.db import session_factory
-from crm_bridge.models import OutboxItem
+from store.db import session_factory
+from store.models import OutboxItem
 from sandbox.demo import wecom_card_json
 from sandbox.dingtalk import DingTalkSandbox
 from tests.conftest import AUTH, make_settings

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from crm_bridge.leads import EFFECT_KINDS
+from crm.leads import EFFECT_KINDS
 from scheduler.actions import LADDER_KINDS
 from tests.conftest import AUTH
 from sandbox.demo import wecom_card_json

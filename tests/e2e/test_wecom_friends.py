@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from crm_bridge.models import Customer, Identity, InboxItem, Lead
+from store.models import Customer, Identity, InboxItem, Lead
 from tests.conftest import AUTH
 from tests.e2e.conftest import deliver, start_leadbot
 

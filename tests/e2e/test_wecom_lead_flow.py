@@ -90,7 +90,7 @@ async def test_forged_and_someone_elses_tokens_are_refused(aiohttp_client, engin
     assert (await store.get_lead(lead["id"])).status == "assigned"
     from sqlalchemy import select
 
-    from crm_bridge.models import AuditEntry
+    from store.models import AuditEntry
 
     async with engine.connect() as conn:
         reasons = [r[0]["reason"] for r in (await conn.execute(

@@ -20,7 +20,7 @@ import aiohttp
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from crm_bridge.db import create_engine
+from store.db import create_engine
 from sandbox.wecom import OK, SimulatedWeCom
 from tests.conftest import INTAKE_TOKEN, PG_URL
 

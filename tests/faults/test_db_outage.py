@@ -88,7 +88,7 @@ async def test_503_while_the_store_is_down_then_recovery(aiohttp_client, engine,
 
 
 async def _set_connections(db_url: str, allow: bool) -> None:
-    from crm_bridge.db import create_engine
+    from store.db import create_engine
     from sqlalchemy.engine import make_url
 
     name = make_url(db_url).database

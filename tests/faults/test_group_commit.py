@@ -8,8 +8,8 @@ import asyncio
 
 from sqlalchemy import event, func, select
 
-from crm_bridge.inbox import Inbox
-from crm_bridge.models import InboxItem
+from store.inbox import Inbox
+from store.models import InboxItem
 
 
 async def _rows(engine) -> int:
@@ -81,14 +81,14 @@ async def test_keys_that_no_column_accepts_are_made_storable(engine, clock) -> N
 
 
 async def test_sqlite_single_call_insert_batches_and_keeps_error_classes(engine, clock) -> None:
-    """On SQLite the inbox insert runs as one call on aiosqlite's thread (crm_bridge/inbox.py,
+    """On SQLite the inbox insert runs as one call on aiosqlite's thread (store/inbox.py,
     _SqliteInsert), outside SQLAlchemy's execute: it must still batch, dedupe, and raise driver
     errors as SQLAlchemy's classes so an outage answers 503."""
     import pytest
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
-    from crm_bridge.inbox import _store_down
+    from store.inbox import _store_down
 
     if engine.dialect.name != "sqlite":
         pytest.skip("the single-call insert is SQLite's")
@@ -130,7 +130,7 @@ def _sqlite_only(engine) -> None:
 
 
 async def test_sqlite_loop_thread_insert_stores_rows_as_the_sqlalchemy_path_does(engine, clock) -> None:
-    """The loop-thread path (crm_bridge/inbox.py, _SqliteInsert.insert_here) writes through its own
+    """The loop-thread path (store/inbox.py, _SqliteInsert.insert_here) writes through its own
     connection: the rows must read back through SQLAlchemy exactly as the awaited path stores them."""
     _sqlite_only(engine)
     fast = Inbox(engine, clock)
@@ -182,9 +182,9 @@ async def test_sqlite_loop_thread_insert_never_waits_for_another_writer(engine, 
 async def test_sqlite_loop_thread_insert_only_for_a_wal_file(tmp_path, clock) -> None:
     """In-memory databases are private to a connection and a rollback journal would make readers
     wait on this writer: both keep the awaited path (and still store everything)."""
-    from crm_bridge.db import create_engine
-    from crm_bridge.inbox import _SqliteInsert
-    from crm_bridge.migrate import upgrade
+    from store.db import create_engine
+    from store.inbox import _SqliteInsert
+    from store.migrate import upgrade
 
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import StaticPool

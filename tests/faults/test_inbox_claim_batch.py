@@ -10,11 +10,11 @@ import asyncio
 from sqlalchemy import select
 
 from bot.context import AppContext
-from bot.inbound import InboxProcessor
+from bot.handlers.inbox import InboxProcessor
 from bot.metrics import Metrics
-from crm_bridge.inbox import Inbox
-from crm_bridge.models import InboxItem
-from crm_bridge.sql_store import SqlCRMStore
+from store.inbox import Inbox
+from store.models import InboxItem
+from crm.sql_store import SqlCRMStore
 from leadbot.logs import get_logger
 
 

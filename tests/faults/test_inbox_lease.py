@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from crm_bridge.inbox import Inbox
-from crm_bridge.models import InboxItem
+from store.inbox import Inbox
+from store.models import InboxItem
 
 HOST = socket.gethostname()
 

@@ -1,6 +1,6 @@
 """Callbacks are answered in time while another connection holds SQLite's write lock (issue 18 #8),
 and what was answered is still never lost: the event goes to the inbox's spill journal
-(crm_bridge/spill.py), fsync'ed before the answer, and becomes an inbox row once the lock is gone,
+(store/spill.py), fsync'ed before the answer, and becomes an inbox row once the lock is gone,
 in this process or, after a kill -9, in the next one."""
 
 from __future__ import annotations
@@ -171,8 +171,8 @@ def test_the_journal_takes_its_own_and_dead_processes_files_never_a_live_neighbo
     import subprocess
     from datetime import datetime, timezone
 
-    from crm_bridge.leases import process_identity
-    from crm_bridge.spill import SpillJournal
+    from store.leases import process_identity
+    from store.spill import SpillJournal
 
     gone = subprocess.Popen(["true"])
     gone.wait()
@@ -202,7 +202,7 @@ async def test_a_slow_write_without_a_lock_is_waited_for_not_spilled(engine, clo
     machine) is awaited, so nothing is stored twice for no reason."""
     from sqlalchemy import event
 
-    from crm_bridge.inbox import DEFERRED, Inbox
+    from store.inbox import DEFERRED, Inbox
 
     # A statement listener takes the instrumented path, where `linger` holds each commit 0.6 s.
     event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: None)

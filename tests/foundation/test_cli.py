@@ -85,8 +85,8 @@ def test_import_customers_in_gb18030_keeps_extra_columns(cfg: Path, tmp_path: Pa
     assert "line 4: rejected (c3): no name, company or identifier" in result.output
     assert "owner 'nobody' is not a known rep id" in result.output
 
-    from crm_bridge.db import create_engine
-    from crm_bridge.sql_store import SqlCRMStore
+    from store.db import create_engine
+    from crm.sql_store import SqlCRMStore
 
     async def check() -> None:
         engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/leadbot.db")
@@ -123,11 +123,11 @@ def test_bad_env_override_stops_start_up(tmp_path: Path) -> None:
 def test_explain_and_outbox_commands(cfg: Path, tmp_path: Path) -> None:
     if os.environ.get("LEADBOT_TEST_DATABASE_URL"):
         pytest.skip("CLI commands use the configured database; covered on SQLite")
-    from crm_bridge.db import create_engine
-    from crm_bridge.dto import LeadInput
-    from crm_bridge.migrate import upgrade
-    from crm_bridge.routing.engine import Router
-    from crm_bridge.sql_store import SqlCRMStore
+    from store.db import create_engine
+    from store.dto import LeadInput
+    from store.migrate import upgrade
+    from routing.engine import Router
+    from crm.sql_store import SqlCRMStore
     from leadbot.settings import settings_from_mapping
 
     async def seed() -> int:

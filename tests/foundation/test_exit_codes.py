@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
-from crm_bridge.csv_files import parse_csv_text
+from crm.csv_files import parse_csv_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,11 +68,11 @@ def test_explain_a_missing_lead_is_1_with_a_clear_message(cfg: Path) -> None:
 
 
 def test_explain_a_routed_lead_is_0(cfg: Path, tmp_path: Path) -> None:
-    from crm_bridge.db import create_engine
-    from crm_bridge.dto import LeadInput
-    from crm_bridge.migrate import upgrade
-    from crm_bridge.routing.engine import Router
-    from crm_bridge.sql_store import SqlCRMStore
+    from store.db import create_engine
+    from store.dto import LeadInput
+    from store.migrate import upgrade
+    from routing.engine import Router
+    from crm.sql_store import SqlCRMStore
     from leadbot.settings import settings_from_mapping
 
     async def seed() -> tuple[int, int]:
@@ -139,8 +139,8 @@ def test_a_gb18030_row_with_an_unclosed_quote_is_reported_not_imported(cfg: Path
     assert "line 2: rejected: unclosed quote" in out
     assert "line 4: rejected: 5 fields where the header has 4" in out
 
-    from crm_bridge.db import create_engine
-    from crm_bridge.sql_store import SqlCRMStore
+    from store.db import create_engine
+    from crm.sql_store import SqlCRMStore
 
     async def names() -> list[str]:
         engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/cli.db")

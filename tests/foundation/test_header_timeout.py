@@ -1,6 +1,6 @@
 """A client that trickles its request headers (slowloris) is cut off after [server]
 read_timeout_seconds (issue 18 #8), over a real socket on loopback: in-process through
-bot.serving's runner, and through a real `leadbot serve`."""
+bot.api.serving's runner, and through a real `leadbot serve`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import AsyncIterator
 import pytest
 from aiohttp import web
 
-from bot.serving import GuardedRunner
+from bot.api.serving import GuardedRunner
 from tests.conftest import INTAKE_TOKEN, make_settings
 from tests.faults.serve import LeadbotProcess, fresh_database
 

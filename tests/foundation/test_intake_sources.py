@@ -33,7 +33,7 @@ async def test_a_source_reads_only_its_own_leads(client) -> None:
 async def test_no_intake_token_reads_a_lead_no_source_sent(client, store) -> None:
     """Isolation is the default: the api_tokens source too reads only what it sent, not a lead
     from a WeCom friend or the CRM bridge (source "")."""
-    from crm_bridge.dto import LeadInput
+    from store.dto import LeadInput
 
     lead, _ = await store.create_lead(LeadInput(fields={"name": "好友", "phone": "13900001111"},
                                                 source_channel="wecom_friend"))

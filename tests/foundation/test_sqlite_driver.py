@@ -1,4 +1,4 @@
-"""The one-hop SQLite cursor (crm_bridge/sqlite_driver.py): on a WAL file statements run on the
+"""The one-hop SQLite cursor (store/sqlite_driver.py): on a WAL file statements run on the
 event loop's thread and only commits (and waits for another connection's lock) make a trip to
 aiosqlite's thread; elsewhere one trip per statement. Otherwise what SQLAlchemy's own adapter
 gives: rows, rowcount, lastrowid, executemany, RETURNING, and the driver's error classes (so
@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from crm_bridge.db import create_engine
+from store.db import create_engine
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ async def test_statements_run_on_the_loop_thread_and_commits_on_the_drivers(lite
 async def test_without_wal_each_statement_is_one_trip(tmp_path) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from crm_bridge.sqlite_driver import module
+    from store.sqlite_driver import module
 
     # The driver alone, without create_engine's WAL set-up: statements stay on the thread.
     memory = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/plain.db", module=module())

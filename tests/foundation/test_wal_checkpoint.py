@@ -7,8 +7,8 @@ from sqlalchemy import text
 
 from bot.app import create_app
 from bot.context import CTX
-from crm_bridge.db import create_engine
-from crm_bridge.wal_checkpoint import WalCheckpointer, checkpointer_for
+from store.db import create_engine
+from store.wal_checkpoint import WalCheckpointer, checkpointer_for
 from tests.conftest import make_settings
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot.context import CTX
 from bot.platforms.dingtalk.crm import candidate_reps, record_from_oapi, record_from_v1
-from crm_bridge.models import AuditEntry, Customer, Identity, Lead
+from store.models import AuditEntry, Customer, Identity, Lead
 from tests.conftest import AUTH
 from tests.friends.conftest import DT_REPS, count, run, seen_by, start_dingtalk_leadbot
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from crm_bridge.models import OutboxItem
+from store.models import OutboxItem
 from tests.conftest import AUTH
 from tests.e2e.conftest import deliver, start_leadbot
 from tests.friends.conftest import count

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.api.intake import CHANNEL_KEYS, FIELD_ALIASES
-from crm_bridge.fields import parse_amount
+from store.fields import parse_amount
 from tests.conftest import AUTH, make_settings
 
 SEED = 18

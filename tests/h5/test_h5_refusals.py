@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from crm_bridge.models import AuditEntry
+from store.models import AuditEntry
 
 
 async def _audit_rows(engine) -> int:

@@ -7,7 +7,7 @@ import csv
 import sys
 from pathlib import Path
 
-from crm_bridge.identity.dedupe import dedupe_rows, resolve_rows, run_dedupe
+from identity.dedupe import dedupe_rows, resolve_rows, run_dedupe
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import identity_quality  # noqa: E402

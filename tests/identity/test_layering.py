@@ -11,11 +11,11 @@ from pathlib import Path
 import grimp
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = ("crm_bridge.identity.service", "crm_bridge.identity.merge", "crm_bridge.identity.customers",
-           "crm_bridge.identity.company", "crm_bridge.identity.normalize", "crm_bridge.identity.places",
-           "crm_bridge.identity.matcher", "crm_bridge.identity.index", "crm_bridge.identity.dedupe",
-           "crm_bridge.sql_store",
-           "crm_bridge.importing")
+MODULES = ("identity.service", "identity.merge", "identity.customers",
+           "identity.company", "identity.normalize", "identity.places",
+           "identity.matcher", "identity.index", "identity.dedupe",
+           "crm.sql_store",
+           "crm.importing")
 
 
 def test_no_import_circle_between_identity_the_store_and_the_imports() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from crm_bridge.identity.index import IdentityIndex
-from crm_bridge.identity.matcher import NEW, POSSIBLE, SAME, MatchConfig, build_record
+from identity.index import IdentityIndex
+from identity.matcher import NEW, POSSIBLE, SAME, MatchConfig, build_record
 
 
 def _index(*records, config: MatchConfig | None = None) -> IdentityIndex:

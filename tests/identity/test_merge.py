@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from crm_bridge import dto
-from crm_bridge.identity.merge import MergeError, mark_distinct, merge_customers, undo_merge
-from crm_bridge.identity.service import find_duplicates
-from crm_bridge.models import (Activity, AuditEntry, Customer, DistinctPair, Identity, Lead, Merge, Rep,
+from store import dto
+from identity.merge import MergeError, mark_distinct, merge_customers, undo_merge
+from identity.service import find_duplicates
+from store.models import (Activity, AuditEntry, Customer, DistinctPair, Identity, Lead, Merge, Rep,
                                StageHistory)
 
 TABLES = (Customer, Identity, Lead, Activity, StageHistory)

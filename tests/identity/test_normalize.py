@@ -7,9 +7,9 @@ import random
 import phonenumbers
 import pytest
 
-from crm_bridge.identity.company import company_core, company_key, normalize_company
-from crm_bridge.identity.names import clean_name, name_similarity, parse_name
-from crm_bridge.identity.normalize import (cn_id_checksum_ok, corporate_domain, normalize_address,
+from identity.company import company_core, company_key, normalize_company
+from identity.names import clean_name, name_similarity, parse_name
+from identity.normalize import (cn_id_checksum_ok, corporate_domain, normalize_address,
                                            normalize_email, normalize_id_number, normalize_identity,
                                            normalize_phone, parse_phones)
 

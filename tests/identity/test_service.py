@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from crm_bridge import dto
-from crm_bridge.identity.matcher import NEW, POSSIBLE, SAME
-from crm_bridge.identity.service import (ContactInfo, IdentityConflict, IdentityService, backfill_normalized,
+from store import dto
+from identity.matcher import NEW, POSSIBLE, SAME
+from identity.service import (ContactInfo, IdentityConflict, IdentityService, backfill_normalized,
                                          build_index,
                                          create_customer_from_contact, find_duplicates, link_contact,
                                          link_identity, match_contact)
-from crm_bridge.models import AuditEntry, Customer, Identity
+from store.models import AuditEntry, Customer, Identity
 
 ROWS = [
     {"id": "C1", "name": "王小明", "phone": "138 1234 5678", "email": "wxm@huawei.com", "company": "华为技术有限公司",

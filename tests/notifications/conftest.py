@@ -7,9 +7,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm_bridge.db import session_factory
-from crm_bridge.models import Rep
-from crm_bridge.outbox import NewOutboxItem, OutboxRepo
+from store.db import session_factory
+from store.models import Rep
+from store.outbox import NewOutboxItem, OutboxRepo
 from leadbot.clock import ManualClock
 from notifications.testing import FakeSender
 from notifications.worker import DeliveryWorker

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.delivery_adapters import PlatformSender
+from bot.platforms.delivery import PlatformSender
 from bot.platforms.dingtalk.client import CardDelivery, DeliverResult, WorkNoticeResult
 from bot.platforms.dingtalk.errors import ThrottleError
 from bot.platforms.wecom.client import SendResult

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm_bridge.db import session_factory
-from crm_bridge.models import OutboxItem, Rep
-from crm_bridge.outbox import DueBatch, NewOutboxItem, OutboxEntry, OutboxRepo, enqueue_in
+from store.db import session_factory
+from store.models import OutboxItem, Rep
+from store.outbox import DueBatch, NewOutboxItem, OutboxEntry, OutboxRepo, enqueue_in
 from leadbot.clock import ManualClock
 from tests.conftest import PG_URL
 from tests.notifications.conftest import add_rep, lead_card

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry
 
-from crm_bridge.outbox import NewOutboxItem, OutboxRepo
+from store.outbox import NewOutboxItem, OutboxRepo
 from leadbot.clock import ManualClock
 from notifications.cli_report import outbox_report
 from notifications.quiet_hours import REPLY, time_policy_line

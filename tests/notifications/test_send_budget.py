@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm_bridge.outbox import NewOutboxItem, OutboxRepo
-from crm_bridge.send_budget import SendBudget, scope_for
+from store.outbox import NewOutboxItem, OutboxRepo
+from store.send_budget import SendBudget, scope_for
 from leadbot.clock import ManualClock
 from notifications.sender import DeliveryResult
 from notifications.testing import FakeSender
@@ -88,7 +88,7 @@ async def test_two_workers_bursting_to_one_rep_stay_under_the_limit_with_one_dig
 
 class ThrottledRobot(FakeSender):
     """A DingTalk custom robot that answered errcode 410100: a throttle of the robot with the
-    platform's 10-minute block as retry-after (bot/delivery_adapters.py classifies it so)."""
+    platform's 10-minute block as retry-after (bot/platforms/delivery.py classifies it so)."""
 
     async def send(self, message):  # type: ignore[override]
         self.calls.append(message)

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm_bridge.outbox import NewOutboxItem, OutboxRepo
+from store.outbox import NewOutboxItem, OutboxRepo
 from leadbot.clock import ManualClock
 from notifications.cli_report import outbox_report, outbox_requeue_dead
 from notifications.testing import FakeSender, SimulatedCrash

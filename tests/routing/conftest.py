@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm_bridge.db import session_factory
-from crm_bridge.models import Customer, Lead, Rep, Team
-from crm_bridge.routing import Router
+from store.db import session_factory
+from store.models import Customer, Lead, Rep, Team
+from routing import Router
 from leadbot.clock import ManualClock
 from tests.conftest import make_settings
 

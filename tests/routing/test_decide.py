@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timezone
 
-from crm_bridge.routing.decide import Context, RepSnapshot, choose, plan
+from routing.decide import Context, RepSnapshot, choose, plan
 from leadbot.workcal import WorkCalendar
-from crm_bridge.routing.rules import parse_rules
+from routing.rules import parse_rules
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # Monday 10:00 Shanghai
@@ -76,7 +76,7 @@ def test_least_loaded_and_capped():
 def test_snapshots_are_reused_only_for_identical_rows() -> None:
     from collections import namedtuple
 
-    from crm_bridge.routing.engine import _Snapshots
+    from routing.engine import _Snapshots
 
     Row = namedtuple("Row", "id name team_id role status weight capacity daily_cap working_hours sidelined "
                             "last_active_at open_leads today")

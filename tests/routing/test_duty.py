@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from crm_bridge.routing.duty import DutyStore
+from routing.duty import DutyStore
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -60,7 +60,7 @@ async def test_a_manager_override_wins_and_only_urgent_rules_reach_the_duty_rep(
 
 
 async def test_explain_says_what_happens_and_when_in_the_calendars_zone(seed, make_router, clock, engine):
-    from bot.explain_text import explain_lead
+    from routing.explain_text import explain_lead
 
     team = await seed.team("华东")
     await seed.rep("白班", team)

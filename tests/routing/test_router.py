@@ -9,12 +9,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from crm_bridge.db import session_factory
-from crm_bridge.models import Customer, RoutingDecision, RoutingState
-from bot.explain_text import explain_lead
-from crm_bridge.routing import Router
+from store.db import session_factory
+from store.models import Customer, RoutingDecision, RoutingState
+from routing.explain_text import explain_lead
+from routing import Router
 from leadbot.settings import ConfigError
-from bot.time_text import date_text
+from leadbot.time_text import date_text
 from tests.conftest import make_settings
 
 
@@ -286,7 +286,7 @@ async def test_next_candidate_excludes_current_owner(engine, seed, make_router):
 async def test_reassign_escalated_moves_only_a_lead_still_waiting_on_its_owner(engine, seed, make_router):
     """A storm digest's reassignment, decided on the lead as it is now: claimed, moved or closed
     meanwhile, it is left alone (not applied, no decision row); still waiting, it moves on."""
-    from crm_bridge.leads import LeadActions
+    from crm.leads import LeadActions
 
     team = await seed.team("T")
     for name in ("a", "b", "c"):

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from crm_bridge.routing.rules import parse_rules, rule_version
+from routing.rules import parse_rules, rule_version
 from leadbot.settings import ConfigError
 from tests.conftest import make_settings
 

@@ -247,7 +247,7 @@ async def test_faults_panel_switches_a_410100_and_leadbot_rides_it_out(demo: Dem
         assert next(f for f in after["faults"] if f["name"] == "robot_410100")["on"] is True
         async with s.post(demo.url + "api/faults", json={"platform": "dingtalk", "name": "nope", "on": True}) as r:
             assert r.status == 400
-    from crm_bridge.outbox import NewOutboxItem
+    from store.outbox import NewOutboxItem
 
     hook = demo.settings.dingtalk.manager_robot_webhook
     await demo.ctx.services["outbox"].enqueue(NewOutboxItem(key="faults:1", channel="dingtalk_robot", kind="robot",

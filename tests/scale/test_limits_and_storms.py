@@ -24,9 +24,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from crm_bridge.db import create_engine
-from crm_bridge.migrate import upgrade
-from crm_bridge.sql_store import SqlCRMStore
+from store.db import create_engine
+from store.migrate import upgrade
+from crm.sql_store import SqlCRMStore
 from sandbox.wecom import SimulatedWeCom
 from tests.conftest import AUTH, PG_URL
 from tests.faults.serve import WECOM, LeadbotProcess, fresh_database, rows, scalar

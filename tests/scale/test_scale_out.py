@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 from sqlalchemy import text
 
-from crm_bridge.db import create_engine
-from crm_bridge.migrate import upgrade
-from crm_bridge.sql_store import SqlCRMStore
+from store.db import create_engine
+from store.migrate import upgrade
+from crm.sql_store import SqlCRMStore
 from notifications.sender import dedupe_id
 from sandbox.wecom import SimulatedWeCom
 from tests.conftest import AUTH, PG_URL

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm_bridge.db import session_factory
-from crm_bridge.models import Lead, Rep, Team
-from crm_bridge.timers import TimerStore
+from store.db import session_factory
+from store.models import Lead, Rep, Team
+from store.timers import TimerStore
 from leadbot.clock import ManualClock
 
 

@@ -7,7 +7,7 @@ import io
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from crm_bridge.reports import ReportStore
+from crm.reports import ReportStore
 from leadbot.clock import ManualClock
 from scheduler.digest import build_digest, next_digest_at, previous_digest_at, render_chart
 from scheduler.runner import SchedulerRunner

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crm_bridge.timers import TimerStore
+from store.timers import TimerStore
 from leadbot.clock import ManualClock
 from scheduler.actions import ESCALATE, POOL_RETURN, REASSIGN, REMIND
 from scheduler import ladder

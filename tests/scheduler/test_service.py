@@ -1,4 +1,4 @@
-"""LadderService, the `ladder` service of bot/flow.py: start, cancel, snooze, reassign cycles."""
+"""LadderService, the `ladder` service of bot/journey/flow.py: start, cancel, snooze, reassign cycles."""
 
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ def test_is_silent(clock) -> None:
 
 
 async def test_is_silent_on_the_crm_lead_dto(store, clock) -> None:
-    from crm_bridge.dto import LeadInput
+    from store.dto import LeadInput
 
     lead, _ = await store.create_lead(LeadInput(fields={"name": "王芳", "phone": "13800138000"}))
     s = make_settings()

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from crm_bridge.timers import TimerSpec, TimerStore
+from store.timers import TimerSpec, TimerStore
 from leadbot.clock import ManualClock
 
 
@@ -145,7 +145,7 @@ async def test_a_dead_sweepers_timers_on_this_host_come_back_at_once(engine, clo
     import subprocess
     import sys
 
-    from crm_bridge.leases import process_identity
+    from store.leases import process_identity
 
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

@@ -10,7 +10,7 @@ import pytest
 
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.errors import ErrorKind, WeComError, WeComTransportError
-from crm_bridge.kv import KeyValueStore
+from store.kv import KeyValueStore
 from tests.wecom.conftest import AGENT_ID, CORP_ID, ROBOT, SECRET
 
 CARD = {"card_type": "button_interaction", "task_id": "lead-1-zhangsan", "main_title": {"title": "新线索 王小明"},

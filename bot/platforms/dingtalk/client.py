@@ -6,7 +6,7 @@ knows the old APIs through the TOP gateway; this one speaks both hosts itself, o
 - ``oapi_base`` (oapi.dingtalk.com): token in ``?access_token=``; errors as ``{errcode, errmsg}``.
 
 Tokens (v1.0 ``accessToken`` and old ``gettoken``) are cached until shortly before expiry, fetched
-by one coroutine at a time and, through a ``TokenStore`` (crm_bridge.kv), by one process at a
+by one coroutine at a time and, through a ``TokenStore`` (store.kv), by one process at a
 time; a token DingTalk refuses is dropped and fetched again once. Throttle answers are retried
 with backoff (``sleep`` is injectable); everything else raises a classified ``DingTalkError``.
 """
@@ -580,7 +580,7 @@ class DingTalkClient(OwnedSession):
         """At most 20 messages a minute per robot: going over blocks the robot for 10 minutes,
         so the 21st is refused here (ThrottleError with retry_after) instead of being sent.
         This window is this process's only; the outbox keeps the one every process shares
-        (notifications.throttle, crm_bridge.send_blocks)."""
+        (notifications.throttle, store.send_blocks)."""
         now = self.clock.now()
         blocked = self._robot_blocked_until.get(webhook)
         if blocked and now < blocked:

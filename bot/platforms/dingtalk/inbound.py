@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, Mapping
 
 from bot.platforms.dingtalk.normalize import Inbound, card_callback, robot_message
-from crm_bridge.inbox import DEFERRED
+from store.inbox import DEFERRED
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -88,7 +88,7 @@ class DingTalkInbound:
     async def store(self, item: Inbound, transport: str, once: Mapping[str, Any] | None = None) -> int | None:
         """Writes the row; None when it is a resend of a stored one (logged, acknowledged);
         DEFERRED when SQLite's write lock is held elsewhere past the ack budget (the event is
-        in the spill journal, on disk: crm_bridge/spill.py). `once`: a lease the row must win
+        in the spill journal, on disk: store/spill.py). `once`: a lease the row must win
         first, which the caller could not take in time: the row is deferred with it."""
         inbox = self.ctx.inbox
         kind = f"dingtalk_{item.kind}"
