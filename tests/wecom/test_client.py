@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from bot.platforms.wecom.client import WeComClient
+from bot.platforms.token_store import LEASE_POLLS
 from bot.platforms.wecom.errors import ErrorKind, WeComError, WeComTransportError
 from store.kv import KeyValueStore
 from tests.wecom.conftest import AGENT_ID, CORP_ID, ROBOT, SECRET
@@ -127,7 +128,7 @@ async def test_lease_holder_that_never_publishes_does_not_block_forever(make_cli
     client = make_client(token_store=store)
     assert await store.try_lease(client._lease_key, "crashed-process", timedelta(seconds=15))
     await client.send_text("lisi", "still delivered")
-    assert len(sleeps) == WeComClient.LEASE_POLLS and client.token_fetches == 1
+    assert len(sleeps) == LEASE_POLLS and client.token_fetches == 1
     clock.advance(timedelta(seconds=16))  # the dead holder's lease has run out: it can be taken
     assert await store.try_lease(client._lease_key, "next-process", timedelta(seconds=15))
 

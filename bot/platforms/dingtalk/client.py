@@ -27,7 +27,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 import aiohttp
 
 from bot.platforms.http_session import OwnedSession
-from bot.platforms.token_store import TokenStore
+from bot.platforms.token_store import TokenStore, shared_token
 from bot.platforms.dingtalk import crm
 from bot.platforms.dingtalk import messages as m
 from bot.platforms.dingtalk.crypto import custom_robot_sign
@@ -112,9 +112,6 @@ def _param_map(values: Mapping[str, Any]) -> dict[str, str]:
 
 class DingTalkClient(OwnedSession):
     TOKEN_MARGIN_SECONDS = 300.0
-    LEASE_TTL = timedelta(seconds=15)
-    LEASE_POLLS = 40
-    LEASE_POLL_SECONDS = 0.05
 
     def __init__(self, settings: DingTalkSettings, *, clock: Clock | None = None,
                  token_store: TokenStore | None = None, session: aiohttp.ClientSession | None = None,
@@ -261,37 +258,11 @@ class DingTalkClient(OwnedSession):
             return t.value
 
     async def _shared_token(self, kind: str, force: bool) -> tuple[str, datetime]:
-        store = self.token_store
-        if store is None:
+        if self.token_store is None:
             return await self._fetch_token(kind)
-        key = f"dingtalk:{kind}_token:{self._key_suffix}"
-        lease = f"dingtalk:{kind}_token_lease:{self._key_suffix}"
-        if not force:
-            entry = await store.get(key)
-            if entry is not None:
-                return entry.value, self._usable(entry.expires_at)
-        leased = await store.try_lease(lease, self._owner, self.LEASE_TTL)
-        if not leased:
-            # Another process is fetching: take its token rather than asking DingTalk again.
-            for _ in range(self.LEASE_POLLS):
-                await self.sleep(self.LEASE_POLL_SECONDS)
-                entry = await store.get(key)
-                if entry is not None:
-                    return entry.value, self._usable(entry.expires_at)
-        try:
-            if not force:
-                entry = await store.get(key)
-                if entry is not None:
-                    return entry.value, self._usable(entry.expires_at)
-            token, usable_until = await self._fetch_token(kind)
-            await store.set(key, token, usable_until)
-            return token, usable_until
-        finally:
-            if leased:
-                await store.release_lease(lease, self._owner)
-
-    def _usable(self, stored: datetime | None) -> datetime:
-        return stored or (self.clock.now() + timedelta(seconds=60))
+        return await shared_token(self.token_store, f"dingtalk:{kind}_token:{self._key_suffix}",
+                                  f"dingtalk:{kind}_token_lease:{self._key_suffix}", self._owner,
+                                  lambda: self._fetch_token(kind), force=force, now=self.clock.now, sleep=self.sleep)
 
     async def _fetch_token(self, kind: str) -> tuple[str, datetime]:
         self.token_fetches[kind] += 1

@@ -22,7 +22,7 @@ import aiohttp
 
 from bot.platforms.http_session import OwnedSession
 from bot.platforms.json_body import json_bytes
-from bot.platforms.token_store import TokenStore
+from bot.platforms.token_store import TokenStore, shared_token
 from bot.platforms.wecom.errors import (ErrorKind, WeComError, WeComTransportError, classify)
 from leadbot.clock import Clock, SystemClock
 
@@ -58,9 +58,6 @@ def _join(ids: str | Iterable[str]) -> str:
 
 class WeComClient(OwnedSession):
     TOKEN_MARGIN_SECONDS = 300.0
-    LEASE_TTL = timedelta(seconds=15)
-    LEASE_POLLS = 40
-    LEASE_POLL_SECONDS = 0.05
 
     def __init__(self, *, corp_id: str, secret: str, agent_id: int, api_base: str = "https://qyapi.weixin.qq.com",
                  clock: Clock | None = None, token_store: TokenStore | None = None,
@@ -177,35 +174,10 @@ class WeComClient(OwnedSession):
             return token
 
     async def _shared_token(self, force: bool) -> tuple[str, datetime]:
-        store = self.token_store
-        if store is None:
+        if self.token_store is None:
             return await self._fetch_token()
-        if not force:
-            entry = await store.get(self._token_key)
-            if entry is not None:
-                return entry.value, self._usable_until(entry.expires_at)
-        leased = await store.try_lease(self._lease_key, self._owner, self.LEASE_TTL)
-        if not leased:
-            # Another process is fetching: use its token rather than asking WeCom again.
-            for _ in range(self.LEASE_POLLS):
-                await self.sleep(self.LEASE_POLL_SECONDS)
-                entry = await store.get(self._token_key)
-                if entry is not None:
-                    return entry.value, self._usable_until(entry.expires_at)
-        try:
-            if not force:
-                entry = await store.get(self._token_key)  # it may have landed meanwhile
-                if entry is not None:
-                    return entry.value, self._usable_until(entry.expires_at)
-            token, usable_until, expires_at = await self._fetch_token_with_expiry()
-            await store.set(self._token_key, token, usable_until)
-            return token, usable_until
-        finally:
-            if leased:
-                await store.release_lease(self._lease_key, self._owner)
-
-    def _usable_until(self, stored: datetime | None) -> datetime:
-        return stored or (self.clock.now() + timedelta(seconds=60))
+        return await shared_token(self.token_store, self._token_key, self._lease_key, self._owner,
+                                  self._fetch_token, force=force, now=self.clock.now, sleep=self.sleep)
 
     async def _fetch_token(self) -> tuple[str, datetime]:
         token, usable_until, _ = await self._fetch_token_with_expiry()
