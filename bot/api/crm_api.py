@@ -1,6 +1,7 @@
 """The CRM bridge's HTTP side (docs/crm_bridge.md), wired by ``setup_crm_bridge``:
 
-Inbound (Bearer token from ``[crm_bridge] api_tokens``, else ``[intake] api_tokens``):
+Inbound (Bearer token from ``[crm_bridge] api_tokens``; with none configured the inbound API is
+closed: a lead source's intake token never writes CRM records):
 - ``PUT  /api/v1/customers/{external_id}``                 upsert a customer by the CRM's id
 - ``GET  /api/v1/customers/{external_id}``
 - ``POST /api/v1/customers/{external_id}/do-not-contact``  ``{"do_not_contact": true}``
@@ -92,7 +93,7 @@ class WebhookSender:
 
 def _tokens(ctx: AppContext) -> tuple[str, ...]:
     cfg = ctx.settings.crm_bridge
-    return (cfg.api_tokens if cfg is not None and cfg.api_tokens else ()) or ctx.settings.intake.api_tokens
+    return cfg.api_tokens if cfg is not None else ()
 
 
 def _authorized(ctx: AppContext, request: web.Request) -> bool:
@@ -105,6 +106,11 @@ Route = Callable[[web.Request, AppContext, CrmInbound], Awaitable[web.Response]]
 def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         ctx = ctx_of(request)
+        if not _tokens(ctx):
+            # Closed, and says how to open it: an admin reading this should not guess.
+            resp = json_error(401, "unauthorized", "the inbound CRM API is off: set [crm_bridge] api_tokens")
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="leadbot"'
+            return resp
         if not _authorized(ctx, request):
             resp = json_error(401, "unauthorized", "missing or invalid Bearer token")
             resp.headers["WWW-Authenticate"] = 'Bearer realm="leadbot"'

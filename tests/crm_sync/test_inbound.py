@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from store.db import session_factory
-from store.models import AuditEntry, OutboxItem
+from store.models import AuditEntry, Customer, Lead, OutboxItem
 from tests.crm_sync.conftest import CRM_AUTH, INTAKE_AUTH, deliver
 
 
@@ -140,3 +140,23 @@ async def test_crm_links_its_id_to_a_lead_leadbot_already_has(crm) -> None:
     assert status == 400 and "already linked" in err["message"]
     status, err = await _put(crm, "/api/v1/leads/CRM-902", {"leadbot_id": 999999})
     assert status == 404
+
+
+async def test_without_crm_tokens_the_inbound_api_is_off(aiohttp_client, engine, clock) -> None:
+    """A lead source's intake token never writes CRM records: with no [crm_bridge] api_tokens the
+    inbound CRM API refuses everyone, and says which setting opens it."""
+    from bot.app import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(crm_bridge={}), clock=clock, engine=engine, start_workers=False)
+    cli = await aiohttp_client(app)
+    for method, path, body in (("PUT", "/api/v1/leads/X-1", {"name": "a"}),
+                               ("PUT", "/api/v1/customers/C-1", {"name": "a"}),
+                               ("GET", "/api/v1/customers/C-1", None)):
+        for auth in (INTAKE_AUTH, CRM_AUTH, {}):
+            resp = await cli.request(method, path, json=body, headers=auth)
+            assert resp.status == 401, (method, path, auth)
+            assert "[crm_bridge] api_tokens" in (await resp.json())["message"]
+    async with session_factory(engine)() as session:
+        assert (await session.execute(select(Lead.id))).first() is None
+        assert (await session.execute(select(Customer.id))).first() is None
