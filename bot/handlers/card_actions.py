@@ -30,6 +30,10 @@ from notifications.sender import dedupe_id
 if TYPE_CHECKING:
     from bot.context import AppContext
 
+# Outcomes the tapped copy itself states once redrawn (an escalation reads "已改派给 钱伟"): a
+# message saying it again would be noise on the manager's phone.
+SAID_BY_THE_COPY = ("reassigned", "moved", "pooled", "deferred")
+
 
 class TapAnswer:
     """What the platform route sends back synchronously for the tapped copy."""
@@ -76,8 +80,8 @@ async def handle_tap_card(event: CardAction, ctx: "AppContext") -> TapAnswer:
         dingtalk = render_dingtalk_callback_reply(card, card)
     elif outcome.code == "taken":
         wecom = {"replace_name": outcome.message[:10]}
-    if outcome.card is None and outcome.code != "taken":
-        # No redrawn card to show the result (a refusal, a reassignment): it is said in a message.
+    if outcome.card is None and outcome.code != "taken" and not (card is not None and outcome.code in SAID_BY_THE_COPY):
+        # No redrawn card to show the result (a refusal): it is said in a message.
         await _tell_actor(ctx, event, outcome)
     return TapAnswer(outcome, wecom, dingtalk, ctx=ctx, event=event, card=card, copy_id=copy_id)
 

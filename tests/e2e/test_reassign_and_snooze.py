@@ -38,11 +38,15 @@ async def test_manager_reassigns_from_the_escalation(aiohttp_client, engine, clo
     owner = await store.get_rep(first)
     await wecom.send_card_event(owner.wecom_userid, card_keys(escalation)["reassign"], escalation["task_id"])
     assert (await store.get_lead(lead["id"])).owner_id == first
+    before = len(wecom.messages_for("zhou"))
     await wecom.send_card_event("zhou", card_keys(escalation)["reassign"], escalation["task_id"])
     moved = await store.get_lead(lead["id"])
     assert moved.owner_id not in (None, first)
     await deliver(cli)
     new_owner = await store.get_rep(moved.owner_id)
+    # The manager's card says where the lead went; no second message says it again.
+    assert f"已改派给 {new_owner.name}" in str(escalation) and "reassign" not in card_keys(escalation)
+    assert [m["msgtype"] for m in wecom.messages_for("zhou")[before:]] == []
     assert any("claim" in card_keys(c) for c in _cards(wecom, new_owner.wecom_userid))
 
 
