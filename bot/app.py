@@ -296,7 +296,14 @@ def setup_delivery(app: web.Application, ctx: AppContext) -> None:
     worker = DeliveryWorker(ctx.engine, sender, ctx.clock, ctx.settings, registry=ctx.metrics.registry,
                             render_storm=storm.render,
                             link_for=lambda entry, rep: entry.payload.get("link") or None,
-                            quiet_hours=ctx.services.get("quiet_hours", True))
+                            quiet_hours=ctx.services.get("quiet_hours", True),
+                            after_late_card=lambda copy: _redraw_late(ctx, copy))
     ctx.services["outbox"] = worker.repo
     ctx.services["delivery_worker"] = worker
     ctx.services.setdefault("workers", []).append(worker)
+
+
+async def _redraw_late(ctx: AppContext, copy: Any) -> None:
+    flow = ctx.services.get("flow")  # absent in a minimal setup without the action side
+    if flow is not None:
+        await flow.redraw_late_copy(copy)

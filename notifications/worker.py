@@ -56,6 +56,10 @@ STORM_PER_MINUTE = 3
 # Storm digests one recipient gets a minute: escalations arriving between two wait for the next
 # (at most 10 s), so a storm that trickles in over seconds is a few digests, not one per tick.
 STORM_DIGESTS_PER_MINUTE = 6
+# A card sent this long after its row was written may show a lead that has changed meanwhile
+# (a catch-up, a held or throttled row): it is checked against the lead once delivered. Rows
+# sent at once (the usual case) cost nothing more.
+LATE_CARD = timedelta(seconds=5)
 TEXT_LIMIT_BYTES = 2048  # WeCom text content and DingTalk work notice msg are both capped at 2048 B
 
 
@@ -121,6 +125,7 @@ class DeliveryWorker:
                  gauge_interval: float = 10.0,
                  incident_ttl: timedelta = timedelta(hours=24),
                  owner: str | None = None,
+                 after_late_card: Callable[[CardRecord], Awaitable[None]] | None = None,
                  log: Any = None) -> None:
         if send_timeout >= lease_seconds:
             raise ValueError("send_timeout must be shorter than the lease, or a slow send could be repeated")
@@ -139,6 +144,9 @@ class DeliveryWorker:
         self.render_storm = render_storm or make_storm_digest(self.lang)
         self.link_for = link_for
         self.text_for = text_for
+        # Told of a lead's card delivered LATE_CARD or more after it was written, to redraw it if
+        # the lead changed while it waited (the flow knows what the copy should show now).
+        self.after_late_card = after_late_card
         self.rng = rng
         self.backoff = backoff
         self.quiet_hours = quiet_hours
@@ -531,6 +539,13 @@ class DeliveryWorker:
         else:
             await self.budget.release([slot])
 
+    async def _late_card(self, card: CardRecord) -> None:
+        assert self.after_late_card is not None
+        try:
+            await self.after_late_card(card)
+        except Exception as exc:  # the send is recorded; a failed redraw must not undo or repeat it
+            self.log.warning("outbox.late_card_redraw_failed", lead_id=card.lead_id, error=type(exc).__name__)
+
     async def _record(self, e: OutboxEntry, form: str, msg: OutboundMessage, result: DeliveryResult,
                       rep: RepContact | None, slot: int | None = None) -> None:
         if result.ok:
@@ -547,6 +562,9 @@ class DeliveryWorker:
                                   meta=dict(meta) if isinstance(meta, dict) else {})
             if await self.repo.mark_sent(e, ids, card, reservation=slot):
                 self.metrics.sent.labels(e.channel, form).inc()
+                if card is not None and card.lead_id and self.after_late_card is not None \
+                        and self.clock.now() - e.created_at >= LATE_CARD:
+                    await self._late_card(card)
             else:
                 await self.budget.confirm([slot] if slot is not None else [], self.clock.now())
                 self.log.warning("outbox.lease_lost_after_send", key=e.idempotency_key)

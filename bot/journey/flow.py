@@ -244,7 +244,8 @@ class Flow:
 
     async def update_copies(self, lead: dto.Lead, reason: str, *, skip: tuple[str, str] | None = None,
                             taken_from: dto.Rep | None = None, clock_only: bool = False,
-                            offered_to: int | None = None, stage_moved_for: int | None = None) -> None:
+                            offered_to: int | None = None, stage_moved_for: int | None = None,
+                            only: tuple[str, str] | None = None) -> None:
         """Every delivered copy of the lead's card, on both platforms, redrawn to the lead as it is
         now for its own purpose, within each platform's rules (reference/conformance.md W1):
         DingTalk by outTrackId, as often as needed; WeCom only with the copy's unspent code
@@ -258,7 +259,8 @@ class Flow:
         a new offer; their older copies (a lead passed and come back) stay as they were, not
         turned into a second live offer that would spend its code and outlive the next change.
         `stage_moved_for`: the owner whose lead changed stage: their own lead copies are redrawn
-        on WeCom too, though a stage is a field (their 推进阶段 is bound to the stage shown)."""
+        on WeCom too, though a stage is a field (their 推进阶段 is bound to the stage shown).
+        `only`: (platform, card_ref) of the one copy to look at (a late delivery)."""
         outbox = self.ctx.services.get("outbox")
         if outbox is None:
             return
@@ -280,6 +282,8 @@ class Flow:
             outcome, _ = await self.outcome_for(lead, taken_from, had_it=taken_from.id)
             notice = t("notice.taken", self.lang, name=lead.name or lead.company or f"#{lead.id}", outcome=outcome)
         for copy in copies:
+            if only is not None and (copy.platform, copy.card_ref) != only:
+                continue
             rep = reps_by_user.get((copy.platform, copy.recipient))
             if rep is None:
                 continue
@@ -322,6 +326,15 @@ class Flow:
                                            payload={"text": notice}, rep_id=taken_from.id, lead_id=lead.id,
                                            urgent=True))
         await self.enqueue(items)
+
+    async def redraw_late_copy(self, copy: CardRecord) -> None:
+        """A card delivered well after it was built (a catch-up after a long gap, a row held or
+        throttled) may show a lead that has changed since, e.g. a reminder's 认领 on a lead its
+        rep claimed meanwhile: the copy, now delivered and registered, is redrawn like any other
+        (its fresh WeCom code spent only if what it shows differs)."""
+        lead = await self.ctx.store.get_lead(copy.lead_id) if copy.lead_id else None
+        if lead is not None:
+            await self.update_copies(lead, f"late-{copy.card_ref}", only=(copy.platform, copy.card_ref))
 
     async def notify(self, rep: dto.Rep, key: str, card: Card, *, urgent: bool = False,
                      lead_id: int | None = None, reply: bool = False,

@@ -378,3 +378,30 @@ async def test_a_lone_card_costs_one_tick_and_what_a_tick_writes_goes_out_at_onc
             ("ios", "text"), ("u2", "card"), ("u2", "text")]
     finally:
         await worker.stop()
+
+
+async def test_only_a_card_sent_late_is_handed_back_for_a_redraw(
+        engine, repo: OutboxRepo, clock: ManualClock, sender: FakeSender, make_worker) -> None:
+    """A card sent at once shows the lead as it is; one that waited LATE_CARD or more may not, so
+    the worker hands its registered copy to the flow; a failing redraw leaves the send recorded."""
+    from notifications.worker import LATE_CARD
+
+    rep = await add_rep(engine, clock, wecom="zhangsan", delivery="card")
+    seen: list[tuple[int | None, str]] = []
+
+    async def redraw(copy) -> None:
+        seen.append((copy.lead_id, copy.card_ref))
+        if copy.lead_id == 3:
+            raise RuntimeError("the flow failed")
+
+    worker = make_worker(after_late_card=redraw)
+    await repo.enqueue(lead_card(rep, "zhangsan", 1))
+    assert await worker.drain() == 1
+    assert seen == []  # sent at once
+    await repo.enqueue(lead_card(rep, "zhangsan", 2))
+    await repo.enqueue(lead_card(rep, "zhangsan", 3))
+    clock.advance(LATE_CARD + timedelta(seconds=1))
+    assert await worker.drain() == 2
+    assert sorted(lead for lead, _ in seen) == [2, 3]
+    assert {ref for _, ref in seen} == {m.dedupe_id for m in sender.delivered[1:]}
+    assert (await repo.get_by_key(f"lead:3:offer:{rep}")).state == "sent"
