@@ -145,3 +145,23 @@ def test_the_architecture_map_names_every_package() -> None:
                            text))
     gone = sorted(n for n in named if not (ROOT / n.rstrip("/")).exists())
     assert not gone, f"docs/architecture.md names paths that do not exist: {gone}"
+
+
+# Where a card copy is built, redrawn and a tap answered, the platform's own rules
+# (bot/platforms/copies.py) decide how; these modules never ask which platform it is.
+ASKS_THE_PLATFORM_RULES = ("bot/journey", "bot/actions", "bot/cards", "bot/handlers/card_actions.py")
+
+
+def test_card_copies_follow_the_platform_rules_not_a_platform_name() -> None:
+    problems = []
+    for path in _source_files():
+        rel = _rel(path)
+        if not rel.startswith(ASKS_THE_PLATFORM_RULES):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                named = [s.value for s in sides if isinstance(s, ast.Constant) and s.value in ("wecom", "dingtalk")]
+                if named:
+                    problems.append(f"{rel}:{node.lineno}: compares with {named[0]!r}")
+    assert not problems, "\n".join(problems)

@@ -15,14 +15,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.actions.service import ActionOutcome, Actor
-from bot.cards.model import Card, headline
-from bot.cards.render_dingtalk import render_dingtalk_callback_reply
-from bot.cards.render_wecom import render_wecom_template_card
+from bot.cards.model import Button, Card
 from bot.cards.builders import build_notice_card
 from leadbot.i18n import t
-from bot.cards.model import Button
 from bot.events import CardAction
 from bot.handlers import handles
+from bot.platforms.copies import copy_rules
 from store.outbox import NewOutboxItem, remember_response_code
 from notifications.quiet_hours import REPLY
 from notifications.sender import dedupe_id
@@ -36,24 +34,21 @@ SAID_BY_THE_COPY = ("reassigned", "moved", "pooled", "deferred")
 
 
 class TapAnswer:
-    """What the platform route sends back synchronously for the tapped copy."""
+    """What the platform route sends back synchronously for the tapped copy: `tap_reply()` is
+    the tapped platform's own answer (bot/platforms/copies.py), read by that platform's route."""
 
-    def __init__(self, outcome: ActionOutcome, wecom: dict[str, Any] | None, dingtalk: dict[str, Any] | None,
+    def __init__(self, outcome: ActionOutcome, reply: dict[str, Any] | None,
                  *, ctx: "AppContext | None" = None, event: CardAction | None = None, card: Card | None = None,
                  copy_id: int | None = None) -> None:
         self.outcome = outcome
-        self._wecom = wecom
-        self.dingtalk = dingtalk
+        self._reply = reply
         self._ctx = ctx
         self._event = event
         self.card = card
         self._copy_id = copy_id
 
-    def wecom_update(self) -> dict[str, Any] | None:
-        return self._wecom
-
-    def dingtalk_callback_response(self) -> dict[str, Any] | None:
-        return self.dingtalk
+    def tap_reply(self) -> dict[str, Any] | None:
+        return self._reply
 
     async def after_deadline(self) -> None:
         """The synchronous answer did not make it in time: the tapped copy is updated instead."""
@@ -66,24 +61,18 @@ class TapAnswer:
 async def handle_tap_card(event: CardAction, ctx: "AppContext") -> TapAnswer:
     # Each tap brings a fresh single-use response_code (valid 72 h) for this copy: keep it for
     # the copy's next update.
-    if event.platform == "wecom" and event.response_code:
+    rules = copy_rules(event.platform)
+    if rules.updates_spend_a_code and event.response_code:
         await remember_response_code(ctx.engine, event.card_ref, event.actor_id, event.response_code, ctx.clock.now())
     params = dict(event.params)
     outcome = await ctx.services["actions"].perform(
         event.key, Actor(event.platform, event.actor_id, event.card_ref), params=params)
     card, copy_id = await _tapped_card(ctx, event, outcome)
-    wecom = dingtalk = None
-    if card is not None:
-        wecom = {"template_card": render_wecom_template_card(card, for_update=True)}
-        # Each DingTalk copy is a card instance of its own recipient: the tapper's own view is
-        # both the shared data and their private overlay.
-        dingtalk = render_dingtalk_callback_reply(card, card)
-    elif outcome.code == "taken":
-        wecom = {"replace_name": outcome.message[:10]}
+    reply = rules.tap_reply(card, taken_by=outcome.message if outcome.code == "taken" else "")
     if outcome.card is None and outcome.code != "taken" and not (card is not None and outcome.code in SAID_BY_THE_COPY):
         # No redrawn card to show the result (a refusal): it is said in a message.
         await _tell_actor(ctx, event, outcome)
-    return TapAnswer(outcome, wecom, dingtalk, ctx=ctx, event=event, card=card, copy_id=copy_id)
+    return TapAnswer(outcome, reply, ctx=ctx, event=event, card=card, copy_id=copy_id)
 
 
 async def _tapped_card(ctx: "AppContext", event: CardAction, outcome: ActionOutcome) -> tuple[Card | None, int | None]:
@@ -108,7 +97,7 @@ async def _tapped_card(ctx: "AppContext", event: CardAction, outcome: ActionOutc
     if event.card_ref and card.card_ref != event.card_ref:
         card = replace(card, card_ref=event.card_ref)
     if copy is not None and copy.id is not None and flow is not None:
-        await outbox.set_shown(copy.id, headline(card, with_fields=event.platform != "wecom"), ctx.clock.now())
+        await outbox.set_shown(copy.id, copy_rules(event.platform).shown(card), ctx.clock.now())
     return card, copy.id if copy else None
 
 
@@ -119,7 +108,7 @@ async def _update_tapped_copy(ctx: "AppContext", event: CardAction, card: Card, 
         return
     now = ctx.clock.now()
     code = ""
-    if event.platform == "wecom":
+    if copy_rules(event.platform).updates_spend_a_code:
         # The tap's own code, unless a change of the lead already used it to redraw this copy.
         code = event.response_code or ""
         if not code or copy_id is None or not await outbox.take_code(copy_id, code, now):

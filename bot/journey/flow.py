@@ -15,13 +15,12 @@ from bot.actions.buttons import ButtonFactory, actions_for
 from bot.cards.builders import (build_claimed_card, build_escalation_card, build_lead_card, build_notice_card,
                                 build_pool_card, build_reassigned_card, build_reminder_card)
 from leadbot.i18n import t
-from bot.cards.model import Card, headline
-from bot.cards.render_dingtalk import render_dingtalk_card
+from bot.cards.model import Card
 from bot.cards.render_text import render_text
-from bot.cards.render_wecom import render_wecom_template_card
 from bot.cards.views import LeadCardView
 from bot.journey.views import lead_card_view
 from bot.journey.lookup import LOOKUP
+from bot.platforms.copies import copy_rules
 from store import dto
 from store.lead_status import CLOSED as CLOSED_STATUSES
 from store.outbox import CardRecord, NewOutboxItem
@@ -34,14 +33,6 @@ if TYPE_CHECKING:
 
 # Copies whose purpose is to offer the lead (or show who has it): redrawn by Flow.card_for.
 OFFER_KINDS = ("lead", "claimed", "pool", "reassigned", "card")
-
-
-def shown_on(card: Card, platform: str) -> str:
-    """What a copy shows, as a digest: a change that leaves it as it is sends no update. On WeCom
-    (one update per response_code) only the headline counts (title, subtitle, state, which
-    buttons, badges), so a field changing (a stage name) does not spend the only code an
-    untapped copy has; on DingTalk (updates are free) every field counts."""
-    return headline(card, with_fields=platform != "wecom")
 
 
 def channel_of(rep: dto.Rep) -> tuple[str, str] | None:
@@ -69,16 +60,13 @@ class Flow:
         """A card row's payload. ``card_kind`` (the copy's purpose), ``shown`` and ``meta`` go
         into the copy registry when the card is delivered, so later changes redraw it for the
         same purpose."""
+        rules = copy_rules(channel)
         payload: dict[str, Any] = {"text": render_text(card, self.lang), "link": card.link,
-                                   "card_kind": card.kind, "shown": shown_on(card, channel)}
+                                   "card_kind": card.kind, "shown": rules.shown(card)}
         if meta:
             payload["meta"] = dict(meta)
-        if channel == "wecom":
-            payload["wecom_card"] = render_wecom_template_card(card)
-        else:
-            payload["dingtalk_card"] = {"template_id": self.ctx.settings.dingtalk.card_template_id
-                                        if self.ctx.settings.dingtalk else "",
-                                        **_card_data(render_dingtalk_card(card, [userid]))}
+        dingtalk = self.ctx.settings.dingtalk
+        payload.update(rules.card_payload(card, userid, template_id=dingtalk.card_template_id if dingtalk else ""))
         return payload
 
     def _mark_team(self, payload: dict[str, Any], rep: dto.Rep) -> None:
@@ -86,13 +74,8 @@ class Flow:
             payload[CALENDAR_TEAM] = rep.team  # quiet hours by the rep's team's own calendar
 
     def update_payload(self, card: Card, platform: str, recipient: str, *, response_code: str = "") -> dict[str, Any]:
-        """A card_update row's payload for one delivered copy (its card_ref is the card's):
-        WeCom's whole new card with the code it spends, DingTalk's card data by outTrackId."""
-        if platform == "wecom":
-            wecom_card = render_wecom_template_card(card, for_update=True)
-            wecom_card["task_id"] = card.card_ref
-            return {"response_code": response_code, "wecom_card": wecom_card}
-        return {"out_track_id": card.card_ref, **_card_data(render_dingtalk_card(card, [recipient]))}
+        """A card_update row's payload for one delivered copy, by its platform's rules."""
+        return copy_rules(platform).update_payload(card, recipient, response_code=response_code)
 
     async def enqueue(self, items: Sequence[NewOutboxItem]) -> None:
         outbox = self.ctx.services.get("outbox")
@@ -287,7 +270,8 @@ class Flow:
             rep = reps_by_user.get((copy.platform, copy.recipient))
             if rep is None:
                 continue
-            if (clock_only and copy.platform == "wecom") or (offered_to is not None and rep.id == offered_to):
+            rules = copy_rules(copy.platform)
+            if (clock_only and not rules.redraws_for_the_clock) or (offered_to is not None and rep.id == offered_to):
                 continue
             if (copy.platform, copy.card_ref) == skip:
                 told_taken = told_taken or (taken_from is not None and rep.id == taken_from.id)
@@ -296,14 +280,14 @@ class Flow:
             card = await self.card_for_copy(lead, rep, copy, view=view)
             if card is None:
                 continue
-            shown = shown_on(card, copy.platform)
+            shown = rules.shown(card)
             stage_news = (stage_moved_for is not None and rep.id == stage_moved_for
                           and copy.card_kind in (*OFFER_KINDS, "gate"))
             if shown == copy.shown and not stage_news:
                 told_taken = told_taken or (taken_from is not None and rep.id == taken_from.id)
                 continue
             code = ""
-            if copy.platform == "wecom":
+            if rules.updates_spend_a_code:
                 code = copy.usable_code(now)
                 if not code or copy.id is None or not await outbox.take_code(copy.id, code, now, shown):
                     continue  # no code left: WeCom would refuse; the copy stays as it was
@@ -599,12 +583,4 @@ def _when(value: Any) -> datetime | None:
     except ValueError:
         return None
     return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
-
-
-def _card_data(rendered: Mapping[str, Any]) -> dict[str, Any]:
-    """render_dingtalk_card's shape -> the outbox payload's (card_data / private_data)."""
-    out: dict[str, Any] = {"card_data": rendered.get("cardData", {})}
-    if rendered.get("privateData"):
-        out["private_data"] = rendered["privateData"]
-    return out
 

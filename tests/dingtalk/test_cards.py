@@ -187,7 +187,7 @@ def test_card_response_shapes():
         "cardUpdateOptions": {"updateCardDataByKey": False, "updatePrivateDataByKey": False}}
 
     class Rendered:
-        def dingtalk_callback_response(self):
+        def tap_reply(self):
             return {"userPrivateData": {"cardParamMap": {"b": "y"}}}
 
     assert card_response(Rendered()) == {"userPrivateData": {"cardParamMap": {"b": "y"}}}

@@ -135,7 +135,7 @@ def test_passive_reply_xml_names_and_shapes():
 
 def test_card_update_from_handler_results():
     class Rendered:
-        def wecom_update(self):
+        def tap_reply(self):
             return {"replace_name": "已认领"}
 
     assert card_update_from(None) is None and card_update_from(True) is None

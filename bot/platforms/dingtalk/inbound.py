@@ -41,11 +41,11 @@ def card_response(result: Any) -> dict[str, Any]:
 
     Accepted handler results: DingTalk's own shape (``cardData`` / ``userPrivateData`` /
     ``cardUpdateOptions``) or the neutral ``{"card_data": {…}, "private_data": {…},
-    "replace": False}``; a result with a ``dingtalk_callback_response()`` method is asked for it.
+    "replace": False}``; a result with a ``tap_reply()`` method is asked for it.
     Anything else (True, None) answers ``{}``: the card stays as it is."""
     if result is None or isinstance(result, bool):
         return {}
-    method = getattr(result, "dingtalk_callback_response", None)
+    method = getattr(result, "tap_reply", None)
     if callable(method):
         result = method()
     if not isinstance(result, Mapping):

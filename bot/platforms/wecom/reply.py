@@ -4,8 +4,8 @@ Handlers stay platform-neutral; what they return is read by `card_update_from`:
 - a mapping ``{"replace_name": "已认领"}``: grey the button out with that text (update_button);
 - a mapping ``{"template_card": {...}}``: replace the whole card (update_template_card), the card
   in the JSON shape message/send uses;
-- a mapping ``{"wecom": <one of the above>}``, or any object with a ``wecom_update()`` method
-  returning one (a renderer's result can carry both platforms' shapes);
+- a mapping ``{"wecom": <one of the above>}``, or any object with a ``tap_reply()`` method
+  returning one (bot.handlers.card_actions.TapAnswer);
 - anything else (None, True, …): no passive reply, empty 200.
 """
 
@@ -22,7 +22,7 @@ _DROPPED_KEYS = {"task_id"}
 def card_update_from(result: Any) -> dict[str, Any] | None:
     if result is None or isinstance(result, bool):
         return None
-    hook = getattr(result, "wecom_update", None)
+    hook = getattr(result, "tap_reply", None)
     if callable(hook):
         result = hook()
     if isinstance(result, Mapping) and isinstance(result.get("wecom"), Mapping):
