@@ -170,13 +170,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
                      store=SqlCRMStore(engine, clock), inbox=Inbox(engine, clock), metrics=Metrics(channels_named_in(settings.assignment.rules)),
                      log=get_logger("leadbot"))
     app[CTX] = ctx
-    ctx.services["start_workers"] = start_workers
+    ctx.services.start_workers = start_workers
     if checkpointer is not None:
-        ctx.services.setdefault("workers", []).append(checkpointer)
+        ctx.services.workers.append(checkpointer)
     processor = InboxProcessor(ctx)
     processor.dispatch = dispatch
     processor.register_parser(leads.PLATFORM, leads.parse_internal)
-    ctx.services["processor"] = processor
+    ctx.services.processor = processor
 
     setup_health(app)
     setup_intake(app)
@@ -185,14 +185,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     async def _start(_: web.Application) -> None:
         if start_workers:
             await processor.start()
-            for worker in ctx.services.get("workers", []):
+            for worker in ctx.services.workers:
                 await worker.start()
 
     async def _stop(_: web.Application) -> None:
         await processor.stop()
-        for worker in reversed(ctx.services.get("workers", [])):
+        for worker in reversed(ctx.services.workers):
             await worker.stop()
-        for stop in reversed(ctx.services.get("on_shutdown", [])):
+        for stop in reversed(ctx.services.on_shutdown):
             await stop()
         ctx.inbox.close()
         if own_engine:
@@ -214,33 +214,35 @@ def _setup_features(app: web.Application, ctx: AppContext) -> None:
 def setup_actions(app: web.Application, ctx: AppContext) -> None:
     """Action tokens, lead actions and the flow behind every button; the signer needs the
     secret from the database, so it is made at start-up."""
-    ctx.services["lead_actions"] = LeadActions(ctx.engine, ctx.clock)
-    ctx.services["kv"] = KeyValueStore(ctx.engine, ctx.clock)
+    ctx.services.lead_actions = LeadActions(ctx.engine, ctx.clock)
+    ctx.services.kv = KeyValueStore(ctx.engine, ctx.clock)
     router = Router(ctx.engine, ctx.settings.assignment, ctx.settings.calendar, ctx.clock, duty=ctx.settings.duty)
-    ctx.services["router"] = router
+    ctx.services.router = router
 
     async def explain_for_rep(rep: Any, lang: str) -> str:
         leads = await ctx.store.list_leads(owner_id=rep.id, limit=1)
         return await explain_lead(router, leads[0].id, lang) if leads else t("why.none", lang)
 
-    ctx.services["explain_for_rep"] = explain_for_rep
+    ctx.services.explain_for_rep = explain_for_rep
 
     async def _start(_: web.Application) -> None:
-        secret = await action_secret(ctx.settings.server.secret_key, ctx.services["kv"])
+        secret = await action_secret(ctx.settings.server.secret_key, ctx.services.kv)
         signer = ActionSigner(secret)
         public = ctx.settings.server.public_url or f"http://{ctx.settings.server.host}:{ctx.settings.server.port}"
         buttons = ButtonFactory(signer, public)
         flow = Flow(ctx, buttons)
-        ctx.services.update(signer=signer, buttons=buttons, flow=flow, identity=IdentityActions(ctx),
-                            actions=ActionService(ctx, signer, ctx.services["lead_actions"], flow))
+        services = ctx.services
+        services.signer, services.buttons, services.flow = signer, buttons, flow
+        services.identity = IdentityActions(ctx)
+        services.actions = ActionService(ctx, signer, services.lead_actions, flow)
         effects = AfterEffects(ctx, flow)
-        ctx.services["effects"] = effects
-        runner = ctx.services.get("scheduler")
+        ctx.services.effects = effects
+        runner = ctx.services.scheduler
         if runner is not None:
             for kind in EFFECT_KINDS:
                 runner.register(kind, effects.sweep_handler(kind))
-        ctx.services["on_new_lead"] = lambda lead: submit_lead(ctx, lead)
-        if ctx.services.get("start_workers", True):
+        ctx.services.on_new_lead = lambda lead: submit_lead(ctx, lead)
+        if ctx.services.start_workers:
             await resubmit_unrouted(ctx)
 
     app.on_startup.insert(0, _start)
@@ -274,10 +276,12 @@ def setup_scheduler(app: web.Application, ctx: AppContext) -> None:
     async def missed_first_touch(lead_id: int) -> bool:
         return any(r.kind == ESCALATE for r in await timers.for_lead(lead_id, ("fired", "firing")))
 
-    ctx.services.update(timers=timers, ladder=ladder, scheduler=runner, sla_due=ladder.deadline,
-                        missed_first_touch=missed_first_touch,
-                        is_silent=lambda lead, now: ladder.is_silent(lead))
-    ctx.services.setdefault("workers", []).append(runner)
+    services = ctx.services
+    services.timers, services.ladder, services.scheduler = timers, ladder, runner
+    services.sla_due = ladder.deadline
+    services.missed_first_touch = missed_first_touch
+    services.is_silent = lambda lead, now: ladder.is_silent(lead)
+    services.workers.append(runner)
 
 
 def setup_delivery(app: web.Application, ctx: AppContext) -> None:
@@ -287,23 +291,22 @@ def setup_delivery(app: web.Application, ctx: AppContext) -> None:
     from notifications.worker import DeliveryWorker
 
     dingtalk = ctx.settings.dingtalk
-    sender = PlatformSender(ctx.services.get("wecom_client"), ctx.services.get("dingtalk_client"),
+    sender = PlatformSender(ctx.services.wecom_client, ctx.services.dingtalk_client,
                             robot_secret_for=lambda hook: dingtalk.manager_robot_secret if dingtalk else "",
                             lang=ctx.lang)
     # A manager's escalation storm becomes one card with a batch reassign and the full list.
     storm = StormDigests(ctx)
-    ctx.services["storm"] = storm
+    ctx.services.storm = storm
     worker = DeliveryWorker(ctx.engine, sender, ctx.clock, ctx.settings, registry=ctx.metrics.registry,
                             render_storm=storm.render,
                             link_for=lambda entry, rep: entry.payload.get("link") or None,
-                            quiet_hours=ctx.services.get("quiet_hours", True),
                             after_late_card=lambda copy: _redraw_late(ctx, copy))
-    ctx.services["outbox"] = worker.repo
-    ctx.services["delivery_worker"] = worker
-    ctx.services.setdefault("workers", []).append(worker)
+    ctx.services.outbox = worker.repo
+    ctx.services.delivery_worker = worker
+    ctx.services.workers.append(worker)
 
 
 async def _redraw_late(ctx: AppContext, copy: Any) -> None:
-    flow = ctx.services.get("flow")  # absent in a minimal setup without the action side
+    flow = ctx.services.flow  # absent in a minimal setup without the action side
     if flow is not None:
         await flow.redraw_late_copy(copy)

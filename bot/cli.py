@@ -289,7 +289,7 @@ def reps_leave(rep_id: str, config_path: str | None) -> None:
             if rep is None:
                 return None
             await ctx.store.set_rep_status(rep.id, "left", "cli")
-            return rep.name, await ctx.services["flow"].rep_left(rep.id, "cli")
+            return rep.name, await ctx.services.flow.rep_left(rep.id, "cli")
 
     result = asyncio.run(run())
     if result is None:

@@ -183,7 +183,7 @@ class Demo:
 
         self.app = create_app(self.settings, clock=self.clock, engine=self._engine)
         self.ctx = self.app[CTX]
-        worker = self.ctx.services.get("delivery_worker")
+        worker = self.ctx.services.delivery_worker
         if worker is not None:
             # The sandbox runs around the clock (nothing held for quiet hours) unless the admin's
             # own file brings a [calendar]: then it keeps that calendar's hours, to try them.
@@ -253,8 +253,8 @@ class Demo:
     async def settle(self) -> None:
         """Lets leadbot finish what an action started: inbox events, then deliveries (twice:
         processing one can enqueue another)."""
-        processor = self.ctx.services.get("processor")
-        worker = self.ctx.services.get("delivery_worker")
+        processor = self.ctx.services.processor
+        worker = self.ctx.services.delivery_worker
         for _ in range(3):
             if processor is not None:
                 await processor.drain()
@@ -345,8 +345,7 @@ class Demo:
 
     def _sweeper(self) -> Any:
         """The SLA timer sweep, when wired: catch_up fires a long jump's whole backlog in due order."""
-        for name in ("scheduler", "ladder", "sla"):
-            service = self.ctx.services.get(name)
+        for service in (self.ctx.services.scheduler, self.ctx.services.ladder):
             sweep = getattr(service, "catch_up", None) or getattr(service, "sweep_once", None)
             if callable(sweep):
                 return sweep
@@ -386,7 +385,7 @@ class Demo:
         listed = [{"platform": platform, "name": name, "label": label, "on": name in self._platform(platform).faults}
                   for platform, catalogue in (("dingtalk", DINGTALK_FAULTS), ("wecom", WECOM_FAULTS))
                   for name, label in catalogue.items() if name != "token_expired"]
-        outbox = self.ctx.services.get("outbox")
+        outbox = self.ctx.services.outbox
         rows = await outbox.list(("pending",), 200) if outbox is not None else []
         waiting = [{"channel": e.channel, "until": _hhmmss(e.next_attempt_at, self.zone), "error": e.last_error[:120]}
                    for e in rows if e.last_error and ("throttle" in e.last_error or "blocked" in e.last_error)]
@@ -554,7 +553,7 @@ class Demo:
         """What leadbot could not deliver (dead letters), and what it is still retrying after an
         error: shown on the phone (or group) it was meant for and counted at the top of the page,
         not only in the terminal's log."""
-        outbox = self.ctx.services.get("outbox")
+        outbox = self.ctx.services.outbox
         if outbox is None:
             return []
         rows = [*await outbox.list(("dead",), limit=200),

@@ -106,3 +106,30 @@ def aiohttp_client(engine, aiohttp_client):  # noqa: F811 - wraps pytest-aiohttp
 @pytest.fixture
 def aiohttp_server(engine, aiohttp_server):  # noqa: F811 - wraps pytest-aiohttp's fixture
     return aiohttp_server
+
+
+# Names by which a test module reaches the database outside the `engine`/`db_url` fixtures
+# (a leadbot process on a fresh database, a choice made by the URL).
+_CHOOSES_ITS_DATABASE = ("PG_URL", "LEADBOT_TEST_DATABASE_URL", "fresh_database", "LeadbotProcess")
+
+
+def _touches_the_database(item: pytest.Item) -> bool:
+    if {"engine", "db_url"} & set(getattr(item, "fixturenames", ())):
+        return True
+    path = getattr(getattr(item, "module", None), "__file__", None)
+    if not path:
+        return True  # not a plain test function: keep it rather than guess
+    source = Path(path).read_text(encoding="utf-8")
+    return any(name in source for name in _CHOOSES_ITS_DATABASE)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass runs what can differ on PostgreSQL: every test whose fixtures reach
+    the database (`engine`, `db_url`) or whose module chooses by the database URL. The rest ran
+    unchanged in the SQLite pass a moment before; running them again only doubled CI time."""
+    if not PG_URL:
+        return
+    kept = [item for item in items if _touches_the_database(item)]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept

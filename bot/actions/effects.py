@@ -30,7 +30,7 @@ class AfterEffects:
 
     @property
     def timers(self) -> Any:
-        return self.ctx.services.get("timers")
+        return self.ctx.services.timers
 
     async def run(self, lead_id: int, kind: str, payload: Mapping[str, Any], *,
                   skip: tuple[str, str] | None = None) -> "Card | None":

@@ -175,7 +175,7 @@ class ActionService:
     async def _effects_now(self, action: str, lead: dto.Lead, payload: Mapping[str, Any],
                            actor: Actor) -> Card | None:
         """Runs the after-effects the change recorded (bot/actions/effects.py) and settles them."""
-        effects = self.ctx.services.get("effects")
+        effects = self.ctx.services.effects
         skip = actor.tapped_copy
         if effects is None:  # a minimal setup without the effects service: run them directly
             rep = await self.ctx.store.get_rep(int(payload["rep_id"]))
@@ -188,7 +188,7 @@ class ActionService:
     async def _pending_effects(self, lead_id: int) -> None:
         """A repeat of a tap (the inbox retrying after an error, or a second tap) first finishes
         what the first one left undone."""
-        effects = self.ctx.services.get("effects")
+        effects = self.ctx.services.effects
         if effects is not None:
             await effects.catch_up(lead_id)
 
@@ -319,7 +319,7 @@ class ActionService:
                 or claims.rep_id != rep.id):
             await self._audit_refusal(actor, "not_allowed", claims, key)
             return self._refuse("refused_not_allowed", "error.not_allowed")
-        storm = self.ctx.services["storm"]
+        storm = self.ctx.services.storm
         digest = str(claims.args[BATCH])
         batch = await storm.batch(digest, rep)
         if batch is None:
@@ -344,7 +344,7 @@ class ActionService:
                              data={"outcomes": [(o.name, o.outcome, o.to_name, o.why) for o in outcomes]})
 
     async def _reassign_escalated(self, lead: dto.Lead, owner_id: int | None) -> StormOutcome:
-        storm = self.ctx.services["storm"]
+        storm = self.ctx.services.storm
         name = lead_name(lead)
         why = await storm.why_not(lead, owner_id)
         if why is None:
@@ -439,7 +439,7 @@ class ActionService:
     async def _do_reinstate(self, lead: dto.Lead, rep: dto.Rep, claims: ActionClaims, params: dict,
                             actor: Actor) -> ActionOutcome:
         """The manager's 恢复派单 on the notice that a rep was sidelined after repeated misses."""
-        router = self.ctx.services.get("router")
+        router = self.ctx.services.router
         target_id = claims.args.get("rep")
         target = await self.ctx.store.get_rep(int(target_id)) if str(target_id).isdigit() else None
         if rep.role not in ("manager", "admin") or router is None or target is None:

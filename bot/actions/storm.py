@@ -73,7 +73,7 @@ class StormDigests:
         """The storm digest for one manager as a card (its text fallback in ``text``); a group
         robot, or a digest of several recipients' rows, stays the plain roll-up: nobody there
         to bind a token to."""
-        flow = self.ctx.services.get("flow")
+        flow = self.ctx.services.flow
         rep_ids = {e.rep_id for e in entries}
         leads = [e.lead_id for e in entries if e.lead_id is not None]
         if channel not in CARD_CHANNELS or flow is None or len(rep_ids) != 1 or None in rep_ids or not leads:
@@ -100,7 +100,7 @@ class StormDigests:
     async def batch(self, key: str, rep: dto.Rep) -> list[tuple[int, int | None]] | None:
         """(lead id, its owner when it escalated) for every lead of the storm digest ``key``,
         longest waiting first; None unless that digest exists and was this rep's."""
-        outbox = self.ctx.services.get("outbox")
+        outbox = self.ctx.services.outbox
         row = await outbox.get_by_key(key) if outbox is not None and key.startswith("storm:") else None
         if row is None or row.rep_id != rep.id or not row.payload.get("storm_digest"):
             return None
@@ -132,5 +132,5 @@ class StormDigests:
         return rep.name if rep is not None else "?"
 
     def list_link(self, key: str, lead_id: int, rep_id: int) -> str:
-        flow = self.ctx.services["flow"]
+        flow = self.ctx.services.flow
         return flow.buttons.link(lead_id, f"rep:{rep_id}", self.ctx.clock.now(), args={BATCH: key})

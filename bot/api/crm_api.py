@@ -116,7 +116,7 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
             resp.headers["WWW-Authenticate"] = 'Bearer realm="leadbot"'
             return resp
         try:
-            return await route(request, ctx, ctx.services["crm_inbound"])
+            return await route(request, ctx, ctx.services.crm_inbound)
         except InboundError as e:
             ctx.log.info("crm.inbound_refused", status=e.status, code=e.code, path=request.path)
             return json_error(e.status, e.code, e.message, **e.extra)
@@ -159,13 +159,13 @@ def _actor(request: web.Request) -> str:
 async def _after_lead_write(ctx: AppContext, result: WriteResult) -> None:
     """Cards follow the CRM: a new lead is routed (or offered to the owner the CRM named), a
     changed one updates every delivered copy of its card."""
-    flow = ctx.services.get("flow")
+    flow = ctx.services.flow
     lead = await ctx.store.get_lead(int(result.entity["id"]))
     if flow is None or lead is None:
         return
     if result.created:
         if lead.owner_id is None:
-            on_new = ctx.services.get("on_new_lead")
+            on_new = ctx.services.on_new_lead
             if on_new is not None:
                 await on_new(lead)
             return
@@ -244,7 +244,7 @@ def setup_crm_bridge(app: web.Application, ctx: AppContext) -> None:
     if cfg is None:
         return
     inbound = CrmInbound(ctx.engine, ctx.clock, cfg.owners, ctx.settings.pipeline.stage_names)
-    ctx.services["crm_inbound"] = inbound
+    ctx.services.crm_inbound = inbound
     r = app.router
     r.add_put("/api/v1/customers/{external_id}", _endpoint(put_customer), name="crm_customer_put")
     r.add_get("/api/v1/customers/{external_id}", _endpoint(get_customer), name="crm_customer_get")
@@ -257,7 +257,7 @@ def setup_crm_bridge(app: web.Application, ctx: AppContext) -> None:
 
     if not cfg.webhook_urls:
         return
-    worker = ctx.services.get("delivery_worker")
+    worker = ctx.services.delivery_worker
     if worker is None:
         raise RuntimeError("setup_crm_bridge needs the delivery worker (setup_delivery) first")
     capture = ChangeCapture(cfg.webhook_urls, ctx.clock, on_enqueued=worker.wake)
@@ -265,11 +265,11 @@ def setup_crm_bridge(app: web.Application, ctx: AppContext) -> None:
     sender = WebhookSender(worker.sender, EntityOrderGate(ctx.engine, ctx.clock), cfg.webhook_secret, ctx.clock,
                            timeout=cfg.webhook_timeout_seconds)
     worker.sender = sender
-    ctx.services["crm_capture"] = capture
-    ctx.services["crm_webhook_sender"] = sender
+    ctx.services.crm_capture = capture
+    ctx.services.crm_webhook_sender = sender
 
     async def _close() -> None:
         ChangeCapture.uninstall(ctx.engine)
         await sender.close()
 
-    ctx.services.setdefault("on_shutdown", []).append(_close)
+    ctx.services.on_shutdown.append(_close)

@@ -182,7 +182,7 @@ async def card(request: web.Request) -> web.Response:
 
 
 def setup_dingtalk(app: web.Application, ctx: AppContext) -> None:
-    """Routes, the API client (``ctx.services["dingtalk_client"]``), the inbox parser and, with
+    """Routes, the API client (``ctx.services.dingtalk_client``), the inbox parser and, with
     ``[dingtalk] stream = true``, the Stream transport. Nothing when [dingtalk] is absent."""
     dt = ctx.settings.dingtalk
     if dt is None:
@@ -191,9 +191,9 @@ def setup_dingtalk(app: web.Application, ctx: AppContext) -> None:
     inbound = DingTalkInbound(ctx)
     cipher = EventCipher(dt.token, dt.aes_key, dt.receive_ids) if dt.token and dt.aes_key else None
     app[EDGE] = DingTalkEdge(dt, inbound, client, cipher, KeyValueStore(ctx.engine, ctx.clock))
-    ctx.services["dingtalk_client"] = client
-    ctx.services["dingtalk_inbound"] = inbound
-    processor = ctx.services.get("processor")
+    ctx.services.dingtalk_client = client
+    ctx.services.dingtalk_inbound = inbound
+    processor = ctx.services.processor
     if processor is not None:
         processor.register_parser("dingtalk", to_event)
 
@@ -201,7 +201,7 @@ def setup_dingtalk(app: web.Application, ctx: AppContext) -> None:
     app.router.add_post("/callbacks/dingtalk/robot", robot, name="dingtalk_robot")
     app.router.add_post("/callbacks/dingtalk/card", card, name="dingtalk_card")
 
-    shutdown: list[Any] = ctx.services.setdefault("on_shutdown", [])
+    shutdown: list[Any] = ctx.services.on_shutdown
     shutdown.append(client.close)
     shutdown.append(inbound.drain_background)
 
@@ -233,7 +233,7 @@ def setup_dingtalk(app: web.Application, ctx: AppContext) -> None:
         from bot.platforms.dingtalk.stream import StreamTransport
 
         transport = StreamTransport(client, inbound)
-        ctx.services["dingtalk_stream"] = transport
+        ctx.services.dingtalk_stream = transport
 
         async def _start_stream(_: web.Application) -> None:
             transport.start()

@@ -299,7 +299,7 @@ async def post_lead(request: web.Request) -> web.Response:
     ctx.log.info("intake.lead", lead_id=lead.id, created=created, channel=lead.source_channel,
                  source=source, flags=list(lead.flags))
     if created:
-        on_new = ctx.services.get("on_new_lead")
+        on_new = ctx.services.on_new_lead
         if on_new is not None:
             await on_new(lead)
     body = await lead_json(ctx, lead)

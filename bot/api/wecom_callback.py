@@ -132,7 +132,7 @@ async def wecom_event(request: web.Request) -> web.Response:
         return web.Response(text="")
     ctx.metrics.child(ctx.metrics.callbacks, "wecom", "accepted").inc()
     ctx.log.debug("wecom.callback", kind=kind, entry_id=entry_id)
-    processor = ctx.services.get("processor")
+    processor = ctx.services.processor
     if processor is None:
         return web.Response(text="")
     if fields.get("MsgType") == "event" and fields.get("Event") in CARD_EVENTS:
@@ -192,8 +192,8 @@ def setup_wecom(app: web.Application, ctx: AppContext) -> None:
     client = WeComClient(corp_id=ws.corp_id, secret=ws.secret, agent_id=ws.agent_id, api_base=ws.api_base,
                          clock=ctx.clock, token_store=KeyValueStore(ctx.engine, ctx.clock), log=ctx.log,
                          robot_key=ws.manager_robot_key)
-    ctx.services["wecom_client"] = client
-    processor = ctx.services.get("processor")
+    ctx.services.wecom_client = client
+    processor = ctx.services.processor
     if processor is not None:
         processor.register_parser("wecom", parse_event)
 
@@ -204,4 +204,4 @@ def setup_wecom(app: web.Application, ctx: AppContext) -> None:
             await asyncio.gather(*edge.background, return_exceptions=True)
         await client.close()
 
-    ctx.services.setdefault("on_shutdown", []).append(_shutdown)
+    ctx.services.on_shutdown.append(_shutdown)

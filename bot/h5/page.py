@@ -48,11 +48,13 @@ def _error_page(ctx: AppContext, message: str, status: int) -> web.Response:
 
 
 def _limiter(ctx: AppContext) -> RefusalLimiter:
-    return ctx.services.setdefault("h5_refusals", RefusalLimiter())
+    if ctx.services.h5_refusals is None:
+        ctx.services.h5_refusals = RefusalLimiter()
+    return ctx.services.h5_refusals
 
 
 async def _verify(ctx: AppContext, request: web.Request) -> ActionClaims | web.Response:
-    signer = ctx.services["signer"]
+    signer = ctx.services.signer
     client = request.remote or ""
     now = ctx.clock.now()
     limiter = _limiter(ctx)
@@ -80,11 +82,11 @@ async def _render(ctx: AppContext, claims: ActionClaims, outcome: ActionOutcome 
     now = ctx.clock.now()
     view = await lead_card_view(ctx, lead)
     actions = actions_for(lead, rep)
-    keys = ctx.services["buttons"].keys(lead, claims.audience, actions, now)
+    keys = ctx.services.buttons.keys(lead, claims.audience, actions, now)
     buttons = make_buttons(keys, ctx.lang)
     mine = lead.owner_id == rep.id and lead.claimed_at is not None
     if lead.claimed_at and not mine:
-        names = await ctx.services["lead_actions"].rep_names([lead.owner_id] if lead.owner_id else [])
+        names = await ctx.services.lead_actions.rep_names([lead.owner_id] if lead.owner_id else [])
         card = build_claimed_card(view, claimer_name=names.get(lead.owner_id or 0, ""), now=now, lang=ctx.lang)
     elif mine:
         # Claimed by this viewer: the page says "你已认领：…", not "新线索：…" (the title the
@@ -115,16 +117,16 @@ async def _render_storm(ctx: AppContext, claims: ActionClaims, outcome: ActionOu
     """A storm digest's full list: every lead as it is now (phone masked), a reassign for each
     one still waiting, and 全部改派; every key bound to this page's recipient."""
     rep = await ctx.store.get_rep(claims.rep_id) if claims.rep_id else None
-    storm = ctx.services["storm"]
+    storm = ctx.services.storm
     digest = str(claims.args.get(BATCH) or "")
     batch = await storm.batch(digest, rep) if rep is not None else None
     if rep is None or batch is None:
         return _error_page(ctx, t("error.not_found", ctx.lang), 404)
-    signer = ctx.services["signer"]
+    signer = ctx.services.signer
     now = ctx.clock.now()
     leads = {lead_id: await ctx.store.get_lead(lead_id) for lead_id, _ in batch}
     owners = {o for _, o in batch if o}
-    names = await ctx.services["lead_actions"].rep_names(sorted(owners))
+    names = await ctx.services.lead_actions.rep_names(sorted(owners))
     rows = []
     for lead_id, owner_id in batch:
         lead = leads[lead_id]
@@ -175,7 +177,7 @@ async def post_action_page(request: web.Request) -> web.Response:
     except ValueError:
         return _error_page(ctx, t("error.not_allowed", ctx.lang), 400)
     key = str(form.get("key", ""))
-    signer = ctx.services["signer"]
+    signer = ctx.services.signer
     try:
         action_claims = signer.parse_key(key, ctx.clock.now())
     except TokenError:
@@ -187,7 +189,7 @@ async def post_action_page(request: web.Request) -> web.Response:
         await ctx.store.audit("h5", "action.refused", "lead", str(claims.lead_id), {"reason": "audience_mismatch"})
         return _error_page(ctx, t("error.not_allowed", ctx.lang), 403)
     params = {k: str(v) for k, v in form.items() if k != "key" and isinstance(v, str)}
-    outcome = await ctx.services["actions"].perform(key, Actor("h5"), params=params)
+    outcome = await ctx.services.actions.perform(key, Actor("h5"), params=params)
     if storm:
         return await _render_storm(ctx, claims, outcome)
     return await _render(ctx, claims, outcome)
@@ -202,7 +204,7 @@ async def _belongs(ctx: AppContext, page: ActionClaims, key: ActionClaims) -> bo
     if key.args.get(BATCH):
         return key.args.get(BATCH) == digest
     rep = await ctx.store.get_rep(page.rep_id) if page.rep_id else None
-    batch = await ctx.services["storm"].batch(str(digest), rep) if rep is not None else None
+    batch = await ctx.services.storm.batch(str(digest), rep) if rep is not None else None
     return key.action == "reassign" and batch is not None and any(lead_id == key.lead_id for lead_id, _ in batch)
 
 

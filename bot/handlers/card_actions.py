@@ -65,7 +65,7 @@ async def handle_tap_card(event: CardAction, ctx: "AppContext") -> TapAnswer:
     if rules.updates_spend_a_code and event.response_code:
         await remember_response_code(ctx.engine, event.card_ref, event.actor_id, event.response_code, ctx.clock.now())
     params = dict(event.params)
-    outcome = await ctx.services["actions"].perform(
+    outcome = await ctx.services.actions.perform(
         event.key, Actor(event.platform, event.actor_id, event.card_ref), params=params)
     card, copy_id = await _tapped_card(ctx, event, outcome)
     reply = rules.tap_reply(card, taken_by=outcome.message if outcome.code == "taken" else "")
@@ -78,7 +78,7 @@ async def handle_tap_card(event: CardAction, ctx: "AppContext") -> TapAnswer:
 async def _tapped_card(ctx: "AppContext", event: CardAction, outcome: ActionOutcome) -> tuple[Card | None, int | None]:
     """The tapped copy as it should look now: the action's own card where it made one for an
     offer, else the copy redrawn from the lead's current state for its purpose."""
-    outbox, flow = ctx.services.get("outbox"), ctx.services.get("flow")
+    outbox, flow = ctx.services.outbox, ctx.services.flow
     copy = await outbox.card_copy(event.platform, event.card_ref, event.actor_id) if outbox and event.card_ref else None
     card = outcome.card
     if copy is not None and flow is not None and outcome.lead_id is not None and card is None:
@@ -103,7 +103,7 @@ async def _tapped_card(ctx: "AppContext", event: CardAction, outcome: ActionOutc
 
 async def _update_tapped_copy(ctx: "AppContext", event: CardAction, card: Card, copy_id: int | None,
                               lead_id: int | None) -> None:
-    outbox, flow = ctx.services.get("outbox"), ctx.services.get("flow")
+    outbox, flow = ctx.services.outbox, ctx.services.flow
     if outbox is None or flow is None or not event.card_ref:
         return
     now = ctx.clock.now()
@@ -120,7 +120,7 @@ async def _update_tapped_copy(ctx: "AppContext", event: CardAction, card: Card, 
         key=f"tap:{event.platform}:{event.actor_id}:{digest}:late", channel=event.platform, kind="card_update",
         recipient=event.actor_id, payload=flow.update_payload(card, event.platform, event.actor_id, response_code=code),
         rep_id=rep.id if rep else None, lead_id=lead_id, urgent=True))
-    worker = ctx.services.get("delivery_worker")
+    worker = ctx.services.delivery_worker
     if worker is not None:
         worker.wake()
 
@@ -128,13 +128,13 @@ async def _update_tapped_copy(ctx: "AppContext", event: CardAction, card: Card, 
 async def _tell_actor(ctx: "AppContext", event: CardAction, outcome: ActionOutcome) -> None:
     """Refusals and missing evidence are said to the tapper in a message of their own; a gate
     refusal as a card whose 去补充 opens the H5 page with the evidence form."""
-    outbox = ctx.services.get("outbox")
+    outbox = ctx.services.outbox
     if outbox is None:
         return
     digest = hashlib.sha256(f"{event.key}|{event.occurred_at.isoformat()}".encode()).hexdigest()[:24]
     key = f"tap:{event.platform}:{event.actor_id}:{digest}"
     link = str(outcome.data.get("link") or "")
-    flow = ctx.services.get("flow")
+    flow = ctx.services.flow
     if link and flow is not None:
         # A copy of kind "gate" (with the stage it waits for): once the evidence is in and the
         # lead has moved on, it is redrawn to say so instead of still asking (Flow.card_for_copy).
@@ -156,6 +156,6 @@ async def _tell_actor(ctx: "AppContext", event: CardAction, outcome: ActionOutco
 
 
 def _wake(ctx: "AppContext") -> None:
-    worker = ctx.services.get("delivery_worker")
+    worker = ctx.services.delivery_worker
     if worker is not None:
         worker.wake()

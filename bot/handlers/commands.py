@@ -31,18 +31,18 @@ def _is(text: str, key: str) -> bool:
 async def reply(ctx: "AppContext", event: TextCommand, text: str) -> None:
     """DingTalk robot messages are answered in their conversation (sessionWebhook while valid,
     else the robot API); everything else goes to the sender through the durable outbox."""
-    dingtalk = ctx.services.get("dingtalk_client")
+    dingtalk = ctx.services.dingtalk_client
     if event.platform == "dingtalk" and dingtalk is not None and (event.reply_webhook or event.is_group):
         await dingtalk.reply(event, text)  # a failure raises: the inbox retries the event
         return
-    outbox = ctx.services.get("outbox")
+    outbox = ctx.services.outbox
     if outbox is None:
         return
     ref = event.message_id or hashlib.sha256(f"{event.sender_id}|{event.occurred_at.isoformat()}|{event.text}"
                                              .encode()).hexdigest()[:24]
     await outbox.enqueue(NewOutboxItem(key=f"cmd:{event.platform}:{ref}", channel=event.platform, kind="text",
                                        recipient=event.sender_id, payload={"text": text, REPLY: True}, urgent=True))
-    worker = ctx.services.get("delivery_worker")
+    worker = ctx.services.delivery_worker
     if worker is not None:
         worker.wake()
 
@@ -64,7 +64,7 @@ async def answer_command(ctx: "AppContext", event: TextCommand) -> str:
         return f"{t('help.title', lang)}\n{t('help.body', lang)}"
     if _is(text, "cmd.text_mode") or _is(text, "cmd.card_mode"):
         profile = "text" if _is(text, "cmd.text_mode") else "card"
-        await ctx.services["outbox"].set_delivery(rep.id, profile)
+        await ctx.services.outbox.set_delivery(rep.id, profile)
         await ctx.store.audit(f"rep:{rep.id}", "rep.delivery_changed", "rep", str(rep.id), {"delivery": profile})
         return t("mode.text_on" if profile == "text" else "mode.card_on", lang)
     if _is(text, "cmd.my_leads"):
@@ -78,7 +78,7 @@ async def answer_command(ctx: "AppContext", event: TextCommand) -> str:
     if _is(first, "cmd.duty"):
         return await answer_duty(ctx, rep, rest.split(), lang)
     if _is(text, "cmd.why"):
-        explain = ctx.services.get("explain_for_rep")
+        explain = ctx.services.explain_for_rep
         if explain is None:
             return t("why.none", lang)
         return await explain(rep, lang)
@@ -103,7 +103,7 @@ async def handle_robot_quota_exhausted(event: RobotQuotaExhausted, ctx: "AppCont
     answered through the conversation's sessionWebhook while it is valid (it needs no quota-
     counted API call), never through the robot API, which the quota also stops."""
     ctx.log.warning("dingtalk.robot_quota_exhausted", err_code=event.error_code, err_msg=event.error_message[:200])
-    client = ctx.services.get("dingtalk_client")
+    client = ctx.services.dingtalk_client
     expired = event.reply_webhook_expires_at is not None and event.reply_webhook_expires_at <= ctx.clock.now()
     if client is None or not event.reply_webhook or expired:
         return

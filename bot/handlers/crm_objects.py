@@ -61,7 +61,7 @@ async def handle_change_crm_object(event: CrmObjectChanged, ctx: "AppContext") -
     if event.change not in ("create", "update"):
         log.info("crm.change_ignored", object_type=event.object_type, change=event.change)
         return
-    client = ctx.services.get("dingtalk_client")
+    client = ctx.services.dingtalk_client
     if client is None:
         log.warning("crm.no_dingtalk_client", object_type=event.object_type)
         return

@@ -51,7 +51,7 @@ WECHAT_USER = 1  # externalcontact/get external_contact.type: 1 a WeChat user, 2
 
 async def _fetch_contact(ctx: "AppContext", event: FriendAdded) -> tuple[ContactInfo, int]:
     """The contact and its type (0 when unknown)."""
-    client = ctx.services.get("wecom_client")
+    client = ctx.services.wecom_client
     if client is None:
         return ContactInfo(external_userid=event.external_user_id, platform=event.platform), 0
     try:
@@ -111,7 +111,7 @@ async def resolve_contact(ctx: "AppContext", rep: "dto.Rep", contact: ContactInf
         intake_key=f"{key}:{rep.id}", source_channel=channel[:64], actor=actor, customer_id=customer.id))
     if created:
         # The rep is already talking to them: the lead is theirs and first contact has happened.
-        actions = ctx.services["lead_actions"]
+        actions = ctx.services.lead_actions
         await actions.claim(lead.id, rep.id, actor)
         await actions.first_contact(lead.id, actor, first_contact_via)
     ctx.log.info("friend.new_customer", customer_id=customer.id, lead_id=lead.id, match=result.kind,
@@ -141,7 +141,7 @@ async def _send_welcome(ctx: "AppContext", event: FriendAdded) -> None:
     """Straight to WeCom, not through the outbox: a retry after 20 s could only fail (41051)."""
     wecom = ctx.settings.wecom
     text = wecom.welcome_text.strip() if wecom else ""
-    client = ctx.services.get("wecom_client")
+    client = ctx.services.wecom_client
     if not text or not event.welcome_code or client is None or event.platform != "wecom":
         return
     if ctx.clock.now() - event.occurred_at > WELCOME_CODE_LIFE:
@@ -159,7 +159,7 @@ async def _write_back_remark(ctx: "AppContext", event: FriendAdded, customer_id:
     """The CRM's name for the customer becomes the friend's remark on the rep's side, so the
     rep's WeChat list shows the name the team knows them by."""
     wecom = ctx.settings.wecom
-    outbox = ctx.services.get("outbox")
+    outbox = ctx.services.outbox
     if wecom is None or not wecom.write_back_remark or outbox is None or event.platform != "wecom":
         return
     customer = await ctx.store.get_customer(customer_id)
@@ -175,7 +175,7 @@ async def _write_back_remark(ctx: "AppContext", event: FriendAdded, customer_id:
     # No rep_id: a failed remark must not fall back to "the rep's other platform".
     await outbox.enqueue(NewOutboxItem(key=f"remark:wecom:{event.external_user_id}:{event.rep_user_id}:{customer_id}",
                                        channel="wecom", kind="remark", recipient=event.rep_user_id, payload=payload))
-    worker = ctx.services.get("delivery_worker")
+    worker = ctx.services.delivery_worker
     if worker is not None:
         worker.wake()
 
@@ -193,7 +193,7 @@ async def _tell_known(ctx: "AppContext", key: str, rep: "dto.Rep", customer_id: 
                            stage=latest.stage if latest else "",
                            last_activity_at=latest.last_activity_at if latest else None,
                            open_leads=len(open_leads), match_reason=reason)
-    flow = ctx.services["flow"]
+    flow = ctx.services.flow
     now = ctx.clock.now()
     card = build_friend_match_card(view, now=now, lang=ctx.lang)
     await flow.notify(rep, f"{key}:{rep.id}", card, reply=True)  # answers the rep adding the friend

@@ -34,7 +34,7 @@ async def submit_lead(ctx: "AppContext", lead: dto.Lead) -> None:
     await ctx.inbox.put(PLATFORM, inbox_key(lead.id), "lead_submitted",
                         {"type": "lead_submitted", "lead_id": lead.id, "channel": lead.source_channel,
                          "at": lead.created_at.isoformat()})
-    ctx.services["processor"].notify()
+    ctx.services.processor.notify()
 
 
 async def resubmit_unrouted(ctx: "AppContext") -> int:
@@ -47,7 +47,7 @@ async def resubmit_unrouted(ctx: "AppContext") -> int:
 
 @handles(LeadSubmitted)
 async def handle_submit_lead(event: LeadSubmitted, ctx: "AppContext") -> None:
-    router = ctx.services.get("router")
+    router = ctx.services.router
     if router is None:
         return  # no routing wired: the lead waits in the pool
     try:
@@ -56,7 +56,7 @@ async def handle_submit_lead(event: LeadSubmitted, ctx: "AppContext") -> None:
     except LookupError:
         return  # deleted since it was stored
     if decision.applied:
-        await ctx.services["flow"].after_routing(event.lead_id, decision)
+        await ctx.services.flow.after_routing(event.lead_id, decision)
         return
     lead = await ctx.store.get_lead(event.lead_id)
     if lead is not None:
@@ -69,16 +69,16 @@ async def _finish_interrupted_routing(ctx: "AppContext", lead: dto.Lead) -> None
     happened to the lead since its first routing decision; offers and ladder timers have
     deterministic keys, so whatever did get written before the crash is not written twice. A lead
     claimed, rerouted or moved by the CRM since is left as it is."""
-    router = ctx.services.get("router")
+    router = ctx.services.router
     if router is not None and lead.status == "waiting":
         # Deferred to the working window: make sure its timer exists (same key if it does).
         decision = await router.last_decision(lead.id)
         if decision is not None and decision.outcome == "deferred":
-            await ctx.services["flow"].after_routing(lead.id, decision)
+            await ctx.services.flow.after_routing(lead.id, decision)
         return
     if router is None or lead.claimed_at is not None or lead.status not in ("assigned", "pool"):
         return
     decision = await router.last_decision(lead.id)
     if decision is None or decision.previous_owner_id is not None or decision.rep_id != lead.owner_id:
         return
-    await ctx.services["flow"].after_routing(lead.id, decision)
+    await ctx.services.flow.after_routing(lead.id, decision)

@@ -78,11 +78,11 @@ class Flow:
         return copy_rules(platform).update_payload(card, recipient, response_code=response_code)
 
     async def enqueue(self, items: Sequence[NewOutboxItem]) -> None:
-        outbox = self.ctx.services.get("outbox")
+        outbox = self.ctx.services.outbox
         if outbox is None or not items:
             return
         await outbox.enqueue_many(list(items))
-        worker = self.ctx.services.get("delivery_worker")
+        worker = self.ctx.services.delivery_worker
         if worker is not None:
             worker.wake()
 
@@ -101,14 +101,14 @@ class Flow:
         link = self.buttons.link(lead.id, audience, now)
         mine = lead.claimed_at is not None and lead.owner_id == rep.id
         if lead.claimed_at is not None and not mine:
-            names = await self.ctx.services["lead_actions"].rep_names([lead.owner_id] if lead.owner_id else [])
+            names = await self.ctx.services.lead_actions.rep_names([lead.owner_id] if lead.owner_id else [])
             return build_claimed_card(view, claimer_name=names.get(lead.owner_id or 0, ""), now=now,
                                       lang=self.lang, link=link, card_ref=card_ref)
         if (lead.claimed_at is None and lead.owner_id not in (None, rep.id)
                 and lead.status not in CLOSED_STATUSES):
             # Offered to someone else now (passed on, reassigned, given out of the pool): nobody
             # claimed it, so the card says who has it, never "claimed by".
-            names = await self.ctx.services["lead_actions"].rep_names([lead.owner_id or 0])
+            names = await self.ctx.services.lead_actions.rep_names([lead.owner_id or 0])
             return build_reassigned_card(replace(view, state="reassigned"),
                                          from_name=t("value.pool", self.lang) if pool else rep.name,
                                          to_name=names.get(lead.owner_id or 0, "?"), now=now, lang=self.lang,
@@ -129,7 +129,7 @@ class Flow:
         return build_lead_card(view, now=now, lang=self.lang, buttons=keys, link=link, card_ref=card_ref)
 
     async def sla_due(self, lead: dto.Lead) -> Any:
-        due = self.ctx.services.get("sla_due")
+        due = self.ctx.services.sla_due
         return await due(lead) if due is not None else None
 
     async def offer(self, lead: dto.Lead, reps: Sequence[dto.Rep], *, pool: bool = False, round_: str = "1",
@@ -162,7 +162,7 @@ class Flow:
         if lead.status in CLOSED_STATUSES:
             return t(f"state.{'merged' if lead.status == 'merged' else 'closed'}", self.lang), (
                 "merged" if lead.status == "merged" else "closed")
-        names = await self.ctx.services["lead_actions"].rep_names([lead.owner_id] if lead.owner_id else [])
+        names = await self.ctx.services.lead_actions.rep_names([lead.owner_id] if lead.owner_id else [])
         owner = names.get(lead.owner_id or 0, "?")
         if lead.claimed_at is not None:
             if lead.owner_id == viewer.id:
@@ -203,7 +203,7 @@ class Flow:
                                        outcome=outcome, state=state)
         escalated = copy.meta.get("owner_id")
         escalated_id = int(escalated) if isinstance(escalated, int) or str(escalated).isdigit() else None
-        names = await self.ctx.services["lead_actions"].rep_names([escalated_id] if escalated_id else [])
+        names = await self.ctx.services.lead_actions.rep_names([escalated_id] if escalated_id else [])
         shown = replace(view, owner_name=names.get(escalated_id or 0, ""), sla_due_at=_when(copy.meta.get("due")))
         if open_ and lead.owner_id == escalated_id:
             keys = self.buttons.escalation_keys(lead, audience, escalated_id, now)
@@ -244,7 +244,7 @@ class Flow:
         `stage_moved_for`: the owner whose lead changed stage: their own lead copies are redrawn
         on WeCom too, though a stage is a field (their 推进阶段 is bound to the stage shown).
         `only`: (platform, card_ref) of the one copy to look at (a late delivery)."""
-        outbox = self.ctx.services.get("outbox")
+        outbox = self.ctx.services.outbox
         if outbox is None:
             return
         copies = await outbox.cards_for_lead(lead.id)
@@ -354,7 +354,7 @@ class Flow:
         if getattr(decision, "outcome", "") == "deferred":
             # Off hours, nobody on duty: routed when the window opens (a timer); nobody is offered
             # it meanwhile, and explain says when and to whom.
-            ladder = self.ctx.services.get("ladder")
+            ladder = self.ctx.services.ladder
             if ladder is not None and decision.until is not None:
                 await ladder.route_at_window(lead, decision.until)
             return
@@ -363,7 +363,7 @@ class Flow:
             rep = await self.ctx.store.get_rep(chosen)
             if rep is not None:
                 # The ladder first: the card counts down to its escalation step.
-                ladder = self.ctx.services.get("ladder")
+                ladder = self.ctx.services.ladder
                 due: Any = LOOKUP
                 if ladder is not None and start_ladder:
                     due = await ladder.start(lead, team=rep.team)
@@ -371,7 +371,7 @@ class Flow:
                 view = await self.view_for(lead, sla_due_at=due, customer=customer)
                 await self.offer(lead, [rep], round_=str(getattr(decision, "decision_id", None) or lead.version),
                                  view=view, on_duty=getattr(decision, "outcome", "") == "on_duty")
-                identity = self.ctx.services.get("identity")
+                identity = self.ctx.services.identity
                 if identity is not None:
                     await identity.suggest(lead, rep, customer=customer)
                 return
@@ -387,7 +387,7 @@ class Flow:
         the offer's outbox key carries the decision id and the ladder's keys the lead's version,
         so a second run sends nothing twice. Only while that decision still holds (the lead is
         unclaimed and with the rep, or in the pool, it chose)."""
-        router = self.ctx.services.get("router")
+        router = self.ctx.services.router
         if router is None or lead.claimed_at is not None or lead.status in CLOSED_STATUSES:
             return False
         decision = await router.last_decision(lead.id)
@@ -402,11 +402,11 @@ class Flow:
     # ---- after-effects of taps (bot.actions.service.LeadFlow) --------------------------------
 
     async def after_claim(self, lead: dto.Lead, rep: dto.Rep, skip: tuple[str, str] | None = None) -> Card | None:
-        ladder = self.ctx.services.get("ladder")
+        ladder = self.ctx.services.ladder
         if ladder is not None:
             await ladder.cancel(lead, "claimed")
             await ladder.stage_entered(lead, team=rep.team)
-        router, missed = self.ctx.services.get("router"), self.ctx.services.get("missed_first_touch")
+        router, missed = self.ctx.services.router, self.ctx.services.missed_first_touch
         if router is not None and missed is not None and not await missed(lead.id):
             await router.record_first_touch(rep.id, on_time=True)  # counts towards leaving a miss streak
         await self.update_copies(lead, "claimed", skip=skip)
@@ -414,10 +414,10 @@ class Flow:
 
     async def after_pass(self, lead: dto.Lead, rep: dto.Rep, reason: str,
                          skip: tuple[str, str] | None = None) -> None:
-        ladder = self.ctx.services.get("ladder")
+        ladder = self.ctx.services.ladder
         if ladder is not None:
             await ladder.cancel(lead, "passed")
-        router = self.ctx.services.get("router")
+        router = self.ctx.services.router
         if router is not None:
             decision = await router.next_candidate(lead.id, exclude=[rep.id], reason=reason)
             await self.after_routing(lead.id, decision)
@@ -434,7 +434,7 @@ class Flow:
 
     async def after_advance(self, lead: dto.Lead, rep: dto.Rep, from_stage: str, to_stage: str,
                             skip: tuple[str, str] | None = None) -> Card | None:
-        ladder = self.ctx.services.get("ladder")
+        ladder = self.ctx.services.ladder
         if ladder is not None:
             await ladder.cancel(lead, "first_contact")
             await ladder.stage_entered(lead, team=await self.owner_team(lead, rep))
@@ -442,9 +442,9 @@ class Flow:
         return await self.card_for(lead, rep)
 
     async def reassign(self, lead: dto.Lead, actor: dto.Rep, to_rep_id: int | None, reason: str) -> dto.Rep | None:
-        actions = self.ctx.services["lead_actions"]
+        actions = self.ctx.services.lead_actions
         if to_rep_id is None:
-            router = self.ctx.services.get("router")
+            router = self.ctx.services.router
             if router is None:
                 return None
             exclude = [lead.owner_id] if lead.owner_id else []
@@ -465,7 +465,7 @@ class Flow:
         owner), ("pooled", None) when nobody else can take it (the lead goes to its team's
         pool, as an SLA reassignment would; "deferred" off hours with nobody on duty), or ("handled", None) when it was claimed, moved
         or closed meanwhile: then nothing changed."""
-        router = self.ctx.services.get("router")
+        router = self.ctx.services.router
         if router is None:
             return "handled", None
         decision = await router.reassign_escalated(lead.id, owner_id, reason)
@@ -481,7 +481,7 @@ class Flow:
         await self.after_routing(lead.id, decision)
         if getattr(decision, "outcome", "") == "deferred":
             return "deferred", None  # nobody on shift: routed when the window opens (a timer)
-        ladder = self.ctx.services.get("ladder")
+        ladder = self.ctx.services.ladder
         if ladder is not None and fresh is not None:
             await ladder.pooled(fresh)
         return "pooled", None
@@ -505,7 +505,7 @@ class Flow:
         await self.update_copies(lead, "reassigned", taken_from=previous, offered_to=lead.owner_id)
         if lead.status in CLOSED_STATUSES:
             return
-        ladder = self.ctx.services.get("ladder")
+        ladder = self.ctx.services.ladder
         target = await self.ctx.store.get_rep(lead.owner_id) if lead.owner_id else None
         if target is None:
             if lead.status == "pool":
@@ -521,12 +521,12 @@ class Flow:
         await self.offer(lead, [target], round_=f"re{lead.version}", view=await self.view_for(lead, sla_due_at=due))
 
     async def snooze(self, lead: dto.Lead, rep: dto.Rep, delay: timedelta) -> None:
-        ladder = self.ctx.services.get("ladder")
+        ladder = self.ctx.services.ladder
         if ladder is not None:
             await ladder.snooze(lead, delay)
 
     async def merge(self, lead: dto.Lead, actor: dto.Rep, args: Mapping[str, Any]) -> str:
-        identity = self.ctx.services.get("identity")
+        identity = self.ctx.services.identity
         if identity is None:
             raise RuntimeError("identity resolution is not wired")
         name = await identity.merge_from_card(lead, actor, args)
@@ -541,12 +541,12 @@ class Flow:
         await self.update_copies(fresh, f"{what}{self.ctx.clock.now().timestamp():.0f}")
 
     async def distinct(self, lead: dto.Lead, actor: dto.Rep, args: Mapping[str, Any]) -> None:
-        identity = self.ctx.services.get("identity")
+        identity = self.ctx.services.identity
         if identity is not None:
             await identity.distinct_from_card(lead, actor, args)
 
     async def undo(self, lead: dto.Lead, actor: dto.Rep, args: Mapping[str, Any]) -> None:
-        identity = self.ctx.services.get("identity")
+        identity = self.ctx.services.identity
         if identity is not None:
             await identity.undo_from_card(lead, actor, args)
             await self.redraw_after_merge(lead, "undo")
@@ -554,7 +554,7 @@ class Flow:
     async def rep_left(self, rep_id: int, actor: str) -> int:
         """A rep left: their open leads go to new owners (with a card each), their old cards show
         the new owner, and their manager gets one notice listing what moved."""
-        router = self.ctx.services.get("router")
+        router = self.ctx.services.router
         leaving = await self.ctx.store.get_rep(rep_id)
         if router is None or leaving is None:
             return 0

@@ -53,7 +53,7 @@ class IdentityActions:
         existing = await self.ctx.store.get_customer(int(best["customer_id"]))
         if existing is None or existing.status != "active" or existing.id == customer.id:
             return False
-        flow = self.ctx.services["flow"]
+        flow = self.ctx.services.flow
         now = self.ctx.clock.now()
         args = {"into": existing.id, "from": customer.id}
         audience = f"rep:{rep.id}"
@@ -74,7 +74,7 @@ class IdentityActions:
         result = await merge_customers(self.ctx.store, into, source, f"rep:{actor.id}", reason="card")
         survivor = await self.ctx.store.get_customer(into)
         name = survivor.display_name if survivor else str(into)
-        flow = self.ctx.services["flow"]
+        flow = self.ctx.services.flow
         now = self.ctx.clock.now()
         undo = flow.buttons.signer.key("undo", lead.id, f"rep:{actor.id}", now + _TTL, {"merge": result.merge_id})
         key = f"merge:{result.merge_id}:undo:{actor.id}"

@@ -31,7 +31,7 @@ class SlaActions:
 
     @property
     def flow(self) -> Any:
-        return self.ctx.services["flow"]
+        return self.ctx.services.flow
 
     @property
     def lang(self) -> str:
@@ -94,7 +94,7 @@ class SlaActions:
         if lead is None:
             return
         if owner is not None:
-            streak = await self.ctx.services["router"].record_first_touch(owner.id, on_time=False)
+            streak = await self.ctx.services.router.record_first_touch(owner.id, on_time=False)
             if streak is not None and getattr(streak, "kind", "") == "sidelined":
                 manager = await self.ctx.store.get_rep(streak.manager_id) if streak.manager_id else None
                 if manager is not None:
@@ -140,7 +140,7 @@ class SlaActions:
             return
         if int(payload.get("attempt", 1)) >= MAX_REASSIGN_ATTEMPTS:
             return  # the pool_return step of this cycle takes over
-        decision = await self.ctx.services["router"].next_candidate(
+        decision = await self.ctx.services.router.next_candidate(
             lead_id, exclude=[owner.id] if owner else [], reason="sla_reassign")
         if not getattr(decision, "applied", True):
             return
@@ -149,21 +149,21 @@ class SlaActions:
         if fresh is not None:
             await self.flow.update_copies(fresh, f"sla-reassign-{timer_key}", taken_from=owner,
                                           offered_to=fresh.owner_id)
-        ladder = self.ctx.services.get("ladder")
+        ladder = self.ctx.services.ladder
         if ladder is not None and fresh is not None and fresh.owner_id:
             # The new owner's steps join this cycle; its single pool deadline stays where it was.
-            await self.ctx.services["timers"].cancel(lead_id, kinds=OWNER_STEPS)
+            await self.ctx.services.timers.cancel(lead_id, kinds=OWNER_STEPS)
             owner = await self.ctx.store.get_rep(fresh.owner_id)
             await ladder.start(fresh, cycle=payload, team=owner.team if owner else "")
 
     async def return_to_pool(self, lead_id: int, timer_key: str, payload: Mapping[str, Any]) -> None:
         _, owner = await self._lead_and_owner(lead_id)
-        lead = await self.ctx.services["lead_actions"].to_pool(lead_id, f"timer:{timer_key}")
+        lead = await self.ctx.services.lead_actions.to_pool(lead_id, f"timer:{timer_key}")
         if lead is None:
             return
         await self.flow.update_copies(lead, f"pool-{timer_key}", taken_from=owner)
         await self.flow.after_routing(lead_id, None)
-        ladder = self.ctx.services.get("ladder")
+        ladder = self.ctx.services.ladder
         if ladder is not None:
             team = await self.ctx.store.get_team(lead.team_id) if lead.team_id else None
             await ladder.pooled(lead, team=team.name if team else (owner.team if owner else ""))
@@ -171,7 +171,7 @@ class SlaActions:
     async def route_at_window(self, lead_id: int, timer_key: str, payload: Mapping[str, Any]) -> None:
         """The working window opened for a lead that came in off hours: whoever is on shift now
         gets it, and its first-touch SLA counts from now."""
-        decision = await self.ctx.services["router"].assign(lead_id, trigger="window")
+        decision = await self.ctx.services.router.assign(lead_id, trigger="window")
         if getattr(decision, "applied", False):
             await self.flow.after_routing(lead_id, decision)
 
@@ -179,7 +179,7 @@ class SlaActions:
         lead = await self.ctx.store.get_lead(lead_id)
         if lead is None or lead.status != "pool":
             return
-        decision = await self.ctx.services["router"].assign(lead_id, from_pool=True)
+        decision = await self.ctx.services.router.assign(lead_id, from_pool=True)
         if getattr(decision, "applied", False) and (getattr(decision, "rep_id", None)
                                                     or getattr(decision, "outcome", "") == "deferred"):
             await self.flow.after_routing(lead_id, decision)

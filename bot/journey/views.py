@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 async def lead_card_view(ctx: "AppContext", lead: dto.Lead, *, sla_due_at: datetime | None = None,
                          state: str | None = None, customer: dto.Customer | None = LOOKUP) -> LeadCardView:
-    actions: LeadActions = ctx.services["lead_actions"]
+    actions: LeadActions = ctx.services.lead_actions
     if customer is LOOKUP:
         customer = await ctx.store.get_customer(lead.customer_id) if lead.customer_id else None
     earlier, activities = await actions.history_counts(lead.customer_id, exclude_lead=lead.id)
@@ -34,7 +34,7 @@ async def lead_card_view(ctx: "AppContext", lead: dto.Lead, *, sla_due_at: datet
             duplicate = DuplicateRef(name=other.display_name or other.company, customer_id=other.id)
     silent = False
     now = ctx.clock.now()
-    silence = ctx.services.get("is_silent")
+    silence = ctx.services.is_silent
     if silence is not None:
         silent = bool(silence(lead, now))
     team = await ctx.store.get_team(lead.team_id) if lead.team_id and ctx.settings.calendar.teams else None

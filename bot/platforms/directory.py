@@ -321,7 +321,7 @@ async def sync_directory(ctx: Any, *, platforms: Iterable[str] = PLATFORMS,
     say = progress or (lambda line: None)
     persons: dict[str, list[Person]] = {}
     for platform in platforms:
-        client = ctx.services.get(f"{platform}_client")
+        client = ctx.services.client_for(platform)
         if client is None:
             raise ValueError(f"[{platform}] is not configured: cannot read its directory")
         reader = read_wecom if platform == "wecom" else read_dingtalk
@@ -352,7 +352,7 @@ async def sync_directory(ctx: Any, *, platforms: Iterable[str] = PLATFORMS,
                 bucket.remove(change)
                 report.rejected.append(Change(change.rep, change.name, rejected[change.rep]))
         report.notes += list(summary.notes)
-    flow = ctx.services.get("flow")
+    flow = ctx.services.flow
     for rep in leaving:
         await ctx.store.set_rep_status(rep.id, "left", ACTOR)
         if flow is not None:

@@ -26,14 +26,14 @@ async def world(client, store):
     ctx = client.app[CTX]
     reps = {r["id"]: await store.rep_by_external_id(r["id"]) for r in REPS}
     lead = await (await client.post("/api/v1/leads", json={"name": "客户"}, headers=AUTH)).json()
-    await ctx.services["processor"].drain()
+    await ctx.services.processor.drain()
     return client, ctx, reps, lead["id"]
 
 
 def _page(ctx, lead_id, rep, action, args=None):
     now = ctx.clock.now()
-    link = ctx.services["buttons"].link(lead_id, f"rep:{rep.id}", now)
-    key = ctx.services["signer"].key(action, lead_id, f"rep:{rep.id}", now + timedelta(days=1), args)
+    link = ctx.services.buttons.link(lead_id, f"rep:{rep.id}", now)
+    key = ctx.services.signer.key(action, lead_id, f"rep:{rep.id}", now + timedelta(days=1), args)
     return "/a/" + link.rsplit("/a/", 1)[1], key
 
 
@@ -45,17 +45,17 @@ async def _tap(client, path, key, **form) -> str:
 
 async def test_a_former_owners_snooze_does_nothing(world) -> None:
     client, ctx, reps, lead_id = world
-    actions = ctx.services["lead_actions"]
+    actions = ctx.services.lead_actions
     await actions.reassign(lead_id, reps["a"].id, "test", "setup")
     lead = await ctx.store.get_lead(lead_id)
-    await ctx.services["ladder"].cancel(lead, "setup")
-    await ctx.services["ladder"].start(lead)
+    await ctx.services.ladder.cancel(lead, "setup")
+    await ctx.services.ladder.start(lead)
     path, snooze = _page(ctx, lead_id, reps["a"], "snooze", {"minutes": 120})  # issued while A owned it
     await actions.reassign(lead_id, reps["b"].id, "test", "moved")
     lead = await ctx.store.get_lead(lead_id)
-    await ctx.services["ladder"].cancel(lead, "reassigned")
-    await ctx.services["ladder"].start(lead)
-    timers = ctx.services["timers"]
+    await ctx.services.ladder.cancel(lead, "reassigned")
+    await ctx.services.ladder.start(lead)
+    timers = ctx.services.timers
     before = [(t.kind, t.due_at) for t in await timers.for_lead(lead_id, ("pending",))]
     page = await _tap(client, path, snooze)
     assert 'data-code="refused_not_allowed"' in page

@@ -85,7 +85,7 @@ async def play(aiohttp_client, engine, clock, store, wecom, at: datetime, calend
 
 async def open_window(cli, clock, when: datetime) -> None:
     clock.set(when)
-    await ctx_of(cli).services["scheduler"].catch_up()
+    await ctx_of(cli).services.scheduler.catch_up()
     await deliver(cli)
 
 

@@ -38,7 +38,7 @@ async def start_dingtalk_leadbot(aiohttp_client, engine, clock, sandbox: DingTal
     settings = make_settings(dingtalk=dingtalk, sla=SLA, **sections)
     app = create_app(settings, clock=clock, engine=engine, start_workers=False)
     cli = await aiohttp_client(app)
-    app[CTX].services["dingtalk_client"].sleep = no_sleep
+    app[CTX].services.dingtalk_client.sleep = no_sleep
     sandbox.leadbot_url = str(cli.make_url("")).rstrip("/")
     return cli
 
@@ -46,6 +46,6 @@ async def start_dingtalk_leadbot(aiohttp_client, engine, clock, sandbox: DingTal
 async def tick(cli, clock, seconds: float = 0) -> None:
     clock.advance(timedelta(seconds=seconds))
     ctx = cli.app[CTX]
-    await ctx.services["scheduler"].sweep_once()
-    await ctx.services["processor"].drain()
-    await ctx.services["delivery_worker"].drain()
+    await ctx.services.scheduler.sweep_once()
+    await ctx.services.processor.drain()
+    await ctx.services.delivery_worker.drain()

@@ -27,7 +27,7 @@ async def test_robot_messages_keep_the_hour_events_and_taps_the_window(aiohttp_c
     assert late_event.status in (400, 403)
     late_tap = await dingtalk.tap_card("nope", "dt_chen", key="claim:x", timestamp=str(sent_ms))
     assert late_tap.status in (400, 403)
-    await cli.app[CTX].services["processor"].drain()
+    await cli.app[CTX].services.processor.drain()
     assert dingtalk.session_replies, "the late robot message was answered"
 
 
@@ -39,7 +39,7 @@ async def test_quota_exhausted_message_is_logged_and_answered(aiohttp_client, en
     cli = await start_dingtalk_leadbot(aiohttp_client, engine, clock, dingtalk)
     res = await dingtalk.post_robot(dingtalk.robot_quota_body("dt_chen"))
     assert res.status == 200
-    await cli.app[CTX].services["processor"].drain()
+    await cli.app[CTX].services.processor.drain()
     [reply] = dingtalk.session_replies
     assert "额度" in reply["msg"]["text"]["content"]
     assert not dingtalk.calls_to("/v1.0/robot/oToMessages/batchSend")

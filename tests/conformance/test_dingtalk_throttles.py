@@ -65,7 +65,7 @@ async def test_660026_is_a_retry_of_that_message(aiohttp_client, engine, clock, 
     webhook, secret = dingtalk.add_custom_robot()
     cli = await start_dingtalk_leadbot(aiohttp_client, engine, clock, dingtalk,
                                        dingtalk={"manager_robot_webhook": webhook, "manager_robot_secret": secret})
-    outbox = cli.app[CTX].services["outbox"]
+    outbox = cli.app[CTX].services.outbox
     dingtalk.set_fault("robot_660026", times=1)
     await outbox.enqueue(NewOutboxItem(key="esc:1", channel="dingtalk_robot", kind="robot", recipient=webhook,
                                        payload={"text": "线索超时：马丽"}, urgent=True))
@@ -85,7 +85,7 @@ async def test_msg_uuid_posts_once_when_the_answer_is_lost(aiohttp_client, engin
     webhook, secret = dingtalk.add_custom_robot()
     cli = await start_dingtalk_leadbot(aiohttp_client, engine, clock, dingtalk,
                                        dingtalk={"manager_robot_webhook": webhook, "manager_robot_secret": secret})
-    outbox = cli.app[CTX].services["outbox"]
+    outbox = cli.app[CTX].services.outbox
     dingtalk.set_fault("robot_lost_answer", times=1)
     await outbox.enqueue(NewOutboxItem(key="esc:2", channel="dingtalk_robot", kind="robot", recipient=webhook,
                                        payload={"text": "线索超时：王强"}, urgent=True))
@@ -131,7 +131,7 @@ async def test_old_api_9000x_are_throttles(aiohttp_client, engine, clock, store,
     delivered afterwards, not dead-lettered."""
     await store.import_reps(DT_REPS)
     cli = await start_dingtalk_leadbot(aiohttp_client, engine, clock, dingtalk)
-    outbox = cli.app[CTX].services["outbox"]
+    outbox = cli.app[CTX].services.outbox
     for code in (90001, 90003, 90004):
         dingtalk.set_fault(f"oapi_{code}")
         await outbox.enqueue(NewOutboxItem(key=f"note:{code}", channel="dingtalk", kind="text", recipient="dt_chen",

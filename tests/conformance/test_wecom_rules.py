@@ -53,7 +53,7 @@ async def test_a_second_deployment_on_the_same_app_never_repeats_a_task_id(aioht
         cards = [m for m in wecom.messages_for("zhangsan") if m["msgtype"] == "template_card"]
         assert len(cards) == 2 and cards[0]["task_id"] != cards[1]["task_id"]
         assert wecom.repeated_task_ids == []
-        await second_app[CTX].services["delivery_worker"].stop()
+        await second_app[CTX].services.delivery_worker.stop()
     finally:
         await other_engine.dispose()
 
@@ -63,7 +63,7 @@ async def test_long_chinese_text_arrives_whole_with_its_link(aiohttp_client, eng
     (cut by leadbot, the link kept last) arrives whole; as \\u escapes it would be cut, link and all."""
     await store.import_reps(REPS)
     cli = await start_leadbot(aiohttp_client, engine, clock, wecom)
-    outbox = cli.app[CTX].services["outbox"]
+    outbox = cli.app[CTX].services.outbox
     link = "http://leadbot.test/a/TOKEN123"
     body = "客户留言：" + "我们需要一套覆盖华东区的销售管理方案，" * 40
     await outbox.enqueue(NewOutboxItem(key="long:1", channel="wecom", kind="text", recipient="zhangsan",

@@ -29,7 +29,7 @@ async def test_over_the_daily_limit_goes_as_robot_text_after_flow_control(aiohtt
                                                                           dingtalk) -> None:
     await store.import_reps(DT_REPS)
     cli = await start_dingtalk_leadbot(aiohttp_client, engine, clock, dingtalk)
-    outbox = cli.app[CTX].services["outbox"]
+    outbox = cli.app[CTX].services.outbox
     rep = await _rep_id(store, "dt_chen")
     dingtalk.set_fault("work_notice_over_limit", times=1)  # accepted, then forbidden (143105)
     dingtalk.set_fault("batch_flow_control", times=1)  # and the robot's first try flow-controlled
@@ -52,7 +52,7 @@ async def test_invalid_everywhere_is_reported_not_counted_as_sent(aiohttp_client
     # 周 is the admin here: dead letters alert the admins.
     await store.import_reps([{**DT_REPS[0], "role": "admin"}, DT_REPS[1]])
     cli = await start_dingtalk_leadbot(aiohttp_client, engine, clock, dingtalk)
-    outbox = cli.app[CTX].services["outbox"]
+    outbox = cli.app[CTX].services.outbox
     rep = await _rep_id(store, "dt_chen")
     dingtalk.set_fault("work_notice_invalid", times=1)
     dingtalk.set_fault("batch_invalid", times=1)
@@ -69,7 +69,7 @@ async def test_invalid_everywhere_is_reported_not_counted_as_sent(aiohttp_client
 async def test_a_reached_notice_is_confirmed(aiohttp_client, engine, clock, store, dingtalk) -> None:
     await store.import_reps(DT_REPS)
     cli = await start_dingtalk_leadbot(aiohttp_client, engine, clock, dingtalk)
-    outbox = cli.app[CTX].services["outbox"]
+    outbox = cli.app[CTX].services.outbox
     await outbox.enqueue(NewOutboxItem(key="notice:3", channel="dingtalk", kind="text", recipient="dt_chen",
                                        payload={"text": "新线索：王芳"}, urgent=True))
     await tick(cli, clock)

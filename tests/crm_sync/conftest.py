@@ -40,12 +40,12 @@ async def crm(aiohttp_client, engine, clock, receiver) -> Any:
     app = create_app(settings, clock=clock, engine=engine, start_workers=False)
     cli = await aiohttp_client(app)
     ctx = app[CTX]
-    ctx.services["crm_webhook_sender"].inner = FakeSender()
+    ctx.services.crm_webhook_sender.inner = FakeSender()
     await ctx.store.import_reps(rep_rows(3))
     cli.ctx = ctx
     return cli
 
 
 async def deliver(cli) -> int:
-    await cli.ctx.services["processor"].drain()  # new leads are routed from the inbox
-    return await cli.ctx.services["delivery_worker"].drain()
+    await cli.ctx.services.processor.drain()  # new leads are routed from the inbox
+    return await cli.ctx.services.delivery_worker.drain()

@@ -26,7 +26,7 @@ async def crm_ladder(aiohttp_client, engine, clock, receiver) -> Any:
     app = create_app(settings, clock=clock, engine=engine, start_workers=False)
     cli = await aiohttp_client(app)
     cli.ctx = app[CTX]
-    cli.ctx.services["crm_webhook_sender"].inner = FakeSender()
+    cli.ctx.services.crm_webhook_sender.inner = FakeSender()
     await cli.ctx.store.import_reps(rep_rows(2))
     return cli
 
@@ -34,7 +34,7 @@ async def crm_ladder(aiohttp_client, engine, clock, receiver) -> Any:
 async def _run_ladder(cli, clock, minutes: int) -> None:
     for _ in range(minutes):
         clock.advance(timedelta(minutes=1))
-        await cli.ctx.services["scheduler"].catch_up()
+        await cli.ctx.services.scheduler.catch_up()
         await deliver(cli)
 
 
@@ -64,7 +64,7 @@ async def test_claim_and_first_contact_are_mirrored(crm_ladder, receiver) -> Non
     lead_id = (await resp.json())["id"]
     await deliver(crm_ladder)
     owner = (await crm_ladder.ctx.store.get_lead(lead_id)).owner_id
-    actions = crm_ladder.ctx.services["lead_actions"]
+    actions = crm_ladder.ctx.services.lead_actions
     assert (await actions.claim(lead_id, owner, f"rep:{owner}")).outcome == "claimed"
     assert await actions.first_contact(lead_id, f"rep:{owner}", "call")
     assert not await actions.first_contact(lead_id, f"rep:{owner}", "call")  # once only

@@ -19,7 +19,7 @@ async def test_crm_upsert_is_reflected_and_idempotent(crm) -> None:
                                                              "phone": "13600001111", "extra": {"crm_score": 80}})
     assert status == 201 and body["created"] is True
     lead_id = body["lead"]["id"]
-    await crm.ctx.services["processor"].drain()  # routing runs from the inbox, after the answer
+    await crm.ctx.services.processor.drain()  # routing runs from the inbox, after the answer
     # A CRM lead is no intake source's: the intake API answers it as missing to every token.
     assert (await crm.get(f"/api/v1/leads/{lead_id}", headers=INTAKE_AUTH)).status == 404
     shown = (await crm.ctx.store.get_lead(lead_id)).to_json()
@@ -55,10 +55,10 @@ async def test_crm_change_updates_the_delivered_cards(crm) -> None:
 
 async def test_conflict_resolved_by_ownership_rules(crm) -> None:
     status, body = await _put(crm, "/api/v1/leads/CRM-5", {"name": "孙八", "amount": 1000})
-    await crm.ctx.services["processor"].drain()  # routed from the inbox, after the answer
+    await crm.ctx.services.processor.drain()  # routed from the inbox, after the answer
     lead_id = body["lead"]["id"]
     owner = {"id": (await crm.ctx.store.get_lead(lead_id)).owner_id}
-    await crm.ctx.services["lead_actions"].claim(lead_id, owner["id"], "rep")
+    await crm.ctx.services.lead_actions.claim(lead_id, owner["id"], "rep")
     # The CRM sends its whole record: it owns name and amount; leadbot owns owner and stage.
     status, res = await _put(crm, "/api/v1/leads/CRM-5", {"name": "孙八", "amount": 2000, "owner": "r2",
                                                           "stage": "方案共创", "city": "南京"})
@@ -70,7 +70,7 @@ async def test_conflict_resolved_by_ownership_rules(crm) -> None:
 
     # Concurrent edit: the CRM writes with the version it saw; leadbot moved on meanwhile.
     seen = res["version"]
-    await crm.ctx.services["lead_actions"].reassign(lead_id, owner["id"], "manager")
+    await crm.ctx.services.lead_actions.reassign(lead_id, owner["id"], "manager")
     status, err = await _put(crm, "/api/v1/leads/CRM-5", {"amount": 3000}, {"If-Match": f'"{seen}"'})
     assert status == 409 and err["error"] == "version_conflict" and err["current_version"] == seen + 1
     assert err["current"]["amount"] == 2000  # not lost, not overwritten

@@ -33,9 +33,9 @@ async def test_whole_life_mirrored_in_order_with_valid_signatures(crm, receiver,
     assert resp.status == 201
     lead = await resp.json()
     lead_id = lead["id"]
-    actions = crm.ctx.services["lead_actions"]
+    actions = crm.ctx.services.lead_actions
     stages = stages_from_settings(DEFAULT_STAGES)
-    await crm.ctx.services["processor"].drain()  # routing runs from the inbox
+    await crm.ctx.services.processor.drain()  # routing runs from the inbox
     owner = (await crm.ctx.store.get_lead(lead_id)).owner_id
     assert owner is not None  # routed
 
@@ -81,7 +81,7 @@ async def test_nothing_lost_while_the_receiver_is_down(crm, receiver, engine, cl
     receiver.down = True
     resp = await crm.post("/api/v1/leads", json={"name": "李雷", "phone": "13900001111"}, headers=INTAKE_AUTH)
     lead_id = (await resp.json())["id"]
-    actions = crm.ctx.services["lead_actions"]
+    actions = crm.ctx.services.lead_actions
     await deliver(crm)
     owner = (await crm.ctx.store.get_lead(lead_id)).owner_id
     await actions.claim(lead_id, owner, "rep")  # a change made during the outage
@@ -123,7 +123,7 @@ async def test_crm_changes_are_not_echoed_back(crm, receiver, engine) -> None:
     # ... but what leadbot then does on its own is mirrored.
     lead_id = body["lead"]["id"]
     owner = await _rep_id(crm, "r1")
-    await crm.ctx.services["lead_actions"].claim(lead_id, owner, "rep:r1")
+    await crm.ctx.services.lead_actions.claim(lead_id, owner, "rep:r1")
     await deliver(crm)
     assert receiver.types_for("lead", lead_id) == ["lead.claimed"]
     event = receiver.applied[0]

@@ -41,11 +41,11 @@ class Leadbot:
 
     @property
     def processor(self) -> Any:
-        return self.ctx.services["processor"]
+        return self.ctx.services.processor
 
     @property
     def dingtalk(self) -> Any:
-        return self.ctx.services["dingtalk_client"]
+        return self.ctx.services.dingtalk_client
 
     async def drain(self) -> int:
         return await self.processor.drain()
@@ -75,11 +75,11 @@ def make_leadbot(aiohttp_client, engine, clock, sandbox):
         client = await aiohttp_client(app)
         ctx = app[CTX]
         recorder = Recorder()
-        ctx.services["processor"].dispatch = recorder
-        client_obj = ctx.services["dingtalk_client"]
+        ctx.services.processor.dispatch = recorder
+        client_obj = ctx.services.dingtalk_client
         client_obj.sleep = _no_sleep  # backoff without waiting
-        if "dingtalk_stream" in ctx.services:
-            ctx.services["dingtalk_stream"].sleep = _short_sleep  # reconnect at once
+        if ctx.services.dingtalk_stream is not None:
+            ctx.services.dingtalk_stream.sleep = _short_sleep  # reconnect at once
         sandbox.leadbot_url = str(client.make_url("")).rstrip("/")
         return Leadbot(client, ctx, recorder, sandbox)
 

@@ -120,7 +120,7 @@ async def test_double_tap_is_one_action(leadbot):
 async def test_slow_handler_answers_within_budget_and_finishes_later(leadbot):
     sb = leadbot.sandbox
     await deliver(leadbot)
-    inbound = leadbot.ctx.services["dingtalk_inbound"]
+    inbound = leadbot.ctx.services.dingtalk_inbound
     inbound.card_budget = 0.01
     leadbot.recorder.reply = _claimed
     release = asyncio.Event()

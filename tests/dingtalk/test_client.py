@@ -259,4 +259,4 @@ async def test_stream_connection_open(client, sandbox):
 
 
 async def test_services_key(leadbot):
-    assert isinstance(leadbot.ctx.services["dingtalk_client"], DingTalkClient)
+    assert isinstance(leadbot.ctx.services.dingtalk_client, DingTalkClient)

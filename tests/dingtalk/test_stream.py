@@ -68,7 +68,7 @@ def test_normaliser_refuses_what_is_not_an_event():
 
 @pytest.fixture
 def transport(leadbot):
-    return StreamTransport(leadbot.dingtalk, leadbot.ctx.services["dingtalk_inbound"])
+    return StreamTransport(leadbot.dingtalk, leadbot.ctx.services.dingtalk_inbound)
 
 
 async def test_event_frame_is_stored_and_acked_success(leadbot, transport):
@@ -89,7 +89,7 @@ async def test_event_frame_is_stored_and_acked_success(leadbot, transport):
 
 
 async def test_event_frame_asks_for_redelivery_when_the_store_fails(leadbot, transport, monkeypatch):
-    inbound = leadbot.ctx.services["dingtalk_inbound"]
+    inbound = leadbot.ctx.services.dingtalk_inbound
 
     async def broken(*a, **kw):
         raise ConnectionError("database away")
@@ -135,7 +135,7 @@ async def test_ping_and_disconnect(leadbot, transport):
 
 async def test_whole_stream_session_against_the_sandbox(make_leadbot, sandbox):
     lb = await make_leadbot(dingtalk={"stream": True})
-    transport = lb.ctx.services["dingtalk_stream"]
+    transport = lb.ctx.services.dingtalk_stream
     await asyncio.wait_for(sandbox.stream_connected.wait(), 5)
 
     ack = await sandbox.push_frame(sandbox.stream_event_frame(

@@ -64,7 +64,7 @@ async def test_second_sync_is_a_no_op(ctx, store) -> None:
 async def _lead_owned_by(leadbot, store, rep_id: int) -> int:
     for i in range(12):
         lead = await (await leadbot.post("/api/v1/leads", json={"name": f"客户{i}"}, headers=AUTH)).json()
-        await leadbot.app[CTX].services["processor"].drain()  # routing runs from the inbox
+        await leadbot.app[CTX].services.processor.drain()  # routing runs from the inbox
         if (await store.get_lead(lead["id"])).owner_id == rep_id:
             return lead["id"]
     raise AssertionError("no lead was routed to the rep")

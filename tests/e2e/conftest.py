@@ -56,8 +56,8 @@ def ctx_of(cli):
 async def deliver(cli) -> None:
     """Processes the inbox and runs the delivery worker until both are empty."""
     ctx = ctx_of(cli)
-    await ctx.services["processor"].drain()
-    await ctx.services["delivery_worker"].drain()
+    await ctx.services.processor.drain()
+    await ctx.services.delivery_worker.drain()
 
 
 def card_keys(message: dict[str, Any]) -> dict[str, str]:

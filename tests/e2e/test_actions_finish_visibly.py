@@ -108,7 +108,7 @@ async def test_snooze_and_pass_confirm_on_the_card(aiohttp_client, engine, clock
     await deliver(cli)
     user = (await store.get_rep((await store.get_lead(lead["id"])).owner_id)).wecom_userid
     clock.advance(timedelta(minutes=2.1))
-    await ctx_of(cli).services["scheduler"].sweep_once()
+    await ctx_of(cli).services.scheduler.sweep_once()
     await deliver(cli)
     reminder = [c for c in _cards(wecom, user) if "snooze" in card_keys(c)][-1]
     await _tap(wecom, clock, user, reminder, "snooze")
@@ -152,7 +152,7 @@ async def test_the_sideline_notice_has_a_button_that_reinstates(aiohttp_client, 
     lead = await (await cli.post("/api/v1/leads", json={"name": "慢慢"}, headers=AUTH)).json()
     await deliver(cli)
     clock.advance(timedelta(minutes=4.1))  # nobody touched it: escalated, and 张三 is sidelined
-    await ctx_of(cli).services["scheduler"].sweep_once()
+    await ctx_of(cli).services.scheduler.sweep_once()
     await deliver(cli)
     assert (await store.get_rep((await store.get_lead(lead["id"])).owner_id)).sidelined
     notice = next(c for c in _cards(wecom, "zhou") if "reinstate" in card_keys(c))

@@ -48,8 +48,8 @@ async def both(aiohttp_client, aiohttp_server, engine, clock, store, wecom, ding
 
 async def _deliver(cli) -> None:
     ctx = cli.app[CTX]
-    await ctx.services["processor"].drain()
-    await ctx.services["delivery_worker"].drain()
+    await ctx.services.processor.drain()
+    await ctx.services.delivery_worker.drain()
 
 
 def _dingtalk_card(sb: DingTalkSandbox, user: str) -> tuple[str, dict[str, str]]:

@@ -23,7 +23,7 @@ async def test_daily_digest_reaches_the_manager_with_a_chart(aiohttp_client, eng
         await cli.post("/api/v1/leads", json={"name": f"客户{name}"}, headers=AUTH)
     await deliver(cli)
     ctx = ctx_of(cli)
-    runner = ctx.services["scheduler"]
+    runner = ctx.services.scheduler
     await schedule_digest(runner.timers, ctx.settings, clock.now())
     clock.advance(timedelta(hours=8, minutes=1))  # 10:00 -> 18:01 Shanghai
     await runner.sweep_once()

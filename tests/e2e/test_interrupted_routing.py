@@ -27,7 +27,7 @@ async def test_a_lead_routed_before_a_crash_still_gets_its_card_and_ladder(
     lead = await (await cli.post("/api/v1/leads", json={"name": "周杰", "phone": "13900001111"},
                                  headers=AUTH)).json()
     # The crash: routing committed, nothing after it ran.
-    decision = await ctx.services["router"].assign(lead["id"])
+    decision = await ctx.services.router.assign(lead["id"])
     assert decision.applied and decision.rep_id is not None
     assert await _count(engine, OutboxItem, OutboxItem.lead_id == lead["id"]) == 0
 
@@ -58,7 +58,7 @@ async def test_a_claimed_lead_is_left_alone(aiohttp_client, engine, clock, store
     before = await _count(engine, OutboxItem)
     stored = await store.get_lead(lead["id"])
     owner = await store.get_rep(stored.owner_id)
-    claimed = await ctx.services["lead_actions"].claim(lead["id"], owner.id, f"rep:{owner.id}")
+    claimed = await ctx.services.lead_actions.claim(lead["id"], owner.id, f"rep:{owner.id}")
     assert claimed.outcome == "claimed"
     await handle_submit_lead(LeadSubmitted(lead_id=lead["id"], source_channel="api", occurred_at=clock.now()), ctx)
     assert await _count(engine, OutboxItem) == before

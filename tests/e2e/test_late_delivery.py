@@ -28,7 +28,7 @@ async def test_a_reminder_sent_after_the_claim_arrives_claimed(aiohttp_client, e
     offer = [c for c in _cards(wecom, "zhangsan") if "claim" in card_keys(c)][-1]
     # The reminder step fires, but its row is not sent yet (the worker is behind).
     clock.advance(timedelta(minutes=2.1))
-    await ctx_of(cli).services["scheduler"].sweep_once()
+    await ctx_of(cli).services.scheduler.sweep_once()
     # Meanwhile the rep claims from the first card.
     await wecom.send_card_event("zhangsan", card_keys(offer)["claim"], offer["task_id"])
     assert (await store.get_lead(lead["id"])).claimed_at is not None

@@ -18,7 +18,7 @@ SLA = {"first_touch_remind": "2m", "first_touch_escalate": "4m", "first_touch_re
 
 async def _tick(cli, clock, minutes: float) -> None:
     clock.advance(timedelta(minutes=minutes))
-    await ctx_of(cli).services["scheduler"].sweep_once()
+    await ctx_of(cli).services.scheduler.sweep_once()
     await deliver(cli)
 
 

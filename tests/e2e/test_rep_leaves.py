@@ -20,7 +20,7 @@ async def test_leaving_rep_leads_are_rerouted_with_notice(aiohttp_client, engine
     theirs = [i for i in ids if (await store.get_lead(i)).owner_id == zhangsan.id]
     assert theirs
     await store.set_rep_status(zhangsan.id, "left", "test")
-    moved = await ctx_of(cli).services["flow"].rep_left(zhangsan.id, "test")
+    moved = await ctx_of(cli).services.flow.rep_left(zhangsan.id, "test")
     assert moved == len(theirs)
     await deliver(cli)
     lisi = await store.rep_by_external_id("r2")

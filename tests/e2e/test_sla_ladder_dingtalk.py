@@ -28,9 +28,9 @@ async def dingtalk(clock):
 async def _tick(cli, clock, minutes: float) -> None:
     clock.advance(timedelta(minutes=minutes))
     ctx = cli.app[CTX]
-    await ctx.services["scheduler"].sweep_once()
-    await ctx.services["processor"].drain()
-    await ctx.services["delivery_worker"].drain()
+    await ctx.services.scheduler.sweep_once()
+    await ctx.services.processor.drain()
+    await ctx.services.delivery_worker.drain()
 
 
 def _seen_by(sb: DingTalkSandbox, user: str) -> str:

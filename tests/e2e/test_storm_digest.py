@@ -42,9 +42,9 @@ def reps(manager_delivery: str = "card", platform: str = "wecom_userid", prefix:
 async def _tick(app, clock, minutes: float) -> None:
     clock.advance(timedelta(minutes=minutes))
     ctx = app[CTX]
-    await ctx.services["scheduler"].sweep_once()
-    await ctx.services["processor"].drain()
-    await ctx.services["delivery_worker"].drain()
+    await ctx.services.scheduler.sweep_once()
+    await ctx.services.processor.drain()
+    await ctx.services.delivery_worker.drain()
 
 
 async def _storm_row(engine) -> OutboxItem:
@@ -73,8 +73,8 @@ async def _claim(app, store, clock, lead_id: int, rep_id: int) -> None:
     from bot.actions.service import Actor
 
     services = app[CTX].services
-    key = services["buttons"].keys(await store.get_lead(lead_id), f"rep:{rep_id}", ("claim",), clock.now())["claim"]
-    assert (await services["actions"].perform(key, Actor("h5"))).code == "claimed"
+    key = services.buttons.keys(await store.get_lead(lead_id), f"rep:{rep_id}", ("claim",), clock.now())["claim"]
+    assert (await services.actions.perform(key, Actor("h5"))).code == "claimed"
 
 
 def _wecom_cards(wecom, user: str) -> list[dict]:
@@ -223,7 +223,7 @@ async def test_text_fallback_links_the_full_list_with_masked_phones_and_per_lead
 
     # Keys this page does not offer are refused: one bound to someone else, one for a lead
     # outside this storm (an escalation that went out on its own).
-    buttons = cli.app[CTX].services["buttons"]
+    buttons = cli.app[CTX].services.buttons
     theirs = buttons.keys(await store.get_lead(first), f"rep:{owners[first]}", ("reassign",), clock.now())
     assert (await cli.post(path, data={"key": theirs["reassign"]})).status == 403
     outside = next(i for i in owners if i not in storm_ids)

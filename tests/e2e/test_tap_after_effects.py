@@ -38,7 +38,7 @@ async def _pool_lead(cli, wecom, store) -> tuple[int, dict[str, dict]]:
 
 def _fail_once(ctx, times: int = 1) -> list[int]:
     """The step right after the claim commits (cancelling the ladder) raises `times` times."""
-    ladder = ctx.services["ladder"]
+    ladder = ctx.services.ladder
     real = ladder.cancel
     calls: list[int] = []
 
@@ -53,7 +53,7 @@ def _fail_once(ctx, times: int = 1) -> list[int]:
 
 
 async def _pending(ctx, lead_id: int, kinds) -> list[str]:
-    return [t.kind for t in await ctx.services["timers"].for_lead(lead_id, ["pending"]) if t.kind in kinds]
+    return [t.kind for t in await ctx.services.timers.for_lead(lead_id, ["pending"]) if t.kind in kinds]
 
 
 async def test_an_error_after_the_claim_is_finished_by_the_retry(aiohttp_client, engine, clock, store, wecom) -> None:
@@ -94,7 +94,7 @@ async def test_when_nobody_retries_the_sweep_finishes_them(aiohttp_client, engin
 
     calls.extend([1] * 10)  # the fault is gone
     clock.advance(timedelta(minutes=2))
-    await ctx.services["scheduler"].catch_up()
+    await ctx.services.scheduler.catch_up()
     await deliver(cli)
 
     assert await _pending(ctx, lead_id, EFFECT_KINDS) == []
@@ -130,9 +130,9 @@ async def _pass_and_fail(cli, wecom, store, clock, step: str):
     offer = next(m for m in wecom.messages_for(first.wecom_userid) if m["msgtype"] == "template_card")
     calls: list[int] = []
     if step == "start":
-        target, name = ctx.services["ladder"], "start"
+        target, name = ctx.services.ladder, "start"
     else:
-        target, name = ctx.services["flow"], "update_copies"
+        target, name = ctx.services.flow, "update_copies"
     real = getattr(target, name)
 
     async def failing(*args, **kwargs):
@@ -167,7 +167,7 @@ async def test_a_pass_failing_halfway_offers_the_next_rep_once_on_retry(aiohttp_
     for _ in range(3):  # the inbox retries the tap (answered already done), then nothing more
         await deliver(cli)
         clock.advance(timedelta(seconds=30))
-    await ctx.services["scheduler"].catch_up()  # and the sweep, past the grace period, finds nothing
+    await ctx.services.scheduler.catch_up()  # and the sweep, past the grace period, finds nothing
     await deliver(cli)
 
     assert await _pending(ctx, lead_id, EFFECT_KINDS) == []
@@ -178,4 +178,4 @@ async def test_a_pass_failing_halfway_offers_the_next_rep_once_on_retry(aiohttp_
     # Their ladder runs (a reminder is pending), and the passer's copy says where it went.
     assert await _pending(ctx, lead_id, LADDER_KINDS)
     assert "claim" not in card_keys(offer) and second.name in str(offer["card"]), offer["card"]
-    assert (await ctx.services["outbox"].counts()).get("dead", 0) == 0
+    assert (await ctx.services.outbox.counts()).get("dead", 0) == 0

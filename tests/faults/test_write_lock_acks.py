@@ -70,7 +70,7 @@ async def test_callbacks_are_answered_in_time_under_a_held_write_lock_and_land_l
     async def record(event: Any, _: Any) -> None:
         handled.append(event)
 
-    ctx.services["processor"].dispatch = record
+    ctx.services.processor.dispatch = record
 
     async def inbox_keys() -> list[str]:
         # A connection of its own: the app's one pooled connection is still waiting for the lock.
@@ -95,7 +95,7 @@ async def test_callbacks_are_answered_in_time_under_a_held_write_lock_and_land_l
         for needle in ("9200001", "lock-1", "lock-robot-1", "claim:TOKEN"):
             assert needle in spilled, needle
 
-    await ctx.services["processor"].drain()  # the lock is gone: the journal becomes rows, handled once
+    await ctx.services.processor.drain()  # the lock is gone: the journal becomes rows, handled once
     keys = await inbox_keys()
     assert len(keys) == len(set(keys)) == 4, keys
     assert len(handled) == 4
@@ -121,14 +121,14 @@ async def test_a_replayed_robot_sign_is_still_refused_when_checked_late(aiohttp_
     async def record(event: Any, _: Any) -> None:
         handled.append(event)
 
-    ctx.services["processor"].dispatch = record
+    ctx.services.processor.dispatch = record
     body = dingtalk.robot_body("u1", "我的线索")
     ts = str(int(clock.now().timestamp() * 1000))
     with WriteLock(engine.url.database):
         assert (await dingtalk.post_robot(body, timestamp=ts)).status == 200
         forged = {**body, "msgId": "forged-1", "text": {"content": "查 13800000000"}}
         assert (await dingtalk.post_robot(forged, timestamp=ts)).status == 200  # cannot tell yet
-    await ctx.services["processor"].drain()
+    await ctx.services.processor.drain()
     assert len(handled) == 1 and "我的线索" in repr(handled[0]) and "13800000000" not in repr(handled), handled
 
 

@@ -72,7 +72,7 @@ async def test_long_idempotency_keys_are_not_cut(client) -> None:
 async def test_the_lead_names_its_owner_by_ids_people_know(client, store) -> None:
     await store.import_reps([{"id": "R007", "name": "钱伟", "wecom_userid": "qianwei", "role": "rep"}])
     lead = await (await client.post("/api/v1/leads", json={"name": "李雷"}, headers=A)).json()
-    await client.app[CTX].services["processor"].drain()  # routing runs from the inbox
+    await client.app[CTX].services.processor.drain()  # routing runs from the inbox
     got = await (await client.get(f"/api/v1/leads/{lead['id']}", headers=A)).json()
     rep = await store.rep_by_external_id("R007")
     assert got["owner"] == {"id": rep.id, "external_id": "R007", "name": "钱伟"}

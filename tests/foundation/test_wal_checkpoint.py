@@ -48,7 +48,7 @@ async def test_other_processes_keep_sqlites_own_checkpoints(tmp_path) -> None:
 
 def test_a_serving_app_on_a_sqlite_file_runs_the_checkpointer(tmp_path) -> None:
     served = create_app(make_settings(database={"url": f"sqlite+aiosqlite:///{tmp_path}/serve.db"}))
-    workers = served[CTX].services["workers"]
+    workers = served[CTX].services.workers
     assert [w for w in workers if isinstance(w, WalCheckpointer)]
     assert checkpointer_for("postgresql+asyncpg://u@h/db") is None
     assert checkpointer_for("sqlite+aiosqlite:///:memory:") is None

@@ -40,8 +40,8 @@ async def start_dingtalk_leadbot(aiohttp_client, engine, clock, sb: DingTalkSand
 async def run(cli) -> None:
     """Processes the inbox, then delivers the outbox, until both are empty."""
     ctx = cli.app[CTX]
-    await ctx.services["processor"].drain()
-    await ctx.services["delivery_worker"].drain()
+    await ctx.services.processor.drain()
+    await ctx.services.delivery_worker.drain()
 
 
 def seen_by(sb: DingTalkSandbox, user: str) -> list[str]:

@@ -250,7 +250,7 @@ async def test_faults_panel_switches_a_410100_and_leadbot_rides_it_out(demo: Dem
     from store.outbox import NewOutboxItem
 
     hook = demo.settings.dingtalk.manager_robot_webhook
-    await demo.ctx.services["outbox"].enqueue(NewOutboxItem(key="faults:1", channel="dingtalk_robot", kind="robot",
+    await demo.ctx.services.outbox.enqueue(NewOutboxItem(key="faults:1", channel="dingtalk_robot", kind="robot",
                                                             recipient=hook, payload={"text": "超时：测试"}, urgent=True))
     await demo.settle()
     waiting = (await demo.faults())["waiting"]

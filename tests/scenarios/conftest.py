@@ -52,12 +52,12 @@ class Phones:
         return self.cli.app[CTX]
 
     async def settle(self) -> None:
-        await self.ctx.services["processor"].drain()
-        await self.ctx.services["delivery_worker"].drain()
+        await self.ctx.services.processor.drain()
+        await self.ctx.services.delivery_worker.drain()
 
     async def tick(self, minutes: float) -> None:
         self.clock.advance(timedelta(minutes=minutes))
-        await self.ctx.services["scheduler"].sweep_once()
+        await self.ctx.services.scheduler.sweep_once()
         await self.settle()
 
     # ---- what a phone shows -------------------------------------------------------------------
@@ -111,7 +111,7 @@ class Phones:
         return await self.wecom.send_card_event(user, key, ref)
 
     async def dead_rows(self) -> dict[str, int]:
-        counts = await self.ctx.services["outbox"].counts()
+        counts = await self.ctx.services.outbox.counts()
         return {k: v for k, v in counts.items() if k == "dead"}
 
 

@@ -27,7 +27,7 @@ def _card_bodies(phones: Phones) -> list[dict[str, Any]]:
 
 
 async def test_the_simulated_dingtalk_refuses_card_data_over_the_limits(phones: Phones) -> None:
-    client = phones.ctx.services["dingtalk_client"]
+    client = phones.ctx.services.dingtalk_client
     whole = {f"k{i}": "数" * 300 for i in range(3)}  # 3 values of 900 B: each fine, 2.7 KB for one user
     with pytest.raises(PermanentError) as refused:
         await client.create_and_deliver_card("d11-1", card_data={"title": "x"}, user_ids=["chenjing"],

@@ -20,7 +20,7 @@ NAMES = {"wangfang": "王芳", "liqiang": "李强", "chenjing": "陈静", "qianw
 
 
 async def _no_dead(phones: Phones) -> None:
-    assert await phones.dead_rows() == {}, await phones.ctx.services["outbox"].list(("dead",))
+    assert await phones.dead_rows() == {}, await phones.ctx.services.outbox.list(("dead",))
     assert not any("投递告警" in t for u in (*REP_USERS, "zhou") for t in phones.texts(u))
 
 

@@ -26,8 +26,8 @@ REP_ID_OF = {"wangfang": "w1", "liqiang": "w2", "chenjing": "d1", "qianwei": "d2
 
 
 async def _no_dead(phones: Phones) -> None:
-    counts = await phones.ctx.services["outbox"].counts()
-    assert counts.get("dead", 0) == 0, await phones.ctx.services["outbox"].list(("dead",))
+    counts = await phones.ctx.services.outbox.counts()
+    assert counts.get("dead", 0) == 0, await phones.ctx.services.outbox.list(("dead",))
     assert not any("投递告警" in t for u in ALL_USERS for t in phones.texts(u))
 
 
@@ -89,7 +89,7 @@ async def test_a_gate_refusal_links_to_the_page_where_the_evidence_goes(phones: 
     await phones.settle()
     lead = await store.get_lead(lead_id)
     assert lead.stage == "痛点诊断"
-    assert (await phones.ctx.services["lead_actions"].evidence(lead_id))["needs_document"].endswith("n.pdf")
+    assert (await phones.ctx.services.lead_actions.evidence(lead_id))["needs_document"].endswith("n.pdf")
     # The claimer's card follows, on WeCom too (the stage is a field, but their 推进阶段 is bound
     # to the stage the card showed): still theirs, at 痛点诊断, its 推进 for the next stage.
     (now_mine,) = phones.cards(user, lead_id)

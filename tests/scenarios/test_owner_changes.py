@@ -23,10 +23,10 @@ REP_USERS = ("wangfang", "liqiang", "chenjing", "qianwei")
 
 
 async def _no_dead(phones: Phones) -> None:
-    counts = await phones.ctx.services["outbox"].counts()
-    assert counts.get("dead", 0) == 0, await phones.ctx.services["outbox"].list(("dead",))
+    counts = await phones.ctx.services.outbox.counts()
+    assert counts.get("dead", 0) == 0, await phones.ctx.services.outbox.list(("dead",))
     # A WeCom update with a spent or expired code would be refused and skipped: none was tried.
-    assert counts.get("skipped", 0) == 0, await phones.ctx.services["outbox"].list(("skipped",))
+    assert counts.get("skipped", 0) == 0, await phones.ctx.services.outbox.list(("skipped",))
     assert not any("投递告警" in t for u in (*REP_USERS, "zhou") for t in phones.texts(u))
 
 

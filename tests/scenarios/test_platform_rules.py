@@ -107,7 +107,7 @@ async def test_dingtalk_answer_after_2_seconds_is_ignored_and_the_update_api_red
 
     lead2 = await _pool_lead(phones)
     (card2,) = phones.cards("qianwei", lead2["id"])
-    inbound = phones.ctx.services["dingtalk_inbound"]
+    inbound = phones.ctx.services.dingtalk_inbound
     inbound.card_budget = 0.0  # leadbot cannot answer inside the 2 s
     await phones.dingtalk.tap_card(card2["ref"], "qianwei", key=card2["keys"]["claim"])
     await inbound.drain_background()

@@ -61,7 +61,7 @@ async def test_official_hello_post_is_stored_and_parsed(aiohttp_client, engine, 
     assert resp.status == 200
     assert await resp.text() == ""
     ctx = cli.app[CTX]
-    await ctx.services["processor"].drain()
+    await ctx.services.processor.drain()
     assert await inbox_rows(cli) == 1
     [event] = seen.events
     assert event == TextCommand(platform="wecom", sender_id="mycreate", text="hello", occurred_at=event.occurred_at,
@@ -190,7 +190,7 @@ async def test_oversized_body_is_refused(aiohttp_client, engine, clock):
 
 async def test_no_wecom_section_means_no_route(client):
     assert (await client.get(q(VERIFY_QUERY))).status in (404, 405)
-    assert "wecom_client" not in client.app[CTX].services
+    assert client.app[CTX].services.wecom_client is None
 
 
 # ---------------------------------------------------------------- events from the simulated platform
@@ -208,7 +208,7 @@ async def test_friend_added_three_times_is_one_row_and_one_effect(leadbot, sandb
     assert [r.status for r in [first, *again]] == [200, 200, 200]
     assert all(r.body == "" for r in [first, *again])
     ctx = leadbot.app[CTX]
-    await ctx.services["processor"].drain()
+    await ctx.services.processor.drain()
     assert await inbox_rows(leadbot) == 1
     assert len(seen.events) == 1
     event = seen.events[0]
@@ -220,7 +220,7 @@ async def test_friend_added_three_times_is_one_row_and_one_effect(leadbot, sandb
 async def test_half_added_friend(leadbot, sandbox, record):
     seen = record(FriendAdded)
     await sandbox.send_friend_added("lisi", "wmHalf", half=True, welcome_code=False)
-    await leadbot.app[CTX].services["processor"].drain()
+    await leadbot.app[CTX].services.processor.drain()
     [event] = seen.events
     assert event.half and event.welcome_code == ""
 
@@ -250,7 +250,7 @@ async def test_card_event_with_several_selected_items(leadbot, sandbox, record):
 
 
 async def test_card_tap_answered_with_update_button(leadbot, sandbox, record):
-    client = leadbot.app[CTX].services["wecom_client"]
+    client = leadbot.app[CTX].services.wecom_client
     sent = await client.send_template_card("zhangsan", {
         "card_type": "button_interaction", "task_id": "lead-7-zhangsan", "main_title": {"title": "新线索"},
         "button_list": [{"text": "认领", "style": 1, "key": "claim:t7"}]})
@@ -305,7 +305,7 @@ async def test_card_event_resent_has_one_effect(leadbot, sandbox, record):
     first = await sandbox.send_card_event("lisi", "claim:dup", "lead-10")
     await sandbox.resend(first)
     await sandbox.resend(first)
-    await leadbot.app[CTX].services["processor"].drain()
+    await leadbot.app[CTX].services.processor.drain()
     assert len(seen.events) == 1
 
 
@@ -320,7 +320,7 @@ async def test_text_enter_agent_and_unknown_events(leadbot, sandbox, record):
                                               "CreateTime": 1, "MsgType": "image", "PicUrl": "u",
                                               "MediaId": "m", "MsgId": "99"}))
     assert odd.status == 200 and image.status == 200
-    await leadbot.app[CTX].services["processor"].drain()
+    await leadbot.app[CTX].services.processor.drain()
     assert [t.text for t in texts.events] == ["我的线索"]
     assert texts.events[0].message_id == "7000000000000000001"
     assert [e.user_id for e in entered.events] == ["lisi"]

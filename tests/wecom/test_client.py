@@ -352,6 +352,6 @@ async def test_app_exposes_client(leadbot, sandbox):
     from bot.context import CTX
 
     services = leadbot.app[CTX].services
-    assert isinstance(services["wecom_client"], WeComClient)
-    await services["wecom_client"].send_text("lisi", "wired")
+    assert isinstance(services.wecom_client, WeComClient)
+    await services.wecom_client.send_text("lisi", "wired")
     assert sandbox.messages_for("lisi")[0]["content"]["content"] == "wired"

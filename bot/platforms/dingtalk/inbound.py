@@ -83,7 +83,7 @@ class DingTalkInbound:
 
     @property
     def _processor(self) -> Any:
-        return self.ctx.services.get("processor")
+        return self.ctx.services.processor
 
     async def store(self, item: Inbound, transport: str, once: Mapping[str, Any] | None = None) -> int | None:
         """Writes the row; None when it is a resend of a stored one (logged, acknowledged);
