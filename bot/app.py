@@ -298,6 +298,8 @@ def setup_delivery(app: web.Application, ctx: AppContext) -> None:
     storm = StormDigests(ctx)
     ctx.services.storm = storm
     worker = DeliveryWorker(ctx.engine, sender, ctx.clock, ctx.settings, registry=ctx.metrics.registry,
+                            lease_seconds=ctx.settings.delivery.lease_seconds,
+                            send_timeout=ctx.settings.delivery.send_timeout_seconds,
                             render_storm=storm.render,
                             link_for=lambda entry, rep: entry.payload.get("link") or None,
                             after_late_card=lambda copy: _redraw_late(ctx, copy))

@@ -65,6 +65,22 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    # A process sending an outbox row holds it this long (renewed while it works); a process that
+    # dies mid-send leaves its rows to the others only when the lease runs out, so this is how
+    # long those messages wait after a crash.
+    lease_seconds: float = 60.0
+    # One platform call may take this long before it counts as failed (and is retried later).
+    send_timeout_seconds: float = 20.0
+
+    def validate(self) -> None:
+        _check(self.send_timeout_seconds > 0, "delivery", "send_timeout_seconds", "must be more than 0")
+        _check(self.lease_seconds > self.send_timeout_seconds, "delivery", "lease_seconds",
+               f"must be longer than send_timeout_seconds ({self.send_timeout_seconds:g}), or another"
+               " process could take over a row whose send is still running and send it twice")
+
+
+@dataclass(frozen=True, slots=True)
 class WeComSettings:
     corp_id: str
     token: str
@@ -351,6 +367,7 @@ class CrmBridgeSettings:
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     wecom: WeComSettings | None = None
     dingtalk: DingTalkSettings | None = None
     intake: IntakeSettings = field(default_factory=IntakeSettings)
@@ -372,6 +389,7 @@ class Settings:
 _SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "database": DatabaseSettings,
+    "delivery": DeliverySettings,
     "wecom": WeComSettings,
     "dingtalk": DingTalkSettings,
     "intake": IntakeSettings,

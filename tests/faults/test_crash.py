@@ -165,7 +165,9 @@ async def test_kill_9_with_a_card_in_flight_no_rep_sees_a_card_twice(tmp_path: P
             config = {"calendar": {"working_hours": "00:00-23:59", "working_days": [1, 2, 3, 4, 5, 6, 7],
                                    "holidays": []},
                       "sla": {"first_touch_remind": "1h", "first_touch_escalate": "2h", "first_touch_reassign": "3h",
-                              "pool_return": "4h"}}
+                              "pool_return": "4h"},
+                      # A short lease: the rows leased at the kill come back in seconds, not a minute.
+                      "delivery": {"lease_seconds": 6, "send_timeout_seconds": 3}}
             server = await LeadbotProcess(tmp_path, db, api_base=sandbox.base_url, name="first", extra=config).start()
             in_flight: list[str] = []
 
@@ -201,7 +203,7 @@ async def test_kill_9_with_a_card_in_flight_no_rep_sees_a_card_twice(tmp_path: P
             try:
                 acked, _ = await _send_all(server.base, leads, [], kill_after=None, server=server)
                 assert acked == set(leads)
-                # Rows leased at the kill come back when their lease (60 s) runs out: bounded wait.
+                # Rows leased at the kill come back when their lease ([delivery] lease_seconds) runs out.
                 for _ in range(600):
                     left = (await rows(db, "SELECT (SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')),"
                                            " (SELECT count(*) FROM inbox WHERE state IN ('pending', 'processing')),"

@@ -52,6 +52,8 @@ def test_env_can_switch_a_platform_on() -> None:
     ({"database": {"url": "mysql://x"}}, "[database] url"),
     ({"severs": {}}, "[severs]: unknown section (did you mean [server]?)"),
     ({"intake": {"api_tokens": "abc"}}, "[intake] api_tokens: expected a list"),
+    ({"delivery": {"lease_seconds": 10, "send_timeout_seconds": 20}}, "[delivery] lease_seconds: must be longer than"),
+    ({"delivery": {"send_timeout_seconds": 0}}, "[delivery] send_timeout_seconds: must be more than 0"),
 ])
 def test_bad_config_names_the_key(data: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as e:

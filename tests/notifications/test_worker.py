@@ -405,3 +405,15 @@ async def test_only_a_card_sent_late_is_handed_back_for_a_redraw(
     assert sorted(lead for lead, _ in seen) == [2, 3]
     assert {ref for _, ref in seen} == {m.dedupe_id for m in sender.delivered[1:]}
     assert (await repo.get_by_key(f"lead:3:offer:{rep}")).state == "sent"
+
+
+async def test_the_delivery_lease_comes_from_the_config(engine, clock) -> None:
+    """[delivery] lease_seconds and send_timeout_seconds reach the app's worker (a crashed
+    process's rows wait that long, not a fixed minute)."""
+    from bot.app import create_app
+    from bot.context import CTX
+
+    app = create_app(make_settings(delivery={"lease_seconds": 9, "send_timeout_seconds": 4}), engine=engine,
+                     clock=clock, start_workers=False)
+    worker = app[CTX].services.delivery_worker
+    assert worker is not None and (worker.lease_seconds, worker.send_timeout) == (9, 4)
