@@ -203,7 +203,6 @@ def setup_dingtalk(app: web.Application, ctx: AppContext) -> None:
 
     shutdown: list[Any] = ctx.services.on_shutdown
     shutdown.append(client.close)
-    shutdown.append(inbound.drain_background)
 
     public_url = ctx.settings.server.public_url.rstrip("/")
     if not dt.stream and public_url and dt.card_template_id:

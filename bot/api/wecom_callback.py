@@ -11,7 +11,7 @@ up to INLINE_REPLY_SECONDS, under the same dedupe key.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -33,7 +33,6 @@ class WeComEdge:
     crypto: CallbackCrypto
     corp_id: str
     inline_timeout: float = INLINE_REPLY_SECONDS
-    background: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
 WECOM_EDGE: web.AppKey[WeComEdge] = web.AppKey("wecom_edge", WeComEdge)
@@ -154,9 +153,7 @@ async def _inline_card_reply(ctx: AppContext, edge: WeComEdge, processor: Any, e
     except asyncio.TimeoutError:
         # Too late for a passive reply (WeCom applies one only inside its 5 s window): once the
         # work is done, the tapped copy is updated with the tap's own code instead.
-        late = asyncio.ensure_future(answer_after_deadline(task))
-        edge.background.add(late)
-        late.add_done_callback(edge.background.discard)
+        processor.answer_late(task)
         ctx.log.warning("wecom.card_reply_timeout", entry_id=entry_id, timeout=edge.inline_timeout)
         return None
     update = card_update_from(result)
@@ -167,15 +164,6 @@ async def _inline_card_reply(ctx: AppContext, edge: WeComEdge, processor: Any, e
                               corp_id=edge.corp_id, create_time=int(ctx.clock.now().timestamp()))
     ctx.metrics.callbacks.labels("wecom", "card_reply").inc()
     return edge.crypto.encrypt_reply(plain, ctx.clock.now())
-
-
-async def answer_after_deadline(task: "asyncio.Future[Any]") -> None:
-    """Waits for a tap's handler that missed the synchronous answer, then lets its result update
-    the tapped card afterwards (TapAnswer.after_deadline)."""
-    result = await task
-    hook = getattr(result, "after_deadline", None)
-    if callable(hook):
-        await hook()
 
 
 def setup_wecom(app: web.Application, ctx: AppContext) -> None:
@@ -198,10 +186,6 @@ def setup_wecom(app: web.Application, ctx: AppContext) -> None:
         processor.register_parser("wecom", parse_event)
 
     async def _shutdown() -> None:
-        for task in list(edge.background):
-            task.cancel()
-        if edge.background:
-            await asyncio.gather(*edge.background, return_exceptions=True)
         await client.close()
 
     ctx.services.on_shutdown.append(_shutdown)

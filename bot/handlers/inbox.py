@@ -28,6 +28,7 @@ class InboxProcessor:
     # background handler's card update has nowhere to go), and claimed rows wait under the lease.
     CLAIM_BATCH = 1
     REQUEUE_SECONDS = 30.0  # how often rows of crashed neighbours (or expired leases) are taken back
+    LATE_ANSWER_STOP_SECONDS = 10.0  # what stop() waits for late answers before cancelling them
 
     def __init__(self, ctx: "AppContext") -> None:
         self.ctx = ctx
@@ -41,6 +42,9 @@ class InboxProcessor:
         # another process takes one back only when this one stopped renewing (dead or hung).
         self._held: set[int] = set()
         self._heartbeat: Heartbeat | None = None
+        # Taps whose route stopped waiting (the platform's answer window closed): each redraws
+        # its card once its handler is done; drain() and stop() wait for them.
+        self._late: set[asyncio.Task[None]] = set()
 
     def register_parser(self, platform: str, parser: Parser) -> None:
         self.parsers[platform] = parser
@@ -59,6 +63,9 @@ class InboxProcessor:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+        # A late answer is a card update going into the outbox: let it be written (the handler
+        # is one tap's database work) rather than leave the tapped card as it was.
+        await self.late_answers_done(timeout=self.LATE_ANSWER_STOP_SECONDS)
         if self._heartbeat is not None:
             await self._heartbeat.__aexit__(None, None, None)
             self._heartbeat = None
@@ -100,24 +107,59 @@ class InboxProcessor:
             self.ctx.log.info("inbox.spill_replayed", stored=stored, refused=refused)
 
     async def drain(self) -> int:
-        """Processes every pending row (spilled ones first made rows); returns how many were handled."""
-        handled = 0
+        """Processes every pending row (spilled ones first made rows), and waits for the late
+        answers in flight; returns how many rows were handled."""
         async with self._lock:
-            await self.replay_spill()
-            while True:
-                # The oldest pending row(s) in one statement (a read and a claim per row before).
-                batch = await self.ctx.inbox.claim_pending(limit=self.CLAIM_BATCH)
-                if not batch:
-                    return handled
-                for n, entry in enumerate(batch):
-                    try:
-                        result = await self._handle(entry)
-                        if result is not None:
-                            handled += 1
-                            await self._answer_late(result)
-                    except asyncio.CancelledError:
-                        await self.ctx.inbox.release([e.id for e in batch[n + 1:]])
-                        raise
+            handled = await self._drain_pending()
+        await self.late_answers_done()
+        return handled
+
+    def answer_late(self, handling: "asyncio.Future[Any]") -> None:
+        """A route stopped waiting for a tap's handler (WeCom's 5 s, DingTalk's 2 s): once the
+        handler is done its tapped card is redrawn the way any late answer's is."""
+        task = asyncio.ensure_future(self._answer_when_done(handling))
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+
+    async def _answer_when_done(self, handling: "asyncio.Future[Any]") -> None:
+        try:
+            result = await handling
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.ctx.log.exception("inbox.late_handler_failed")
+            return
+        await self._answer_late(result)
+
+    async def late_answers_done(self, timeout: float | None = None) -> None:
+        """Waits for the late answers in flight (at most `timeout`, then cancels the rest)."""
+        if not self._late:
+            return
+        late = list(self._late)
+        _, pending = await asyncio.wait(late, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+            self.ctx.log.warning("inbox.late_answers_cancelled", count=len(pending))
+
+    async def _drain_pending(self) -> int:
+        handled = 0
+        await self.replay_spill()
+        while True:
+            # The oldest pending row(s) in one statement (a read and a claim per row before).
+            batch = await self.ctx.inbox.claim_pending(limit=self.CLAIM_BATCH)
+            if not batch:
+                return handled
+            for n, entry in enumerate(batch):
+                try:
+                    result = await self._handle(entry)
+                    if result is not None:
+                        handled += 1
+                        await self._answer_late(result)
+                except asyncio.CancelledError:
+                    await self.ctx.inbox.release([e.id for e in batch[n + 1:]])
+                    raise
 
     async def _answer_late(self, result: Any) -> None:
         """A card tap handled here had no synchronous answer from its route (it was deferred

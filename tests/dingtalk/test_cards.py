@@ -132,9 +132,36 @@ async def test_slow_handler_answers_within_budget_and_finishes_later(leadbot):
     res = await sb.tap_card("lead42", "u2", key="claim:TOKEN-u2")
     assert res.status == 200 and res.body == {}
     release.set()
-    await inbound.drain_background()
+    await leadbot.processor.late_answers_done()
     assert len(leadbot.recorder.events) == 1
     assert await leadbot.counts() == {"done": 1}
+
+
+async def test_stopping_lets_a_late_answer_finish_and_cuts_off_one_that_hangs(leadbot):
+    """Shutting down does not drop a tap whose answer is late (its card update still goes into
+    the outbox), and a handler that never ends does not hold the shutdown past its bound."""
+    sb = leadbot.sandbox
+    await deliver(leadbot)
+    leadbot.ctx.services.dingtalk_inbound.card_budget = 0.01
+    leadbot.recorder.reply = _claimed
+    release = asyncio.Event()
+
+    async def slow():
+        await release.wait()
+
+    leadbot.recorder.delay = slow
+    assert (await sb.tap_card("lead42", "u2", key="claim:TOKEN-u2")).body == {}
+    asyncio.get_running_loop().call_later(0.05, release.set)
+    await leadbot.processor.stop()
+    assert await leadbot.counts() == {"done": 1}
+
+    hung = asyncio.Event()  # never set
+    leadbot.recorder.delay = hung.wait
+    leadbot.processor.LATE_ANSWER_STOP_SECONDS = 0.05
+    sb.clock.advance(timedelta(minutes=5))
+    assert (await sb.tap_card("lead42", "u1", key="claim:TOKEN-u1")).body == {}
+    await asyncio.wait_for(leadbot.processor.stop(), timeout=5)
+    assert await leadbot.counts() == {"done": 1, "pending": 1}  # handled again by the next process
 
 
 async def test_card_callback_secret_and_registered_route(make_leadbot):

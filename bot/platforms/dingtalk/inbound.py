@@ -29,13 +29,6 @@ def _param_map(values: Mapping[str, Any]) -> dict[str, str]:
             for k, v in values.items()}
 
 
-async def _after_deadline(task: "asyncio.Future[Any]") -> None:
-    result = await task
-    hook = getattr(result, "after_deadline", None)
-    if callable(hook):
-        await hook()
-
-
 def card_response(result: Any) -> dict[str, Any]:
     """The synchronous answer to a card callback, from what the handler returned.
 
@@ -79,7 +72,6 @@ class DingTalkInbound:
     def __init__(self, ctx: "AppContext", card_budget: float = CARD_BUDGET_SECONDS) -> None:
         self.ctx = ctx
         self.card_budget = card_budget
-        self._background: set[asyncio.Task[Any]] = set()
 
     @property
     def _processor(self) -> Any:
@@ -131,13 +123,7 @@ class DingTalkInbound:
         except asyncio.TimeoutError:
             # Too slow for DingTalk's 2 s (dt/event-callback-card; conformance D4): the work
             # finishes in the background and then updates the tapped card through the update API.
-            late = asyncio.ensure_future(_after_deadline(task))
-            self._background.add(late)
-            late.add_done_callback(self._background.discard)
+            processor.answer_late(task)
             self.ctx.log.warning("dingtalk.card_slow", entry_id=entry_id)
             return {}
         return card_response(result)
-
-    async def drain_background(self) -> None:
-        if self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
