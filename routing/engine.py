@@ -26,7 +26,7 @@ from store import dto
 from store.db import session_factory
 from store.kv import KeyValueStore
 from store.lead_status import CLOSED as CLOSED_STATUSES, UNCLAIMED
-from store.models import AuditEntry, Customer, Lead, Rep, RoutingDecision, RoutingState, Team
+from store.models import Activity, AuditEntry, Customer, Lead, Rep, RoutingDecision, RoutingState, Team
 from routing.decide import Candidate, Context, Decision, Plan, RepSnapshot, plan
 from routing.duty import in_turn, read_override, turn
 from leadbot.workcal import WorkCalendar, calendar_of
@@ -89,6 +89,9 @@ LEAD_FOR_UPDATE = (select(Lead.__table__, Customer.merged_into.label("customer_m
                           Customer.owner_id.label("customer_owner_id"))
                    .outerjoin(Customer, Customer.id == Lead.customer_id)
                    .where(Lead.id == bindparam("lead_id")).with_for_update(of=Lead.__table__))
+# The reps who passed (放弃) a lead: its pass activities name them as "rep:<id>" (crm/leads.py
+# release). A lead is never routed back to someone who refused it, sticky ownership included.
+PASSED_BY = select(Activity.actor).where(Activity.lead_id == bindparam("lead_id"), Activity.kind == "pass")
 CUSTOMER_OWNER = select(Customer.merged_into, Customer.owner_id).where(Customer.id == bindparam("customer_id"))
 TEAM_BY_NAME = select(Team.id, Team.manager_id).where(Team.name == bindparam("name"))
 POINTER_FOR_UPDATE = (select(RoutingState.data, RoutingState.version)
@@ -345,7 +348,9 @@ class Router:
                     return await self._not_applied(session, lead, "handled")
 
                 previous_owner = lead.owner_id
-                excluded = frozenset(set(exclude) | ({previous_owner} if previous_owner else set()))
+                # A new lead has no passes yet: one statement saved on the hot path.
+                passed = set() if trigger == "new" else await _passed_by(conn, lead.id)
+                excluded = frozenset(set(exclude) | passed | ({previous_owner} if previous_owner else set()))
                 p, state, meta = await self._plan(conn, lead, excluded, now)
                 d = p.decision
 
@@ -375,9 +380,10 @@ class Router:
                 if lead.customer_id and d.rep_id is not None and d.outcome != "sticky":
                     # The customer follows the lead to its new owner when it had none, or when
                     # it belonged to the rep this lead was taken from.
+                    # A rep who passed this lead gave up the customer it brought them too.
                     owners = [Customer.owner_id.is_(None)]
-                    if previous_owner is not None:
-                        owners.append(Customer.owner_id == previous_owner)
+                    if previous_owner is not None or passed:
+                        owners.append(Customer.owner_id.in_(passed | ({previous_owner} if previous_owner else set())))
                     await conn.execute(update(Customer).where(Customer.id == meta["customer_id"], or_(*owners))
                                        .values(owner_id=d.rep_id, updated_at=now))
 
@@ -536,3 +542,12 @@ class Router:
         result = await conn.execute(POINTER_UPDATE, {"pointer_key": key, "seen": state["version"], "pointer": data})
         if result.rowcount != 1:
             raise _Retry()
+
+
+async def _passed_by(conn: AsyncConnection, lead_id: int) -> set[int]:
+    reps = set()
+    for (actor,) in await conn.execute(PASSED_BY, {"lead_id": lead_id}):
+        kind, _, rep_id = (actor or "").partition(":")
+        if kind == "rep" and rep_id.isdecimal():
+            reps.add(int(rep_id))
+    return reps

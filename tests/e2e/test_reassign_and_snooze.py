@@ -92,3 +92,26 @@ async def test_an_escalation_claimed_meanwhile_stays_with_its_rep(aiohttp_client
     # Nobody else was offered the lead.
     other = next(r for r in ("zhangsan", "lisi") if r != owner.wecom_userid)
     assert not [c for c in _cards(wecom, other) if "claim" in card_keys(c)]
+
+
+async def test_a_reassigned_lead_never_goes_back_to_the_rep_who_passed_it(
+        aiohttp_client, engine, clock, store, wecom) -> None:
+    """A rep passes the lead (放弃), the next one lets it escalate, the manager reassigns: the
+    lead goes to someone who has not refused it, though the passer was once its customer's owner."""
+    await store.import_reps(REPS + [{"id": "r3", "name": "王五", "wecom_userid": "wangwu", "team": "华东",
+                                     "role": "rep", "manager": "m1"}])
+    cli = await start_leadbot(aiohttp_client, engine, clock, wecom, sla=SLA)
+    lead = await (await cli.post("/api/v1/leads", json={"name": "罗琳", "phone": "13911112222", "company": "罗氏贸易"},
+                                 headers=AUTH)).json()
+    await deliver(cli)
+    passer = await store.get_rep((await store.get_lead(lead["id"])).owner_id)
+    offer = [c for c in _cards(wecom, passer.wecom_userid) if "pass" in card_keys(c)][-1]
+    await wecom.send_card_event(passer.wecom_userid, card_keys(offer)["pass"], offer["task_id"])
+    await deliver(cli)
+    second = (await store.get_lead(lead["id"])).owner_id
+    assert second not in (None, passer.id)
+    await _tick(cli, clock, 4.1)
+    escalation = [c for c in _cards(wecom, "zhou") if "reassign" in card_keys(c)][-1]
+    await wecom.send_card_event("zhou", card_keys(escalation)["reassign"], escalation["task_id"])
+    moved = await store.get_lead(lead["id"])
+    assert moved.owner_id not in (passer.id, second), (passer.id, second, moved.owner_id)
