@@ -270,20 +270,26 @@ def build_reminder_card(view: LeadCardView, *, now: datetime, lang: str = "zh",
 
 def build_escalation_card(view: LeadCardView, *, now: datetime, lang: str = "zh",
                           level: int = 1, buttons: ButtonSpec | None = None, link: str = "",
-                          card_ref: str = "", outcome: str = "", state: str = "") -> Card:
+                          card_ref: str = "", outcome: str = "", state: str = "",
+                          owner_now: str | None = None) -> Card:
     """For a manager (or the managers' group): a lead nobody touched in time. Phone masked.
 
     ``view.sla_due_at`` is the deadline that was missed; the title says "超时未跟进" only once it
     has passed (never beside a countdown that is still running). ``outcome`` (with ``state``)
     redraws an escalation the lead has moved past: it stays an escalation and says what
-    happened ("已改派给 钱伟", "已被 李强 认领"), without buttons."""
+    happened ("已改派给 钱伟", "已被 李强 认领"), without buttons; ``owner_now`` (the lead's owner
+    since, when it changed) heads its fields, the escalated owner then shown as the former one."""
     lang = normalize_lang(lang)
     owner = view.owner_name or t("value.none", lang)
     left = sla_seconds_left(view.sla_due_at, now) if view.sla_due_at is not None else None
     overdue_now = left is not None and left <= 0
     shown = replace(view, state=state or "closed") if outcome else view
     fields, badges, _ = _lead_fields(shown, now, lang, show_owner=False)
-    fields.insert(0, Field(t("field.owner", lang), owner))
+    if outcome and owner_now is not None and owner_now != view.owner_name:
+        fields[:0] = [Field(t("field.owner", lang), owner_now or t("value.none", lang)),
+                      Field(t("field.from", lang), owner)]
+    else:
+        fields.insert(0, Field(t("field.owner", lang), owner))
     subtitle = t("escalation.subtitle_plain", lang, owner=owner)
     if overdue_now and left is not None and -left < 60:
         subtitle = _joined(owner, t("sla.just_overdue", lang))  # never "已超时 0 分钟"

@@ -203,7 +203,7 @@ class Flow:
                                        outcome=outcome, state=state)
         escalated = copy.meta.get("owner_id")
         escalated_id = int(escalated) if isinstance(escalated, int) or str(escalated).isdigit() else None
-        names = await self.ctx.services.lead_actions.rep_names([escalated_id] if escalated_id else [])
+        names = await self.ctx.services.lead_actions.rep_names([r for r in (escalated_id, lead.owner_id) if r])
         shown = replace(view, owner_name=names.get(escalated_id or 0, ""), sla_due_at=_when(copy.meta.get("due")))
         if open_ and lead.owner_id == escalated_id:
             keys = self.buttons.escalation_keys(lead, audience, escalated_id, now)
@@ -211,6 +211,7 @@ class Flow:
                                          card_ref=copy.card_ref)
         outcome, state = await self.outcome_for(lead, rep, had_it=escalated_id)
         return build_escalation_card(shown, now=now, lang=self.lang, link=link, card_ref=copy.card_ref,
+                                     owner_now=names.get(lead.owner_id, "") if lead.owner_id else "",
                                      outcome=outcome, state=state)
 
     def gate_passed(self, lead: dto.Lead, rep: dto.Rep, copy: CardRecord) -> Card | None:

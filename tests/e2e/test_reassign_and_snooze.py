@@ -46,6 +46,9 @@ async def test_manager_reassigns_from_the_escalation(aiohttp_client, engine, clo
     new_owner = await store.get_rep(moved.owner_id)
     # The manager's card says where the lead went; no second message says it again.
     assert f"已改派给 {new_owner.name}" in str(escalation) and "reassign" not in card_keys(escalation)
+    # Its fields name the owner now, and the one it escalated from as the former owner.
+    rows = {r["keyname"]: r.get("value") for r in escalation["card"].get("horizontal_content_list", [])}
+    assert rows.get("负责人") == new_owner.name and rows.get("原负责人") == owner.name, rows
     assert [m["msgtype"] for m in wecom.messages_for("zhou")[before:]] == []
     assert any("claim" in card_keys(c) for c in _cards(wecom, new_owner.wecom_userid))
 
