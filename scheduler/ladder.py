@@ -122,13 +122,19 @@ async def schedule_ladder(timers: TimerStore, lead_id: int, assigned_at: datetim
     return specs, written == len(specs)
 
 
-def card_deadline(pending: Iterable[tuple[str, datetime]]) -> datetime | None:
+def card_deadline(pending: Iterable[tuple[str, datetime]], missed: Iterable[datetime] = ()) -> datetime | None:
     """What a lead's card counts down to, from its pending timers (kind, due): the next
-    escalation to the manager, else the next ladder step."""
+    escalation to the manager, else the next ladder step. `missed`: escalations of the current
+    owner's ladder that already fired: with none pending, the card says the first touch is
+    overdue since then (the manager was told at that moment), not a fresh countdown to the
+    reassignment that follows."""
     steps = [(kind, due) for kind, due in pending if kind in LADDER_KINDS]
     escalations = [due for kind, due in steps if kind == ESCALATE]
     if escalations:
         return min(escalations)
+    missed = list(missed)
+    if missed and steps:
+        return max(missed)
     return min((due for _, due in steps), default=None)
 
 

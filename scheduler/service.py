@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-from store.timers import PENDING, TimerStore
+from store.timers import FIRED, FIRING, PENDING, TimerStore
 from leadbot.clock import Clock
 from leadbot.settings import Settings
-from scheduler.actions import OWNER_STEPS
+from scheduler.actions import ESCALATE, OWNER_STEPS
 from scheduler.ladder import (cancel_ladder, card_deadline, epoch_of, is_silent, route_at_window, schedule_ladder,
                               start_pool_recycle, start_stage_watch)
 
@@ -48,8 +48,13 @@ class LadderService:
         await route_at_window(self.timers, lead.id, until)
 
     async def deadline(self, lead: Any) -> datetime | None:
-        """The deadline a lead's card counts down to: its next pending escalation step."""
-        return card_deadline((t.kind, t.due_at) for t in await self.timers.for_lead(lead.id, [PENDING]))
+        """The deadline a lead's card counts down to: its next pending escalation step, or the
+        one already missed (see card_deadline)."""
+        timers = await self.timers.for_lead(lead.id, [PENDING, FIRING, FIRED])
+        since = getattr(lead, "assigned_at", None)  # an escalation of an earlier owner's ladder is not theirs
+        return card_deadline(((t.kind, t.due_at) for t in timers if t.state == PENDING),
+                             (t.due_at for t in timers if t.state in (FIRING, FIRED) and t.kind == ESCALATE
+                              and (since is None or t.due_at >= since)))
 
     async def cancel(self, lead: Any, reason: str = "") -> int:
         """Claim, pass, first contact, stage advance, reassign: the rest of the ladder is moot."""

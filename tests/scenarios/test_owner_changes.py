@@ -127,12 +127,15 @@ async def test_ladder_steps_move_the_dingtalk_countdown_and_spare_wecom_codes(ph
     assert dt_offer["actions"] == ["claim", "pass"]
     await _no_dead(phones)
 
-    await phones.tick(2.0)  # escalate: the countdown moves on to the reassign step at 30 minutes
+    await phones.tick(2.0)  # escalate: the first touch is overdue now, as the manager is told
     (dt_offer,) = [c for c in phones.cards("chenjing", on_dingtalk) if c["ref"] == dt_offer["ref"]]
-    assert 25 <= (_minutes_left(dt_offer) or 0) <= 26, dt_offer
+    assert _minutes_left(dt_offer) is None and "超时" in dt_offer["text"], dt_offer  # no fresh countdown
     assert dt_offer["actions"] == ["claim", "pass"]
     reminders = [c for c in phones.cards("chenjing", on_dingtalk) if "snooze" in c["actions"]]
-    assert reminders and 25 <= (_minutes_left(reminders[0]) or 0) <= 26, reminders  # the reminder too
+    assert reminders and _minutes_left(reminders[0]) is None and "超时" in reminders[0]["text"], reminders
+    await phones.tick(3.0)  # minutes later it says how long
+    (dt_offer,) = [c for c in phones.cards("chenjing", on_dingtalk) if c["ref"] == dt_offer["ref"]]
+    assert "已超时" in dt_offer["text"], dt_offer
     # WeCom: the copy still offers the lead; an update was sent only with an unspent code.
     (wc_now,) = [c for c in phones.cards("wangfang", on_wecom) if c["ref"] == wc_offer["ref"]]
     assert wc_now["actions"] == ["claim", "pass"]

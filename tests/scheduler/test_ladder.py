@@ -243,3 +243,18 @@ async def test_each_timer_fires_once_when_sweepers_race(engine, clock, sweepers:
     keys = [k for r in recorders for k in r.keys()]
     assert len(keys) == 30 * 4
     assert len(set(keys)) == len(keys)
+
+
+def test_the_card_counts_to_the_escalation_then_says_it_was_missed() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from scheduler.actions import ESCALATE, POOL_RETURN, REASSIGN, REMIND
+    from scheduler.ladder import card_deadline
+
+    t0 = datetime(2026, 12, 7, 2, 0, tzinfo=timezone.utc)
+    at = [t0 + timedelta(minutes=m) for m in (2, 4, 30, 120)]
+    ladder = list(zip((REMIND, ESCALATE, REASSIGN, POOL_RETURN), at))
+    assert card_deadline(ladder) == at[1]  # the escalation, not the reminder before it
+    assert card_deadline(ladder[2:], missed=[at[1]]) == at[1]  # escalated: overdue since then
+    assert card_deadline(ladder[2:]) == at[2]  # no escalation step at all: the next step
+    assert card_deadline([], missed=[at[1]]) is None  # nothing left to count to
