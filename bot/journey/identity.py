@@ -81,6 +81,11 @@ class IdentityActions:
         card = build_notice_card(t("result.merged", self.ctx.lang, name=name), lang=self.ctx.lang,
                                  buttons={"undo": undo}, card_ref=dedupe_id(key))
         await flow.notify(actor, key, card, lead_id=lead.id, reply=True)
+        # The survivor may still look like another customer (the same person entered three
+        # times): the lead's card goes on saying so, so the question comes with its buttons.
+        fresh = await self.ctx.store.get_lead(lead.id)
+        if fresh is not None:
+            await self.suggest(fresh, actor)
         return name
 
     async def distinct_from_card(self, lead: dto.Lead, actor: dto.Rep, args: Mapping[str, Any]) -> None:
