@@ -146,8 +146,12 @@ async def test_claim_advance_pass_ladder_reassign_merge_undo(async_playwright, t
                 await tap("罗琳", "reassign", manager)
                 await cards("已改派给", manager).wait_for()
                 assert await buttons("罗琳", "reassign", manager) == 0
-                third = await owner_of("罗琳", "claim")
-                assert third not in (second, manager)
+                # The new owner is neither the one it escalated from nor the rep who passed it; a
+                # card rep sees 认领, a text rep (刘洋) the lead in plain text with its link.
+                (moved,) = [lead for lead in (await demo.state())["leads"] if lead["name"] == "罗琳"]
+                third = (await demo.ctx.store.get_rep(moved["owner_id"])).external_id
+                assert third not in (first, second, manager), third
+                await page.locator(f'.phone[data-rep="{third}"]:has-text("罗琳")').last.wait_for()
                 for action in ("claim", "pass", "snooze"):
                     assert await buttons("罗琳", action, second) == 0, action
                 await shot("reassign")
