@@ -144,9 +144,14 @@ async def test_three_processes_keep_the_limits_and_fold_the_storm(tmp_path: Path
             assert sandbox.dropped == [], sandbox.dropped[:3]
             for user, got in sandbox.inbox.items():
                 assert most_in_a_minute([m["at"] for m in got]) <= SimulatedWeCom.MEMBER_PER_MINUTE, user
-            accepted = [c for c in sandbox.calls_to("message/send") if c.response.get("errcode") == 0]
-            tasks = Counter(c.body["template_card"]["task_id"] for c in accepted if c.body.get("msgtype") == "template_card")
-            assert not tasks or max(tasks.values()) == 1, tasks.most_common(2)
+            # No card shown twice. A card the killed process had sent without hearing the answer
+            # is sent again under its task_id by the process that takes its row back (that is
+            # the design: the id derives from the row's key); WeCom drops the repeat while
+            # answering errcode 0, so a repeat reaches nobody. Only the killed process's rows in
+            # flight may be repeated: at most one delivery tick's batch.
+            shown = Counter(m["task_id"] for got in sandbox.inbox.values() for m in got if m.get("task_id"))
+            assert not shown or max(shown.values()) == 1, shown.most_common(2)
+            assert len(set(sandbox.repeated_task_ids)) <= 100, len(set(sandbox.repeated_task_ids))
 
             # Each lead's offer and reminder reached its owner once: its own card, or a digest naming it.
             sent = await rows(db, "SELECT idempotency_key, lead_id, state, payload, result, recipient FROM outbox")
