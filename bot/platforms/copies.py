@@ -14,6 +14,7 @@ A third platform is one more `CopyRules` in `COPY_RULES`; nothing outside bot/pl
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Mapping
 
 from bot.cards.model import Card, headline
@@ -21,7 +22,7 @@ from bot.cards.render_dingtalk import render_dingtalk_callback_reply, render_din
 from bot.cards.render_wecom import render_wecom_template_card
 
 
-class CopyRules:
+class CopyRules(ABC):
     """One platform's rules for its card copies (subclassed once per platform)."""
 
     name = ""
@@ -39,18 +40,18 @@ class CopyRules:
         """Whether a copy is redrawn when only time moved (a countdown): not worth a code."""
         return not self.updates_spend_a_code
 
+    @abstractmethod
     def card_payload(self, card: Card, recipient: str, *, template_id: str = "") -> dict[str, Any]:
         """The platform part of a new card's outbox payload."""
-        raise NotImplementedError
 
+    @abstractmethod
     def update_payload(self, card: Card, recipient: str, *, response_code: str = "") -> dict[str, Any]:
         """A card_update row's payload for one delivered copy (its card_ref is the card's)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def tap_reply(self, card: Card | None, *, taken_by: str = "") -> dict[str, Any] | None:
         """The synchronous answer to a tap: the tapped copy redrawn, or with no card to show,
         whatever the platform can say of who took the lead (None: nothing)."""
-        raise NotImplementedError
 
 
 class WeComCopies(CopyRules):
