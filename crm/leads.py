@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store import dto
+from store.actors import rep_actor
 from store.db import session_factory
 from store.lead_status import UNCLAIMED, WORKING as OPEN_STATUSES
 from store.models import Activity, AuditEntry, Lead, Rep, StageHistory, Timer
@@ -122,7 +123,9 @@ class LeadActions:
             if result.rowcount != 1:
                 return None
             row = await session.get(Lead, lead_id, populate_existing=True)
-            session.add(Activity(lead_id=lead_id, customer_id=row.customer_id, kind="pass", actor=actor,
+            # The activity names the passer whoever reports it: routing never offers them this
+            # lead again (routing/engine.py).
+            session.add(Activity(lead_id=lead_id, customer_id=row.customer_id, kind="pass", actor=rep_actor(rep_id),
                                  body=reason, at=now))
             session.add(AuditEntry(at=now, actor=actor, action="lead.passed", subject_type="lead",
                                    subject_id=str(lead_id), data={"rep_id": rep_id, "reason": reason}))

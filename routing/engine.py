@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from store import dto
+from store.actors import rep_of_actor
 from store.db import session_factory
 from store.kv import KeyValueStore
 from store.lead_status import CLOSED as CLOSED_STATUSES, UNCLAIMED
@@ -89,8 +90,8 @@ LEAD_FOR_UPDATE = (select(Lead.__table__, Customer.merged_into.label("customer_m
                           Customer.owner_id.label("customer_owner_id"))
                    .outerjoin(Customer, Customer.id == Lead.customer_id)
                    .where(Lead.id == bindparam("lead_id")).with_for_update(of=Lead.__table__))
-# The reps who passed (放弃) a lead: its pass activities name them as "rep:<id>" (crm/leads.py
-# release). A lead is never routed back to someone who refused it, sticky ownership included.
+# The reps who passed (放弃) a lead: its pass activities name them (crm/leads.py release). A
+# lead is never routed back to someone who refused it, sticky ownership included.
 PASSED_BY = select(Activity.actor).where(Activity.lead_id == bindparam("lead_id"), Activity.kind == "pass")
 CUSTOMER_OWNER = select(Customer.merged_into, Customer.owner_id).where(Customer.id == bindparam("customer_id"))
 TEAM_BY_NAME = select(Team.id, Team.manager_id).where(Team.name == bindparam("name"))
@@ -545,9 +546,5 @@ class Router:
 
 
 async def _passed_by(conn: AsyncConnection, lead_id: int) -> set[int]:
-    reps = set()
-    for (actor,) in await conn.execute(PASSED_BY, {"lead_id": lead_id}):
-        kind, _, rep_id = (actor or "").partition(":")
-        if kind == "rep" and rep_id.isdecimal():
-            reps.add(int(rep_id))
-    return reps
+    reps = {rep_of_actor(actor) for (actor,) in await conn.execute(PASSED_BY, {"lead_id": lead_id})}
+    return {rep for rep in reps if rep is not None}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from leadbot.i18n import t
 from store import dto
+from store.actors import rep_of_actor
 from routing.duty import DutyStore, in_turn, turn
 from leadbot.workcal import calendar_of
 
@@ -54,8 +55,9 @@ async def answer_duty(ctx: "AppContext", rep: dto.Rep, args: Sequence[str], lang
         return t("duty.none", lang, team=label)
     by_id = {r.external_id: r.name for r in await ctx.store.list_reps()}
     names = [by_id.get(i, i) for i in ids]
-    if set_by.startswith("rep:") and set_by[4:].isdigit():
-        setter = await ctx.store.get_rep(int(set_by[4:]))
+    setter_id = rep_of_actor(set_by)
+    if setter_id is not None:
+        setter = await ctx.store.get_rep(setter_id)
         source = t("duty.by", lang, who=setter.name if setter else set_by)
     else:
         source = t("duty.by", lang, who=set_by) if set_by else t("duty.by_config", lang)
