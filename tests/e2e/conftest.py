@@ -60,6 +60,11 @@ async def deliver(cli) -> None:
     await ctx.services.delivery_worker.drain()
 
 
+def template_cards(sandbox: SimulatedWeCom, user: str) -> list[dict[str, Any]]:
+    """The template cards on a user's simulated WeCom phone, as shown now."""
+    return [m for m in sandbox.messages_for(user) if m["msgtype"] == "template_card"]
+
+
 def card_keys(message: dict[str, Any]) -> dict[str, str]:
     card = message.get("card") or message.get("template_card") or {}
     return {b["key"].split(":", 1)[0]: b["key"] for b in card.get("button_list", []) if b.get("key")}

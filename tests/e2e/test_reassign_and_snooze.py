@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.conftest import AUTH
-from tests.e2e.conftest import card_keys, ctx_of, deliver, start_leadbot
+from tests.e2e.conftest import card_keys, ctx_of, deliver, start_leadbot, template_cards
 
 REPS = [
     {"id": "m1", "name": "周经理", "wecom_userid": "zhou", "team": "华东", "role": "manager"},
@@ -22,10 +22,6 @@ async def _tick(cli, clock, minutes: float) -> None:
     await deliver(cli)
 
 
-def _cards(wecom, user: str) -> list[dict]:
-    return [m for m in wecom.messages_for(user) if m["msgtype"] == "template_card"]
-
-
 async def test_manager_reassigns_from_the_escalation(aiohttp_client, engine, clock, store, wecom) -> None:
     await store.import_reps(REPS)
     cli = await start_leadbot(aiohttp_client, engine, clock, wecom, sla=SLA)
@@ -33,7 +29,7 @@ async def test_manager_reassigns_from_the_escalation(aiohttp_client, engine, clo
     await deliver(cli)
     first = (await store.get_lead(lead["id"])).owner_id
     await _tick(cli, clock, 4.1)
-    escalation = [c for c in _cards(wecom, "zhou") if "reassign" in card_keys(c)][-1]
+    escalation = [c for c in template_cards(wecom, "zhou") if "reassign" in card_keys(c)][-1]
     # A rep cannot use the manager's button (token bound to the manager).
     owner = await store.get_rep(first)
     await wecom.send_card_event(owner.wecom_userid, card_keys(escalation)["reassign"], escalation["task_id"])
@@ -50,7 +46,7 @@ async def test_manager_reassigns_from_the_escalation(aiohttp_client, engine, clo
     rows = {r["keyname"]: r.get("value") for r in escalation["card"].get("horizontal_content_list", [])}
     assert rows.get("负责人") == new_owner.name and rows.get("原负责人") == owner.name, rows
     assert [m["msgtype"] for m in wecom.messages_for("zhou")[before:]] == []
-    assert any("claim" in card_keys(c) for c in _cards(wecom, new_owner.wecom_userid))
+    assert any("claim" in card_keys(c) for c in template_cards(wecom, new_owner.wecom_userid))
 
 
 async def test_snooze_pushes_the_ladder_back_within_the_limit(aiohttp_client, engine, clock, store, wecom) -> None:
@@ -60,12 +56,12 @@ async def test_snooze_pushes_the_ladder_back_within_the_limit(aiohttp_client, en
     await deliver(cli)
     owner = await store.get_rep((await store.get_lead(lead["id"])).owner_id)
     await _tick(cli, clock, 2.1)
-    reminder = [c for c in _cards(wecom, owner.wecom_userid) if "snooze" in card_keys(c)][-1]
+    reminder = [c for c in template_cards(wecom, owner.wecom_userid) if "snooze" in card_keys(c)][-1]
     await wecom.send_card_event(owner.wecom_userid, card_keys(reminder)["snooze"], reminder["task_id"])
     await _tick(cli, clock, 2.0)  # the escalation would have come now
-    assert not [c for c in _cards(wecom, "zhou")]
+    assert not [c for c in template_cards(wecom, "zhou")]
     await _tick(cli, clock, 15)  # snooze_max caps the delay (the button asked for 30 minutes)
-    assert [c for c in _cards(wecom, "zhou")]
+    assert [c for c in template_cards(wecom, "zhou")]
 
 
 async def test_an_escalation_claimed_meanwhile_stays_with_its_rep(aiohttp_client, engine, clock, store, wecom) -> None:
@@ -77,9 +73,9 @@ async def test_an_escalation_claimed_meanwhile_stays_with_its_rep(aiohttp_client
     await deliver(cli)
     owner = await store.get_rep((await store.get_lead(lead["id"])).owner_id)
     await _tick(cli, clock, 4.1)
-    escalation = [c for c in _cards(wecom, "zhou") if "reassign" in card_keys(c)][-1]
+    escalation = [c for c in template_cards(wecom, "zhou") if "reassign" in card_keys(c)][-1]
     stale_key, stale_task = card_keys(escalation)["reassign"], escalation["task_id"]  # as the client still shows it
-    offer = [c for c in _cards(wecom, owner.wecom_userid) if "claim" in card_keys(c)][-1]
+    offer = [c for c in template_cards(wecom, owner.wecom_userid) if "claim" in card_keys(c)][-1]
     await wecom.send_card_event(owner.wecom_userid, card_keys(offer)["claim"], offer["task_id"])
     claimed = await store.get_lead(lead["id"])
     assert (claimed.owner_id, claimed.claimed_at is not None) == (owner.id, True)
@@ -94,7 +90,7 @@ async def test_an_escalation_claimed_meanwhile_stays_with_its_rep(aiohttp_client
     assert any(owner.name in str(m) and "认领" in str(m) for m in told), told
     # Nobody else was offered the lead.
     other = next(r for r in ("zhangsan", "lisi") if r != owner.wecom_userid)
-    assert not [c for c in _cards(wecom, other) if "claim" in card_keys(c)]
+    assert not [c for c in template_cards(wecom, other) if "claim" in card_keys(c)]
 
 
 async def test_a_reassigned_lead_never_goes_back_to_the_rep_who_passed_it(
@@ -108,13 +104,13 @@ async def test_a_reassigned_lead_never_goes_back_to_the_rep_who_passed_it(
                                  headers=AUTH)).json()
     await deliver(cli)
     passer = await store.get_rep((await store.get_lead(lead["id"])).owner_id)
-    offer = [c for c in _cards(wecom, passer.wecom_userid) if "pass" in card_keys(c)][-1]
+    offer = [c for c in template_cards(wecom, passer.wecom_userid) if "pass" in card_keys(c)][-1]
     await wecom.send_card_event(passer.wecom_userid, card_keys(offer)["pass"], offer["task_id"])
     await deliver(cli)
     second = (await store.get_lead(lead["id"])).owner_id
     assert second not in (None, passer.id)
     await _tick(cli, clock, 4.1)
-    escalation = [c for c in _cards(wecom, "zhou") if "reassign" in card_keys(c)][-1]
+    escalation = [c for c in template_cards(wecom, "zhou") if "reassign" in card_keys(c)][-1]
     await wecom.send_card_event("zhou", card_keys(escalation)["reassign"], escalation["task_id"])
     moved = await store.get_lead(lead["id"])
     assert moved.owner_id not in (passer.id, second), (passer.id, second, moved.owner_id)
